@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything Sluice needs to build, test and benchmark, from Debian's
+# packages (and, for the end-to-end tests, the npm registry). Idempotent: a
+# package already present is not fetched again, and `apt-get update` runs at
+# most once per invocation, only when something is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(
+  build-essential cmake ninja-build pkg-config
+  libboost1.81-dev libssl-dev
+  libsimdjson-dev nlohmann-json3-dev libyaml-cpp-dev
+  libsqlite3-dev sqlite3 libpq-dev libhiredis-dev
+  libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata
+  libgtest-dev libgmock-dev libbenchmark-dev
+  curl ca-certificates
+  wrk nginx-light
+)
+# Node.js: this machine image may ship its own build (with npm bundled), which
+# conflicts with Debian's npm package; only install Debian's when none is here.
+if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# nginx-light's package starts a system nginx on port 80; the benchmark runs
+# its own instance with its own config, so the packaged service is not needed.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+
+# The official OpenAI SDK for the end-to-end tests.
+if [ -f tests/e2e/package.json ] && [ ! -d tests/e2e/node_modules/openai ]; then
+  (cd tests/e2e && npm install --no-audit --no-fund --loglevel=error)
+fi
+echo "setup: ok"

@@ -1,0 +1,171 @@
+#pragma once
+/// @file
+/// @brief Asio-free interfaces of the network edge.
+///
+/// The gateway, the mock provider and tests see only these types; Boost.Beast
+/// and Asio stay inside src/net/*.cpp (they cost ~40 s per translation unit to
+/// compile). Everything is callback-driven and single-threaded per event loop:
+/// a connection, the handler invoked for its requests, the upstream calls the
+/// handler starts and the timers it schedules all run on the same loop thread,
+/// so per-request state needs no locks.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+
+namespace sluice::net {
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+using Headers = std::vector<Header>;
+
+/// Case-insensitive lookup; empty view when absent.
+[[nodiscard]] std::string_view findHeader(const Headers& headers, std::string_view name);
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // path + query, as received
+  Headers headers;
+  std::string body;
+  [[nodiscard]] std::string_view header(std::string_view name) const { return findHeader(headers, name); }
+};
+
+/// A one-shot timer; destroying it cancels it.
+class Timer {
+ public:
+  virtual ~Timer() = default;
+};
+
+/// The event loop a handler runs on.
+class Dispatcher {
+ public:
+  virtual ~Dispatcher() = default;
+  /// Runs `fn` later on this loop.
+  virtual void post(std::function<void()> fn) = 0;
+  /// Runs `fn` on this loop after `delay`, unless the returned Timer is destroyed first.
+  [[nodiscard]] virtual std::unique_ptr<Timer> schedule(core::Nanos delay, std::function<void()> fn) = 0;
+  [[nodiscard]] virtual const core::Clock& clock() const = 0;
+};
+
+/// The response side of one server exchange. Methods must be called on the
+/// loop thread that invoked the handler. Writes are queued, never block.
+class ServerStream {
+ public:
+  virtual ~ServerStream() = default;
+  /// Sends a whole response (content-length framing). Ends the exchange.
+  virtual void respond(int status, Headers headers, std::string body) = 0;
+  /// Starts a chunked response; follow with write() calls and end().
+  virtual void beginStream(int status, Headers headers) = 0;
+  virtual void write(std::string data) = 0;
+  virtual void end() = 0;
+  /// Bytes queued but not yet taken by the socket (for backpressure).
+  [[nodiscard]] virtual size_t pendingBytes() const = 0;
+  /// True once the client connection is gone.
+  [[nodiscard]] virtual bool clientGone() const = 0;
+  /// Called once, on the loop, if the client disconnects before end()/respond().
+  virtual void onClientGone(std::function<void()> cb) = 0;
+};
+
+using Handler = std::function<void(HttpRequest&& request, std::shared_ptr<ServerStream> stream, Dispatcher& loop)>;
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0 = pick a free port
+  int threads = 1;    // event loops; each accepts and owns its connections
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 4 * 1024 * 1024;
+  core::Nanos header_timeout = std::chrono::seconds(10);  // head + body must arrive within
+  core::Nanos idle_timeout = std::chrono::seconds(60);    // keep-alive idle
+};
+
+/// What a server answers by itself, before any handler: 413 for a body over
+/// the limit, 431 for oversized headers, 400 for unparseable HTTP, 408 on a
+/// read timeout. Bodies are OpenAI-shaped errors.
+class HttpServer {
+ public:
+  virtual ~HttpServer() = default;
+  /// Binds and starts the loops. Returns false (and logs) if binding failed.
+  [[nodiscard]] virtual bool start() = 0;
+  [[nodiscard]] virtual uint16_t port() const = 0;
+  /// Stops accepting, lets in-flight exchanges finish until `deadline`, then
+  /// closes what is left and joins the loop threads.
+  virtual void stop(core::Nanos deadline) = 0;
+  /// Blocks until stop() has completed.
+  virtual void wait() = 0;
+  /// The loops, e.g. to create one UpstreamClient per loop at startup.
+  [[nodiscard]] virtual std::vector<Dispatcher*> loops() = 0;
+};
+
+[[nodiscard]] std::unique_ptr<HttpServer> makeHttpServer(ServerOptions options, Handler handler, const core::Clock& clock);
+
+// ---------------------------------------------------------------- upstream
+
+enum class UpstreamErrorKind : uint8_t {
+  kNone,
+  kConnect,         // resolve/connect/TLS handshake failed
+  kConnectTimeout,
+  kFirstByteTimeout,
+  kIdleTimeout,     // gap between body chunks too long
+  kTotalTimeout,
+  kReset,           // connection closed/reset mid-response
+  kProtocol,        // unparseable HTTP from upstream
+  kCancelled,       // cancel() was called
+};
+
+struct UpstreamRequest {
+  std::string method = "POST";
+  std::string path;  // appended to the provider's base path, e.g. "/chat/completions"
+  Headers headers;   // the client adds host, content-length, authorization (from the provider key)
+  std::string body;
+  core::Nanos connect_timeout = std::chrono::seconds(5);
+  core::Nanos first_byte_timeout = std::chrono::seconds(15);
+  core::Nanos idle_timeout = std::chrono::seconds(30);
+  core::Nanos total_timeout = std::chrono::seconds(300);
+};
+
+/// Receives one upstream response as it arrives, on the loop thread.
+/// Exactly one onComplete() ends every call, also after cancel() (kCancelled).
+class UpstreamCallbacks {
+ public:
+  virtual ~UpstreamCallbacks() = default;
+  virtual void onHeaders(int status, const Headers& headers) = 0;
+  /// A piece of the (de-chunked) body, as soon as it arrives.
+  virtual void onData(std::string_view data) = 0;
+  virtual void onComplete(UpstreamErrorKind error) = 0;
+};
+
+class UpstreamCall {
+ public:
+  virtual ~UpstreamCall() = default;
+  /// Aborts the call: the connection is closed, not returned to the pool.
+  virtual void cancel() = 0;
+};
+
+/// A client for one provider origin on one loop, with its own keep-alive pool.
+/// `callbacks` must outlive the call (until onComplete).
+class UpstreamClient {
+ public:
+  virtual ~UpstreamClient() = default;
+  [[nodiscard]] virtual std::unique_ptr<UpstreamCall> start(UpstreamRequest request, UpstreamCallbacks& callbacks) = 0;
+};
+
+struct UpstreamOptions {
+  std::string base_url;     // http://host:port/v1 or https://host/v1
+  std::string api_key;      // sent as "Authorization: Bearer ..." when non-empty
+  size_t max_connections = 64;
+  bool verify_tls = true;
+  size_t max_response_bytes = 64 * 1024 * 1024;
+};
+
+/// Real HTTP(S) client bound to `loop` (which must be a loop of an HttpServer
+/// or of an EventLoop from this module).
+[[nodiscard]] std::unique_ptr<UpstreamClient> makeHttpUpstreamClient(Dispatcher& loop, UpstreamOptions options);
+
+}  // namespace sluice::net
