@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/money.h"
+#include "core/pricing.h"
 
 namespace sluice::config {
 
@@ -46,11 +47,7 @@ struct ProviderConfig {
 };
 
 /// Price in micro-USD per 1M tokens (see core/money.h).
-struct ModelPrice {
-  core::MicroUsdPerMTok input = 0;
-  core::MicroUsdPerMTok cached_input = 0;
-  core::MicroUsdPerMTok output = 0;
-};
+using ModelPrice = core::Price;
 
 struct ModelConfig {
   std::string name;
