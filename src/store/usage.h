@@ -1,0 +1,106 @@
+#pragma once
+/// @file
+/// @brief One usage record per request (rejected ones included), and the
+/// sink that takes them off the request path.
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+#include "core/money.h"
+#include "core/pricing.h"
+
+namespace sluice::store {
+
+enum class Outcome : uint8_t { kOk, kRejectedBudget, kRejectedRate, kRejectedAuth, kRejectedInvalid, kUpstreamError, kClientAbort };
+enum class UsageSource : uint8_t { kNone, kProvider, kEstimated };
+
+[[nodiscard]] std::string_view toString(Outcome o);
+[[nodiscard]] std::string_view toString(UsageSource s);
+
+/// One upstream attempt. Each is billed: a failed attempt that streamed
+/// tokens before failing costs money too.
+struct Attempt {
+  std::string model;
+  std::string provider;
+  int http_status = 0;   // 0 = no response
+  std::string error;     // empty on success; e.g. "connect", "first_byte_timeout", "http_503"
+  core::TokenUsage usage;
+  core::MicroUsd cost_micro_usd = 0;
+  UsageSource usage_source = UsageSource::kNone;
+  int64_t latency_us = 0;
+};
+
+struct UsageRecord {
+  std::string request_id;
+  int64_t started_unix_ms = 0;
+  int64_t finished_unix_ms = 0;
+  std::string endpoint;  // "chat.completions", "embeddings", "completions"
+  std::string agent;
+  std::string key_id;
+  std::string run_id;
+  std::string tier;
+  std::string requested_model;
+  std::string served_model;
+  std::string provider;
+  std::string config_version;
+  std::vector<Attempt> attempts;
+  int http_status = 0;
+  Outcome outcome = Outcome::kOk;
+  std::string error_code;  // OpenAI error code when not ok
+  core::TokenUsage usage;  // sum over attempts
+  core::MicroUsd cost_micro_usd = 0;  // sum over attempts
+  UsageSource usage_source = UsageSource::kNone;  // estimated if any attempt was
+  int64_t latency_us = 0;
+  int64_t ttft_us = -1;  // -1 = not a stream / no token
+  int64_t gateway_us = 0;  // time spent in the gateway itself (not upstream)
+  bool stream = false;
+  std::string finish_reason;
+  int retry_count_header = -1;  // X-Stainless-Retry-Count from the client, -1 if absent
+};
+
+/// Serializes a record as one JSON line (no trailing newline).
+[[nodiscard]] std::string toJsonLine(const UsageRecord& r);
+
+/// Takes records off the request path. submit() never blocks on I/O.
+class UsageSink {
+ public:
+  virtual ~UsageSink() = default;
+  virtual void submit(UsageRecord&& record) = 0;
+  /// Blocks until every record submitted so far is written.
+  virtual void flush() = 0;
+};
+
+/// Appends JSON lines to PATH from a background thread, in batches. The loss
+/// window on a hard kill is what was queued but not yet written: at most one
+/// batch interval (50 ms) of records. close()/destruction drains the queue.
+[[nodiscard]] core::Result<std::unique_ptr<UsageSink>> openJsonlSink(const std::string& path);
+
+/// Keeps records in memory (tests, and when no ledger is configured).
+class MemoryUsageSink final : public UsageSink {
+ public:
+  void submit(UsageRecord&& record) override;
+  void flush() override {}
+  [[nodiscard]] std::vector<UsageRecord> records() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<UsageRecord> records_;
+};
+
+/// Fans records out to several sinks.
+class TeeUsageSink final : public UsageSink {
+ public:
+  explicit TeeUsageSink(std::vector<std::shared_ptr<UsageSink>> sinks) : sinks_(std::move(sinks)) {}
+  void submit(UsageRecord&& record) override;
+  void flush() override;
+
+ private:
+  std::vector<std::shared_ptr<UsageSink>> sinks_;
+};
+
+}  // namespace sluice::store
