@@ -36,7 +36,7 @@ enum class ProviderKind { kOpenAI, kMock };
 struct ProviderConfig {
   std::string name;
   ProviderKind kind = ProviderKind::kOpenAI;
-  std::string base_url;     // e.g. https://api.openai.com/v1 (kind openai)
+  std::string base_url;     // e.g. https://api.openai.com/v1 (kind openai); no trailing '/'
   std::string api_key_env;  // env var holding the provider key; may be empty
   int64_t timeout_ms = 30'000;             // whole-attempt timeout (non-stream)
   int64_t connect_timeout_ms = 5'000;
@@ -107,6 +107,7 @@ struct TierConfig {
   std::string name;
   /// Share of the global limits, in parts per million (0.2 -> 200'000).
   /// Tier limits = global limits × share; sum of shares <= 1'000'000.
+  /// 0 = the tier has no share (only its explicit `limits` apply).
   int64_t share_ppm = 0;
   Limits limits;  // explicit limits on the tier, applied besides the share
 };

@@ -18,6 +18,7 @@ enum class ErrorCode : uint8_t {
   kMaxTokensExceeded,  // 400 invalid_request_error / max_tokens_exceeded
   kInvalidApiKey,      // 401 invalid_request_error / invalid_api_key
   kModelNotAllowed,    // 403 invalid_request_error / model_not_allowed
+  kAgentNotAllowed,    // 403 invalid_request_error / agent_not_allowed
   kNotFound,           // 404 invalid_request_error / not_found
   kModelNotFound,      // 404 invalid_request_error / model_not_found
   kMethodNotAllowed,   // 405 invalid_request_error / method_not_allowed
@@ -58,6 +59,7 @@ struct WireError {
     case ErrorCode::kMaxTokensExceeded: return {400, "invalid_request_error", "max_tokens_exceeded"};
     case ErrorCode::kInvalidApiKey: return {401, "invalid_request_error", "invalid_api_key"};
     case ErrorCode::kModelNotAllowed: return {403, "invalid_request_error", "model_not_allowed"};
+    case ErrorCode::kAgentNotAllowed: return {403, "invalid_request_error", "agent_not_allowed"};
     case ErrorCode::kNotFound: return {404, "invalid_request_error", "not_found"};
     case ErrorCode::kModelNotFound: return {404, "invalid_request_error", "model_not_found"};
     case ErrorCode::kMethodNotAllowed: return {405, "invalid_request_error", "method_not_allowed"};

@@ -83,6 +83,7 @@ struct ServerOptions {
   size_t max_body_bytes = 4 * 1024 * 1024;
   core::Nanos header_timeout = std::chrono::seconds(10);  // head + body must arrive within
   core::Nanos idle_timeout = std::chrono::seconds(60);    // keep-alive idle
+  core::Nanos write_timeout = std::chrono::seconds(30);   // a client taking no response bytes this long is cut off
 };
 
 /// What a server answers by itself, before any handler: 413 for a body over

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine, builds Sluice (release), and runs every test:
+# unit tests per folder, integration tests against real `sluice serve` and
+# `sluice mock-upstream` processes on loopback, and the end-to-end suite with
+# the official `openai` npm SDK as the client. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$(nproc)"
+# The sanitizer build runs the pure-logic suites (core, proto, store, config)
+# under ASan+UBSan: cheap to build, and that is where hostile input lands.
+if [ "${SLUICE_SKIP_ASAN:-0}" != 1 ]; then
+  cmake --preset asan >/dev/null
+  cmake --build --preset asan -j "$(nproc)" --target sluice_core_tests sluice_proto_tests sluice_store_tests sluice_config_tests
+  for t in core proto store config; do
+    ./build/asan/tests/sluice_${t}_tests --gtest_brief=1
+  done
+fi
+ctest --preset release

@@ -1,0 +1,71 @@
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+
+namespace sluice::cli {
+
+int run(int argc, char** argv) {
+  CLI::App app{"Sluice: an LLM cost-control gateway for OpenAI-compatible providers"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "sluice 0.1.0");
+
+  std::string config_path = "sluice.yaml";
+  auto add_config = [&](CLI::App* sub) {
+    sub->add_option("-c,--config", config_path, "configuration file (YAML)")->capture_default_str();
+  };
+
+  auto* check = app.add_subcommand("check", "validate a configuration file and print a summary");
+  add_config(check);
+  check->callback([&] { throw CLI::RuntimeError(checkCommand(config_path)); });
+
+  auto* serve = app.add_subcommand("serve", "run the gateway");
+  add_config(serve);
+  serve->callback([&] { throw CLI::RuntimeError(serveCommand(config_path)); });
+
+  auto* keys = app.add_subcommand("keys", "manage virtual keys");
+  keys->require_subcommand(1);
+  std::string agent;
+  bool pipeline = false;
+  bool json = false;
+  std::vector<std::string> acts_for;
+  auto* create = keys->add_subcommand("create", "create a key for an agent; prints the key once");
+  add_config(create);
+  create->add_option("--agent", agent, "agent the key acts as (for pipeline keys: the default agent)");
+  create->add_flag("--pipeline", pipeline, "a pipeline key: names its agent per request in X-Sluice-Agent");
+  create->add_option("--acts-for", acts_for, "agents a pipeline key may act for (comma-separated)")->delimiter(',');
+  create->add_flag("--json", json, "print JSON");
+  create->callback([&] { throw CLI::RuntimeError(keysCreateCommand(config_path, agent, pipeline, acts_for, json)); });
+  auto* list = keys->add_subcommand("list", "list keys (ids, agents, state; never secrets)");
+  add_config(list);
+  list->add_flag("--json", json, "print JSON");
+  list->callback([&] { throw CLI::RuntimeError(keysListCommand(config_path, json)); });
+  std::string key_id;
+  auto* revoke = keys->add_subcommand("revoke", "revoke a key by id; running gateways stop accepting it within a second");
+  add_config(revoke);
+  revoke->add_option("id", key_id, "key id (as shown by keys list)")->required();
+  revoke->callback([&] { throw CLI::RuntimeError(keysRevokeCommand(config_path, key_id)); });
+
+  std::string mock_host = "127.0.0.1";
+  int mock_port = 8081;
+  int mock_threads = 1;
+  std::vector<std::string> knobs;
+  auto* mock = app.add_subcommand("mock-upstream", "run an offline OpenAI-compatible provider for tests and benchmarks");
+  mock->add_option("--host", mock_host, "address to bind")->capture_default_str();
+  mock->add_option("--port", mock_port, "port (0 = pick a free one and print it)")->capture_default_str();
+  mock->add_option("--threads", mock_threads, "event loops")->capture_default_str();
+  mock->add_option("--set", knobs, "behaviour knob KEY=VALUE (repeatable), e.g. ttft_ms=50 error_rate_500=0.1");
+  mock->callback([&] { throw CLI::RuntimeError(mockUpstreamCommand(mock_host, mock_port, mock_threads, knobs)); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return 0;
+}
+
+}  // namespace sluice::cli

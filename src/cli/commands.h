@@ -1,0 +1,18 @@
+#pragma once
+/// @file
+/// @brief One function per subcommand (called by cli.cpp after parsing).
+
+#include <string>
+#include <vector>
+
+namespace sluice::cli {
+
+int checkCommand(const std::string& config_path);
+int serveCommand(const std::string& config_path);
+int keysCreateCommand(const std::string& config_path, const std::string& agent, bool pipeline,
+                      const std::vector<std::string>& acts_for, bool json);
+int keysListCommand(const std::string& config_path, bool json);
+int keysRevokeCommand(const std::string& config_path, const std::string& id);
+int mockUpstreamCommand(const std::string& host, int port, int threads, const std::vector<std::string>& knobs);
+
+}  // namespace sluice::cli

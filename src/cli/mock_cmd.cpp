@@ -1,0 +1,27 @@
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "mock/behavior.h"
+#include "mock/mock_server.h"
+
+namespace sluice::cli {
+
+int mockUpstreamCommand(const std::string& host, int port, int threads, const std::vector<std::string>& knobs) {
+  mock::MockServerOptions options;
+  options.host = host;
+  if (port < 0 || port > 65535) {
+    fmt::print(stderr, "error: --port must be 0..65535\n");
+    return 2;
+  }
+  options.port = static_cast<uint16_t>(port);
+  options.threads = std::max(threads, 1);
+  for (const auto& k : knobs) {
+    if (auto r = mock::applyMockKnobAssignment(options.behavior, k); !r) {
+      fmt::print(stderr, "error: {}\n", r.error().message);
+      return 2;
+    }
+  }
+  return mock::runMockUpstream(options);
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,143 @@
+// `sluice serve`: wiring of config, stores, gateway and HTTP server, plus the
+// process's signal handling: SIGHUP reloads the config file (an invalid file
+// is refused and the running config stays), SIGINT/SIGTERM drain and stop.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <thread>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "config/loader.h"
+#include "gateway/gateway.h"
+#include "net/http.h"
+#include "store/keys.h"
+#include "store/usage.h"
+
+namespace sluice::cli {
+namespace {
+
+struct Listen {
+  std::string host;
+  uint16_t port = 0;
+};
+
+std::optional<Listen> parseListen(const std::string& s) {
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  Listen l;
+  l.host = s.substr(0, colon);
+  if (l.host.size() >= 2 && l.host.front() == '[' && l.host.back() == ']') l.host = l.host.substr(1, l.host.size() - 2);
+  int port = -1;
+  try {
+    size_t used = 0;
+    port = std::stoi(s.substr(colon + 1), &used);
+    if (used != s.size() - colon - 1) return std::nullopt;
+  } catch (...) {
+    return std::nullopt;
+  }
+  if (port < 0 || port > 65535 || l.host.empty()) return std::nullopt;
+  l.port = static_cast<uint16_t>(port);
+  return l;
+}
+
+}  // namespace
+
+int serveCommand(const std::string& config_path) {
+  auto loaded = loadOrReport(config_path);
+  if (!loaded) return 1;
+  auto cfg = std::make_shared<const config::Config>(std::move(*loaded));
+
+  // Block the signals we handle in every thread (threads inherit the mask),
+  // then wait for them synchronously on this thread.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto listen = parseListen(cfg->server.listen);
+  if (!listen) {
+    fmt::print(stderr, "error: server.listen '{}' is not HOST:PORT\n", cfg->server.listen);
+    return 1;
+  }
+  auto keys = store::openKeyStore(cfg->storage.state);
+  if (!keys) {
+    fmt::print(stderr, "error: {}\n", keys.error().message);
+    return 1;
+  }
+  std::shared_ptr<store::UsageSink> usage;
+  if (!cfg->server.usage_log.empty()) {
+    auto sink = store::openJsonlSink(cfg->server.usage_log);
+    if (!sink) {
+      fmt::print(stderr, "error: {}\n", sink.error().message);
+      return 1;
+    }
+    usage = std::move(*sink);
+  }
+  for (const auto& [name, p] : cfg->providers) {
+    if (!p.api_key_env.empty() && !std::getenv(p.api_key_env.c_str())) {
+      spdlog::warn("provider '{}': environment variable {} is not set; calls to it will be unauthenticated", name,
+                   p.api_key_env);
+    }
+  }
+
+  gateway::GatewayDeps deps;
+  deps.config = cfg;
+  deps.keys = std::move(*keys);
+  deps.usage = usage;
+  auto gw = gateway::Gateway::create(std::move(deps));
+  if (!gw) {
+    fmt::print(stderr, "error: {}\n", gw.error().message);
+    return 1;
+  }
+
+  net::ServerOptions opts;
+  opts.host = listen->host;
+  opts.port = listen->port;
+  opts.threads = cfg->server.threads > 0 ? cfg->server.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  opts.max_body_bytes = static_cast<size_t>(cfg->server.max_body_bytes);
+  opts.header_timeout = std::chrono::milliseconds(cfg->server.header_timeout_ms);
+  opts.idle_timeout = std::chrono::milliseconds(cfg->server.idle_timeout_ms);
+  auto server = net::makeHttpServer(opts, (*gw)->handler(), core::SystemClock::instance());
+  if (!server->start()) {
+    fmt::print(stderr, "error: cannot listen on {}\n", cfg->server.listen);
+    return 1;
+  }
+  fmt::print("sluice listening on http://{}:{} (config {}, version {}, {} loop{})\n", listen->host, server->port(),
+             config_path, cfg->hash.substr(0, 12), opts.threads, opts.threads == 1 ? "" : "s");
+  std::fflush(stdout);
+
+  const timespec tick{1, 0};
+  while (true) {
+    siginfo_t info{};
+    const int sig = sigtimedwait(&signals, &info, &tick);
+    if (sig == SIGHUP) {
+      auto next = config::loadConfigFile(config_path);
+      if (!next) {
+        spdlog::error("reload of {} refused; the running config stays:\n{}", config_path,
+                      config::formatDiagnostics(next.error()));
+        continue;
+      }
+      auto applied = (*gw)->reload(std::make_shared<const config::Config>(std::move(*next)));
+      if (!applied) spdlog::error("reload of {} refused: {}", config_path, applied.error().message);
+      else spdlog::info("reloaded {}", config_path);
+      continue;
+    }
+    if (sig == SIGINT || sig == SIGTERM) break;
+    (*gw)->maintain();
+  }
+  spdlog::info("shutting down: draining in-flight requests");
+  (*gw)->setDraining();
+  server->stop(std::chrono::seconds(10));
+  server->wait();
+  if (usage) usage->flush();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,977 @@
+// One request through the gateway, as a small state machine on its loop:
+//
+//   run():        route the path → authenticate → inspect the body → plan the
+//                 route → check the output cap → rate limits → reserve budget
+//   nextAttempt() breaker gate → rewrite body → start the upstream call
+//   onHeaders/onData/onComplete (upstream callbacks)
+//                 relay (streams: filter, count output live, cut at the cap)
+//                 or fail the attempt → retry with backoff / next fallback
+//   finish():     settle the reservation with the actual usage, correct the
+//                 TPM charge, hand the usage record to the sink.
+//
+// Every exit path goes through finish(), so every request yields exactly one
+// usage record and its reservation is always settled or released.
+
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "core/token_estimate.h"
+#include "gateway/worker.h"
+#include "proto/errors.h"
+#include "proto/json_text.h"
+#include "proto/request.h"
+#include "proto/rewrite.h"
+#include "proto/stream_filter.h"
+#include "proto/usage.h"
+
+namespace sluice::gateway {
+namespace {
+
+using core::ErrorCode;
+using core::Nanos;
+using store::Outcome;
+using store::UsageSource;
+
+constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
+
+int64_t micros(Nanos d) { return d.count() / 1000; }
+
+std::string_view stripQuery(std::string_view target) {
+  const auto q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+// "/v1/x" and "/x" both name endpoint x (base URLs with or without /v1).
+std::string_view apiPath(std::string_view path) {
+  if (path.starts_with("/v1/")) return path.substr(3);
+  return path;
+}
+
+std::optional<Nanos> parseRetryAfter(const net::Headers& headers) {
+  if (auto ms = net::findHeader(headers, "retry-after-ms"); !ms.empty()) {
+    double v = 0;
+    auto [p, ec] = std::from_chars(ms.data(), ms.data() + ms.size(), v);
+    if (ec == std::errc() && v >= 0 && v < 3.6e6) return Nanos(static_cast<int64_t>(v * 1e6));
+  }
+  if (auto s = net::findHeader(headers, "retry-after"); !s.empty()) {
+    double v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec == std::errc() && v >= 0 && v < 86400) return Nanos(static_cast<int64_t>(v * 1e9));
+  }
+  return std::nullopt;
+}
+
+// Output tokens of text we only know the size of (a stream that ended without
+// a usage chunk). Errs high like the prompt estimator: about 3 bytes per token
+// for ASCII text (English averages 4+), and a non-ASCII code point adds a
+// third of a token on top of its bytes (CJK: 4/3 tokens per character).
+int64_t estimateOutputTokens(int64_t text_bytes, int64_t non_ascii) {
+  return (text_bytes + non_ascii + 2) / 3;
+}
+
+// A lower bound on the output tokens a stream has produced: every content
+// chunk carries at least one token, and no real token averages more than 8
+// bytes. Used to cut off a provider that ignores the output cap without ever
+// cutting an honest stream short.
+int64_t outputTokensAtLeast(const proto::StreamAccounting& acc, int64_t choices) {
+  const int64_t by_bytes = acc.output_text_bytes / 8;
+  const int64_t by_events = acc.events - 2 * choices - 1;  // minus role, finish and usage chunks
+  return std::max<int64_t>({by_bytes, by_events, 0});
+}
+
+enum class CancelReason : uint8_t { kNone, kClient, kFirstTokenTimeout, kOutputCap, kStreamError };
+
+class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_from_this<Exchange> {
+ public:
+  Exchange(Worker& w, net::HttpRequest&& req, std::shared_ptr<net::ServerStream> stream)
+      : w_(w), gw_(w.gateway), req_(std::move(req)), stream_(std::move(stream)) {}
+
+  void run();
+
+  void onHeaders(int status, const net::Headers& headers) override;
+  void onData(std::string_view data) override;
+  void onComplete(net::UpstreamErrorKind error) override;
+
+ private:
+  // ---- stages
+  void handleModels(std::string_view id);
+  bool authenticate();
+  bool inspect();
+  bool planAndCheck();
+  bool admit();
+  void nextAttempt();
+  void startCall(const core::RouteAttempt& attempt, const ProviderRuntime& provider);
+  void attemptFailed(std::string error, std::optional<Nanos> retry_after);
+  void allAttemptsFailed();
+  void commitStream();
+  void cutStream(std::string_view message, bool append_done);
+  void succeedNonStream();
+  void relayUpstreamError();
+  void onClientGone();
+  void finish(Outcome outcome);
+
+  // ---- helpers
+  void reject(ErrorCode code, std::string message, Outcome outcome, std::string_view param = {},
+              net::Headers extra = {});
+  void addCommonHeaders(net::Headers& h) const;
+  void addRateHeaders(net::Headers& h) const;
+  void closeAttempt(std::string error);
+  [[nodiscard]] core::TokenUsage attemptUsage(UsageSource& source) const;
+  [[nodiscard]] std::string serverTiming() const;
+  [[nodiscard]] Nanos elapsed() const { return w_.loop.clock().monotonicNow() - t0_; }
+  void deferRelease() {
+    // Drop the self-reference from a fresh stack frame: the current callback
+    // may belong to an object this Exchange owns.
+    w_.loop.post([self = std::move(self_)] {});
+  }
+
+  Worker& w_;
+  Gateway& gw_;
+  net::HttpRequest req_;
+  std::shared_ptr<net::ServerStream> stream_;
+  std::shared_ptr<Exchange> self_;  // keeps us alive while async work runs
+  std::shared_ptr<const Snapshot> snap_;
+  core::MonoTime t0_{};
+  store::UsageRecord rec_;
+  bool finished_ = false;
+
+  // identity
+  const AgentRuntime* agent_ = nullptr;
+
+  // request
+  proto::Endpoint endpoint_ = proto::Endpoint::kChatCompletions;
+  std::string upstream_path_;
+  proto::RequestLayout layout_;
+  std::string model_;
+  bool stream_req_ = false;
+  bool client_wants_usage_ = false;
+  bool has_output_ = true;
+  std::optional<int64_t> client_cap_;
+  int64_t choices_ = 1;
+  int64_t prompt_estimate_ = 0;
+  int64_t cap_ = 0;  // output cap sent upstream (per choice)
+
+  // admission
+  std::optional<core::RoutePlan> plan_;
+  core::Reservation reservation_;
+  core::RateDecision rate_;
+  bool rate_checked_ = false;
+  int64_t rate_tokens_ = 0;
+  std::array<core::RateLimitRequest, 1> rate_keys_{};
+
+  // attempt loop
+  size_t plan_index_ = 0;
+  int retry_ = 0;
+  core::BreakerKey breaker_key_;
+  core::Admission admission_;
+  std::unique_ptr<net::UpstreamCall> call_;
+  std::unique_ptr<net::Timer> timer_;  // backoff wait or first-token deadline
+  CancelReason cancel_ = CancelReason::kNone;
+  core::MonoTime attempt_t0_{};
+  Nanos upstream_time_{0};
+  int status_ = 0;
+  std::optional<Nanos> retry_after_;
+  std::string body_;  // non-stream response or error body
+  std::optional<proto::StreamFilter> filter_;
+  std::string out_;  // client-bound stream bytes not yet written
+  bool committed_ = false;
+  bool client_gone_ = false;
+  store::Attempt cur_;
+  std::string cur_model_, cur_provider_;
+  core::Price cur_price_;
+  std::string last_error_;
+};
+
+// ------------------------------------------------------------------ run
+
+void Exchange::run() {
+  self_ = shared_from_this();
+  snap_ = w_.snapshot.get();
+  t0_ = w_.loop.clock().monotonicNow();
+  rec_.request_id = w_.ids.next();
+  rec_.started_unix_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(w_.loop.clock().wallNow().time_since_epoch()).count();
+  rec_.config_version = snap_->config_version;
+  if (auto rc = req_.header("x-stainless-retry-count"); !rc.empty()) {
+    int v = -1;
+    std::from_chars(rc.data(), rc.data() + rc.size(), v);
+    rec_.retry_count_header = v;
+  }
+  stream_->onClientGone([weak = weak_from_this()] {
+    if (auto self = weak.lock()) self->onClientGone();
+  });
+
+  const std::string_view path = apiPath(stripQuery(req_.target));
+  if (path == "/models" || path.starts_with("/models/")) {
+    rec_.endpoint = "models";
+    if (req_.method != "GET") return reject(ErrorCode::kMethodNotAllowed, "Use GET for " + std::string(path) + ".", Outcome::kRejectedInvalid);
+    if (!authenticate()) return;
+    return handleModels(path.size() > 8 ? path.substr(8) : std::string_view{});
+  }
+  if (path == "/chat/completions") {
+    endpoint_ = proto::Endpoint::kChatCompletions;
+    rec_.endpoint = "chat.completions";
+  } else if (path == "/completions") {
+    endpoint_ = proto::Endpoint::kCompletions;
+    rec_.endpoint = "completions";
+  } else if (path == "/embeddings") {
+    endpoint_ = proto::Endpoint::kEmbeddings;
+    rec_.endpoint = "embeddings";
+  } else {
+    rec_.endpoint = "unknown";
+    return reject(ErrorCode::kNotFound, "Unknown request URL: " + req_.method + " " + std::string(stripQuery(req_.target)) + ".",
+                  Outcome::kRejectedInvalid);
+  }
+  upstream_path_ = std::string(path);
+  if (req_.method != "POST") {
+    return reject(ErrorCode::kMethodNotAllowed, "Use POST for " + upstream_path_ + ".", Outcome::kRejectedInvalid);
+  }
+  // Guard order (like Redis' processCommand): identity first, so strangers
+  // learn nothing about models or limits; then the body; then the plan and
+  // the cheap static checks; then the shared counters, rate limits before
+  // budgets, since a rate-limited request should not hold budget.
+  if (!authenticate() || !inspect() || !planAndCheck() || !admit()) return;
+  nextAttempt();
+}
+
+bool Exchange::authenticate() {
+  std::string_view auth = req_.header("authorization");
+  if (auth.size() >= 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ")) auth.remove_prefix(7);
+  else auth = {};
+  while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);
+  if (auth.empty()) {
+    reject(ErrorCode::kInvalidApiKey,
+           "You didn't provide an API key. Provide your Sluice virtual key in the Authorization header (Bearer sk-sluice-...).",
+           Outcome::kRejectedAuth);
+    return false;
+  }
+  const store::KeyRecord* key = w_.keys.get()->verify(auth);
+  if (!key) {
+    // Never echo the presented key: it may be a real provider key sent by mistake.
+    reject(ErrorCode::kInvalidApiKey, "Incorrect API key provided, or the key was revoked.", Outcome::kRejectedAuth);
+    return false;
+  }
+  rec_.key_id = key->id;
+  std::string_view agent = key->agent;
+  if (key->pipeline) {
+    const std::string_view named = req_.header("x-sluice-agent");
+    if (!named.empty()) {
+      if (std::find(key->acts_for.begin(), key->acts_for.end(), named) == key->acts_for.end()) {
+        rec_.agent = std::string(named.substr(0, 64));
+        reject(ErrorCode::kAgentNotAllowed, "This pipeline key may not act for agent '" + rec_.agent + "'.",
+               Outcome::kRejectedAuth);
+        return false;
+      }
+      agent = named;
+    } else if (agent.empty()) {
+      reject(ErrorCode::kAgentNotAllowed, "A pipeline key must name its agent in the X-Sluice-Agent header.",
+             Outcome::kRejectedAuth);
+      return false;
+    }
+  }
+  agent_ = snap_->agent(agent);
+  rec_.agent = std::string(agent);
+  if (!agent_) {
+    reject(ErrorCode::kInvalidApiKey, "The agent of this key is no longer configured.", Outcome::kRejectedAuth);
+    return false;
+  }
+  rec_.tier = agent_->tier;
+  if (auto run = req_.header("x-sluice-run"); !run.empty()) rec_.run_id = std::string(run.substr(0, 256));
+  return true;
+}
+
+bool Exchange::inspect() {
+  proto::reserveJsonPadding(req_.body);
+  core::PromptShape shape;
+  int64_t text_tokens = 0;
+  auto visit = [&](proto::TextKind, std::string_view text) { text_tokens += core::estimateTextTokens(text); };
+  const proto::TextVisitor visitor(visit);
+  const std::string_view body(req_.body);
+  const size_t cap = req_.body.capacity();
+
+  auto bad = [&](const proto::RequestError& e) {
+    reject(e.code, e.message, Outcome::kRejectedInvalid, e.param);
+    return false;
+  };
+  switch (endpoint_) {
+    case proto::Endpoint::kChatCompletions: {
+      auto v = proto::inspectChatRequest(body, cap, &visitor);
+      if (!v) return bad(v.error());
+      model_ = std::move(v->model);
+      stream_req_ = v->stream;
+      client_wants_usage_ = v->clientWantsStreamUsage();
+      client_cap_ = v->outputCap();
+      choices_ = v->n;
+      layout_ = v->layout;
+      shape.messages = v->prompt.messages;
+      shape.names = v->prompt.names;
+      shape.images_low = v->prompt.images_low;
+      shape.images_high = v->prompt.images_high;
+      shape.tools = v->prompt.tools;
+      // Tool JSON is measured in bytes only; 3 bytes a token errs high for JSON.
+      shape.tools_tokens = (v->prompt.tools_json_bytes + 2) / 3;
+      shape.text_tokens = text_tokens;
+      prompt_estimate_ = core::estimatePromptTokens(shape);
+      break;
+    }
+    case proto::Endpoint::kCompletions: {
+      auto v = proto::inspectCompletionRequest(body, cap, &visitor);
+      if (!v) return bad(v.error());
+      model_ = std::move(v->model);
+      stream_req_ = v->stream;
+      client_wants_usage_ = v->clientWantsStreamUsage();
+      client_cap_ = v->max_tokens;
+      choices_ = v->generations();
+      layout_ = v->layout;
+      prompt_estimate_ = text_tokens + v->prompt.token_ids + 3 * std::max<int64_t>(v->prompt.items, 1);
+      break;
+    }
+    case proto::Endpoint::kEmbeddings: {
+      auto v = proto::inspectEmbeddingRequest(body, cap, &visitor);
+      if (!v) return bad(v.error());
+      model_ = std::move(v->model);
+      layout_ = v->layout;
+      has_output_ = false;
+      prompt_estimate_ = text_tokens + v->input.token_ids;
+      break;
+    }
+  }
+  rec_.requested_model = model_;
+  rec_.stream = stream_req_;
+  return true;
+}
+
+bool Exchange::planAndCheck() {
+  const config::AgentConfig& agent = *agent_->config;
+  auto plan = core::planRoute(snap_->routing, core::RouteRequest{model_, rec_.agent, agent.models, rec_.request_id});
+  if (!plan) {
+    reject(plan.error().code, plan.error().message, Outcome::kRejectedInvalid, "model");
+    return false;
+  }
+  plan_.emplace(std::move(*plan));
+
+  if (has_output_) {
+    const int64_t per_call = agent.max_tokens_per_call.value_or(0);
+    if (client_cap_ && per_call > 0 && *client_cap_ > per_call) {
+      const std::string_view param = layout_.max_completion_tokens.present() ? "max_completion_tokens" : "max_tokens";
+      reject(ErrorCode::kMaxTokensExceeded,
+             fmt::format("{} is {}, above the limit of {} tokens per call for agent '{}'.", param, *client_cap_, per_call,
+                         rec_.agent),
+             Outcome::kRejectedInvalid, param);
+      return false;
+    }
+    if (client_cap_) {
+      cap_ = *client_cap_;
+    } else if (per_call > 0) {
+      cap_ = per_call;
+    } else {
+      // No cap anywhere: the served model's own output limit bounds the bill.
+      const auto* m = snap_->model((*plan_)[0].model);
+      cap_ = m ? m->max_output_tokens : 16'384;
+    }
+  }
+  return true;
+}
+
+bool Exchange::admit() {
+  // The reservation must cover whichever attempt ends up serving, so it is
+  // priced at the dearest model of the plan (component-wise).
+  core::Price price;
+  for (const auto& a : *plan_) {
+    auto p = snap_->priceOf(a.model);
+    if (!p) {
+      reject(ErrorCode::kModelNotFound, fmt::format("The model `{}` has no price; refusing to serve it unmetered.", a.model),
+             Outcome::kRejectedInvalid, "model");
+      return false;
+    }
+    price.input = std::max(price.input, p->input);
+    price.cached_input = std::max(price.cached_input, p->cached_input);
+    price.output = std::max(price.output, p->output);
+  }
+
+  rate_tokens_ = prompt_estimate_ + choices_ * cap_;
+  if (agent_->rate.rpm > 0 || agent_->rate.tpm > 0) {
+    rate_keys_[0] = core::RateLimitRequest{agent_->rate_key, agent_->rate};
+    rate_ = gw_.rateLimiter().check(rate_keys_, rate_tokens_, w_.loop.clock().monotonicNow());
+    rate_checked_ = true;
+    if (!rate_.allowed) {
+      const bool tokens = rate_.limited_by == core::RateLimited::kTokens;
+      net::Headers h;
+      std::string wait = "later";
+      if (rate_.retry_after) {
+        const Nanos ra = *rate_.retry_after;
+        h.push_back({"retry-after", std::to_string(std::max<int64_t>(ceilSeconds(ra), 1))});
+        h.push_back({"retry-after-ms", std::to_string(std::max<int64_t>((ra.count() + 999'999) / 1'000'000, 1))});
+        wait = fmt::format("in {}", goDuration(ra));
+      }
+      const auto& st = tokens ? rate_.tokens : rate_.requests;
+      reject(tokens ? ErrorCode::kRateLimitTokens : ErrorCode::kRateLimitRequests,
+             fmt::format("Rate limit reached for agent '{}' on {} per min ({}): Limit {}, Remaining {}, Requested {}. "
+                         "Please try again {}.",
+                         rec_.agent, tokens ? "tokens" : "requests", tokens ? "TPM" : "RPM", st.limit, st.remaining,
+                         tokens ? rate_tokens_ : 1, wait),
+             Outcome::kRejectedRate, {}, std::move(h));
+      return false;
+    }
+  }
+
+  std::array<core::ScopeId, 4> scopes;
+  size_t n = 0;
+  scopes[n++] = snap_->global_scope;
+  if (agent_->tier_scope) scopes[n++] = *agent_->tier_scope;
+  scopes[n++] = agent_->agent_scope;
+  if (!rec_.run_id.empty() && snap_->run_budgets) {
+    auto run = gw_.budgets().runScope(rec_.run_id);
+    if (!run) {
+      reject(run.error().code, run.error().message, run.error().code == ErrorCode::kBudgetExhausted
+                                                        ? Outcome::kRejectedBudget : Outcome::kRejectedInvalid);
+      return false;
+    }
+    scopes[n++] = *run;
+  }
+  const auto policy = snap_->config->budgets.on_short_budget == config::ShortBudgetPolicy::kClamp
+                          ? core::ShortBudgetPolicy::kClamp : core::ShortBudgetPolicy::kReject;
+  auto res = gw_.budgets().reserve(std::span(scopes.data(), n),
+                                   core::Ask{prompt_estimate_, has_output_ ? cap_ : 0, price, choices_, policy});
+  if (!res) {
+    const auto& why = res.error();
+    net::Headers h{{"x-should-retry", "false"}};
+    if (why.retry_after) h.push_back({"retry-after", std::to_string(ceilSeconds(*why.retry_after))});
+    if (why.kind != core::BudgetRejection::Kind::kExhausted) {
+      reject(ErrorCode::kInternal, why.message(), Outcome::kRejectedBudget);
+    } else {
+      reject(ErrorCode::kBudgetExhausted, why.message(), Outcome::kRejectedBudget, {}, std::move(h));
+    }
+    return false;
+  }
+  reservation_ = std::move(*res);
+  if (has_output_ && reservation_.clamped()) cap_ = reservation_.maxOutputTokens();
+  return true;
+}
+
+// ------------------------------------------------------------------ attempts
+
+void Exchange::nextAttempt() {
+  if (client_gone_) return finish(Outcome::kClientAbort);
+  while (plan_index_ < plan_->size()) {
+    const core::RouteAttempt& a = (*plan_)[plan_index_];
+    auto pit = snap_->providers.find(a.provider);
+    if (pit == snap_->providers.end()) {
+      ++plan_index_;
+      continue;
+    }
+    breaker_key_ = gw_.breakers().key(a.provider, a.model);
+    admission_ = gw_.breakers().tryAcquire(breaker_key_);
+    if (!admission_.allowed) {
+      // Open breaker (or a provider-requested hold): skip to the fallback
+      // without spending the client's time on a call that would fail.
+      rec_.attempts.push_back(store::Attempt{.model = std::string(a.model), .provider = std::string(a.provider),
+                                             .error = "breaker_open"});
+      last_error_ = "breaker_open";
+      ++plan_index_;
+      retry_ = 0;
+      continue;
+    }
+    return startCall(a, pit->second);
+  }
+  allAttemptsFailed();
+}
+
+void Exchange::startCall(const core::RouteAttempt& a, const ProviderRuntime& provider) {
+  const config::ProviderConfig& pc = *provider.config;
+  cur_ = store::Attempt{};
+  cur_model_ = std::string(a.model);
+  cur_provider_ = std::string(a.provider);
+  cur_.model = cur_model_;
+  cur_.provider = cur_provider_;
+  cur_price_ = snap_->priceOf(a.model).value_or(core::Price{});
+  status_ = 0;
+  retry_after_.reset();
+  body_.clear();
+  filter_.reset();
+  out_.clear();
+  cancel_ = CancelReason::kNone;
+
+  net::UpstreamRequest up;
+  up.path = upstream_path_;
+  up.headers.push_back({"content-type", "application/json"});
+  if (stream_req_) up.headers.push_back({"accept", "text/event-stream"});
+  proto::RewriteOptions rw;
+  rw.model = a.upstream_model;
+  if (has_output_) {
+    rw.output_cap = cap_;
+    rw.insert_field = endpoint_ == proto::Endpoint::kCompletions ? proto::CapField::kMaxTokens
+                                                                   : proto::CapField::kMaxCompletionTokens;
+  }
+  rw.request_stream_usage = stream_req_;
+  up.body = proto::rewriteRequest(req_.body, layout_, rw);
+  up.connect_timeout = std::chrono::milliseconds(pc.connect_timeout_ms);
+  up.first_byte_timeout = std::chrono::milliseconds(pc.first_byte_timeout_ms);
+  up.idle_timeout = std::chrono::milliseconds(pc.idle_timeout_ms);
+  up.total_timeout = stream_req_ ? std::chrono::hours(1) : std::chrono::milliseconds(pc.timeout_ms);
+
+  attempt_t0_ = w_.loop.clock().monotonicNow();
+  gw_.stats().upstream_attempts.fetch_add(1, std::memory_order_relaxed);
+  if (stream_req_) {
+    // Time to first token: until a token reached us, a stalled stream can
+    // still fall back without the client noticing.
+    timer_ = w_.loop.schedule(std::chrono::milliseconds(pc.first_byte_timeout_ms), [this] {
+      if (!committed_ && call_) {
+        cancel_ = CancelReason::kFirstTokenTimeout;
+        call_->cancel();
+      }
+    });
+  }
+  call_ = w_.client(a.provider, provider).start(std::move(up), *this);
+}
+
+void Exchange::onHeaders(int status, const net::Headers& headers) {
+  status_ = status;
+  cur_.http_status = status;
+  retry_after_ = parseRetryAfter(headers);
+  if (stream_req_ && status >= 200 && status < 300) {
+    filter_.emplace(proto::StreamFilter::Options{.client_wants_usage = client_wants_usage_});
+  }
+}
+
+void Exchange::onData(std::string_view data) {
+  if (!filter_) {
+    if (body_.size() + data.size() > (status_ >= 200 && status_ < 300 ? size_t{64} << 20 : kMaxErrorBodyBytes)) {
+      if (status_ >= 200 && status_ < 300) {
+        cancel_ = CancelReason::kStreamError;
+        if (call_) call_->cancel();
+      }
+      return;  // error bodies beyond the bound are not needed
+    }
+    body_.append(data);
+    return;
+  }
+  if (cancel_ != CancelReason::kNone) return;
+  if (auto r = filter_->put(data, out_); !r) {
+    cancel_ = CancelReason::kStreamError;
+    last_error_ = "malformed_stream";
+    if (call_) call_->cancel();
+    return;
+  }
+  const proto::StreamAccounting& acc = filter_->accounting();
+  if (!committed_) {
+    if (acc.upstream_error) {
+      // The provider failed inside a 200 stream before any token: as good as
+      // a 5xx, and nothing reached the client yet, so try again elsewhere.
+      cancel_ = CancelReason::kStreamError;
+      last_error_ = "stream_error";
+      if (call_) call_->cancel();
+      return;
+    }
+    if (acc.output_text_bytes == 0 && acc.finish_reason.empty() && !acc.done && acc.usage == std::nullopt) return;
+    commitStream();
+  }
+  if (has_output_ && outputTokensAtLeast(acc, choices_) > cap_ * choices_) {
+    // The provider ignores the cap: stop paying for it.
+    cancel_ = CancelReason::kOutputCap;
+    cutStream(fmt::format("The provider exceeded the output cap of {} tokens reserved for this request; "
+                          "the gateway ended the stream.", cap_),
+              true);
+    if (call_) call_->cancel();
+    return;
+  }
+  if (!out_.empty() && !client_gone_) {
+    stream_->write(std::move(out_));
+    out_.clear();
+  }
+}
+
+void Exchange::commitStream() {
+  committed_ = true;
+  timer_.reset();
+  rec_.ttft_us = micros(elapsed());
+  net::Headers h{{"content-type", "text/event-stream; charset=utf-8"},
+                 {"cache-control", "no-cache"},
+                 {"x-accel-buffering", "no"}};
+  addCommonHeaders(h);
+  addRateHeaders(h);
+  stream_->beginStream(200, std::move(h));
+}
+
+void Exchange::cutStream(std::string_view message, bool append_done) {
+  if (!filter_) return;
+  std::string tail = std::move(out_);
+  out_.clear();
+  filter_->cut(tail, ErrorCode::kUpstreamError, message, append_done);
+  if (!client_gone_) {
+    if (!committed_) commitStream();
+    stream_->write(std::move(tail));
+    stream_->end();
+  }
+}
+
+void Exchange::closeAttempt(std::string error) {
+  UsageSource source = UsageSource::kNone;
+  cur_.usage = attemptUsage(source);
+  cur_.usage_source = source;
+  cur_.cost_micro_usd = core::costOf(cur_price_, cur_.usage);
+  cur_.error = std::move(error);
+  cur_.latency_us = micros(w_.loop.clock().monotonicNow() - attempt_t0_);
+  upstream_time_ += w_.loop.clock().monotonicNow() - attempt_t0_;
+  rec_.attempts.push_back(cur_);
+}
+
+core::TokenUsage Exchange::attemptUsage(UsageSource& source) const {
+  if (filter_) {
+    const auto& acc = filter_->accounting();
+    if (acc.usage) {
+      source = UsageSource::kProvider;
+      return *acc.usage;
+    }
+    if (acc.events == 0) return {};  // nothing generated (or nothing we can know of)
+    source = UsageSource::kEstimated;
+    return core::TokenUsage{.input = prompt_estimate_,
+                            .output = estimateOutputTokens(acc.output_text_bytes, acc.output_non_ascii)};
+  }
+  if (status_ >= 200 && status_ < 300 && !body_.empty()) {
+    if (auto u = proto::extractUsage(body_)) {
+      source = UsageSource::kProvider;
+      return *u;
+    }
+    // A 2xx body without usage: the provider did the work; bill our estimate.
+    source = UsageSource::kEstimated;
+    auto summary = proto::summarizeResponse(body_);
+    const int64_t out = summary ? estimateOutputTokens(summary->output_text_bytes, summary->output_non_ascii) : 0;
+    return core::TokenUsage{.input = prompt_estimate_, .output = out};
+  }
+  return {};
+}
+
+void Exchange::onComplete(net::UpstreamErrorKind error) {
+  timer_.reset();
+  const CancelReason why = cancel_;
+  // Stream relay paths.
+  if (filter_ && committed_) {
+    const auto& acc = filter_->accounting();
+    if (why == CancelReason::kOutputCap) {
+      closeAttempt("output_cap_exceeded");
+      gw_.breakers().recordSuccess(breaker_key_, admission_);
+      rec_.finish_reason = "length";
+      return finish(Outcome::kOk);
+    }
+    if (why == CancelReason::kClient || client_gone_) {
+      closeAttempt("client_abort");
+      gw_.breakers().releaseProbe(breaker_key_, admission_);
+      return finish(Outcome::kClientAbort);
+    }
+    if (error == net::UpstreamErrorKind::kNone && (acc.done || filter_->finished() || !filter_->midEvent())) {
+      if (!out_.empty()) stream_->write(std::move(out_));
+      out_.clear();
+      if (!acc.done) {
+        // Upstream closed without [DONE]: end the client's stream properly.
+        std::string done;
+        done += "data: [DONE]\n\n";
+        stream_->write(std::move(done));
+      }
+      stream_->end();
+      closeAttempt(acc.upstream_error ? "stream_error" : "");
+      gw_.breakers().recordSuccess(breaker_key_, admission_);
+      rec_.finish_reason = acc.finish_reason;
+      return finish(acc.upstream_error ? Outcome::kUpstreamError : Outcome::kOk);
+    }
+    // Failed after bytes went out: no retry is safe now. End the stream with
+    // a well-formed error event so the SDK raises instead of hanging.
+    const std::string err = error == net::UpstreamErrorKind::kNone ? "malformed_stream" : "stream_interrupted";
+    cutStream("The upstream stream was interrupted before it completed.", false);
+    closeAttempt(err);
+    gw_.breakers().recordFailure(breaker_key_, admission_);
+    rec_.finish_reason = acc.finish_reason;
+    return finish(Outcome::kUpstreamError);
+  }
+
+  if (why == CancelReason::kClient || client_gone_) {
+    closeAttempt("client_abort");
+    gw_.breakers().releaseProbe(breaker_key_, admission_);
+    return finish(Outcome::kClientAbort);
+  }
+  if (why == CancelReason::kFirstTokenTimeout) return attemptFailed("first_token_timeout", std::nullopt);
+  if (why == CancelReason::kStreamError) return attemptFailed(last_error_.empty() ? "stream_error" : last_error_, std::nullopt);
+  if (filter_ && error == net::UpstreamErrorKind::kNone) {
+    // A 2xx stream that ended before any token: forward what it had (finish
+    // chunk, usage, [DONE]) as a complete, empty answer.
+    commitStream();
+    if (!out_.empty()) stream_->write(std::move(out_));
+    out_.clear();
+    if (!filter_->accounting().done) stream_->write("data: [DONE]\n\n");
+    stream_->end();
+    closeAttempt("");
+    gw_.breakers().recordSuccess(breaker_key_, admission_);
+    rec_.finish_reason = filter_->accounting().finish_reason;
+    return finish(Outcome::kOk);
+  }
+  switch (error) {
+    case net::UpstreamErrorKind::kNone: break;
+    case net::UpstreamErrorKind::kConnect: return attemptFailed("connect", std::nullopt);
+    case net::UpstreamErrorKind::kConnectTimeout: return attemptFailed("connect_timeout", std::nullopt);
+    case net::UpstreamErrorKind::kFirstByteTimeout: return attemptFailed("first_byte_timeout", std::nullopt);
+    case net::UpstreamErrorKind::kIdleTimeout: return attemptFailed("idle_timeout", std::nullopt);
+    case net::UpstreamErrorKind::kTotalTimeout: return attemptFailed("timeout", std::nullopt);
+    case net::UpstreamErrorKind::kReset: return attemptFailed("reset", std::nullopt);
+    case net::UpstreamErrorKind::kProtocol: return attemptFailed("protocol", std::nullopt);
+    case net::UpstreamErrorKind::kCancelled: return attemptFailed("cancelled", std::nullopt);
+  }
+  if (status_ >= 200 && status_ < 300) return succeedNonStream();
+  if (status_ == 429 || status_ >= 500) return attemptFailed(fmt::format("http_{}", status_), retry_after_);
+  relayUpstreamError();
+}
+
+void Exchange::attemptFailed(std::string error, std::optional<Nanos> retry_after) {
+  last_error_ = error;
+  closeAttempt(std::move(error));
+  gw_.breakers().recordFailure(breaker_key_, admission_, retry_after);
+  const auto& rc = snap_->config->resilience.retries;
+  core::BackoffPolicy policy{.max_retries = rc.max,
+                             .base = std::chrono::milliseconds(rc.base_ms),
+                             .max = std::chrono::milliseconds(rc.max_ms)};
+  auto delay = core::retryDelay(policy, retry_, retry_after, w_.rng.next());
+  if (delay) {
+    ++retry_;
+  } else {
+    ++plan_index_;
+    retry_ = 0;
+  }
+  // Start the next attempt from a fresh stack frame: we are inside a
+  // callback of the call object that the next attempt replaces.
+  auto go = [self = shared_from_this()] {
+    self->call_.reset();
+    self->timer_.reset();
+    self->nextAttempt();
+  };
+  if (delay && *delay > Nanos::zero()) {
+    timer_ = w_.loop.schedule(*delay, std::move(go));
+  } else {
+    w_.loop.post(std::move(go));
+  }
+}
+
+void Exchange::allAttemptsFailed() {
+  net::Headers h;
+  ErrorCode code = ErrorCode::kUpstreamError;
+  bool all_open = !rec_.attempts.empty();
+  std::optional<Nanos> wait;
+  for (const auto& a : rec_.attempts) all_open = all_open && a.error == "breaker_open";
+  if (all_open || last_error_ == "http_429" || last_error_ == "http_503") {
+    code = ErrorCode::kUpstreamUnavailable;
+    wait = retry_after_;
+  } else if (last_error_.ends_with("timeout")) {
+    code = ErrorCode::kUpstreamTimeout;
+  }
+  if (wait) h.push_back({"retry-after", std::to_string(std::max<int64_t>(ceilSeconds(*wait), 1))});
+  std::string msg = rec_.attempts.empty()
+                        ? "No provider is configured for this model."
+                        : fmt::format("All {} upstream attempt{} failed (last: {}).", rec_.attempts.size(),
+                                      rec_.attempts.size() == 1 ? "" : "s", last_error_);
+  reject(code, std::move(msg), Outcome::kUpstreamError, {}, std::move(h));
+}
+
+void Exchange::succeedNonStream() {
+  closeAttempt("");
+  gw_.breakers().recordSuccess(breaker_key_, admission_);
+  if (auto s = proto::summarizeResponse(body_)) rec_.finish_reason = s->finish_reason;
+  rec_.served_model = cur_model_;
+  rec_.provider = cur_provider_;
+  rec_.http_status = status_;
+  // Settle first so the response can carry the cost.
+  finish(Outcome::kOk);
+  net::Headers h{{"content-type", "application/json"}};
+  addCommonHeaders(h);
+  addRateHeaders(h);
+  h.push_back({"x-sluice-cost-usd", core::formatUsd(rec_.cost_micro_usd)});
+  if (!client_gone_) stream_->respond(status_, std::move(h), std::move(body_));
+}
+
+void Exchange::relayUpstreamError() {
+  // A 4xx other than 429 is about the request (bad parameter, unknown model
+  // upstream): retrying elsewhere would not help, so the client sees it as is.
+  closeAttempt(fmt::format("http_{}", status_));
+  gw_.breakers().recordSuccess(breaker_key_, admission_);  // the provider is healthy
+  rec_.served_model = cur_model_;
+  rec_.provider = cur_provider_;
+  rec_.http_status = status_;
+  rec_.error_code = fmt::format("upstream_{}", status_);
+  finish(Outcome::kUpstreamError);
+  net::Headers h{{"content-type", "application/json"}};
+  addCommonHeaders(h);
+  if (!client_gone_) stream_->respond(status_, std::move(h), std::move(body_));
+}
+
+void Exchange::onClientGone() {
+  client_gone_ = true;
+  if (finished_) return;
+  if (call_ && cancel_ == CancelReason::kNone) {
+    cancel_ = CancelReason::kClient;
+    call_->cancel();  // onComplete(kCancelled) settles
+  } else if (!call_ || timer_) {
+    // Waiting for a backoff: nothing in flight upstream.
+    timer_.reset();
+    finish(Outcome::kClientAbort);
+  }
+}
+
+// ------------------------------------------------------------------ models
+
+void Exchange::handleModels(std::string_view id) {
+  const config::AgentConfig& agent = *agent_->config;
+  const auto& cfg = *snap_->config;
+  std::vector<std::string_view> names;
+  auto allowed = [&](std::string_view m) {
+    return agent.models.empty() || std::find(agent.models.begin(), agent.models.end(), m) != agent.models.end();
+  };
+  for (const auto& [name, m] : cfg.models) {
+    if (!m.provider.empty() && allowed(name)) names.push_back(name);
+  }
+  // Substitution sources are callable names too (the gateway serves them).
+  if (const auto* p = snap_->routing->activeProfile()) {
+    for (const auto& [from, rule] : p->substitutions) {
+      if (allowed(from) && std::find(names.begin(), names.end(), from) == names.end()) names.push_back(from);
+    }
+  }
+  const int64_t created = std::chrono::duration_cast<std::chrono::seconds>(w_.loop.clock().wallNow().time_since_epoch()).count();
+  auto one = [&](std::string& out, std::string_view name) {
+    const auto* m = snap_->model(name);
+    out += R"({"id":)";
+    proto::appendJsonString(out, name);
+    out += fmt::format(R"(,"object":"model","created":{},"owned_by":)", created);
+    proto::appendJsonString(out, m && !m->provider.empty() ? std::string_view(m->provider) : std::string_view("sluice"));
+    out += '}';
+  };
+  std::string body;
+  if (!id.empty()) {
+    if (std::find(names.begin(), names.end(), id) == names.end()) {
+      return reject(ErrorCode::kModelNotFound,
+                    fmt::format("The model `{}` does not exist or you do not have access to it.", id.substr(0, 256)),
+                    Outcome::kRejectedInvalid, "model");
+    }
+    one(body, id);
+  } else {
+    std::sort(names.begin(), names.end());
+    body = R"({"object":"list","data":[)";
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (i) body += ',';
+      one(body, names[i]);
+    }
+    body += "]}";
+  }
+  rec_.http_status = 200;
+  finish(Outcome::kOk);
+  net::Headers h{{"content-type", "application/json"}};
+  addCommonHeaders(h);
+  stream_->respond(200, std::move(h), std::move(body));
+}
+
+// ------------------------------------------------------------------ helpers
+
+void Exchange::addCommonHeaders(net::Headers& h) const {
+  h.push_back({"x-request-id", rec_.request_id});
+  h.push_back({"x-sluice-config-version", rec_.config_version});
+  if (!cur_model_.empty()) {
+    h.push_back({"x-sluice-served-model", cur_model_});
+    h.push_back({"x-sluice-provider", cur_provider_});
+  }
+  if (!rec_.attempts.empty()) h.push_back({"x-sluice-attempts", std::to_string(rec_.attempts.size())});
+  if (reservation_.clamped()) h.push_back({"x-sluice-max-tokens", std::to_string(cap_)});
+  h.push_back({"server-timing", serverTiming()});
+}
+
+void Exchange::addRateHeaders(net::Headers& h) const {
+  if (!rate_checked_) return;
+  auto put = [&](std::string_view what, const core::RateWindowStatus& s) {
+    if (s.limit <= 0) return;
+    h.push_back({fmt::format("x-ratelimit-limit-{}", what), std::to_string(s.limit)});
+    h.push_back({fmt::format("x-ratelimit-remaining-{}", what), std::to_string(s.remaining)});
+    h.push_back({fmt::format("x-ratelimit-reset-{}", what), goDuration(s.reset)});
+  };
+  put("requests", rate_.requests);
+  put("tokens", rate_.tokens);
+}
+
+std::string Exchange::serverTiming() const {
+  const Nanos total = elapsed();
+  const Nanos gateway = std::max(total - upstream_time_, Nanos::zero());
+  return fmt::format("gateway;dur={:.3f}, upstream;dur={:.3f}", static_cast<double>(gateway.count()) / 1e6,
+                     static_cast<double>(upstream_time_.count()) / 1e6);
+}
+
+void Exchange::reject(ErrorCode code, std::string message, Outcome outcome, std::string_view param,
+                      net::Headers extra) {
+  const auto wire = core::wireError(code);
+  rec_.http_status = wire.http_status;
+  rec_.error_code = wire.code.empty() ? std::string(wire.type) : std::string(wire.code);
+  finish(outcome);
+  if (client_gone_) return;
+  net::Headers h{{"content-type", "application/json"}};
+  addCommonHeaders(h);
+  if (outcome == Outcome::kRejectedRate) addRateHeaders(h);
+  for (auto& x : extra) h.push_back(std::move(x));
+  stream_->respond(wire.http_status, std::move(h), proto::errorBody(code, message, param));
+}
+
+void Exchange::finish(Outcome outcome) {
+  if (finished_) return;
+  finished_ = true;
+  call_.reset();
+  timer_.reset();
+  rec_.outcome = outcome;
+  if (rec_.served_model.empty() && !cur_model_.empty()) {
+    rec_.served_model = cur_model_;
+    rec_.provider = cur_provider_;
+  }
+  if (rec_.http_status == 0) rec_.http_status = committed_ ? 200 : (outcome == Outcome::kClientAbort ? 499 : 0);
+  core::TokenUsage total;
+  core::MicroUsd cost = 0;
+  UsageSource source = UsageSource::kNone;
+  for (const auto& a : rec_.attempts) {
+    total.input += a.usage.input;
+    total.cached += a.usage.cached;
+    total.output += a.usage.output;
+    total.reasoning += a.usage.reasoning;
+    cost += a.cost_micro_usd;
+    if (a.usage_source == UsageSource::kEstimated) source = UsageSource::kEstimated;
+    else if (a.usage_source == UsageSource::kProvider && source == UsageSource::kNone) source = UsageSource::kProvider;
+  }
+  rec_.usage = total;
+  rec_.cost_micro_usd = cost;
+  rec_.usage_source = source;
+  // The reservation becomes what the provider billed; nothing billed (every
+  // attempt failed before generating) gives it all back, call included.
+  if (reservation_.active()) {
+    if (cost > 0 || total.total() > 0) gw_.budgets().settle(reservation_, total, cost);
+    else gw_.budgets().release(reservation_);
+  }
+  if (rate_checked_ && rate_.allowed) {
+    gw_.rateLimiter().adjust(rate_keys_, rate_tokens_, total.total(), w_.loop.clock().monotonicNow());
+  }
+  const Nanos total_time = elapsed();
+  rec_.latency_us = micros(total_time);
+  rec_.gateway_us = micros(std::max(total_time - upstream_time_, Nanos::zero()));
+  rec_.finished_unix_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(w_.loop.clock().wallNow().time_since_epoch()).count();
+  gw_.usage().submit(store::UsageRecord(rec_));
+  gw_.stats().in_flight.fetch_sub(1, std::memory_order_relaxed);
+  deferRelease();
+}
+
+}  // namespace
+
+void Worker::handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream) {
+  const std::string_view path = stripQuery(request.target);
+  if (path == "/healthz") {
+    return stream->respond(200, {{"content-type", "application/json"}}, R"({"status":"ok"})");
+  }
+  if (path == "/readyz") {
+    if (gateway.draining()) return stream->respond(503, {{"content-type", "application/json"}}, R"({"status":"draining"})");
+    return stream->respond(200, {{"content-type", "application/json"}}, R"({"status":"ready"})");
+  }
+  gateway.stats().requests.fetch_add(1, std::memory_order_relaxed);
+  gateway.stats().in_flight.fetch_add(1, std::memory_order_relaxed);
+  auto ex = std::make_shared<Exchange>(*this, std::move(request), std::move(stream));
+  ex->run();
+}
+
+}  // namespace sluice::gateway

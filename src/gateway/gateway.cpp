@@ -1,0 +1,94 @@
+#include "gateway/gateway.h"
+
+#include <cstdlib>
+
+#include "gateway/worker.h"
+#include "mock/state.h"
+
+namespace sluice::gateway {
+namespace {
+
+std::optional<std::string> getEnv(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  if (!v) return std::nullopt;
+  return std::string(v);
+}
+
+core::BreakerOptions breakerOptions(const config::Config& cfg) {
+  const auto& b = cfg.resilience.breaker;
+  return core::BreakerOptions{.failures = b.failures,
+                              .open_for = std::chrono::milliseconds(b.open_ms),
+                              .half_open_probes = b.half_open_probes};
+}
+
+}  // namespace
+
+core::Result<std::unique_ptr<Gateway>> Gateway::create(GatewayDeps deps) {
+  std::unique_ptr<Gateway> gw(new Gateway());
+  gw->clock_ = deps.clock;
+  gw->env_ = deps.env ? std::move(deps.env) : getEnv;
+  const config::Config& cfg = *deps.config;
+
+  auto calendar = core::Calendar::create(cfg.budgets.time_zone);
+  if (!calendar) return std::unexpected(calendar.error());
+  core::BudgetEngine::Options bopts;
+  bopts.reservation_ttl = std::chrono::seconds(cfg.budgets.reservation_ttl_s);
+  gw->budgets_ = std::make_unique<core::BudgetEngine>(*gw->clock_, std::move(*calendar), bopts);
+  gw->breakers_ = std::make_unique<core::BreakerRegistry>(*gw->clock_, breakerOptions(cfg));
+  gw->keys_ = std::make_unique<KeyIndex>(std::move(deps.keys));
+  if (auto r = gw->keys_->refresh(); !r) return std::unexpected(r.error());
+  gw->usage_ = deps.usage ? std::move(deps.usage) : std::make_shared<store::MemoryUsageSink>();
+  gw->mock_state_ = std::make_shared<mock::MockState>();
+
+  auto snap = buildSnapshot(deps.config, *gw->budgets_, gw->env_);
+  if (!snap) return std::unexpected(snap.error());
+  gw->snapshot_ = std::make_unique<Published<Snapshot>>(std::move(*snap));
+  return gw;
+}
+
+Gateway::~Gateway() = default;
+
+Worker& Gateway::workerFor(net::Dispatcher& loop) {
+  // Each loop is one thread, so a thread_local cache makes the lookup free;
+  // the owner check keeps tests that create several gateways honest.
+  thread_local Gateway* tl_owner = nullptr;
+  thread_local net::Dispatcher* tl_loop = nullptr;
+  thread_local Worker* tl_worker = nullptr;
+  if (tl_owner == this && tl_loop == &loop) return *tl_worker;
+  std::lock_guard lock(workers_mu_);
+  Worker* found = nullptr;
+  for (auto& w : workers_) {
+    if (&w->loop == &loop) found = w.get();
+  }
+  if (!found) {
+    workers_.push_back(std::make_unique<Worker>(*this, loop));
+    found = workers_.back().get();
+  }
+  tl_owner = this;
+  tl_loop = &loop;
+  tl_worker = found;
+  return *found;
+}
+
+net::Handler Gateway::handler() {
+  return [this](net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream, net::Dispatcher& loop) {
+    workerFor(loop).handle(std::move(request), std::move(stream));
+  };
+}
+
+core::Result<void> Gateway::reload(std::shared_ptr<const config::Config> config) {
+  std::lock_guard lock(maintain_mu_);
+  auto snap = buildSnapshot(std::move(config), *budgets_, env_);
+  if (!snap) return std::unexpected(snap.error());
+  snapshot_->publish(std::move(*snap));
+  return {};
+}
+
+void Gateway::maintain() {
+  std::lock_guard lock(maintain_mu_);
+  (void)keys_->refresh();  // a failed read keeps the current keys
+  budgets_->expireStale();
+  rate_.evictIdle(clock_->monotonicNow());
+}
+
+}  // namespace sluice::gateway

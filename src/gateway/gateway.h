@@ -1,0 +1,108 @@
+#pragma once
+/// @file
+/// @brief The gateway: shared decision state plus one Worker per event loop.
+///
+/// Request path (each step a function in exchange.cpp, in this order):
+///   listen → parse → authenticate → route → admit → attempt loop → relay →
+///   settle → usage record.
+/// Shared state (budgets, rate limits, breakers) is thread-safe in core/;
+/// config and keys are published read-mostly values (published.h); upstream
+/// connection pools are per loop, so a request never takes a lock outside
+/// core's short critical sections.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/breaker.h"
+#include "core/budget.h"
+#include "core/clock.h"
+#include "core/rate_limit.h"
+#include "gateway/key_index.h"
+#include "gateway/published.h"
+#include "gateway/snapshot.h"
+#include "net/http.h"
+#include "store/usage.h"
+
+namespace sluice::mock {
+class MockState;
+}
+
+namespace sluice::gateway {
+
+class Worker;
+
+struct GatewayDeps {
+  const core::Clock* clock = &core::SystemClock::instance();
+  std::shared_ptr<const config::Config> config;
+  std::unique_ptr<store::KeyStore> keys;
+  std::shared_ptr<store::UsageSink> usage;
+  /// Resolves environment variables (provider keys). Defaults to getenv.
+  std::function<std::optional<std::string>(const std::string&)> env;
+};
+
+/// Counters for logs and tests.
+struct GatewayStats {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> in_flight{0};
+  std::atomic<uint64_t> upstream_attempts{0};
+};
+
+class Gateway {
+ public:
+  static core::Result<std::unique_ptr<Gateway>> create(GatewayDeps deps);
+  ~Gateway();
+
+  /// The handler to give the HTTP server. Workers are created lazily, one per
+  /// loop, on that loop's thread.
+  [[nodiscard]] net::Handler handler();
+
+  /// Applies a new configuration (SIGHUP). Counters are kept. The running
+  /// config stays if the new one cannot be applied.
+  core::Result<void> reload(std::shared_ptr<const config::Config> config);
+
+  /// Periodic upkeep off the request path (call about once a second from a
+  /// maintenance thread): key refresh, expired reservations, idle limiters.
+  void maintain();
+
+  /// After this, /readyz answers 503 (load balancers stop sending).
+  void setDraining() { draining_ = true; }
+  [[nodiscard]] bool draining() const { return draining_; }
+
+  // Shared state, used by Workers and Exchanges.
+  [[nodiscard]] const core::Clock& clock() const { return *clock_; }
+  [[nodiscard]] core::BudgetEngine& budgets() { return *budgets_; }
+  [[nodiscard]] core::RateLimiter& rateLimiter() { return rate_; }
+  [[nodiscard]] core::BreakerRegistry& breakers() { return *breakers_; }
+  [[nodiscard]] store::UsageSink& usage() { return *usage_; }
+  [[nodiscard]] const Published<Snapshot>& snapshot() const { return *snapshot_; }
+  [[nodiscard]] const Published<KeyMap>& keys() const { return keys_->published(); }
+  [[nodiscard]] const std::shared_ptr<mock::MockState>& mockState() const { return mock_state_; }
+  [[nodiscard]] GatewayStats& stats() { return stats_; }
+
+ private:
+  Gateway() = default;
+  Worker& workerFor(net::Dispatcher& loop);
+
+  const core::Clock* clock_ = nullptr;
+  std::function<std::optional<std::string>(const std::string&)> env_;
+  std::unique_ptr<core::BudgetEngine> budgets_;
+  core::RateLimiter rate_;
+  std::unique_ptr<core::BreakerRegistry> breakers_;
+  std::unique_ptr<KeyIndex> keys_;
+  std::shared_ptr<store::UsageSink> usage_;
+  std::unique_ptr<Published<Snapshot>> snapshot_;
+  std::shared_ptr<mock::MockState> mock_state_;
+  std::atomic<bool> draining_{false};
+  GatewayStats stats_;
+  std::mutex maintain_mu_;
+  std::mutex workers_mu_;  // creation only; lookups use a thread_local cache
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace sluice::gateway

@@ -1,0 +1,76 @@
+#pragma once
+/// @file
+/// @brief The configuration compiled for the hot path: every lookup a request
+/// needs is one hash probe, and budget scope handles are resolved once.
+///
+/// A Snapshot is immutable. A config reload (SIGHUP) or profile switch builds
+/// a new one and publishes it; requests in flight finish on the one they
+/// started with.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "core/budget.h"
+#include "core/rate_limit.h"
+#include "core/routing.h"
+
+namespace sluice::gateway {
+
+struct AgentRuntime {
+  const config::AgentConfig* config = nullptr;
+  std::string tier;
+  core::ScopeId agent_scope;
+  std::optional<core::ScopeId> tier_scope;
+  std::string rate_key;  // "agent:<name>"
+  core::RateLimits rate;
+};
+
+struct ProviderRuntime {
+  const config::ProviderConfig* config = nullptr;
+  std::string api_key;  // resolved from api_key_env at load; never logged
+};
+
+struct Snapshot {
+  std::shared_ptr<const config::Config> config;
+  std::shared_ptr<const core::RoutingTable> routing;
+  std::unordered_map<std::string, AgentRuntime, core::StringHash, std::equal_to<>> agents;
+  std::unordered_map<std::string, ProviderRuntime, core::StringHash, std::equal_to<>> providers;
+  core::ScopeId global_scope;
+  std::string config_version;  // first 12 hex digits of the config hash
+  bool run_budgets = false;
+
+  [[nodiscard]] const AgentRuntime* agent(std::string_view name) const {
+    auto it = agents.find(name);
+    return it == agents.end() ? nullptr : &it->second;
+  }
+  [[nodiscard]] const config::ModelConfig* model(std::string_view name) const {
+    auto it = config->models.find(std::string(name));
+    return it == config->models.end() ? nullptr : &it->second;
+  }
+  /// Price of a model: its row, else unknown_model_price, else nullopt (refuse).
+  [[nodiscard]] std::optional<core::Price> priceOf(std::string_view model) const;
+};
+
+/// Converts config limits to a budget scope's limits.
+[[nodiscard]] core::ScopeLimits toScopeLimits(const config::Limits& limits);
+
+/// Tier limits: the global limits scaled by the tier's share (ppm), combined
+/// (the smaller wins) with the tier's own explicit limits.
+[[nodiscard]] core::ScopeLimits tierLimits(const config::Limits& global, const config::TierConfig& tier);
+
+/// Builds a snapshot, defining or updating the budget scopes it names in
+/// `budgets` (counters of existing scopes are kept). `env` resolves
+/// provider keys (getenv in production).
+[[nodiscard]] core::Result<std::shared_ptr<const Snapshot>> buildSnapshot(
+    std::shared_ptr<const config::Config> config, core::BudgetEngine& budgets,
+    const std::function<std::optional<std::string>(const std::string&)>& env);
+
+/// The routing table of a config with `active_profile` as the active one.
+[[nodiscard]] std::shared_ptr<const core::RoutingTable> buildRoutingTable(const config::Config& config,
+                                                                          const std::string& active_profile);
+
+}  // namespace sluice::gateway

@@ -1,0 +1,52 @@
+#include "gateway/wire.h"
+
+#include <fmt/format.h>
+#include <openssl/rand.h>
+
+#include <chrono>
+
+namespace sluice::gateway {
+
+std::string goDuration(core::Nanos d) {
+  if (d <= core::Nanos::zero()) return "0s";
+  const int64_t ms = (d.count() + 999'999) / 1'000'000;  // round up: never promise a reset too early
+  if (ms < 1000) return fmt::format("{}ms", ms);
+  const int64_t h = ms / 3'600'000, m = (ms / 60'000) % 60, s = (ms / 1000) % 60, frac = ms % 1000;
+  std::string sec = frac ? fmt::format("{}.{:03}", s, frac) : fmt::format("{}", s);
+  while (frac && sec.back() == '0') sec.pop_back();
+  if (h) return fmt::format("{}h{}m{}s", h, m, sec);
+  if (m) return fmt::format("{}m{}s", m, sec);
+  return sec + "s";
+}
+
+int64_t ceilSeconds(core::Nanos d) {
+  if (d <= core::Nanos::zero()) return 0;
+  return (d.count() + 999'999'999) / 1'000'000'000;
+}
+
+std::string isoUtc(core::WallTime t) {
+  const auto secs = std::chrono::floor<std::chrono::seconds>(t);
+  const auto days = std::chrono::floor<std::chrono::days>(secs);
+  const std::chrono::year_month_day ymd{days};
+  const std::chrono::hh_mm_ss hms{secs - days};
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", static_cast<int>(ymd.year()),
+                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), hms.hours().count(),
+                     hms.minutes().count(), hms.seconds().count());
+}
+
+RequestIdGenerator::RequestIdGenerator() {
+  unsigned char b[8];
+  if (RAND_bytes(b, sizeof b) != 1) std::abort();
+  prefix_ = 0;
+  for (unsigned char c : b) prefix_ = (prefix_ << 8) | c;
+}
+
+std::string RequestIdGenerator::next() {
+  // The prefix keeps ids unique across replicas and restarts; the counter
+  // within one loop. Mixing the counter through a multiply keeps successive
+  // ids visually distinct.
+  const uint64_t c = ++counter_;
+  return fmt::format("req_{:016x}{:08x}", prefix_ ^ (c * 0x9E3779B97F4A7C15ull), static_cast<uint32_t>(c));
+}
+
+}  // namespace sluice::gateway

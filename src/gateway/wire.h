@@ -1,0 +1,34 @@
+#pragma once
+/// @file
+/// @brief Small formatting helpers for response headers.
+
+#include <cstdint>
+#include <string>
+
+#include "core/clock.h"
+
+namespace sluice::gateway {
+
+/// Go-style duration as OpenAI's x-ratelimit-reset-* headers use:
+/// "0s", "12ms", "1s", "51.189s", "6m0s", "1h2m3s".
+[[nodiscard]] std::string goDuration(core::Nanos d);
+
+/// Whole seconds, rounded up, at least 1 when d > 0 (for retry-after).
+[[nodiscard]] int64_t ceilSeconds(core::Nanos d);
+
+/// ISO 8601 UTC, second precision: "2026-11-25T00:00:00Z".
+[[nodiscard]] std::string isoUtc(core::WallTime t);
+
+/// Request ids: "req_" + 24 hex digits, unique per process run (random
+/// 64-bit prefix per generator + counter). One generator per event loop.
+class RequestIdGenerator {
+ public:
+  RequestIdGenerator();
+  [[nodiscard]] std::string next();
+
+ private:
+  uint64_t prefix_;
+  uint64_t counter_ = 0;
+};
+
+}  // namespace sluice::gateway

@@ -1,0 +1,46 @@
+#pragma once
+/// @file
+/// @brief Per-event-loop state: cached views of config and keys, upstream
+/// clients (connection pools) per provider, request ids, jitter randomness.
+/// Used only on its loop's thread.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/backoff.h"
+#include "gateway/gateway.h"
+#include "gateway/wire.h"
+#include "net/http.h"
+
+namespace sluice::gateway {
+
+class Worker {
+ public:
+  Worker(Gateway& gateway, net::Dispatcher& loop);
+
+  /// Entry point for one request (see exchange.cpp).
+  void handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream);
+
+  /// The client of `provider` on this loop, (re)created when its settings changed.
+  net::UpstreamClient& client(std::string_view name, const ProviderRuntime& provider);
+
+  Gateway& gateway;
+  net::Dispatcher& loop;
+  LocalView<Snapshot> snapshot;
+  LocalView<KeyMap> keys;
+  RequestIdGenerator ids;
+  core::SplitMix64 rng;
+
+ private:
+  struct ClientEntry {
+    std::string identity;  // kind + base_url + key fingerprint
+    std::unique_ptr<net::UpstreamClient> client;
+  };
+  std::map<std::string, ClientEntry, std::less<>> clients_;
+  // Replaced clients stay alive: calls started on them may still be running.
+  std::vector<std::unique_ptr<net::UpstreamClient>> retired_;
+};
+
+}  // namespace sluice::gateway

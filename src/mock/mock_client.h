@@ -1,0 +1,36 @@
+#pragma once
+/// @file
+/// @brief The in-process mock provider: a net::UpstreamClient with no sockets.
+///
+/// The gateway uses it for providers of `kind: mock`, so the quick start and
+/// many tests run offline. Requests are answered by the same generator and
+/// player as `sluice mock-upstream` (same bytes, same knobs, same bill).
+///
+/// Contract (as net::UpstreamClient):
+/// - start() never calls back re-entrantly; onHeaders/onData/onComplete run
+///   later from Dispatcher callbacks on `loop`.
+/// - Exactly one onComplete ends every call: kNone after the whole body,
+///   kReset for an injected reset (after the partial data), kFirstByteTimeout /
+///   kIdleTimeout / kTotalTimeout when the request's timeouts expire (so an
+///   injected stall ends like it would over the network; a timeout <= 0 is
+///   disabled), kCancelled after cancel().
+/// - cancel() stops every further callback; onComplete(kCancelled) follows
+///   once, posted to the loop (delivered even if the call handle is destroyed
+///   right after cancel()). cancel() after onComplete is a no-op.
+/// - Destroying the call handle before onComplete abandons the call silently:
+///   no further callbacks at all.
+/// - `injected reset`: onData carries the bytes written before the cut.
+/// Loop-confined: create, use and destroy the client and its calls on `loop`'s
+/// thread. `state` may be shared by clients on several loops.
+
+#include <memory>
+
+#include "mock/state.h"
+#include "net/http.h"
+
+namespace sluice::mock {
+
+[[nodiscard]] std::unique_ptr<net::UpstreamClient> makeMockUpstreamClient(net::Dispatcher& loop,
+                                                                         std::shared_ptr<MockState> state);
+
+}  // namespace sluice::mock

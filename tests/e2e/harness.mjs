@@ -1,0 +1,117 @@
+// Starts real `sluice mock-upstream` and `sluice serve` processes on loopback
+// ports and stops exactly the processes it started (by PID).
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const SLUICE = process.env.SLUICE_BIN ?? resolve(import.meta.dirname, '../../build/release/src/app/sluice');
+
+function waitForLine(child, pattern, what, timeoutMs = 20000) {
+  return new Promise((resolveP, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${what} did not start: ${out}`)), timeoutMs);
+    const onData = (buf) => {
+      out += buf.toString();
+      const m = out.match(pattern);
+      if (m) {
+        clearTimeout(timer);
+        resolveP(m);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (b) => { out += b.toString(); });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${what} exited with ${code}: ${out}`)); });
+  });
+}
+
+export class MockUpstream {
+  static async start(knobs = {}) {
+    const args = ['mock-upstream', '--port', '0'];
+    for (const [k, v] of Object.entries(knobs)) args.push('--set', `${k}=${v}`);
+    const child = spawn(SLUICE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const m = await waitForLine(child, /listening on [\d.]+:(\d+)/, 'mock-upstream');
+    const mu = new MockUpstream();
+    mu.child = child;
+    mu.port = Number(m[1]);
+    mu.url = `http://127.0.0.1:${mu.port}`;
+    return mu;
+  }
+  async bill() { return (await fetch(`${this.url}/mock/bill`)).json(); }
+  async configure(knobs) {
+    const r = await fetch(`${this.url}/mock/config`, { method: 'POST', body: JSON.stringify(knobs), headers: { 'content-type': 'application/json' } });
+    if (!r.ok) throw new Error(`mock config failed: ${r.status} ${await r.text()}`);
+  }
+  async reset() { await fetch(`${this.url}/mock/reset`, { method: 'POST' }); }
+  stop() { if (this.child.exitCode === null) this.child.kill('SIGTERM'); }
+}
+
+export class Gateway {
+  // yaml: config text with ${MOCK} replaced by the mock upstream's base URL.
+  static async start(yaml, { env = {} } = {}) {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-test-'));
+    const cfgPath = join(dir, 'sluice.yaml');
+    const text = yaml.replaceAll('${DIR}', dir);
+    writeFileSync(cfgPath, text);
+    const gw = new Gateway();
+    gw.dir = dir;
+    gw.config = cfgPath;
+    gw.usageLog = join(dir, 'usage.jsonl');
+    gw.env = { ...process.env, ...env };
+    gw.child = spawn(SLUICE, ['serve', '--config', cfgPath], { stdio: ['ignore', 'pipe', 'pipe'], env: gw.env });
+    gw.stderr = '';
+    gw.child.stderr.on('data', (b) => { gw.stderr += b.toString(); });
+    const m = await waitForLine(gw.child, /listening on http:\/\/([\d.]+):(\d+)/, 'sluice serve');
+    gw.port = Number(m[2]);
+    gw.url = `http://127.0.0.1:${gw.port}`;
+    return gw;
+  }
+  createKey(agent, { pipeline = false, actsFor = [] } = {}) {
+    const args = ['keys', 'create', '--config', this.config, '--json'];
+    if (agent) args.push('--agent', agent);
+    if (pipeline) args.push('--pipeline', '--acts-for', actsFor.join(','));
+    const out = execFileSync(SLUICE, args, { env: this.env }).toString();
+    return JSON.parse(out);
+  }
+  revokeKey(id) { execFileSync(SLUICE, ['keys', 'revoke', '--config', this.config, id], { env: this.env }); }
+  // Every usage record written so far (waits for the background writer).
+  async usage({ minCount = 0, timeoutMs = 5000 } = {}) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const rows = existsSync(this.usageLog)
+        ? readFileSync(this.usageLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+      if (rows.length >= minCount || Date.now() > deadline) return rows;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  async stop() {
+    if (this.child.exitCode !== null) return this.child.exitCode;
+    const exited = new Promise((r) => this.child.on('exit', (code) => r(code)));
+    this.child.kill('SIGTERM');
+    const code = await exited;
+    rmSync(this.dir, { recursive: true, force: true });
+    return code;
+  }
+}
+
+export function chat(gw, key, body, headers = {}) {
+  return fetch(`${gw.url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+// Reads an SSE response into a list of parsed data payloads ('[DONE]' kept as a string).
+export async function readSse(res) {
+  const text = await res.text();
+  const events = [];
+  for (const block of text.split('\n\n')) {
+    const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+    if (!data) continue;
+    events.push(data === '[DONE]' ? data : JSON.parse(data));
+  }
+  return events;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,573 @@
+#include "net/http.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <mutex>
+
+#include "core/clock.h"
+#include "net/event_loop.h"
+#include "net_test_util.h"
+
+namespace sluice::net {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::eventually;
+using testing::RawMessage;
+using testing::RawSocket;
+
+const core::Clock& realClock() { return core::SystemClock::instance(); }
+
+std::string post(std::string_view target, std::string_view body, std::string_view extra = "") {
+  return "POST " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n" + std::string(extra) +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + std::string(body);
+}
+
+// Keeps the streams a handler did not finish, so they are not dropped (which
+// would make the server answer 500).
+struct StreamHolder {
+  std::mutex mu;
+  std::vector<std::shared_ptr<ServerStream>> streams;
+  Dispatcher* loop = nullptr;
+  void add(std::shared_ptr<ServerStream> s, Dispatcher& d) {
+    std::lock_guard lk(mu);
+    streams.push_back(std::move(s));
+    loop = &d;
+  }
+  size_t size() {
+    std::lock_guard lk(mu);
+    return streams.size();
+  }
+  std::shared_ptr<ServerStream> at(size_t i) {
+    std::lock_guard lk(mu);
+    return streams.at(i);
+  }
+  // Streams must be released on their loop thread.
+  void clearOn(HttpServer& server) {
+    std::promise<void> done;
+    server.loops().front()->post([&] {
+      std::lock_guard lk(mu);
+      streams.clear();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+};
+
+// Advances a ManualClock until `pred` holds (the server's sweep reads it).
+template <typename Pred>
+bool advanceUntil(core::ManualClock& clock, Pred pred, core::Nanos step = 1s) {
+  for (int i = 0; i < 2000; ++i) {
+    if (pred()) return true;
+    clock.advance(step);
+    std::this_thread::sleep_for(5ms);
+  }
+  return pred();
+}
+
+bool hasData(RawSocket& s) {
+  pollfd p{s.fd(), POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+TEST(HttpServer, KeepAliveRoundTripsOnOneConnection) {
+  std::atomic<int> calls{0};
+  auto server = makeHttpServer(
+      {},
+      [&](HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher&) {
+        ++calls;
+        s->respond(200,
+                   {{"content-type", "text/plain"},
+                    {"x-method", req.method},
+                    {"x-target", req.target},
+                    {"x-test", std::string(req.header("x-TEST"))}},
+                   "echo:" + req.body);
+      },
+      realClock());
+  ASSERT_TRUE(server->start());
+  ASSERT_NE(server->port(), 0);
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.valid());
+  for (int i = 0; i < 3; ++i) {
+    const std::string body = "hello-" + std::to_string(i);
+    ASSERT_TRUE(c.sendAll(post("/v1/chat?i=" + std::to_string(i), body, "X-Test: v" + std::to_string(i) + "\r\n")));
+    auto m = c.readMessage();
+    ASSERT_TRUE(m) << "response " << i;
+    EXPECT_EQ(m->start_line, "HTTP/1.1 200 OK");
+    EXPECT_EQ(m->body, "echo:" + body);
+    EXPECT_EQ(m->header("x-method"), "POST");
+    EXPECT_EQ(m->header("x-target"), "/v1/chat?i=" + std::to_string(i));
+    EXPECT_EQ(m->header("x-test"), "v" + std::to_string(i));
+    EXPECT_EQ(m->header("content-type"), "text/plain");
+    EXPECT_FALSE(m->header("date").empty());
+    EXPECT_EQ(m->header("connection"), "");
+  }
+  EXPECT_EQ(calls.load(), 3);
+  server->stop(1s);
+  server->wait();
+}
+
+TEST(HttpServer, PipelinedRequestsAreAnsweredInOrder) {
+  auto server = makeHttpServer(
+      {},
+      [](HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher& loop) {
+        if (req.target == "/slow") {
+          // Answer later, from the loop: the next request must wait for it.
+          loop.post([s, &loop] { loop.post([s] { s->respond(200, {}, "slow"); }); });
+        } else {
+          s->respond(200, {}, "fast:" + req.target);
+        }
+      },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll(post("/slow", "a") + post("/one", "b") + post("/two", "c")));
+  auto m1 = c.readMessage();
+  auto m2 = c.readMessage();
+  auto m3 = c.readMessage();
+  ASSERT_TRUE(m1 && m2 && m3);
+  EXPECT_EQ(m1->body, "slow");
+  EXPECT_EQ(m2->body, "fast:/one");
+  EXPECT_EQ(m3->body, "fast:/two");
+  server->stop(1s);
+}
+
+TEST(HttpServer, ChunkedStreamingToRawClient) {
+  auto server = makeHttpServer(
+      {},
+      [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher& loop) {
+        s->beginStream(200, {{"content-type", "text/event-stream"}});
+        s->write("data: 1\n\n");
+        loop.post([s, &loop] {
+          s->write("data: 2\n\n");
+          s->write("");  // empty writes are ignored, not a terminating chunk
+          loop.post([s] {
+            s->write("data: [DONE]\n\n");
+            s->end();
+          });
+        });
+      },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll(post("/v1/chat/completions", "{}")));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status(), 200);
+  EXPECT_TRUE(m->chunked);
+  EXPECT_EQ(m->header("content-type"), "text/event-stream");
+  EXPECT_EQ(m->header("content-length"), "");
+  ASSERT_EQ(m->chunks.size(), 3U);
+  EXPECT_EQ(m->body, "data: 1\n\ndata: 2\n\ndata: [DONE]\n\n");
+  // Still keep-alive after the stream.
+  ASSERT_TRUE(c.sendAll(post("/again", "{}")));
+  auto m2 = c.readMessage();
+  ASSERT_TRUE(m2);
+  EXPECT_EQ(m2->body, "data: 1\n\ndata: 2\n\ndata: [DONE]\n\n");
+  server->stop(1s);
+}
+
+TEST(HttpServer, ChunkedRequestBodyIsDecoded) {
+  auto server = makeHttpServer(
+      {}, [](HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, req.body); },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "hello world");
+  server->stop(1s);
+}
+
+void expectJsonError(const RawMessage& m, int status, const std::string& code) {
+  EXPECT_EQ(m.status(), status);
+  EXPECT_EQ(m.header("content-type"), "application/json");
+  EXPECT_EQ(m.header("connection"), "close");
+  EXPECT_NE(m.body.find(R"("type":"invalid_request_error")"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find(R"("code":")" + code + "\""), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find(R"("param":null)"), std::string::npos) << m.body;
+  EXPECT_TRUE(m.body.starts_with(R"({"error":{"message":")")) << m.body;
+}
+
+TEST(HttpServer, DeclaredBodyOverLimitGets413BeforeTheBodyIsRead) {
+  std::atomic<int> calls{0};
+  ServerOptions o;
+  o.max_body_bytes = 16;
+  auto server = makeHttpServer(
+      o, [&](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) {
+        ++calls;
+        s->respond(200, {}, "");
+      },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  // Only the head: the 413 must not wait for the 100 body bytes.
+  ASSERT_TRUE(c.sendAll("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  expectJsonError(*m, 413, "request_too_large");
+  EXPECT_TRUE(c.waitClosed());
+  EXPECT_EQ(calls.load(), 0);
+  server->stop(1s);
+}
+
+TEST(HttpServer, ChunkedBodyOverLimitGets413) {
+  ServerOptions o;
+  o.max_body_bytes = 16;
+  auto server = makeHttpServer(
+      o, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, ""); }, realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n"
+                        "10\r\n0123456789abcdef\r\n"));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  expectJsonError(*m, 413, "request_too_large");
+  server->stop(1s);
+}
+
+TEST(HttpServer, OversizedHeaderGets431) {
+  ServerOptions o;
+  o.max_header_bytes = 1024;
+  auto server = makeHttpServer(
+      o, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, ""); }, realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll("GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n"));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  expectJsonError(*m, 431, "request_header_fields_too_large");
+  EXPECT_TRUE(c.waitClosed());
+  server->stop(1s);
+}
+
+TEST(HttpServer, MalformedRequestGets400) {
+  auto server = makeHttpServer(
+      {}, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, ""); }, realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll("GET /\x01 nonsense\r\n\r\n"));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  expectJsonError(*m, 400, "invalid_http");
+  server->stop(1s);
+}
+
+TEST(HttpServer, SlowClientGets408AndIsClosed) {
+  core::ManualClock clock;
+  ServerOptions o;
+  o.header_timeout = 5s;
+  std::atomic<int> calls{0};
+  auto server = makeHttpServer(
+      o, [&](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) {
+        ++calls;
+        s->respond(200, {}, "");
+      },
+      clock);
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll("POST / HTTP/1.1\r\nHost: x\r\nContent-Len"));  // and then nothing
+  ASSERT_TRUE(advanceUntil(clock, [&] { return hasData(c); }));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  expectJsonError(*m, 408, "request_timeout");
+  EXPECT_TRUE(c.waitClosed());
+  EXPECT_EQ(calls.load(), 0);
+  server->stop(1s);
+}
+
+TEST(HttpServer, SlowBodyAlsoCountsAgainstTheHeaderTimeout) {
+  core::ManualClock clock;
+  ServerOptions o;
+  o.header_timeout = 5s;
+  auto server = makeHttpServer(
+      o, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, ""); }, clock);
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345"));
+  ASSERT_TRUE(advanceUntil(clock, [&] { return hasData(c); }));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status(), 408);
+  server->stop(1s);
+}
+
+TEST(HttpServer, IdleKeepAliveConnectionIsClosedSilently) {
+  core::ManualClock clock;
+  ServerOptions o;
+  o.idle_timeout = 30s;
+  auto server = makeHttpServer(
+      o, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, "ok"); }, clock);
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll(post("/", "")));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "ok");
+  ASSERT_TRUE(advanceUntil(clock, [&] { return hasData(c); }, 5s));
+  // EOF, no bytes.
+  char b;
+  EXPECT_EQ(::recv(c.fd(), &b, 1, 0), 0);
+  server->stop(1s);
+}
+
+TEST(HttpServer, ClientLeavingMidStreamFiresOnClientGone) {
+  for (const bool rst : {false, true}) {
+    std::atomic<int> gone{0};
+    StreamHolder holder;
+    auto server = makeHttpServer(
+        {},
+        [&](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher& loop) {
+          s->beginStream(200, {{"content-type", "text/event-stream"}});
+          s->write("data: first\n\n");
+          s->onClientGone([&gone] { ++gone; });
+          holder.add(std::move(s), loop);
+        },
+        realClock());
+    ASSERT_TRUE(server->start());
+    auto c = RawSocket::connectTo(server->port());
+    ASSERT_TRUE(c.sendAll(post("/", "{}")));
+    auto head = c.readHead();
+    ASSERT_TRUE(head);
+    auto size = c.readLine();
+    ASSERT_TRUE(size);
+    if (rst) {
+      c.reset();
+    } else {
+      c.close();
+    }
+    // No write is happening: the outstanding read must notice.
+    EXPECT_TRUE(eventually([&] { return gone.load() == 1; })) << "rst=" << rst;
+    ASSERT_EQ(holder.size(), 1U);
+    EXPECT_TRUE(holder.at(0)->clientGone());
+    // Writes after the client left are dropped quietly.
+    std::promise<void> wrote;
+    holder.loop->post([&] {
+      holder.at(0)->write("late");
+      holder.at(0)->end();
+      wrote.set_value();
+    });
+    wrote.get_future().wait();
+    EXPECT_EQ(gone.load(), 1);
+    holder.clearOn(*server);
+    server->stop(1s);
+  }
+}
+
+TEST(HttpServer, ClientThatStopsReadingIsCutOffAfterWriteTimeout) {
+  core::ManualClock clock;
+  ServerOptions o;
+  o.write_timeout = 10s;
+  std::atomic<int> gone{0};
+  std::atomic<bool> blocked{false};
+  StreamHolder holder;
+  auto server = makeHttpServer(
+      o,
+      [&](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher& loop) {
+        s->beginStream(200, {});
+        s->onClientGone([&gone] { ++gone; });
+        // Fill the socket buffers: the client never reads.
+        while (s->pendingBytes() == 0 && !s->clientGone()) s->write(std::string(64 * 1024, 'x'));
+        blocked = true;
+        holder.add(std::move(s), loop);
+      },
+      clock);
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll(post("/", "{}")));
+  ASSERT_TRUE(eventually([&] { return blocked.load(); }));
+  EXPECT_TRUE(advanceUntil(clock, [&] { return gone.load() == 1; }));
+  holder.clearOn(*server);
+  server->stop(1s);
+}
+
+TEST(HttpServer, DroppedStreamGets500) {
+  auto server = makeHttpServer(
+      {}, [](HttpRequest&&, std::shared_ptr<ServerStream>, Dispatcher&) {}, realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll(post("/", "")));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status(), 500);
+  EXPECT_NE(m->body.find(R"("type":"server_error")"), std::string::npos);
+  server->stop(1s);
+}
+
+TEST(HttpServer, ThrowingHandlerGets500) {
+  auto server = makeHttpServer(
+      {}, [](HttpRequest&&, std::shared_ptr<ServerStream>, Dispatcher&) { throw std::runtime_error("boom"); },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll(post("/", "")));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status(), 500);
+  server->stop(1s);
+}
+
+TEST(HttpServer, ExpectContinueGets100ThenTheResponse) {
+  auto server = makeHttpServer(
+      {}, [](HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, req.body); },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
+  auto interim = c.readHead();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->start_line, "HTTP/1.1 100 Continue");
+  ASSERT_TRUE(c.sendAll("body"));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "body");
+  server->stop(1s);
+}
+
+TEST(HttpServer, ConnectionCloseAndHttp10AreHonoured) {
+  auto server = makeHttpServer(
+      {}, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, "bye"); },
+      realClock());
+  ASSERT_TRUE(server->start());
+  {
+    auto c = RawSocket::connectTo(server->port());
+    ASSERT_TRUE(c.sendAll("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    auto m = c.readMessage();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->header("connection"), "close");
+    EXPECT_TRUE(c.waitClosed());
+  }
+  {
+    auto c = RawSocket::connectTo(server->port());
+    ASSERT_TRUE(c.sendAll("GET / HTTP/1.0\r\n\r\n"));
+    auto m = c.readMessage();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->start_line, "HTTP/1.0 200 OK");
+    EXPECT_EQ(m->body, "bye");
+    EXPECT_TRUE(c.waitClosed());
+  }
+  server->stop(1s);
+}
+
+TEST(HttpServer, HandlerHeadersCannotSplitTheResponse) {
+  auto server = makeHttpServer(
+      {},
+      [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) {
+        s->respond(200, {{"x-ok", "1"}, {"x-bad", "a\r\nx-injected: 1"}, {"content-length", "999"}}, "body");
+      },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll(post("/", "")));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->header("x-ok"), "1");
+  EXPECT_EQ(m->header("x-injected"), "");
+  EXPECT_EQ(m->header("content-length"), "4");
+  EXPECT_EQ(m->body, "body");
+  server->stop(1s);
+}
+
+TEST(HttpServer, GracefulStopLetsTheInFlightExchangeFinish) {
+  StreamHolder holder;
+  std::atomic<int> gone{0};
+  auto server = makeHttpServer(
+      {},
+      [&](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher& loop) {
+        s->onClientGone([&gone] { ++gone; });
+        holder.add(std::move(s), loop);
+      },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto idle = RawSocket::connectTo(server->port());  // a keep-alive connection with nothing in flight
+  ASSERT_TRUE(idle.sendAll(post("/", "")));
+  auto busy = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(eventually([&] { return holder.size() == 1; }));
+  // Answer the idle one's request first so it is idle, not in flight.
+  {
+    std::promise<void> done;
+    holder.loop->post([&] {
+      holder.at(0)->respond(200, {}, "first");
+      done.set_value();
+    });
+    done.get_future().wait();
+    auto m = idle.readMessage();
+    ASSERT_TRUE(m);
+  }
+  ASSERT_TRUE(busy.sendAll(post("/", "")));
+  ASSERT_TRUE(eventually([&] { return holder.size() == 2; }));
+
+  std::thread stopper([&] { server->stop(10s); });
+  EXPECT_TRUE(idle.waitClosed());  // drained at once
+  holder.loop->post([&] { holder.at(1)->respond(200, {}, "finished"); });
+  auto m = busy.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "finished");
+  EXPECT_TRUE(busy.waitClosed());
+  stopper.join();
+  server->wait();
+  EXPECT_EQ(gone.load(), 0);
+  EXPECT_FALSE(RawSocket::connectTo(server->port()).valid());
+}
+
+TEST(HttpServer, StopClosesWhatIsLeftAtTheDeadline) {
+  StreamHolder holder;
+  std::atomic<int> gone{0};
+  auto server = makeHttpServer(
+      {},
+      [&](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher& loop) {
+        s->onClientGone([&gone] { ++gone; });
+        holder.add(std::move(s), loop);
+      },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll(post("/", "")));
+  ASSERT_TRUE(eventually([&] { return holder.size() == 1; }));
+  server->stop(0s);
+  EXPECT_EQ(gone.load(), 1);
+  EXPECT_TRUE(c.waitClosed());
+  // Released after the loops stopped: the stream is detached, nothing runs.
+  holder.streams.clear();
+}
+
+TEST(HttpServer, SeveralLoopsShareThePort) {
+  ServerOptions o;
+  o.threads = 2;
+  auto server = makeHttpServer(
+      o, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, "ok"); },
+      realClock());
+  ASSERT_TRUE(server->start());
+  EXPECT_EQ(server->loops().size(), 2U);
+  for (int i = 0; i < 8; ++i) {
+    auto c = RawSocket::connectTo(server->port());
+    ASSERT_TRUE(c.sendAll(post("/", "")));
+    auto m = c.readMessage();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->body, "ok");
+  }
+  server->stop(1s);
+}
+
+TEST(HttpServer, StartFailsWhenThePortIsTaken) {
+  auto handler = [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, ""); };
+  auto first = makeHttpServer({}, handler, realClock());
+  ASSERT_TRUE(first->start());
+  ServerOptions o;
+  o.port = first->port();
+  auto second = makeHttpServer(o, handler, realClock());
+  EXPECT_FALSE(second->start());
+  first->stop(1s);
+}
+
+TEST(FindHeader, IsCaseInsensitive) {
+  const Headers h{{"Content-Type", "a"}, {"x-y", "b"}};
+  EXPECT_EQ(findHeader(h, "content-type"), "a");
+  EXPECT_EQ(findHeader(h, "X-Y"), "b");
+  EXPECT_EQ(findHeader(h, "missing"), "");
+}
+
+}  // namespace
+}  // namespace sluice::net
