@@ -19,7 +19,7 @@ std::string typicalChatRequest() {
   std::string body = R"({"model":"gpt-4.1","stream":true,"temperature":0.2,"messages":[)";
   body += R"({"role":"system","content":"You are the intent classifier of a customer support pipeline. )"
           R"(Answer with one of: billing, shipping, returns, technical, other. Be brief and precise."},)";
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 6; ++i) {
     body += R"({"role":"user","content":"Hello, I ordered a pair of headphones last week (order #12345) and the )"
             R"(tracking page has not changed since Tuesday. Can you tell me when it will arrive?"},)";
     body += R"({"role":"assistant","content":"shipping"},)";

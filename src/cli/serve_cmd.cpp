@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <thread>
+#include <ctime>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -131,9 +132,16 @@ int serveCommand(const std::string& config_path) {
     if (sig == SIGINT || sig == SIGTERM) break;
     (*gw)->maintain();
   }
-  spdlog::info("shutting down: draining in-flight requests");
+  // Shutdown: refuse new requests, let in-flight ones finish (up to 10 s),
+  // cancel and settle what is left, then stop the loops.
+  spdlog::info("shutting down: draining {} in-flight request(s)", (*gw)->stats().in_flight.load());
   (*gw)->setDraining();
-  server->stop(std::chrono::seconds(10));
+  for (int i = 0; i < 1000 && (*gw)->stats().in_flight.load() > 0; ++i) {
+    const timespec pause{0, 10'000'000};
+    nanosleep(&pause, nullptr);
+  }
+  (*gw)->releaseUpstreams(server->loops());
+  server->stop(std::chrono::seconds(2));
   server->wait();
   if (usage) usage->flush();
   spdlog::info("stopped");

@@ -243,7 +243,8 @@ Error BudgetRejection::toError() const {
 
 // ---------------------------------------------------------------- engine
 
-BudgetEngine::BudgetEngine(const Clock& clock, Calendar calendar) : BudgetEngine(clock, std::move(calendar), Options{}) {}
+BudgetEngine::BudgetEngine(const Clock& clock, Calendar calendar)
+    : BudgetEngine(clock, std::move(calendar), Options{}) {}
 
 BudgetEngine::BudgetEngine(const Clock& clock, Calendar calendar, Options options)
     : clock_(clock), calendar_(std::move(calendar)), options_(std::move(options)) {
@@ -440,7 +441,8 @@ std::optional<ScopeId> BudgetEngine::ensureRunLocked(std::string_view run_id, co
 
 Result<ScopeId> BudgetEngine::runScope(std::string_view run_id) {
   if (run_id.empty() || run_id.size() > options_.max_run_id_bytes) {
-    return fail(ErrorCode::kInvalidRequest, fmt::format("X-Sluice-Run must be 1 to {} bytes", options_.max_run_id_bytes));
+    return fail(ErrorCode::kInvalidRequest,
+                fmt::format("X-Sluice-Run must be 1 to {} bytes", options_.max_run_id_bytes));
   }
   const Now now = readMono();  // run lifetimes are monotonic
   std::lock_guard lock(mu_);
@@ -516,7 +518,8 @@ ReserveResult BudgetEngine::reserve(std::span<const ScopeId> scopes, const Ask& 
   for (ScopeId id : scopes) {
     if (std::find(ids.begin(), ids.begin() + count, id) != ids.begin() + count) continue;
     if (count == ids.size()) {
-      return std::unexpected(BudgetRejection{.kind = BudgetRejection::Kind::kInvalidScope, .scope = "(too many scopes)"});
+      return std::unexpected(
+          BudgetRejection{.kind = BudgetRejection::Kind::kInvalidScope, .scope = "(too many scopes)"});
     }
     ids[count++] = id;
   }

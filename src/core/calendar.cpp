@@ -8,9 +8,12 @@
 
 namespace sluice::core {
 
-// Seqlock over the cached period (Boehm, "Can seqlocks get along with
-// programming language memory models?"): every field is an atomic so readers
-// racing a writer are well-defined; a torn read is detected by the sequence.
+// Seqlock over the cached period. Every field is an atomic so readers racing
+// a writer are well-defined, and a torn read is detected by the sequence. No
+// standalone fences (ThreadSanitizer cannot model them): the writer stores the
+// fields with release after bumping the sequence, the reader loads them with
+// acquire, so a reader that saw any new field also sees the bumped sequence
+// on its second load. On x86 all of these are plain moves.
 struct Calendar::Cache {
   std::atomic<uint64_t> seq{0};
   std::atomic<int64_t> day_key{0};
@@ -105,14 +108,13 @@ CalendarPeriod Calendar::period(WallTime t) const {
   const uint64_t s1 = c->seq.load(std::memory_order_acquire);
   if ((s1 & 1U) == 0) {
     CalendarPeriod p;
-    p.day_key = c->day_key.load(std::memory_order_relaxed);
-    p.month_key = c->month_key.load(std::memory_order_relaxed);
-    const int64_t ds = c->day_start.load(std::memory_order_relaxed);
-    const int64_t nd = c->next_day.load(std::memory_order_relaxed);
-    const int64_t ms = c->month_start.load(std::memory_order_relaxed);
-    const int64_t nm = c->next_month.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (c->seq.load(std::memory_order_relaxed) == s1 && tn >= ds && tn < nd) {
+    p.day_key = c->day_key.load(std::memory_order_acquire);
+    p.month_key = c->month_key.load(std::memory_order_acquire);
+    const int64_t ds = c->day_start.load(std::memory_order_acquire);
+    const int64_t nd = c->next_day.load(std::memory_order_acquire);
+    const int64_t ms = c->month_start.load(std::memory_order_acquire);
+    const int64_t nm = c->next_month.load(std::memory_order_acquire);
+    if (c->seq.load(std::memory_order_acquire) == s1 && tn >= ds && tn < nd) {
       p.day_start = wall(ds);
       p.next_day = wall(nd);
       p.month_start = wall(ms);
@@ -126,15 +128,13 @@ CalendarPeriod Calendar::period(WallTime t) const {
   // cache already, and this caller has its answer anyway.
   std::unique_lock lock(c->write_mu, std::try_to_lock);
   if (lock.owns_lock()) {
-    const uint64_t s = c->seq.load(std::memory_order_relaxed);
-    c->seq.store(s + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    c->day_key.store(p.day_key, std::memory_order_relaxed);
-    c->month_key.store(p.month_key, std::memory_order_relaxed);
-    c->day_start.store(ns(p.day_start), std::memory_order_relaxed);
-    c->next_day.store(ns(p.next_day), std::memory_order_relaxed);
-    c->month_start.store(ns(p.month_start), std::memory_order_relaxed);
-    c->next_month.store(ns(p.next_month), std::memory_order_relaxed);
+    const uint64_t s = c->seq.fetch_add(1, std::memory_order_acq_rel);  // odd: write in progress
+    c->day_key.store(p.day_key, std::memory_order_release);
+    c->month_key.store(p.month_key, std::memory_order_release);
+    c->day_start.store(ns(p.day_start), std::memory_order_release);
+    c->next_day.store(ns(p.next_day), std::memory_order_release);
+    c->month_start.store(ns(p.month_start), std::memory_order_release);
+    c->next_month.store(ns(p.next_month), std::memory_order_release);
     c->seq.store(s + 2, std::memory_order_release);
   }
   return p;

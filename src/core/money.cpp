@@ -12,7 +12,7 @@ std::optional<MicroUsd> parseUsd(std::string_view text) {
   for (; i < text.size() && text[i] != '.'; ++i) {
     char c = text[i];
     if (c < '0' || c > '9') return std::nullopt;
-    if (whole > (INT64_MAX / 10 - 9) / kMicrosPerUsd) return std::nullopt;  // overflow guard
+    if (whole > (INT64_MAX - 9) / 10) return std::nullopt;  // overflow guard; the final scaling is checked below
     whole = whole * 10 + (c - '0');
     any_digit = true;
   }
@@ -30,7 +30,11 @@ std::optional<MicroUsd> parseUsd(std::string_view text) {
     for (int d = frac_digits; d < 6; ++d) frac *= 10;
   }
   if (!any_digit) return std::nullopt;
-  return whole * kMicrosPerUsd + frac;
+  MicroUsd micros = 0;
+  if (__builtin_mul_overflow(whole, kMicrosPerUsd, &micros) || __builtin_add_overflow(micros, frac, &micros)) {
+    return std::nullopt;
+  }
+  return micros;
 }
 
 std::string formatUsd(MicroUsd micros) {

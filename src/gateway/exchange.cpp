@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <tuple>
 
 #include "core/token_estimate.h"
 #include "gateway/worker.h"
@@ -80,6 +81,15 @@ int64_t outputTokensAtLeast(const proto::StreamAccounting& acc, int64_t choices)
   return std::max<int64_t>({by_bytes, by_events, 0});
 }
 
+// Destroys `objects` later on `loop`, outside whatever callback is running
+// now. (Dispatcher::post takes a copyable std::function, hence the
+// shared_ptr around move-only owners.)
+template <typename... T>
+void destroyLater(net::Dispatcher& loop, T&&... objects) {
+  auto bag = std::make_shared<std::tuple<std::decay_t<T>...>>(std::move(objects)...);
+  loop.post([bag = std::move(bag)]() mutable { bag.reset(); });
+}
+
 enum class CancelReason : uint8_t { kNone, kClient, kFirstTokenTimeout, kOutputCap, kStreamError };
 
 class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_from_this<Exchange> {
@@ -121,9 +131,16 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   [[nodiscard]] std::string serverTiming() const;
   [[nodiscard]] Nanos elapsed() const { return w_.loop.clock().monotonicNow() - t0_; }
   void deferRelease() {
-    // Drop the self-reference from a fresh stack frame: the current callback
-    // may belong to an object this Exchange owns.
-    w_.loop.post([self = std::move(self_)] {});
+    // Drop the self-reference, the call and the timer from a fresh stack
+    // frame: the current callback may belong to one of them (net completes a
+    // call synchronously inside cancel(), and a timer runs our code).
+    destroyLater(w_.loop, std::move(self_), std::move(call_), std::move(timer_));
+  }
+  /// Moves the current call and timer out of the way (destroyed later, on
+  /// this loop, outside any of their callbacks).
+  void retireCallAndTimer() {
+    if (!call_ && !timer_) return;
+    destroyLater(w_.loop, std::move(call_), std::move(timer_));
   }
 
   Worker& w_;
@@ -584,7 +601,7 @@ void Exchange::onData(std::string_view data) {
 
 void Exchange::commitStream() {
   committed_ = true;
-  timer_.reset();
+  if (timer_) destroyLater(w_.loop, std::move(timer_));  // the first-token deadline is met
   rec_.ttft_us = micros(elapsed());
   net::Headers h{{"content-type", "text/event-stream; charset=utf-8"},
                  {"cache-control", "no-cache"},
@@ -644,7 +661,7 @@ core::TokenUsage Exchange::attemptUsage(UsageSource& source) const {
 }
 
 void Exchange::onComplete(net::UpstreamErrorKind error) {
-  timer_.reset();
+  retireCallAndTimer();
   const CancelReason why = cancel_;
   // Stream relay paths.
   if (filter_ && committed_) {
@@ -738,9 +755,9 @@ void Exchange::attemptFailed(std::string error, std::optional<Nanos> retry_after
   }
   // Start the next attempt from a fresh stack frame: we are inside a
   // callback of the call object that the next attempt replaces.
+  retireCallAndTimer();
   auto go = [self = shared_from_this()] {
-    self->call_.reset();
-    self->timer_.reset();
+    self->retireCallAndTimer();
     self->nextAttempt();
   };
   if (delay && *delay > Nanos::zero()) {
@@ -809,7 +826,6 @@ void Exchange::onClientGone() {
     call_->cancel();  // onComplete(kCancelled) settles
   } else if (!call_ || timer_) {
     // Waiting for a backoff: nothing in flight upstream.
-    timer_.reset();
     finish(Outcome::kClientAbort);
   }
 }
@@ -915,8 +931,6 @@ void Exchange::reject(ErrorCode code, std::string message, Outcome outcome, std:
 void Exchange::finish(Outcome outcome) {
   if (finished_) return;
   finished_ = true;
-  call_.reset();
-  timer_.reset();
   rec_.outcome = outcome;
   if (rec_.served_model.empty() && !cur_model_.empty()) {
     rec_.served_model = cur_model_;
@@ -967,6 +981,11 @@ void Worker::handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStrea
   if (path == "/readyz") {
     if (gateway.draining()) return stream->respond(503, {{"content-type", "application/json"}}, R"({"status":"draining"})");
     return stream->respond(200, {{"content-type", "application/json"}}, R"({"status":"ready"})");
+  }
+  if (gateway.draining()) {
+    // Shutting down: a retryable answer, so SDKs try again (another replica).
+    return stream->respond(503, {{"content-type", "application/json"}, {"retry-after", "1"}},
+                           proto::errorBody(ErrorCode::kUpstreamUnavailable, "The gateway is shutting down; retry shortly."));
   }
   gateway.stats().requests.fetch_add(1, std::memory_order_relaxed);
   gateway.stats().in_flight.fetch_add(1, std::memory_order_relaxed);

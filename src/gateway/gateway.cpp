@@ -1,6 +1,7 @@
 #include "gateway/gateway.h"
 
 #include <cstdlib>
+#include <future>
 
 #include "gateway/worker.h"
 #include "mock/state.h"
@@ -82,6 +83,23 @@ core::Result<void> Gateway::reload(std::shared_ptr<const config::Config> config)
   if (!snap) return std::unexpected(snap.error());
   snapshot_->publish(std::move(*snap));
   return {};
+}
+
+void Gateway::releaseUpstreams(const std::vector<net::Dispatcher*>& loops) {
+  for (net::Dispatcher* loop : loops) {
+    std::promise<void> done;
+    loop->post([&] {
+      std::unique_lock lock(workers_mu_);
+      Worker* w = nullptr;
+      for (auto& x : workers_) {
+        if (&x->loop == loop) w = x.get();
+      }
+      lock.unlock();
+      if (w) w->releaseClients();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
 }
 
 void Gateway::maintain() {

@@ -70,8 +70,14 @@ class Gateway {
   /// maintenance thread): key refresh, expired reservations, idle limiters.
   void maintain();
 
-  /// After this, /readyz answers 503 (load balancers stop sending).
+  /// After this, /readyz answers 503 (load balancers stop sending) and new
+  /// API requests get a retryable 503; requests in flight go on.
   void setDraining() { draining_ = true; }
+
+  /// Shutdown, step 2 (after draining): on every loop, destroys the upstream
+  /// pools, cancelling what is still running (those requests are settled and
+  /// recorded as usual). Blocks until done. The loops must still be running.
+  void releaseUpstreams(const std::vector<net::Dispatcher*>& loops);
   [[nodiscard]] bool draining() const { return draining_; }
 
   // Shared state, used by Workers and Exchanges.

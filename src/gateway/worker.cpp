@@ -39,4 +39,9 @@ net::UpstreamClient& Worker::client(std::string_view name, const ProviderRuntime
   return *pos->second.client;
 }
 
+void Worker::releaseClients() {
+  clients_.clear();
+  retired_.clear();
+}
+
 }  // namespace sluice::gateway

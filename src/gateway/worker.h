@@ -26,6 +26,10 @@ class Worker {
   /// The client of `provider` on this loop, (re)created when its settings changed.
   net::UpstreamClient& client(std::string_view name, const ProviderRuntime& provider);
 
+  /// Destroys the upstream pools (calls still running complete as cancelled).
+  /// Must run on this worker's loop, before the loop stops.
+  void releaseClients();
+
   Gateway& gateway;
   net::Dispatcher& loop;
   LocalView<Snapshot> snapshot;

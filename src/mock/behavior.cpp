@@ -35,8 +35,12 @@ core::Result<double> parseDouble(std::string_view key, std::string_view text, do
     return std::unexpected(bad(key, "expected a number, got '" + std::string(text) + "'").error());
   }
   if (v < min || v > max) {
-    return std::unexpected(
-        bad(key, "must be within [" + std::to_string(min) + ", " + std::to_string(max) + "]").error());
+    std::string range = "must be within [";
+    json::appendDouble(range, min);
+    range += ", ";
+    json::appendDouble(range, max);
+    range += "]";
+    return std::unexpected(bad(key, range).error());
   }
   return v;
 }
@@ -94,6 +98,8 @@ void writeBool(const MockBehavior& b, std::string& out) {
 core::Result<void> setTps(MockBehavior& b, std::string_view key, std::string_view value) {
   auto v = parseDouble(key, value, 0.0, 1e9);
   if (!v) return std::unexpected(v.error());
+  // A tiny positive pace would make inter-chunk delays overflow.
+  if (*v != 0 && *v < 0.001) return bad(key, "must be 0 (unpaced) or at least 0.001");
   b.tokens_per_second = *v;
   return {};
 }

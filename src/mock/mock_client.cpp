@@ -36,10 +36,10 @@ class CallState final : public std::enable_shared_from_this<CallState> {
 
   // --- from the handle
   void cancel() {
-    if (done_) return;
-    done_ = true;
-    stopAll();
-    loop_.post([self = shared_from_this()] { self->callbacks_->onComplete(UpstreamErrorKind::kCancelled); });
+    // Synchronous, like net's HTTP client, so the two are interchangeable. The
+    // guard: onComplete commonly destroys the handle that owns us.
+    auto self = shared_from_this();
+    complete(UpstreamErrorKind::kCancelled);
   }
   void abandon() {
     if (done_) return;

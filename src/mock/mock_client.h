@@ -14,12 +14,13 @@
 ///   kIdleTimeout / kTotalTimeout when the request's timeouts expire (so an
 ///   injected stall ends like it would over the network; a timeout <= 0 is
 ///   disabled), kCancelled after cancel().
-/// - cancel() stops every further callback; onComplete(kCancelled) follows
-///   once, posted to the loop (delivered even if the call handle is destroyed
-///   right after cancel()). cancel() after onComplete is a no-op.
+/// - cancel() stops every further callback and calls onComplete(kCancelled)
+///   once, synchronously from inside cancel() (as net's HTTP client does);
+///   the handle may be destroyed in that callback. cancel() after onComplete
+///   is a no-op.
 /// - Destroying the call handle before onComplete abandons the call silently:
-///   no further callbacks at all.
-/// - `injected reset`: onData carries the bytes written before the cut.
+///   no further callbacks at all (as net's HTTP client does).
+/// - An injected reset: onData has carried the bytes written before the cut.
 /// Loop-confined: create, use and destroy the client and its calls on `loop`'s
 /// thread. `state` may be shared by clients on several loops.
 

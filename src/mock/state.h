@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string_view>
 
@@ -43,9 +44,13 @@ class MockState {
   [[nodiscard]] MockPlan plan(const MockRequest& request, core::WallTime now);
 
  private:
+  [[nodiscard]] std::shared_ptr<const MockBehavior> snapshot() const;
+
   const MockBehavior initial_;
   mutable std::mutex mu_;
-  MockBehavior behavior_;
+  // Replaced, never mutated: a request plans under one consistent snapshot
+  // without copying the knobs.
+  std::shared_ptr<const MockBehavior> behavior_;
   std::atomic<uint64_t> sequence_{0};
   Bill bill_;
 };

@@ -8,6 +8,15 @@
 /// a connection, the handler invoked for its requests, the upstream calls the
 /// handler starts and the timers it schedules all run on the same loop thread,
 /// so per-request state needs no locks.
+///
+/// Lifetime rules that follow from that (the objects below are loop-confined
+/// and use no atomics): a ServerStream, Timer, UpstreamClient or UpstreamCall
+/// must be released on its loop thread, or after its loop has stopped, and
+/// before the HttpServer / EventLoopThread that owns the loop is destroyed.
+///
+/// Network timeouts (header, idle, write, connect, first byte, ...) are
+/// measured with the loop's Clock and checked on a ~50 ms sweep, so a test
+/// with a core::ManualClock drives them by advancing the clock.
 
 #include <cstdint>
 #include <functional>
@@ -49,7 +58,8 @@ class Dispatcher {
   virtual ~Dispatcher() = default;
   /// Runs `fn` later on this loop.
   virtual void post(std::function<void()> fn) = 0;
-  /// Runs `fn` on this loop after `delay`, unless the returned Timer is destroyed first.
+  /// Runs `fn` on this loop after `delay` (real time), unless the returned
+  /// Timer is destroyed first. Loop thread only.
   [[nodiscard]] virtual std::unique_ptr<Timer> schedule(core::Nanos delay, std::function<void()> fn) = 0;
   [[nodiscard]] virtual const core::Clock& clock() const = 0;
 };
@@ -69,7 +79,11 @@ class ServerStream {
   [[nodiscard]] virtual size_t pendingBytes() const = 0;
   /// True once the client connection is gone.
   [[nodiscard]] virtual bool clientGone() const = 0;
-  /// Called once, on the loop, if the client disconnects before end()/respond().
+  /// Called once, on the loop, if the client disconnects before end()/respond()
+  /// (EOF/reset noticed at once by an outstanding read, a failed write, the
+  /// write timeout, more than 8 MiB of unsent stream data, or server stop).
+  /// Runs `cb` right away if the client is already gone. Never called from
+  /// inside respond()/write()/end().
   virtual void onClientGone(std::function<void()> cb) = 0;
 };
 
@@ -88,7 +102,8 @@ struct ServerOptions {
 
 /// What a server answers by itself, before any handler: 413 for a body over
 /// the limit, 431 for oversized headers, 400 for unparseable HTTP, 408 on a
-/// read timeout. Bodies are OpenAI-shaped errors.
+/// read timeout. Bodies are OpenAI-shaped errors. A handler that drops its
+/// stream without answering gets a 500 sent for it (a started stream is cut).
 class HttpServer {
  public:
   virtual ~HttpServer() = default;
@@ -96,7 +111,7 @@ class HttpServer {
   [[nodiscard]] virtual bool start() = 0;
   [[nodiscard]] virtual uint16_t port() const = 0;
   /// Stops accepting, lets in-flight exchanges finish until `deadline`, then
-  /// closes what is left and joins the loop threads.
+  /// closes what is left and joins the loop threads. Not from a loop thread.
   virtual void stop(core::Nanos deadline) = 0;
   /// Blocks until stop() has completed.
   virtual void wait() = 0;
@@ -145,14 +160,19 @@ class UpstreamCallbacks {
 class UpstreamCall {
  public:
   virtual ~UpstreamCall() = default;
-  /// Aborts the call: the connection is closed, not returned to the pool.
+  /// Aborts the call: the connection is closed, not returned to the pool, and
+  /// onComplete(kCancelled) runs before cancel() returns (no-op once complete).
+  /// Destroying the UpstreamCall before onComplete aborts the call silently:
+  /// no callback runs after that.
   virtual void cancel() = 0;
 };
 
 /// A client for one provider origin on one loop, with its own keep-alive pool.
-/// `callbacks` must outlive the call (until onComplete).
+/// `callbacks` must outlive the call (until onComplete). start() never runs a
+/// callback before it returns. Loop thread only.
 class UpstreamClient {
  public:
+  /// Completes every call still running with kCancelled.
   virtual ~UpstreamClient() = default;
   [[nodiscard]] virtual std::unique_ptr<UpstreamCall> start(UpstreamRequest request, UpstreamCallbacks& callbacks) = 0;
 };

@@ -435,7 +435,7 @@ void Connection::start() {
   sock_.set_option(tcp::no_delay(true), ec);
   sock_.non_blocking(true, ec);  // our own writev() must never block the loop
   cap_ = kInitialBuffer;
-  buf_ = std::make_unique<char[]>(cap_);
+  buf_ = std::make_unique_for_overwrite<char[]>(cap_);
   resetRequest();
   state_ = ConnState::kIdle;
   // The first request must arrive within header_timeout.
@@ -467,7 +467,7 @@ void Connection::armRead() {
       begin_ = 0;
     } else if (cap_ < max_cap) {
       const size_t ncap = std::min(max_cap, cap_ * 2);
-      auto nbuf = std::make_unique<char[]>(ncap);
+      auto nbuf = std::make_unique_for_overwrite<char[]>(ncap);
       std::memcpy(nbuf.get(), buf_.get(), end_);
       buf_ = std::move(nbuf);
       cap_ = ncap;
@@ -476,6 +476,8 @@ void Connection::armRead() {
     }
   }
   reading_ = true;
+  // Asio tries the recv() at once and waits for readiness only on EAGAIN.
+  // (Waiting without that try costs an epoll_ctl(MOD) instead: no cheaper.)
   sock_.async_read_some(asio::buffer(buf_.get() + end_, cap_ - end_),
                         [self = Ref<Connection>(this)](const error_code& ec, size_t n) { self->onRead(ec, n); });
 }

@@ -241,6 +241,7 @@ class UpConn final : public detail::LoopRefCounted {
   size_t head_sent_ = 0;
   size_t body_sent_ = 0;
   bool write_waiting_ = false;
+  bool write_done_ = true;  // the current request is fully written
   std::array<asio::const_buffer, 2> wbufs_;
 };
 
@@ -508,7 +509,7 @@ void ClientImpl::failConnect(UpConn* c) {
 void ClientImpl::onReady(const Ref<UpConn>& c) {
   c->state_ = ConnState::kActive;
   c->cap_ = kInitialBuffer;
-  c->buf_ = std::make_unique<char[]>(c->cap_);
+  c->buf_ = std::make_unique_for_overwrite<char[]>(c->cap_);
   armRead(c.get());
   if (c->call_) {
     sendRequest(c.get());
@@ -563,12 +564,17 @@ void ClientImpl::sendRequest(UpConn* c) {
   }
   h += "\r\n";
 
+  c->write_done_ = false;
   if (c->tls_) {
     c->wbufs_ = {asio::buffer(c->head_), asio::buffer(r.body)};
     Ref<UpConn> cref(c);
     asio::async_write(*c->tls_, c->wbufs_, [cref](const error_code& ec, size_t) {
       if (cref->client_ == nullptr || cref->state_ == ConnState::kClosed) return;
-      if (ec && cref->call_) cref->client_->failBeforeResponse(cref.get(), UpstreamErrorKind::kReset);
+      if (!ec) {
+        cref->write_done_ = true;
+      } else if (cref->call_) {
+        cref->client_->failBeforeResponse(cref.get(), UpstreamErrorKind::kReset);
+      }
     });
     return;
   }
@@ -609,6 +615,7 @@ void ClientImpl::writePlain(UpConn* c) {
     c->head_sent_ += h;
     c->body_sent_ += n - h;
   }
+  c->write_done_ = true;
 }
 
 void ClientImpl::failBeforeResponse(UpConn* c, UpstreamErrorKind kind) {
@@ -644,7 +651,7 @@ void ClientImpl::armRead(UpConn* c) {
       // Only an unfinished header can fill the buffer (bodies are consumed as
       // they come); the parser's header limit bounds the growth.
       const size_t ncap = c->cap_ * 2;
-      auto nbuf = std::make_unique<char[]>(ncap);
+      auto nbuf = std::make_unique_for_overwrite<char[]>(ncap);
       std::memcpy(nbuf.get(), c->buf_.get(), c->end_);
       c->buf_ = std::move(nbuf);
       c->cap_ = ncap;
@@ -759,7 +766,9 @@ void ClientImpl::onBody(UpConn& c, std::string_view body, error_code& ec) {
 
 void ClientImpl::finishResponse(UpConn* c) {
   Ref<CallState> st = c->call_;
-  const bool reusable = c->parser_->keep_alive() && c->begin_ == c->end_ && !destroying_;
+  // An early answer (e.g. a 413 while the body is still going out) leaves the
+  // connection mid-request: not reusable.
+  const bool reusable = c->parser_->keep_alive() && c->begin_ == c->end_ && c->write_done_ && !destroying_;
   detach(st.get());
   if (reusable) {
     release(c);  // before onComplete: a follow-up call can reuse it at once

@@ -163,6 +163,16 @@ void StreamFilter::onEvent(const SseEvent& event, std::string& out) {
       } else if (key == "model") {
         std::string_view model;
         if (accounting_.model.empty() && !kv.value.get_string().get(model)) accounting_.model.assign(model);
+      } else if (key == "response") {
+        // Responses API named events: usage sits in response.completed /
+        // response.incomplete / response.failed under `response.usage`.
+        element usage;
+        if (!kv.value["usage"].get(usage) && !usage.is_null()) {
+          if (auto parsed = detail::usageFrom(usage)) accounting_.usage = parsed;
+        }
+      } else if (key == "delta") {
+        std::string_view text;  // Responses API *.delta events carry text at the top level
+        if (!kv.value.get_string().get(text)) chunk.addText(text);
       } else if (key == "error" && !kv.value.is_null()) {
         accounting_.upstream_error = true;
         std::string_view message;

@@ -17,6 +17,9 @@
 /// - Comments (keep-alives) from upstream are not forwarded; the gateway sends
 ///   its own. Events are re-framed as `event:`/`data:` lines, so the client
 ///   only ever receives complete events — a cut can never split one.
+/// - Responses API streams (named events) are accounted too: top-level
+///   `delta` text and `response.usage`; they carry no top-level usage key, so
+///   nothing is stripped from them.
 /// - Malformed upstream JSON: forwarded as-is so the client sees what the
 ///   provider sent, counted in `malformed_events`; it adds nothing to the
 ///   accounting (the gateway falls back to its estimate if usage never comes).

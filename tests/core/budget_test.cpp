@@ -803,8 +803,8 @@ TEST_F(BudgetTest, ConcurrentReserveSettleNeverOvershoots) {
       const size_t agent = static_cast<size_t>(t) % agents.size();
       const ScopeId ids[] = {global, tiers[static_cast<size_t>(t) % tiers.size()], agents[agent]};
       for (int i = 0; i < kRequests; ++i) {
-        const Ask a = ask(uni(0, 500), uni(1, 1'000), uni(0, 1) ? ShortBudgetPolicy::kClamp : ShortBudgetPolicy::kReject,
-                          uni(1, 2));
+        const ShortBudgetPolicy policy = uni(0, 1) ? ShortBudgetPolicy::kClamp : ShortBudgetPolicy::kReject;
+        const Ask a = ask(uni(0, 500), uni(1, 1'000), policy, uni(1, 2));
         auto r = e.reserve(ids, a);
         if (!r) {
           ++rejected;

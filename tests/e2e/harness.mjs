@@ -48,7 +48,9 @@ export class MockUpstream {
 
 export class Gateway {
   // yaml: config text with ${MOCK} replaced by the mock upstream's base URL.
-  static async start(yaml, { env = {} } = {}) {
+  // keys: {name: {agent, pipeline, actsFor}} created before the server starts
+  // (a running gateway picks up new keys within a second).
+  static async start(yaml, { env = {}, keys = {} } = {}) {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-test-'));
     const cfgPath = join(dir, 'sluice.yaml');
     const text = yaml.replaceAll('${DIR}', dir);
@@ -58,6 +60,8 @@ export class Gateway {
     gw.config = cfgPath;
     gw.usageLog = join(dir, 'usage.jsonl');
     gw.env = { ...process.env, ...env };
+    gw.keys = {};
+    for (const [name, spec] of Object.entries(keys)) gw.keys[name] = gw.createKey(spec.agent, spec);
     gw.child = spawn(SLUICE, ['serve', '--config', cfgPath], { stdio: ['ignore', 'pipe', 'pipe'], env: gw.env });
     gw.stderr = '';
     gw.child.stderr.on('data', (b) => { gw.stderr += b.toString(); });
@@ -82,6 +86,15 @@ export class Gateway {
         ? readFileSync(this.usageLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
       if (rows.length >= minCount || Date.now() > deadline) return rows;
       await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  // The usage row of one request, waiting for the background writer.
+  async row(requestId, timeoutMs = 5000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = (await this.usage()).find((r) => r.request_id === requestId);
+      if (found || Date.now() > deadline) return found;
+      await new Promise((r) => setTimeout(r, 25));
     }
   }
   async stop() {

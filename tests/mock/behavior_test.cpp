@@ -33,6 +33,7 @@ TEST(MockBehavior, BadValuesLeaveTheKnobsUnchanged) {
   EXPECT_FALSE(applyMockKnobAssignment(b, "tokens_per_chunk=0"));
   EXPECT_FALSE(applyMockKnobAssignment(b, "completion_tokens=100001"));
   EXPECT_FALSE(applyMockKnobAssignment(b, "stall_rate=nan"));
+  EXPECT_FALSE(applyMockKnobAssignment(b, "tokens_per_second=1e-300"));
   EXPECT_FALSE(applyMockKnobAssignment(b, "ignore_max_tokens=maybe"));
   EXPECT_FALSE(applyMockKnobAssignment(b, "retry_after=1\r\nx: y"));
   auto unknown = applyMockKnobAssignment(b, "no_such_knob=1");

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "mock/test_util.h"
+#include "proto/sse.h"
 
 namespace sluice::mock {
 namespace {
@@ -223,6 +224,22 @@ TEST(GeneratorStream, ChunksFollowTheWireSpec) {
   ASSERT_EQ(last.at_pointer("/choices/0/delta").get(delta), simdjson::SUCCESS);
   EXPECT_EQ(delta.size(), 0u);
   EXPECT_EQ(countWords(v.content), 6u);
+}
+
+TEST(GeneratorStream, TheProjectsSseParserReadsItByteByByte) {
+  MockPlan p = chat(R"("stream":true,"max_tokens":7,"stream_options":{"include_usage":true})");
+  const std::string bytes = drainStream(p);
+  proto::SseParser parser;
+  std::vector<std::string> events;
+  auto on_event = [&](const proto::SseEvent& e) {
+    EXPECT_TRUE(e.type.empty());
+    events.emplace_back(e.data);
+  };
+  for (char c : bytes) ASSERT_TRUE(parser.put(std::string_view(&c, 1), on_event));
+  EXPECT_FALSE(parser.midEvent());
+  EXPECT_EQ(events, ssePayloads(bytes));
+  ASSERT_EQ(events.size(), 1u + 7u + 1u + 1u + 1u);
+  EXPECT_EQ(events.back(), "[DONE]");
 }
 
 TEST(GeneratorStream, StreamTextEqualsTheNonStreamText) {

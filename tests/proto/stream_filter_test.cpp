@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -246,6 +247,72 @@ TEST(StreamFilter, TruncatedStreamIsVisible) {
   EXPECT_TRUE(filter.midEvent());
   EXPECT_FALSE(filter.finished());
   EXPECT_TRUE(out.empty());
+}
+
+}  // namespace
+}  // namespace sluice::proto
+
+namespace sluice::proto {
+namespace {
+
+TEST(StreamFilter, ResponsesApiNamedEvents) {
+  StreamAccounting acc;
+  const std::string upstream =
+      "event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"usage\":null}}\n\n"
+      "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hé\"}\n\n"
+      "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\","
+      "\"usage\":{\"input_tokens\":5,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":2,"
+      "\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":7}}}\n\n";
+  EXPECT_EQ(filterAll(upstream, false, &acc), upstream);
+  ASSERT_TRUE(acc.usage.has_value());
+  EXPECT_EQ(*acc.usage, (core::TokenUsage{.input = 5, .cached = 0, .output = 2, .reasoning = 0}));
+  EXPECT_EQ(acc.output_text_bytes, 3);
+  EXPECT_EQ(acc.output_non_ascii, 1);
+}
+
+}  // namespace
+}  // namespace sluice::proto
+
+namespace sluice::proto {
+namespace {
+
+// Mutated streams with random splits: no crash, output is always whole SSE
+// events, and every forwarded JSON chunk that parsed upstream still parses.
+TEST(StreamFilter, MutationFuzz) {
+  const std::string seed = testing::readData("chat_stream_include_usage.sse");
+  const std::string alphabet = "{}[]\",:\\ \r\n\n\ndata: usage null [DONE]\x80\xff";
+  std::mt19937 rng(777);
+  simdjson::dom::parser parser;
+  for (int iter = 0; iter < 1500; ++iter) {
+    std::string upstream = seed;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int k = 0; k < edits; ++k) {
+      const size_t pos = rng() % upstream.size();
+      switch (rng() % 3) {
+        case 0: upstream[pos] = alphabet[rng() % alphabet.size()]; break;
+        case 1: upstream.erase(pos, 1 + rng() % 8); break;
+        default: upstream.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
+      }
+    }
+    StreamFilter filter({.client_wants_usage = (iter % 2) == 1, .max_event_bytes = 4096});
+    std::string out;
+    size_t pos = 0;
+    while (pos < upstream.size()) {
+      const size_t n = 1 + rng() % 200;
+      if (!filter.put(std::string_view(upstream).substr(pos, n), out)) break;
+      pos += n;
+    }
+    if (!filter.finished()) filter.cut(out, core::ErrorCode::kUpstreamError, "cut");
+    bool ok = false;
+    const auto events = testing::parseAll(out, &ok);
+    ASSERT_TRUE(ok) << out;
+    ASSERT_FALSE(events.empty());
+    EXPECT_LE(out.size(), upstream.size() + 256);
+    // Every counted event was forwarded or withheld; then one [DONE] or error event.
+    const StreamAccounting& acc = filter.accounting();
+    EXPECT_EQ(static_cast<int64_t>(events.size()), acc.events - acc.dropped_events + 1)
+        << out;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,374 @@
+// Integration tests: real `sluice serve` in front of real `sluice mock-upstream`
+// processes on loopback, driven over HTTP with fetch.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { MockUpstream, Gateway, chat, readSse, sleep } from './harness.mjs';
+
+const PRICE = { 'gpt-4.1': [2.0, 8.0], 'gpt-4o-mini': [0.15, 0.6] };
+const costMicros = (model, inTok, outTok) =>
+  Math.ceil((inTok * PRICE[model][0] * 1e6 + outTok * PRICE[model][1] * 1e6) / 1e6);
+
+describe('gateway basics', () => {
+  let mock, gw, key, limitedKey, pipeKey, revokeKey;
+  before(async () => {
+    mock = await MockUpstream.start({ completion_tokens: 12 });
+    gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", max_body_bytes: 65536, threads: 2}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1"}
+agents:
+  drafter: {max_tokens_per_call: 500, rpm: 1000}
+  limited: {models: [gpt-4o-mini]}
+  helper: {}
+`, { keys: { d: { agent: 'drafter' }, l: { agent: 'limited' }, p: { pipeline: true, actsFor: ['drafter', 'helper'] }, h: { agent: 'helper' } } });
+    key = gw.keys.d.key;
+    limitedKey = gw.keys.l.key;
+    pipeKey = gw.keys.p.key;
+    revokeKey = gw.keys.h;
+  });
+  after(async () => { await gw?.stop(); mock?.stop(); });
+
+  it('proxies a chat completion with the gateway headers and bills the provider usage', async () => {
+    const res = await chat(gw, key, { model: 'gpt-4.1', messages: [{ role: 'user', content: 'Hello there' }], max_tokens: 50 });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /application\/json/);
+    for (const h of ['x-request-id', 'x-sluice-served-model', 'x-sluice-provider', 'x-sluice-config-version', 'server-timing', 'x-sluice-cost-usd', 'x-ratelimit-remaining-requests'])
+      assert.ok(res.headers.get(h), `missing ${h}`);
+    assert.equal(res.headers.get('x-sluice-served-model'), 'gpt-4.1');
+    const body = await res.json();
+    assert.equal(body.object, 'chat.completion');
+    assert.equal(body.usage.completion_tokens, 12);
+    const expected = costMicros('gpt-4.1', body.usage.prompt_tokens, body.usage.completion_tokens);
+    assert.equal(res.headers.get('x-sluice-cost-usd'), (expected / 1e6).toFixed(6));
+    const row = await gw.row(res.headers.get('x-request-id'));
+    assert.ok(row);
+    assert.equal(row.outcome, 'ok');
+    assert.equal(row.usage_source, 'provider');
+    assert.equal(row.cost_micro_usd, expected);
+    assert.equal(row.agent, 'drafter');
+    assert.equal(row.input_tokens, body.usage.prompt_tokens);
+  });
+
+  it('injects the agent output cap when the client sends none', async () => {
+    await mock.configure({ completion_tokens: 100000 });
+    const res = await chat(gw, key, { model: 'gpt-4.1', messages: [{ role: 'user', content: 'long answer please' }] });
+    const body = await res.json();
+    await mock.configure({ completion_tokens: 12 });
+    assert.equal(res.status, 200);
+    assert.equal(body.usage.completion_tokens, 500, 'max_tokens_per_call was injected upstream');
+  });
+
+  it('streams without include_usage: the usage chunk and usage:null keys are removed', async () => {
+    const res = await chat(gw, key, { model: 'gpt-4.1', stream: true, messages: [{ role: 'user', content: 'stream it' }], max_tokens: 5 });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /text\/event-stream/);
+    const events = await readSse(res);
+    assert.equal(events.at(-1), '[DONE]');
+    const chunks = events.slice(0, -1);
+    assert.ok(chunks.length >= 3);
+    for (const c of chunks) {
+      assert.equal(c.object, 'chat.completion.chunk');
+      assert.ok(!('usage' in c), 'usage key leaked to a client that did not ask');
+      assert.ok(c.choices.length > 0);
+    }
+    const row = await gw.row(res.headers.get('x-request-id'));
+    assert.equal(row.usage_source, 'provider', 'usage was requested upstream');
+    assert.equal(row.output_tokens, 5);
+    assert.equal(row.stream, true);
+  });
+
+  it('streams with include_usage: the usage chunk is forwarded', async () => {
+    const res = await chat(gw, key, { model: 'gpt-4.1', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'stream it' }], max_tokens: 4 });
+    const events = await readSse(res);
+    const usageChunk = events.find((e) => e !== '[DONE]' && e.usage);
+    assert.ok(usageChunk);
+    assert.deepEqual(usageChunk.choices, []);
+    assert.equal(usageChunk.usage.completion_tokens, 4);
+  });
+
+  it('rejects bad keys with 401 invalid_api_key, never echoing the key', async () => {
+    const none = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', body: '{}' });
+    assert.equal(none.status, 401);
+    const bad = await chat(gw, 'sk-sluice-aaaaaaaaaaaa_' + 'b'.repeat(43), { model: 'gpt-4.1', messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(bad.status, 401);
+    const text = await bad.text();
+    const err = JSON.parse(text).error;
+    assert.equal(err.code, 'invalid_api_key');
+    assert.ok(!text.includes('bbbbbbbb'));
+  });
+
+  it('stops accepting a revoked key within about a second', async () => {
+    const ok = await chat(gw, revokeKey.key, { model: 'gpt-4.1', messages: [{ role: 'user', content: 'x' }], max_tokens: 3 });
+    assert.equal(ok.status, 200);
+    gw.revokeKey(revokeKey.id);
+    await sleep(1600);
+    const res = await chat(gw, revokeKey.key, { model: 'gpt-4.1', messages: [{ role: 'user', content: 'x' }], max_tokens: 3 });
+    assert.equal(res.status, 401);
+  });
+
+  it('lets a pipeline key act only for its listed agents', async () => {
+    const ok = await chat(gw, pipeKey, { model: 'gpt-4.1', messages: [{ role: 'user', content: 'x' }], max_tokens: 3 }, { 'x-sluice-agent': 'helper' });
+    assert.equal(ok.status, 200);
+    const no = await chat(gw, pipeKey, { model: 'gpt-4.1', messages: [{ role: 'user', content: 'x' }] }, { 'x-sluice-agent': 'limited' });
+    assert.equal(no.status, 403);
+    assert.equal((await no.json()).error.code, 'agent_not_allowed');
+    const missing = await chat(gw, pipeKey, { model: 'gpt-4.1', messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(missing.status, 403);
+  });
+
+  it('answers request errors in OpenAI shape', async () => {
+    const notAllowed = await chat(gw, limitedKey, { model: 'gpt-4.1', messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(notAllowed.status, 403);
+    assert.equal((await notAllowed.json()).error.code, 'model_not_allowed');
+
+    const tooMany = await chat(gw, key, { model: 'gpt-4.1', messages: [{ role: 'user', content: 'x' }], max_tokens: 501 });
+    assert.equal(tooMany.status, 400);
+    const e = (await tooMany.json()).error;
+    assert.equal(e.code, 'max_tokens_exceeded');
+    assert.equal(e.param, 'max_tokens');
+
+    const malformed = await chat(gw, key, '{"model": "gpt-4.1", "messages": [');
+    assert.equal(malformed.status, 400);
+    const me = (await malformed.json()).error;
+    assert.equal(me.type, 'invalid_request_error');
+
+    const big = await chat(gw, key, { model: 'gpt-4.1', messages: [{ role: 'user', content: 'x'.repeat(70000) }] });
+    assert.equal(big.status, 413);
+
+    const unknownModel = await chat(gw, key, { model: 'no-such-model', messages: [{ role: 'user', content: 'x' }] });
+    assert.equal(unknownModel.status, 404);
+    assert.equal((await unknownModel.json()).error.code, 'model_not_found');
+
+    const nowhere = await fetch(`${gw.url}/v1/nowhere`, { headers: { authorization: `Bearer ${key}` } });
+    assert.equal(nowhere.status, 404);
+  });
+
+  it('lists the models an agent may call', async () => {
+    const all = await (await fetch(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).json();
+    assert.equal(all.object, 'list');
+    assert.ok(all.data.some((m) => m.id === 'gpt-4.1'));
+    const limited = await (await fetch(`${gw.url}/v1/models`, { headers: { authorization: `Bearer ${limitedKey}` } })).json();
+    assert.deepEqual(limited.data.map((m) => m.id), ['gpt-4o-mini']);
+    const one = await fetch(`${gw.url}/v1/models/gpt-4o-mini`, { headers: { authorization: `Bearer ${limitedKey}` } });
+    assert.equal((await one.json()).id, 'gpt-4o-mini');
+    const hidden = await fetch(`${gw.url}/v1/models/gpt-4.1`, { headers: { authorization: `Bearer ${limitedKey}` } });
+    assert.equal(hidden.status, 404);
+  });
+
+  it('proxies embeddings and bills their input tokens', async () => {
+    const res = await fetch(`${gw.url}/v1/embeddings`, {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'text-embedding-3-small', input: ['hello world', 'second'], encoding_format: 'float' }),
+    });
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.equal(body.data.length, 2);
+    const row = await gw.row(res.headers.get('x-request-id'));
+    assert.equal(row.input_tokens, body.usage.prompt_tokens);
+    assert.equal(row.output_tokens, 0);
+  });
+
+  it('writes one usage row per request, rejected ones included', async () => {
+    const a = await chat(gw, 'nope', { model: 'gpt-4.1', messages: [] });
+    const b = await chat(gw, key, { model: 'gpt-4.1', messages: [{ role: 'user', content: 'x' }], max_tokens: 2 });
+    const ra = await gw.row(a.headers.get('x-request-id'));
+    const rb = await gw.row(b.headers.get('x-request-id'));
+    assert.equal(ra.outcome, 'rejected_auth');
+    assert.equal(ra.http_status, 401);
+    assert.equal(rb.outcome, 'ok');
+    const rows = await gw.usage();
+    assert.equal(new Set(rows.map((r) => r.request_id)).size, rows.length, 'one row per request id');
+    assert.ok(!JSON.stringify(rows).includes('sk-sluice-'), 'no key material in the ledger');
+  });
+});
+
+describe('budgets under concurrency', () => {
+  let mock, gw, key;
+  before(async () => {
+    mock = await MockUpstream.start({ completion_tokens: 64 });
+    gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 2}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1", max_connections: 256}
+budgets:
+  on_short_budget: reject
+agents:
+  looper: {usd_per_day: 0.01}
+`, { keys: { k: { agent: 'looper' } } });
+    key = gw.keys.k.key;
+  });
+  after(async () => { await gw?.stop(); mock?.stop(); });
+
+  it('200 concurrent requests never spend past the budget, and the ledger equals the provider bill', async () => {
+    const reqs = Array.from({ length: 200 }, (_, i) =>
+      chat(gw, key, { model: 'gpt-4.1', messages: [{ role: 'user', content: `request ${i}` }], max_tokens: 100 })
+        .then(async (r) => ({ status: r.status, headers: r.headers, body: await r.json() })));
+    const results = await Promise.all(reqs);
+    const ok = results.filter((r) => r.status === 200);
+    const rejected = results.filter((r) => r.status === 429);
+    assert.equal(ok.length + rejected.length, 200);
+    assert.ok(ok.length > 0, 'some requests fit the budget');
+    assert.ok(rejected.length > 0, 'the budget ran out');
+    for (const r of rejected) {
+      assert.equal(r.body.error.code, 'insufficient_quota');
+      assert.equal(r.body.error.type, 'insufficient_quota');
+      assert.equal(r.headers.get('x-should-retry'), 'false');
+    }
+    const bill = await mock.bill();
+    const m = bill.models['gpt-4.1'];
+    assert.equal(m.requests, ok.length, 'the provider served exactly the admitted requests');
+    const providerCost = costMicros('gpt-4.1', m.prompt_tokens, 0) + Math.ceil(m.completion_tokens * 8);
+    assert.ok(providerCost <= 10000, `provider bill ${providerCost} µUSD exceeds the 10000 µUSD budget`);
+    const rows = await gw.usage({ minCount: 200 });
+    const ledgerIn = rows.reduce((s, r) => s + r.input_tokens, 0);
+    const ledgerOut = rows.reduce((s, r) => s + r.output_tokens, 0);
+    assert.equal(ledgerIn, m.prompt_tokens);
+    assert.equal(ledgerOut, m.completion_tokens);
+    const ledgerCost = rows.reduce((s, r) => s + r.cost_micro_usd, 0);
+    assert.ok(ledgerCost <= 10000);
+  });
+});
+
+describe('resilience', () => {
+  let good, flaky, staller, gw, key;
+  before(async () => {
+    good = await MockUpstream.start({ completion_tokens: 8 });
+    flaky = await MockUpstream.start({ completion_tokens: 8, error_rate_500: 0.5, seed: 7 });
+    staller = await MockUpstream.start({ completion_tokens: 8, stall_rate: 1, stall_after_chunks: 1 });
+    gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  good: {base_url: "${good.url}/v1"}
+  flaky: {base_url: "${flaky.url}/v1"}
+  stall: {base_url: "${staller.url}/v1", first_byte_timeout_ms: 400}
+  dead: {base_url: "http://127.0.0.1:1/v1", connect_timeout_ms: 500}
+models:
+  m-good: {provider: good, input: 1, output: 2}
+  m-flaky: {provider: flaky, input: 1, output: 2}
+  m-stall: {provider: stall, input: 1, output: 2}
+  m-dead: {provider: dead, input: 1, output: 2}
+profiles:
+  main:
+    fallbacks: {m-dead: [m-good], m-stall: [m-good]}
+active_profile: main
+resilience:
+  retries: {max: 6, base_ms: 1, max_ms: 5}
+  breaker: {failures: 50, open_ms: 1000}
+agents:
+  a: {}
+`, { keys: { k: { agent: 'a' } } });
+    key = gw.keys.k.key;
+  });
+  after(async () => { await gw?.stop(); good?.stop(); flaky?.stop(); staller?.stop(); });
+
+  it('falls back when a provider refuses connections', async () => {
+    const res = await chat(gw, key, { model: 'm-dead', messages: [{ role: 'user', content: 'x' }], max_tokens: 5 });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-sluice-served-model'), 'm-good');
+    assert.ok(Number(res.headers.get('x-sluice-attempts')) >= 2);
+    const row = await gw.row(res.headers.get('x-request-id'));
+    assert.equal(row.requested_model, 'm-dead');
+    assert.equal(row.served_model, 'm-good');
+    assert.ok(row.attempts.some((a) => a.model === 'm-dead' && a.error === 'connect'));
+  });
+
+  it('retries 5xx answers and every attempt lands on the ledger', async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+      chat(gw, key, { model: 'm-flaky', messages: [{ role: 'user', content: `q${i}` }], max_tokens: 5 })));
+    for (const r of results) {
+      if (r.status !== 200) console.log(JSON.stringify((await gw.row(r.headers.get('x-request-id'))).attempts.map((a) => a.error)));
+      assert.equal(r.status, 200);
+    }
+    const bill = await flaky.bill();
+    const rows = (await gw.usage({ minCount: 21 })).filter((r) => r.requested_model === 'm-flaky');
+    const attempts = rows.reduce((s, r) => s + r.attempts.filter((a) => a.provider === 'flaky').length, 0);
+    assert.equal(attempts, bill.requests_total, 'one ledger attempt per request the provider saw');
+    assert.ok(attempts > 20, 'some attempts were retried');
+    assert.equal(rows.reduce((s, r) => s + r.output_tokens, 0), bill.models['m-flaky'].completion_tokens);
+  });
+
+  it('falls back when a stream stalls before its first token', async () => {
+    const res = await chat(gw, key, { model: 'm-stall', stream: true, messages: [{ role: 'user', content: 'x' }], max_tokens: 5 });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-sluice-served-model'), 'm-good');
+    const events = await readSse(res);
+    assert.equal(events.at(-1), '[DONE]');
+    const row = await gw.row(res.headers.get('x-request-id'));
+    assert.ok(row.attempts.some((a) => a.model === 'm-stall' && a.error === 'first_token_timeout'));
+  });
+});
+
+describe('stream exit paths are billed', () => {
+  let mock, gw, key;
+  before(async () => {
+    mock = await MockUpstream.start({ completion_tokens: 400, tokens_per_second: 200 });
+    gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1"}
+agents:
+  a: {}
+`, { keys: { k: { agent: 'a' } } });
+    key = gw.keys.k.key;
+  });
+  after(async () => { await gw?.stop(); mock?.stop(); });
+
+  it('a client that leaves mid-stream cancels upstream and is billed (estimated)', async () => {
+    const ctl = new AbortController();
+    const res = await chat(gw, key, { model: 'gpt-4.1', stream: true, messages: [{ role: 'user', content: 'x' }], max_tokens: 400 }, {});
+    const reader = res.body.getReader();
+    await reader.read();
+    await sleep(100);
+    await reader.cancel();
+    ctl.abort();
+    const id = res.headers.get('x-request-id');
+    let row;
+    for (let i = 0; i < 60 && !row; i++) {
+      row = (await gw.usage()).find((r) => r.request_id === id);
+      if (!row) await sleep(100);
+    }
+    assert.ok(row, 'usage row written');
+    assert.equal(row.outcome, 'client_abort');
+    assert.equal(row.usage_source, 'estimated');
+    assert.ok(row.output_tokens > 0 && row.output_tokens < 400);
+    assert.ok(row.cost_micro_usd > 0);
+    await sleep(300);
+    const bill = await mock.bill();
+    const served = bill.models['gpt-4.1'].completion_tokens;
+    assert.ok(served < 400, 'the upstream stream was cancelled');
+    assert.ok(row.output_tokens >= served * 0.9, `ledger ${row.output_tokens} vs provider ${served}`);
+  });
+
+  it('a mid-stream reset ends the client stream with an error event and is billed', async () => {
+    await mock.reset();
+    await mock.configure({ completion_tokens: 50, tokens_per_second: 0, reset_mid_stream_rate: 1, reset_after_chunks: 6 });
+    const res = await chat(gw, key, { model: 'gpt-4.1', stream: true, messages: [{ role: 'user', content: 'x' }], max_tokens: 50 });
+    assert.equal(res.status, 200);
+    const events = await readSse(res);
+    const last = events.at(-1);
+    assert.ok(last.error, 'stream ends with an error event');
+    assert.equal(typeof last.error.message, 'string');
+    const row = await gw.row(res.headers.get('x-request-id'));
+    assert.equal(row.outcome, 'upstream_error');
+    assert.equal(row.usage_source, 'estimated');
+    assert.ok(row.output_tokens >= (await mock.bill()).models['gpt-4.1'].completion_tokens);
+  });
+
+  it('a provider that ignores max_tokens is cut at the reservation', async () => {
+    await mock.reset();
+    await mock.configure({ completion_tokens: 400, ignore_max_tokens: true, reset_mid_stream_rate: 0, tokens_per_second: 0 });
+    const res = await chat(gw, key, { model: 'gpt-4.1', stream: true, messages: [{ role: 'user', content: 'x' }], max_tokens: 20 });
+    const events = await readSse(res);
+    assert.equal(events.at(-1), '[DONE]');
+    assert.ok(events.at(-2).error, 'an error event precedes [DONE]');
+    const text = events.filter((e) => e !== '[DONE]' && e.choices).map((e) => e.choices[0]?.delta?.content ?? '').join('');
+    assert.ok(text.split(' ').filter(Boolean).length <= 24, `client got ${text.split(' ').length} words for a cap of 20`);
+    const row = await gw.row(res.headers.get('x-request-id'));
+    assert.equal(row.finish_reason, 'length');
+    assert.ok(row.cost_micro_usd > 0);
+  });
+});
