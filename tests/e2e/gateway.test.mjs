@@ -372,3 +372,88 @@ agents:
     assert.ok(row.cost_micro_usd > 0);
   });
 });
+
+describe('runs, rate limits, breakers and legacy completions', () => {
+  let mock, dead, gw;
+  before(async () => {
+    mock = await MockUpstream.start({ completion_tokens: 6 });
+    gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1"}
+  dead: {base_url: "http://127.0.0.1:1/v1", connect_timeout_ms: 300}
+models:
+  m-dead: {provider: dead, input: 1, output: 1}
+resilience:
+  retries: {max: 0, base_ms: 1, max_ms: 1}
+  breaker: {failures: 2, open_ms: 60000}
+budgets:
+  run: {calls: 3, usd: 1}
+agents:
+  a: {}
+  tpm: {tpm: 300}
+`, { keys: { a: { agent: 'a' }, t: { agent: 'tpm' } } });
+  });
+  after(async () => { await gw?.stop(); mock?.stop(); });
+
+  it('caps the calls of one pipeline run (X-Sluice-Run)', async () => {
+    const call = () => chat(gw, gw.keys.a.key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 5 }, { 'x-sluice-run': 'run-42' });
+    for (let i = 0; i < 3; i++) assert.equal((await call()).status, 200);
+    const fourth = await call();
+    assert.equal(fourth.status, 429);
+    assert.equal(fourth.headers.get('x-should-retry'), 'false');
+    const err = (await fourth.json()).error;
+    assert.equal(err.code, 'insufficient_quota');
+    assert.match(err.message, /run-42/);
+    const other = await chat(gw, gw.keys.a.key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 5 }, { 'x-sluice-run': 'run-43' });
+    assert.equal(other.status, 200, 'another run has its own budget');
+  });
+
+  it('answers a TPM limit with OpenAI rate-limit headers', async () => {
+    // TPM counts prompt estimate + max_tokens while a call runs (as OpenAI
+    // does); the second call arrives while the first is still upstream.
+    await mock.configure({ latency_ms: 400 });
+    const body = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 200 };
+    const firstP = chat(gw, gw.keys.t.key, body);
+    await sleep(100);
+    const second = await chat(gw, gw.keys.t.key, body);
+    const first = await firstP;
+    await mock.configure({ latency_ms: 0 });
+    assert.equal(first.status, 200);
+    assert.equal(first.headers.get('x-ratelimit-limit-tokens'), '300');
+    assert.equal(second.status, 429);
+    const err = (await second.json()).error;
+    assert.equal(err.type, 'tokens');
+    assert.equal(err.code, 'rate_limit_exceeded');
+    assert.ok(Number(second.headers.get('retry-after')) >= 1);
+    assert.ok(Number(second.headers.get('retry-after-ms')) > 0);
+    assert.ok(second.headers.get('x-ratelimit-reset-tokens'));
+    assert.equal(second.headers.get('x-should-retry'), null);
+  });
+
+  it('opens the breaker after consecutive failures and stops calling the provider', async () => {
+    const call = () => chat(gw, gw.keys.a.key, { model: 'm-dead', messages: [{ role: 'user', content: 'x' }], max_tokens: 5 });
+    const r1 = await call(); const r2 = await call();
+    assert.equal(r1.status, 502);
+    assert.equal(r2.status, 502);
+    const r3 = await call();
+    assert.equal(r3.status, 503, 'breaker open: upstream_unavailable without a call');
+    const row = await gw.row(r3.headers.get('x-request-id'));
+    assert.deepEqual(row.attempts.map((a) => a.error), ['breaker_open']);
+    assert.equal(row.outcome, 'upstream_error');
+  });
+
+  it('proxies legacy completions with the default cap of 16', async () => {
+    const res = await fetch(`${gw.url}/v1/completions`, {
+      method: 'POST', headers: { authorization: `Bearer ${gw.keys.a.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-4o-mini', prompt: 'Once upon a time' }),
+    });
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.equal(body.object, 'text_completion');
+    const row = await gw.row(res.headers.get('x-request-id'));
+    assert.equal(row.endpoint, 'completions');
+    assert.equal(row.output_tokens, body.usage.completion_tokens);
+  });
+});

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Load benchmark, one run, loopback only: the same request
+#   (1) direct to `sluice mock-upstream`,
+#   (2) through nginx as a plain reverse proxy with upstream keep-alive,
+#   (3) through `sluice serve` with a virtual key, budgets, rate limits and
+#       the usage log on.
+# The servers under test (and the mock) are pinned to core 0 with taskset,
+# wrk to core 1. For each proxy: req/s, p50/p99 latency, and CPU time per
+# request (utime+stime from /proc/PID/stat over the run / requests served).
+# Then time to the first streamed event, direct and through each proxy.
+#
+#   bash bench/load.sh            # DUR=10 CONNS="1 16 64 256" by default
+#
+# Prints a Markdown table; paste it into BENCHMARKS.md with the date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${SLUICE_BIN:-build/release/src/app/sluice}
+DUR=${DUR:-10}
+CONNS=${CONNS:-"1 16 64 256"}
+TTFT_N=${TTFT_N:-300}
+[ -x "$BIN" ] || { echo "build first: cmake --preset release && cmake --build --preset release" >&2; exit 1; }
+command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "run scripts/setup.sh first" >&2; exit 1; }
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
+wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
+
+MOCK_PORT=$(free_port); NGINX_PORT=$(free_port); SLUICE_PORT=$(free_port)
+
+taskset -c 0 "$BIN" mock-upstream --port "$MOCK_PORT" --set completion_tokens=16 >"$TMP/mock.log" 2>&1 &
+PIDS+=($!); MOCK_PID=$!
+wait_port "$MOCK_PORT"
+
+mkdir -p "$TMP/nginx"
+cat >"$TMP/nginx/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx/body; proxy_temp_path $TMP/nginx/proxy;
+  fastcgi_temp_path $TMP/nginx/fcgi; uwsgi_temp_path $TMP/nginx/uwsgi; scgi_temp_path $TMP/nginx/scgi;
+  upstream up { server 127.0.0.1:$MOCK_PORT; keepalive 512; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGX
+taskset -c 0 nginx -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" &
+PIDS+=($!)
+wait_port "$NGINX_PORT"
+NGINX_WORKER=$(pgrep -P "$(cat "$TMP/nginx/nginx.pid")" | head -1)
+
+cat >"$TMP/sluice.yaml" <<YAML
+server: {listen: "127.0.0.1:$SLUICE_PORT", threads: 1, usage_log: "$TMP/usage.jsonl"}
+storage: {state: "sqlite:$TMP/state.db", ledger: "sqlite:$TMP/state.db"}
+providers:
+  openai: {base_url: "http://127.0.0.1:$MOCK_PORT/v1", max_connections: 512}
+budgets:
+  global: {usd_per_day: 100000}
+  tiers: {standard: {share: 1.0}}
+agents:
+  bench: {tier: standard, rpm: 100000000, tpm: 100000000000, usd_per_day: 100000, max_tokens_per_call: 64}
+YAML
+KEY=$("$BIN" keys create --config "$TMP/sluice.yaml" --agent bench 2>/dev/null)
+taskset -c 0 "$BIN" serve --config "$TMP/sluice.yaml" >"$TMP/sluice.log" 2>&1 &
+PIDS+=($!); SLUICE_PID=$!
+wait_port "$SLUICE_PORT"
+
+BODY='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a support agent."},{"role":"user","content":"My order 1234 arrived damaged. What can I do?"}],"max_tokens":16}'
+cat >"$TMP/post.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$BODY'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $KEY"
+LUA
+
+# ms from wrk's "50%   1.23ms" style figures
+to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }
+
+run() { # name port pid conns
+  local name=$1 port=$2 pid=$3 c=$4 t0 t1 out
+  t0=$( [ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
+  out=$(taskset -c 1 wrk -t1 -c"$c" -d"${DUR}s" --latency -s "$TMP/post.lua" "http://127.0.0.1:$port/v1/chat/completions")
+  t1=$( [ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
+  local rps p50 p99 reqs non2xx cpu
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  p50=$(to_ms "$(echo "$out" | awk '$1=="50%" {print $2}')")
+  p99=$(to_ms "$(echo "$out" | awk '$1=="99%" {print $2}')")
+  if [ -n "$pid" ]; then
+    cpu=$(awk -v d=$((t1 - t0)) -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", d / hz * 1e6 / n }')
+  else cpu="-"; fi
+  echo "| $name | $c | $rps | $p50 | $p99 | $cpu | ${non2xx:-0} |"
+}
+
+echo "## Load: non-streaming chat completion ($(date -u +%F), ${DUR}s per cell, server core 0, wrk core 1)"
+echo
+echo "| target | conns | req/s | p50 ms | p99 ms | proxy CPU µs/req | non-2xx |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for c in $CONNS; do
+  run direct "$MOCK_PORT" "" "$c"
+  run nginx "$NGINX_PORT" "$NGINX_WORKER" "$c"
+  run sluice "$SLUICE_PORT" "$SLUICE_PID" "$c"
+done
+echo
+echo "## Streaming: time to the first event (median of $TTFT_N sequential requests, ms)"
+echo
+node bench/ttft.mjs "$TTFT_N" "$KEY" direct "http://127.0.0.1:$MOCK_PORT" nginx "http://127.0.0.1:$NGINX_PORT" sluice "http://127.0.0.1:$SLUICE_PORT"
