@@ -7,6 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+
+# Time is read only through core::Clock (src/core/clock.h), so tests can
+# drive it; a direct clock read anywhere else is a bug.
+if grep -rnE 'std::chrono::(system_clock|steady_clock|high_resolution_clock)::now\(' src | grep -v '^src/core/clock.h:'; then
+  echo "error: clock read outside src/core/clock.h (inject core::Clock instead)" >&2
+  exit 1
+fi
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
 # The sanitizer build runs the pure-logic suites (core, proto, store, config)

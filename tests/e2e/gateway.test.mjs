@@ -235,7 +235,7 @@ describe('resilience', () => {
   let good, flaky, staller, gw, key;
   before(async () => {
     good = await MockUpstream.start({ completion_tokens: 8 });
-    flaky = await MockUpstream.start({ completion_tokens: 8, error_rate_500: 0.5, seed: 7 });
+    flaky = await MockUpstream.start({ completion_tokens: 8, error_rate_500: 0.3, seed: 7 });
     staller = await MockUpstream.start({ completion_tokens: 8, stall_rate: 1, stall_after_chunks: 1 });
     gw = await Gateway.start(`
 server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1}
