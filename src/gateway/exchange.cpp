@@ -20,7 +20,7 @@
 #include "core/token_estimate.h"
 #include "gateway/worker.h"
 #include "proto/errors.h"
-#include "proto/json_text.h"
+#include "core/json_text.h"
 #include "proto/request.h"
 #include "proto/rewrite.h"
 #include "proto/stream_filter.h"
@@ -134,7 +134,15 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
     // Drop the self-reference, the call and the timer from a fresh stack
     // frame: the current callback may belong to one of them (net completes a
     // call synchronously inside cancel(), and a timer runs our code).
-    destroyLater(w_.loop, std::move(self_), std::move(call_), std::move(timer_));
+    // The usage record goes to the sink from there too, after the response
+    // was written, so the copy-free hand-off stays off the latency path.
+    auto bag = std::make_shared<std::tuple<std::shared_ptr<Exchange>, std::unique_ptr<net::UpstreamCall>,
+                                           std::unique_ptr<net::Timer>>>(std::move(self_), std::move(call_),
+                                                                         std::move(timer_));
+    w_.loop.post([bag = std::move(bag)] {
+      Exchange& self = *std::get<0>(*bag);
+      self.gw_.usage().submit(std::move(self.rec_));
+    });
   }
   /// Moves the current call and timer out of the way (destroyed later, on
   /// this loop, outside any of their callbacks).
@@ -191,6 +199,7 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   std::optional<Nanos> retry_after_;
   std::string body_;  // non-stream response or error body
   std::optional<proto::StreamFilter> filter_;
+  std::optional<proto::ResponseSummary> summary_;  // parsed 2xx non-stream body
   std::string out_;  // client-bound stream bytes not yet written
   bool committed_ = false;
   bool client_gone_ = false;
@@ -263,7 +272,7 @@ bool Exchange::authenticate() {
            Outcome::kRejectedAuth);
     return false;
   }
-  const store::KeyRecord* key = w_.keys.get()->verify(auth);
+  const store::KeyRecord* key = w_.verifyKey(auth);
   if (!key) {
     // Never echo the presented key: it may be a real provider key sent by mistake.
     reject(ErrorCode::kInvalidApiKey, "Incorrect API key provided, or the key was revoked.", Outcome::kRejectedAuth);
@@ -507,6 +516,7 @@ void Exchange::startCall(const core::RouteAttempt& a, const ProviderRuntime& pro
   retry_after_.reset();
   body_.clear();
   filter_.reset();
+  summary_.reset();
   out_.clear();
   cancel_ = CancelReason::kNone;
 
@@ -601,7 +611,7 @@ void Exchange::onData(std::string_view data) {
 
 void Exchange::commitStream() {
   committed_ = true;
-  if (timer_) destroyLater(w_.loop, std::move(timer_));  // the first-token deadline is met
+  timer_.reset();  // the first-token deadline is met (we run in a call callback, not the timer's)
   rec_.ttft_us = micros(elapsed());
   net::Headers h{{"content-type", "text/event-stream; charset=utf-8"},
                  {"cache-control", "no-cache"},
@@ -646,22 +656,27 @@ core::TokenUsage Exchange::attemptUsage(UsageSource& source) const {
     return core::TokenUsage{.input = prompt_estimate_,
                             .output = estimateOutputTokens(acc.output_text_bytes, acc.output_non_ascii)};
   }
-  if (status_ >= 200 && status_ < 300 && !body_.empty()) {
-    if (auto u = proto::extractUsage(body_)) {
+  if (summary_) {
+    if (summary_->usage) {
       source = UsageSource::kProvider;
-      return *u;
+      return *summary_->usage;
     }
     // A 2xx body without usage: the provider did the work; bill our estimate.
     source = UsageSource::kEstimated;
-    auto summary = proto::summarizeResponse(body_);
-    const int64_t out = summary ? estimateOutputTokens(summary->output_text_bytes, summary->output_non_ascii) : 0;
-    return core::TokenUsage{.input = prompt_estimate_, .output = out};
+    return core::TokenUsage{.input = prompt_estimate_,
+                            .output = estimateOutputTokens(summary_->output_text_bytes, summary_->output_non_ascii)};
+  }
+  if (status_ >= 200 && status_ < 300 && !body_.empty()) {
+    // Unparseable 2xx body: still a call the provider may bill.
+    source = UsageSource::kEstimated;
+    return core::TokenUsage{.input = prompt_estimate_, .output = estimateOutputTokens(static_cast<int64_t>(body_.size()), 0)};
   }
   return {};
 }
 
 void Exchange::onComplete(net::UpstreamErrorKind error) {
-  retireCallAndTimer();
+  // The call and timer are destroyed later (finish() or attemptFailed()),
+  // never here: this runs inside the call's own callback, or the timer's.
   const CancelReason why = cancel_;
   // Stream relay paths.
   if (filter_ && committed_) {
@@ -788,9 +803,13 @@ void Exchange::allAttemptsFailed() {
 }
 
 void Exchange::succeedNonStream() {
+  proto::reserveJsonPadding(body_);
+  if (auto s = proto::summarizeResponse(body_, body_.capacity())) {
+    rec_.finish_reason = s->finish_reason;
+    summary_ = std::move(*s);
+  }
   closeAttempt("");
   gw_.breakers().recordSuccess(breaker_key_, admission_);
-  if (auto s = proto::summarizeResponse(body_)) rec_.finish_reason = s->finish_reason;
   rec_.served_model = cur_model_;
   rec_.provider = cur_provider_;
   rec_.http_status = status_;
@@ -852,9 +871,9 @@ void Exchange::handleModels(std::string_view id) {
   auto one = [&](std::string& out, std::string_view name) {
     const auto* m = snap_->model(name);
     out += R"({"id":)";
-    proto::appendJsonString(out, name);
+    core::appendJsonString(out, name);
     out += fmt::format(R"(,"object":"model","created":{},"owned_by":)", created);
-    proto::appendJsonString(out, m && !m->provider.empty() ? std::string_view(m->provider) : std::string_view("sluice"));
+    core::appendJsonString(out, m && !m->provider.empty() ? std::string_view(m->provider) : std::string_view("sluice"));
     out += '}';
   };
   std::string body;
@@ -897,21 +916,26 @@ void Exchange::addCommonHeaders(net::Headers& h) const {
 
 void Exchange::addRateHeaders(net::Headers& h) const {
   if (!rate_checked_) return;
-  auto put = [&](std::string_view what, const core::RateWindowStatus& s) {
-    if (s.limit <= 0) return;
-    h.push_back({fmt::format("x-ratelimit-limit-{}", what), std::to_string(s.limit)});
-    h.push_back({fmt::format("x-ratelimit-remaining-{}", what), std::to_string(s.remaining)});
-    h.push_back({fmt::format("x-ratelimit-reset-{}", what), goDuration(s.reset)});
-  };
-  put("requests", rate_.requests);
-  put("tokens", rate_.tokens);
+  if (rate_.requests.limit > 0) {
+    h.push_back({"x-ratelimit-limit-requests", std::to_string(rate_.requests.limit)});
+    h.push_back({"x-ratelimit-remaining-requests", std::to_string(rate_.requests.remaining)});
+    h.push_back({"x-ratelimit-reset-requests", goDuration(rate_.requests.reset)});
+  }
+  if (rate_.tokens.limit > 0) {
+    h.push_back({"x-ratelimit-limit-tokens", std::to_string(rate_.tokens.limit)});
+    h.push_back({"x-ratelimit-remaining-tokens", std::to_string(rate_.tokens.remaining)});
+    h.push_back({"x-ratelimit-reset-tokens", goDuration(rate_.tokens.reset)});
+  }
 }
 
 std::string Exchange::serverTiming() const {
   const Nanos total = elapsed();
   const Nanos gateway = std::max(total - upstream_time_, Nanos::zero());
-  return fmt::format("gateway;dur={:.3f}, upstream;dur={:.3f}", static_cast<double>(gateway.count()) / 1e6,
-                     static_cast<double>(upstream_time_.count()) / 1e6);
+  std::string out = "gateway;dur=";
+  appendMillis(out, gateway);
+  out += ", upstream;dur=";
+  appendMillis(out, upstream_time_);
+  return out;
 }
 
 void Exchange::reject(ErrorCode code, std::string message, Outcome outcome, std::string_view param,
@@ -966,7 +990,6 @@ void Exchange::finish(Outcome outcome) {
   rec_.gateway_us = micros(std::max(total_time - upstream_time_, Nanos::zero()));
   rec_.finished_unix_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(w_.loop.clock().wallNow().time_since_epoch()).count();
-  gw_.usage().submit(store::UsageRecord(rec_));
   gw_.stats().in_flight.fetch_sub(1, std::memory_order_relaxed);
   deferRelease();
 }

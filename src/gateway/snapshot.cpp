@@ -144,6 +144,8 @@ core::Result<std::shared_ptr<const Snapshot>> buildSnapshot(
       // loop treats that like any upstream refusal. `serve` warns at startup.
       if (key) pr.api_key = std::move(*key);
     }
+    pr.pool_identity = (p.kind == config::ProviderKind::kMock ? "mock|" : "http|") + p.base_url + "|" +
+                       std::to_string(p.max_connections) + "|" + (p.verify_tls ? "1" : "0") + "|" + pr.api_key;
     snap->providers.emplace(name, std::move(pr));
   }
   return std::shared_ptr<const Snapshot>(std::move(snap));

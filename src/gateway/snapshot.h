@@ -32,6 +32,9 @@ struct AgentRuntime {
 struct ProviderRuntime {
   const config::ProviderConfig* config = nullptr;
   std::string api_key;  // resolved from api_key_env at load; never logged
+  /// Everything that makes a connection pool to this provider; a reload that
+  /// changes it replaces the per-loop pools (the key is part of it, in memory only).
+  std::string pool_identity;
 };
 
 struct Snapshot {

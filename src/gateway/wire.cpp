@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
 
 namespace sluice::gateway {
@@ -17,6 +19,17 @@ std::string goDuration(core::Nanos d) {
   if (h) return fmt::format("{}h{}m{}s", h, m, sec);
   if (m) return fmt::format("{}m{}s", m, sec);
   return sec + "s";
+}
+
+void appendMillis(std::string& out, core::Nanos d) {
+  const int64_t us = std::max<int64_t>(d.count() / 1000, 0);
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, us / 1000);
+  out.append(buf, end);
+  const int64_t frac = us % 1000;
+  const char digits[4] = {'.', static_cast<char>('0' + frac / 100), static_cast<char>('0' + frac / 10 % 10),
+                          static_cast<char>('0' + frac % 10)};
+  out.append(digits, 4);
 }
 
 int64_t ceilSeconds(core::Nanos d) {
@@ -45,8 +58,15 @@ std::string RequestIdGenerator::next() {
   // The prefix keeps ids unique across replicas and restarts; the counter
   // within one loop. Mixing the counter through a multiply keeps successive
   // ids visually distinct.
+  static constexpr char kHex[] = "0123456789abcdef";
   const uint64_t c = ++counter_;
-  return fmt::format("req_{:016x}{:08x}", prefix_ ^ (c * 0x9E3779B97F4A7C15ull), static_cast<uint32_t>(c));
+  const uint64_t hi = prefix_ ^ (c * 0x9E3779B97F4A7C15ull);
+  const auto lo = static_cast<uint32_t>(c);
+  std::string id(28, '0');
+  id[0] = 'r', id[1] = 'e', id[2] = 'q', id[3] = '_';
+  for (int i = 0; i < 16; ++i) id[4 + i] = kHex[(hi >> (60 - 4 * i)) & 15];
+  for (int i = 0; i < 8; ++i) id[20 + i] = kHex[(lo >> (28 - 4 * i)) & 15];
+  return id;
 }
 
 }  // namespace sluice::gateway

@@ -13,6 +13,9 @@ namespace sluice::gateway {
 /// "0s", "12ms", "1s", "51.189s", "6m0s", "1h2m3s".
 [[nodiscard]] std::string goDuration(core::Nanos d);
 
+/// Appends `d` in milliseconds with 3 decimals ("0.045"), for Server-Timing.
+void appendMillis(std::string& out, core::Nanos d);
+
 /// Whole seconds, rounded up, at least 1 when d > 0 (for retry-after).
 [[nodiscard]] int64_t ceilSeconds(core::Nanos d);
 

@@ -13,12 +13,9 @@ Worker::Worker(Gateway& gw, net::Dispatcher& l)
 
 net::UpstreamClient& Worker::client(std::string_view name, const ProviderRuntime& provider) {
   const config::ProviderConfig& pc = *provider.config;
-  // The identity decides when a reload must replace the pool. The key itself
-  // is part of it (a rotated key needs new requests), kept only in memory.
-  std::string identity = (pc.kind == config::ProviderKind::kMock ? "mock|" : "http|") + pc.base_url + "|" +
-                         std::to_string(pc.max_connections) + "|" + (pc.verify_tls ? "1" : "0") + "|" + provider.api_key;
   auto it = clients_.find(name);
-  if (it != clients_.end() && it->second.identity == identity) return *it->second.client;
+  if (it != clients_.end() && it->second.identity == provider.pool_identity) return *it->second.client;
+  std::string identity = provider.pool_identity;
   std::unique_ptr<net::UpstreamClient> made;
   if (pc.kind == config::ProviderKind::kMock) {
     made = mock::makeMockUpstreamClient(loop, gateway.mockState());
@@ -37,6 +34,25 @@ net::UpstreamClient& Worker::client(std::string_view name, const ProviderRuntime
   }
   auto [pos, _] = clients_.emplace(std::string(name), ClientEntry{std::move(identity), std::move(made)});
   return *pos->second.client;
+}
+
+const store::KeyRecord* Worker::verifyKey(std::string_view presented) {
+  const auto& map = keys.get();
+  if (map.get() != cache_map_) {
+    // Keys changed (created, revoked): start over, so a revoked key is never
+    // served from the cache.
+    verified_.clear();
+    cache_map_ = map.get();
+  }
+  if (auto it = verified_.find(presented); it != verified_.end()) return it->second;
+  const store::KeyRecord* record = map->verify(presented);
+  if (record) {
+    // Only keys that verified are cached, so a flood of wrong keys cannot
+    // grow it; the bound covers a flood of valid ones.
+    if (verified_.size() >= kMaxCachedKeys) verified_.clear();
+    verified_.emplace(std::string(presented), record);
+  }
+  return record;
 }
 
 void Worker::releaseClients() {

@@ -5,6 +5,7 @@
 /// Used only on its loop's thread.
 
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,11 @@ class Worker {
   /// The client of `provider` on this loop, (re)created when its settings changed.
   net::UpstreamClient& client(std::string_view name, const ProviderRuntime& provider);
 
+  /// The key record for a presented virtual key, or nullptr. Verifying costs
+  /// a SHA-256; keys that verified are remembered per loop until the key set
+  /// changes, so a steady client pays it once.
+  const store::KeyRecord* verifyKey(std::string_view presented);
+
   /// Destroys the upstream pools (calls still running complete as cancelled).
   /// Must run on this worker's loop, before the loop stops.
   void releaseClients();
@@ -42,7 +48,10 @@ class Worker {
     std::string identity;  // kind + base_url + key fingerprint
     std::unique_ptr<net::UpstreamClient> client;
   };
+  static constexpr size_t kMaxCachedKeys = 4096;
   std::map<std::string, ClientEntry, std::less<>> clients_;
+  const KeyMap* cache_map_ = nullptr;
+  std::unordered_map<std::string, const store::KeyRecord*, core::StringHash, std::equal_to<>> verified_;
   // Replaced clients stay alive: calls started on them may still be running.
   std::vector<std::unique_ptr<net::UpstreamClient>> retired_;
 };

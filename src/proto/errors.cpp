@@ -1,6 +1,6 @@
 #include "proto/errors.h"
 
-#include "proto/json_text.h"
+#include "core/json_text.h"
 
 namespace sluice::proto {
 
@@ -8,20 +8,20 @@ void appendErrorObject(std::string& out, std::string_view message, std::string_v
                        std::string_view code) {
   out.reserve(out.size() + message.size() + type.size() + param.size() + code.size() + 64);
   out += R"({"error":{"message":)";
-  appendJsonString(out, message);
+  core::appendJsonString(out, message);
   out += R"(,"type":)";
-  appendJsonString(out, type);
+  core::appendJsonString(out, type);
   out += R"(,"param":)";
   if (param.empty()) {
     out += "null";
   } else {
-    appendJsonString(out, param);
+    core::appendJsonString(out, param);
   }
   out += R"(,"code":)";
   if (code.empty()) {
     out += "null";
   } else {
-    appendJsonString(out, code);
+    core::appendJsonString(out, code);
   }
   out += "}}";
 }

@@ -3,7 +3,7 @@
 #include <limits>
 #include <string>
 
-#include "proto/json_text.h"
+#include "core/json_text.h"
 
 namespace sluice::proto::detail {
 namespace {
@@ -131,7 +131,7 @@ std::optional<core::TokenUsage> usageFrom(simdjson::dom::element v) {
 
 void TextCount::add(std::string_view s) {
   bytes += static_cast<int64_t>(s.size());
-  non_ascii += static_cast<int64_t>(countNonAscii(s));
+  non_ascii += static_cast<int64_t>(core::countNonAscii(s));
 }
 
 }  // namespace sluice::proto::detail

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "proto/json_dom.h"
-#include "proto/json_text.h"
+#include "core/json_text.h"
 
 namespace sluice::proto {
 namespace {

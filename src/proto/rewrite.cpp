@@ -3,7 +3,7 @@
 #include <utility>
 #include <array>
 
-#include "proto/json_text.h"
+#include "core/json_text.h"
 
 namespace sluice::proto {
 namespace {
@@ -37,7 +37,7 @@ Plan plan(const RequestLayout& layout, const RewriteOptions& options) {
   std::string front;
 
   if (!options.model.empty() && layout.model.present()) {
-    appendJsonString(p.add(layout.model.begin, layout.model.end).text, options.model);
+    core::appendJsonString(p.add(layout.model.begin, layout.model.end).text, options.model);
   }
 
   if (options.output_cap && layout.endpoint != Endpoint::kEmbeddings) {
@@ -46,13 +46,13 @@ Plan plan(const RequestLayout& layout, const RewriteOptions& options) {
     for (const ByteSpan* span : {&layout.max_tokens, &layout.max_completion_tokens}) {
       if (!span->present()) continue;
       sent = true;
-      appendInt(p.add(span->begin, span->end).text, cap);
+      core::appendInt(p.add(span->begin, span->end).text, cap);
     }
     if (!sent) {
       const bool legacy =
           layout.endpoint == Endpoint::kCompletions || options.insert_field == CapField::kMaxTokens;
       front += legacy ? "\"max_tokens\":" : "\"max_completion_tokens\":";
-      appendInt(front, cap);
+      core::appendInt(front, cap);
       front += ',';
     }
   }

@@ -1,8 +1,9 @@
 #include "store/usage.h"
 
+#include "core/json_text.h"
+
 #include <condition_variable>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <thread>
 
 namespace sluice::store {
@@ -31,33 +32,79 @@ std::string_view toString(UsageSource s) {
 
 namespace {
 
-nlohmann::json usageJson(const core::TokenUsage& u) {
-  return {{"input_tokens", u.input}, {"cached_tokens", u.cached}, {"output_tokens", u.output}, {"reasoning_tokens", u.reasoning}};
-}
+// A hand-written serializer: this runs once per request, and building a DOM
+// (nlohmann::json) first cost more than the rest of the request path.
+class LineWriter {
+ public:
+  explicit LineWriter(std::string& out) : out_(out) { out_ += '{'; }
+  LineWriter& str(std::string_view key, std::string_view value) {
+    this->key(key);
+    core::appendJsonString(out_, value);
+    return *this;
+  }
+  LineWriter& num(std::string_view key, int64_t value) {
+    this->key(key);
+    core::appendInt(out_, value);
+    return *this;
+  }
+  LineWriter& boolean(std::string_view key, bool value) {
+    this->key(key);
+    out_ += value ? "true" : "false";
+    return *this;
+  }
+  LineWriter& usage(const core::TokenUsage& u) {
+    return num("input_tokens", u.input).num("cached_tokens", u.cached).num("output_tokens", u.output).num("reasoning_tokens", u.reasoning);
+  }
+  /// Starts a raw value (caller appends it).
+  std::string& raw(std::string_view key) {
+    this->key(key);
+    return out_;
+  }
+  void close() { out_ += '}'; }
+
+ private:
+  void key(std::string_view k) {
+    if (!first_) out_ += ',';
+    first_ = false;
+    out_ += '"';
+    out_ += k;  // keys are constants of this file: no escaping needed
+    out_ += "\":";
+  }
+  std::string& out_;
+  bool first_ = true;
+};
 
 }  // namespace
 
-std::string toJsonLine(const UsageRecord& r) {
-  nlohmann::json attempts = nlohmann::json::array();
-  for (const auto& a : r.attempts) {
-    nlohmann::json j = {{"model", a.model}, {"provider", a.provider}, {"http_status", a.http_status},
-                        {"error", a.error}, {"cost_micro_usd", a.cost_micro_usd},
-                        {"usage_source", toString(a.usage_source)}, {"latency_us", a.latency_us}};
-    j.update(usageJson(a.usage));
-    attempts.push_back(std::move(j));
+void appendJsonLine(std::string& out, const UsageRecord& r) {
+  LineWriter w(out);
+  w.str("request_id", r.request_id).num("started_unix_ms", r.started_unix_ms).num("finished_unix_ms", r.finished_unix_ms);
+  w.str("endpoint", r.endpoint).str("agent", r.agent).str("key_id", r.key_id).str("run_id", r.run_id).str("tier", r.tier);
+  w.str("requested_model", r.requested_model).str("served_model", r.served_model).str("provider", r.provider);
+  w.str("config_version", r.config_version);
+  std::string& a = w.raw("attempts");
+  a += '[';
+  for (size_t i = 0; i < r.attempts.size(); ++i) {
+    const Attempt& at = r.attempts[i];
+    if (i) a += ',';
+    LineWriter aw(a);
+    aw.str("model", at.model).str("provider", at.provider).num("http_status", at.http_status).str("error", at.error);
+    aw.usage(at.usage).num("cost_micro_usd", at.cost_micro_usd).str("usage_source", toString(at.usage_source));
+    aw.num("latency_us", at.latency_us).close();
   }
-  nlohmann::json j = {
-      {"request_id", r.request_id}, {"started_unix_ms", r.started_unix_ms}, {"finished_unix_ms", r.finished_unix_ms},
-      {"endpoint", r.endpoint}, {"agent", r.agent}, {"key_id", r.key_id}, {"run_id", r.run_id}, {"tier", r.tier},
-      {"requested_model", r.requested_model}, {"served_model", r.served_model}, {"provider", r.provider},
-      {"config_version", r.config_version}, {"attempts", std::move(attempts)}, {"http_status", r.http_status},
-      {"outcome", toString(r.outcome)}, {"error_code", r.error_code}, {"cost_micro_usd", r.cost_micro_usd},
-      {"usage_source", toString(r.usage_source)}, {"latency_us", r.latency_us}, {"ttft_us", r.ttft_us},
-      {"gateway_us", r.gateway_us}, {"stream", r.stream}, {"finish_reason", r.finish_reason},
-      {"client_retry_count", r.retry_count_header}};
-  j.update(usageJson(r.usage));
-  // Replace invalid UTF-8 from hostile input instead of throwing.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  a += ']';
+  w.num("http_status", r.http_status).str("outcome", toString(r.outcome)).str("error_code", r.error_code);
+  w.usage(r.usage).num("cost_micro_usd", r.cost_micro_usd).str("usage_source", toString(r.usage_source));
+  w.num("latency_us", r.latency_us).num("ttft_us", r.ttft_us).num("gateway_us", r.gateway_us);
+  w.boolean("stream", r.stream).str("finish_reason", r.finish_reason).num("client_retry_count", r.retry_count_header);
+  w.close();
+}
+
+std::string toJsonLine(const UsageRecord& r) {
+  std::string out;
+  out.reserve(512);
+  appendJsonLine(out, r);
+  return out;
 }
 
 void MemoryUsageSink::submit(UsageRecord&& record) {
@@ -98,17 +145,22 @@ class JsonlSink final : public UsageSink {
   }
 
   void submit(UsageRecord&& record) override {
+    bool wake;
     {
       std::lock_guard lock(mu_);
       queue_.push_back(std::move(record));
       ++submitted_;
+      wake = queue_.size() == kWakeAt;
     }
-    cv_.notify_one();
+    // The writer wakes by itself every batch interval; waking it per record
+    // would cost a context switch per request. A large backlog wakes it early.
+    if (wake) cv_.notify_one();
   }
 
   void flush() override {
     std::unique_lock lock(mu_);
     const uint64_t target = submitted_;
+    flush_requested_ = true;
     cv_.notify_all();
     done_cv_.wait(lock, [&] { return written_ >= target; });
   }
@@ -120,13 +172,14 @@ class JsonlSink final : public UsageSink {
     std::unique_lock lock(mu_);
     while (true) {
       // Batches: wake when records arrive, but let them accumulate briefly.
-      cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return stopping_ || !queue_.empty(); });
+      cv_.wait_for(lock, kBatchInterval, [&] { return stopping_ || flush_requested_ || queue_.size() >= kWakeAt; });
+      flush_requested_ = false;
       batch.swap(queue_);
       const bool stop = stopping_;
       lock.unlock();
       buf.clear();
       for (const auto& r : batch) {
-        buf += toJsonLine(r);
+        appendJsonLine(buf, r);
         buf += '\n';
       }
       if (!buf.empty()) {
@@ -142,7 +195,11 @@ class JsonlSink final : public UsageSink {
     }
   }
 
+  static constexpr size_t kWakeAt = 1024;
+  static constexpr std::chrono::milliseconds kBatchInterval{50};
+
   std::FILE* file_;
+  bool flush_requested_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable done_cv_;

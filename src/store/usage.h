@@ -65,6 +65,8 @@ struct UsageRecord {
 
 /// Serializes a record as one JSON line (no trailing newline).
 [[nodiscard]] std::string toJsonLine(const UsageRecord& r);
+/// Appends the JSON line of `r` to `out` (no trailing newline).
+void appendJsonLine(std::string& out, const UsageRecord& r);
 
 /// Takes records off the request path. submit() never blocks on I/O.
 class UsageSink {

@@ -1,4 +1,6 @@
-#include "proto/json_text.h"
+// The escaper lives in core/ (store and gateway use it too); simdjson, linked
+// here, checks that what it writes is valid JSON.
+#include "core/json_text.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +12,7 @@ namespace {
 std::string roundTrip(std::string_view text) {
   simdjson::dom::parser parser;
   simdjson::dom::element e;
-  const std::string json = jsonString(text);
+  const std::string json = core::jsonString(text);
   EXPECT_TRUE(testing::parseJson(parser, json, e)) << json;
   std::string_view s;
   EXPECT_FALSE(e.get_string().get(s));
@@ -18,29 +20,29 @@ std::string roundTrip(std::string_view text) {
 }
 
 TEST(JsonString, PlainTextIsQuotedUnchanged) {
-  EXPECT_EQ(jsonString("hello"), "\"hello\"");
-  EXPECT_EQ(jsonString(""), "\"\"");
+  EXPECT_EQ(core::jsonString("hello"), "\"hello\"");
+  EXPECT_EQ(core::jsonString(""), "\"\"");
 }
 
 TEST(JsonString, EscapesQuotesBackslashesAndControls) {
-  EXPECT_EQ(jsonString("a\"b\\c"), R"("a\"b\\c")");
-  EXPECT_EQ(jsonString("\n\r\t\b\f"), R"("\n\r\t\b\f")");
-  EXPECT_EQ(jsonString(std::string_view("\x00\x01\x1f", 3)), R"("\u0000\u0001\u001f")");
+  EXPECT_EQ(core::jsonString("a\"b\\c"), R"("a\"b\\c")");
+  EXPECT_EQ(core::jsonString("\n\r\t\b\f"), R"("\n\r\t\b\f")");
+  EXPECT_EQ(core::jsonString(std::string_view("\x00\x01\x1f", 3)), R"("\u0000\u0001\u001f")");
 }
 
 TEST(JsonString, KeepsValidUtf8) {
-  EXPECT_EQ(jsonString("Grüße 日本語 🎉"), "\"Grüße 日本語 🎉\"");
+  EXPECT_EQ(core::jsonString("Grüße 日本語 🎉"), "\"Grüße 日本語 🎉\"");
   EXPECT_EQ(roundTrip("Grüße 日本語 🎉"), "Grüße 日本語 🎉");
 }
 
 TEST(JsonString, ReplacesInvalidUtf8) {
   // Lone continuation, overlong '/', surrogate, > U+10FFFF, truncated sequence.
   for (std::string_view bad : {"\x80", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE6\x97"}) {
-    const std::string json = jsonString(bad);
+    const std::string json = core::jsonString(bad);
     EXPECT_NE(json.find("\xEF\xBF\xBD"), std::string::npos);
     roundTrip(bad);  // must parse as valid JSON
   }
-  EXPECT_EQ(jsonString("a\xFFz"), "\"a\xEF\xBF\xBDz\"");
+  EXPECT_EQ(core::jsonString("a\xFFz"), "\"a\xEF\xBF\xBDz\"");
 }
 
 TEST(JsonString, HostileTextAlwaysRoundTrips) {
@@ -53,31 +55,31 @@ TEST(JsonString, HostileTextAlwaysRoundTrips) {
 }
 
 TEST(Utf8, SequenceLength) {
-  EXPECT_EQ(utf8SequenceLength("a"), 1u);
-  EXPECT_EQ(utf8SequenceLength("ü"), 2u);
-  EXPECT_EQ(utf8SequenceLength("日"), 3u);
-  EXPECT_EQ(utf8SequenceLength("🎉"), 4u);
-  EXPECT_EQ(utf8SequenceLength("\xC1\x81"), 0u);
-  EXPECT_EQ(utf8SequenceLength("\xE0\x80\x80"), 0u);
-  EXPECT_EQ(utf8SequenceLength("\xF0\x80\x80\x80"), 0u);
+  EXPECT_EQ(core::utf8SequenceLength("a"), 1u);
+  EXPECT_EQ(core::utf8SequenceLength("ü"), 2u);
+  EXPECT_EQ(core::utf8SequenceLength("日"), 3u);
+  EXPECT_EQ(core::utf8SequenceLength("🎉"), 4u);
+  EXPECT_EQ(core::utf8SequenceLength("\xC1\x81"), 0u);
+  EXPECT_EQ(core::utf8SequenceLength("\xE0\x80\x80"), 0u);
+  EXPECT_EQ(core::utf8SequenceLength("\xF0\x80\x80\x80"), 0u);
 }
 
 TEST(Utf8, CountNonAscii) {
-  EXPECT_EQ(countNonAscii(""), 0u);
-  EXPECT_EQ(countNonAscii("plain ascii text that is longer than eight bytes"), 0u);
-  EXPECT_EQ(countNonAscii("Grüße — 日本語 🎉 and some ascii after it"), 7u);
+  EXPECT_EQ(core::countNonAscii(""), 0u);
+  EXPECT_EQ(core::countNonAscii("plain ascii text that is longer than eight bytes"), 0u);
+  EXPECT_EQ(core::countNonAscii("Grüße — 日本語 🎉 and some ascii after it"), 7u);
   std::string longer(1000, 'x');
   longer += "é";
-  EXPECT_EQ(countNonAscii(longer), 1u);
+  EXPECT_EQ(core::countNonAscii(longer), 1u);
 }
 
 TEST(AppendInt, Extremes) {
   std::string s;
-  appendInt(s, 0);
+  core::appendInt(s, 0);
   s += ',';
-  appendInt(s, -42);
+  core::appendInt(s, -42);
   s += ',';
-  appendInt(s, INT64_MAX);
+  core::appendInt(s, INT64_MAX);
   EXPECT_EQ(s, "0,-42,9223372036854775807");
 }
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-namespace sluice::proto {
+namespace sluice::core {
 
 /// Appends `text` to `out` as a JSON string literal, quotes included.
 /// Escapes `"`, `\` and control characters (short forms \n \r \t \b \f, else
@@ -34,4 +34,4 @@ void appendJsonString(std::string& out, std::string_view text);
 /// Appends the decimal form of `value`.
 void appendInt(std::string& out, int64_t value);
 
-}  // namespace sluice::proto
+}  // namespace sluice::core

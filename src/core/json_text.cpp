@@ -1,10 +1,10 @@
-#include "proto/json_text.h"
+#include "core/json_text.h"
 
 #include <array>
 #include <charconv>
 #include <cstring>
 
-namespace sluice::proto {
+namespace sluice::core {
 namespace {
 
 // 1 for bytes that end a plain run: control characters, quote, backslash and
@@ -117,4 +117,4 @@ void appendInt(std::string& out, int64_t value) {
   out.append(buf, end);
 }
 
-}  // namespace sluice::proto
+}  // namespace sluice::core
