@@ -4,6 +4,8 @@
 
 #include "net/error_body.h"
 
+#include "core/json_text.h"
+
 namespace sluice::net {
 
 namespace {
@@ -16,25 +18,6 @@ bool iequals(std::string_view a, std::string_view b) {
     if (lower(a[i]) != lower(b[i])) return false;
   }
   return true;
-}
-
-void appendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20) {
-      out += "\\u00";
-      out += kHex[u >> 4];
-      out += kHex[u & 0xF];
-    } else {
-      out += c;
-    }
-  }
-  out += '"';
 }
 
 }  // namespace
@@ -52,14 +35,14 @@ std::string errorBody(std::string_view message, std::string_view type, std::stri
   std::string out;
   out.reserve(96 + message.size());
   out += R"({"error":{"message":)";
-  appendJsonString(out, message);
+  core::appendJsonString(out, message);
   out += R"(,"type":)";
-  appendJsonString(out, type);
+  core::appendJsonString(out, type);
   out += R"(,"param":null,"code":)";
   if (code.empty()) {
     out += "null";
   } else {
-    appendJsonString(out, code);
+    core::appendJsonString(out, code);
   }
   out += "}}";
   return out;

@@ -3,6 +3,7 @@
 #include "core/json_text.h"
 
 #include <condition_variable>
+#include <cstring>
 #include <cstdio>
 #include <thread>
 
@@ -64,11 +65,18 @@ class LineWriter {
 
  private:
   void key(std::string_view k) {
-    if (!first_) out_ += ',';
+    // One append per key: keys are short constants of this file (no escaping).
+    char buf[48];
+    size_t n = 0;
+    if (!first_) buf[n++] = ',';
     first_ = false;
-    out_ += '"';
-    out_ += k;  // keys are constants of this file: no escaping needed
-    out_ += "\":";
+    buf[n++] = '"';
+    k = k.substr(0, sizeof buf - 4);
+    std::memcpy(buf + n, k.data(), k.size());
+    n += k.size();
+    buf[n++] = '"';
+    buf[n++] = ':';
+    out_.append(buf, n);
   }
   std::string& out_;
   bool first_ = true;
