@@ -457,3 +457,36 @@ agents:
     assert.equal(row.output_tokens, body.usage.completion_tokens);
   });
 });
+
+describe('graceful shutdown', () => {
+  it('finishes in-flight requests, records them, refuses new ones, then exits 0', async () => {
+    const mock = await MockUpstream.start({ completion_tokens: 4, latency_ms: 800 });
+    const gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1"}
+agents:
+  a: {}
+`, { keys: { k: { agent: 'a' } } });
+    try {
+      const inflight = chat(gw, gw.keys.k.key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 4 });
+      await sleep(250);
+      const exited = new Promise((r) => gw.child.on('exit', (code) => r(code)));
+      gw.child.kill('SIGTERM');
+      await sleep(100);
+      const late = await chat(gw, gw.keys.k.key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'y' }] }).catch(() => null);
+      if (late) assert.equal(late.status, 503, 'new requests during the drain get a retryable 503');
+      const res = await inflight;
+      assert.equal(res.status, 200, 'the in-flight request completed');
+      const id = res.headers.get('x-request-id');
+      assert.equal(await exited, 0);
+      const row = (await gw.usage()).find((r) => r.request_id === id);
+      assert.ok(row, 'its usage row was flushed before exit');
+      assert.equal(row.outcome, 'ok');
+    } finally {
+      await gw.stop();
+      mock.stop();
+    }
+  });
+});

@@ -98,10 +98,12 @@ export class Gateway {
     }
   }
   async stop() {
-    if (this.child.exitCode !== null) return this.child.exitCode;
-    const exited = new Promise((r) => this.child.on('exit', (code) => r(code)));
-    this.child.kill('SIGTERM');
-    const code = await exited;
+    let code = this.child.exitCode;
+    if (code === null && this.child.signalCode === null) {
+      const exited = new Promise((r) => this.child.on('exit', (c) => r(c)));
+      this.child.kill('SIGTERM');
+      code = await exited;
+    }
     rmSync(this.dir, { recursive: true, force: true });
     return code;
   }
