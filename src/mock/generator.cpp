@@ -1,5 +1,7 @@
 #include "mock/generator.h"
 
+#include "core/backoff.h"
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -43,21 +45,17 @@ uint64_t hashBytes(std::string_view s) {
   return h;
 }
 
-/// splitmix64: tiny, fast, and good enough for content and fault draws.
+/// SplitMix64 (core/backoff.h): tiny, fast, and good enough for content and
+/// fault draws.
 class Rng {
  public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
+  explicit Rng(uint64_t seed) : gen_(seed) {}
+  uint64_t next() { return gen_.next(); }
   /// Uniform in [0, 1).
   double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
  private:
-  uint64_t state_;
+  core::SplitMix64 gen_;
 };
 
 std::string randomId(Rng& rng, std::string_view prefix, size_t len) {

@@ -10,34 +10,13 @@
 #include <string>
 #include <string_view>
 
+#include "core/json_text.h"
+
 namespace sluice::mock::json {
 
-/// Appends `s` as a JSON string literal. Bytes >= 0x80 are copied as-is, so
-/// callers pass valid UTF-8 (strings that came out of simdjson are) or use
-/// appendAsciiString for untrusted raw bytes.
-inline void appendString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 0xF]);
-        } else {
-          out.push_back(ch);
-        }
-    }
-  }
-  out.push_back('"');
-}
+/// Appends `s` as a JSON string literal (the project's one escaper; invalid
+/// UTF-8 becomes U+FFFD, so the output is always valid JSON).
+inline void appendString(std::string& out, std::string_view s) { core::appendJsonString(out, s); }
 
 /// Like appendString, but replaces every non-ASCII byte with '?' (for raw
 /// bytes such as a request target that was never UTF-8 validated).
