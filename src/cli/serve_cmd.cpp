@@ -2,6 +2,7 @@
 // process's signal handling: SIGHUP reloads the config file (an invalid file
 // is refused and the running config stays), SIGINT/SIGTERM drain and stop.
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -47,6 +48,8 @@ std::optional<Listen> parseListen(const std::string& s) {
 }  // namespace
 
 int serveCommand(const std::string& config_path) {
+  // Logs go to stderr; stdout carries only the "listening on" line.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("sluice"));
   auto loaded = loadOrReport(config_path);
   if (!loaded) return 1;
   auto cfg = std::make_shared<const config::Config>(std::move(*loaded));

@@ -490,3 +490,42 @@ agents:
     }
   });
 });
+
+describe('config reload', () => {
+  it('applies a valid file on SIGHUP and keeps running on an invalid one', async () => {
+    const mock = await MockUpstream.start({ completion_tokens: 3 });
+    const yaml = (agents) => `
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1"}
+agents:
+${agents}
+`;
+    const gw = await Gateway.start(yaml('  a: {}'), { keys: { k: { agent: 'a' } } });
+    const { writeFileSync } = await import('node:fs');
+    const call = () => chat(gw, gw.keys.k.key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 3 });
+    try {
+      const before = (await call()).headers.get('x-sluice-config-version');
+      writeFileSync(gw.config, yaml('  a: {models: [gpt-4.1]}').replaceAll('${DIR}', gw.dir));
+      gw.child.kill('SIGHUP');
+      let res;
+      for (let i = 0; i < 50; i++) {
+        res = await call();
+        if (res.headers.get('x-sluice-config-version') !== before) break;
+        await sleep(50);
+      }
+      assert.notEqual(res.headers.get('x-sluice-config-version'), before);
+      assert.equal(res.status, 403, 'the new allow-list applies');
+      writeFileSync(gw.config, 'agents: {a: {rpm: -5}}\n');
+      gw.child.kill('SIGHUP');
+      await sleep(300);
+      const still = await call();
+      assert.equal(still.status, 403, 'the running config stayed');
+      assert.match(gw.stderr, /refused/);
+    } finally {
+      await gw.stop();
+      mock.stop();
+    }
+  });
+});
