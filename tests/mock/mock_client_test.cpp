@@ -5,7 +5,7 @@
 
 #include <functional>
 
-#include "mock/fake_dispatcher.h"
+#include "fakes/fake_dispatcher.h"
 #include "mock/test_util.h"
 
 namespace sluice::mock {
@@ -13,7 +13,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using net::UpstreamErrorKind;
-using testing::FakeDispatcher;
+using sluice::testing::FakeDispatcher;
 using testing::ssePayloads;
 
 constexpr std::string_view kModel = "gpt-4o-mini";

@@ -12,7 +12,7 @@
 #include "core/clock.h"
 #include "net/http.h"
 
-namespace sluice::mock::testing {
+namespace sluice::testing {
 
 class FakeDispatcher final : public net::Dispatcher {
  public:
@@ -97,4 +97,4 @@ class FakeDispatcher final : public net::Dispatcher {
   uint64_t next_seq_ = 0;
 };
 
-}  // namespace sluice::mock::testing
+}  // namespace sluice::testing

@@ -1,0 +1,167 @@
+// The request pipeline end to end, without sockets: a Gateway with the
+// in-process mock provider, a manual-time dispatcher and a recording stream.
+// Every timeout, backoff and first-token deadline is driven by the test.
+#include <gtest/gtest.h>
+
+#include "config/loader.h"
+#include "fakes/fake_dispatcher.h"
+#include "fakes/fake_server_stream.h"
+#include "gateway/gateway.h"
+#include "mock/state.h"
+#include "store/keys.h"
+
+namespace sluice::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeDispatcher;
+using testing::FakeServerStream;
+
+constexpr std::string_view kBaseConfig = R"(
+providers:
+  demo: {kind: mock, first_byte_timeout_ms: 500}
+models:
+  gpt-4o-mini: {provider: demo}
+  gpt-4.1: {provider: demo}
+profiles:
+  main:
+    fallbacks: {gpt-4.1: [gpt-4o-mini]}
+resilience:
+  retries: {max: 2, base_ms: 100, max_ms: 400}
+  breaker: {failures: 100, open_ms: 1000}
+budgets:
+  on_short_budget: reject
+agents:
+  bot: {max_tokens_per_call: 100}
+  broke: {usd_per_day: 0.000001}
+)";
+
+class ExchangeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto cfg = config::loadConfigString(kBaseConfig, "test.yaml");
+    ASSERT_TRUE(cfg) << cfg.error().front().str();
+    auto keys = store::openKeyStore("memory");
+    ASSERT_TRUE(keys);
+    for (const char* agent : {"bot", "broke"}) {
+      auto k = store::generateKey(agent, false, {}, 0);
+      ASSERT_TRUE((*keys)->insert(k.record));
+      secrets_[agent] = k.secret_key;
+    }
+    sink_ = std::make_shared<store::MemoryUsageSink>();
+    GatewayDeps deps;
+    deps.clock = &clock_;
+    deps.config = std::make_shared<const config::Config>(std::move(*cfg));
+    deps.keys = std::move(*keys);
+    deps.usage = sink_;
+    auto gw = Gateway::create(std::move(deps));
+    ASSERT_TRUE(gw) << gw.error().message;
+    gw_ = std::move(*gw);
+  }
+
+  std::shared_ptr<FakeServerStream> send(std::string_view agent, std::string body, std::string path = "/v1/chat/completions") {
+    auto stream = std::make_shared<FakeServerStream>();
+    net::HttpRequest req{"POST", std::move(path), {{"authorization", "Bearer " + secrets_[std::string(agent)]}}, std::move(body)};
+    gw_->handler()(std::move(req), stream, loop_);
+    loop_.runReady();
+    return stream;
+  }
+
+  store::UsageRecord lastRecord() {
+    loop_.runReady();
+    auto records = sink_->records();
+    EXPECT_FALSE(records.empty());
+    return records.empty() ? store::UsageRecord{} : records.back();
+  }
+
+  void setMock(const std::string& json) { ASSERT_TRUE(gw_->mockState()->configure(json)); }
+
+  core::ManualClock clock_;
+  FakeDispatcher loop_{clock_};
+  std::map<std::string, std::string> secrets_;
+  std::shared_ptr<store::MemoryUsageSink> sink_;
+  std::unique_ptr<Gateway> gw_;
+};
+
+TEST_F(ExchangeTest, ServesAndBillsWhatTheProviderReported) {
+  auto s = send("bot", R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":7})");
+  ASSERT_EQ(s->status(), 200) << s->body();
+  EXPECT_EQ(s->header("x-sluice-served-model"), "gpt-4o-mini");
+  EXPECT_FALSE(s->header("x-request-id").empty());
+  auto r = lastRecord();
+  EXPECT_EQ(r.outcome, store::Outcome::kOk);
+  EXPECT_EQ(r.usage_source, store::UsageSource::kProvider);
+  EXPECT_EQ(r.usage.output, 7);
+  EXPECT_GT(r.cost_micro_usd, 0);
+  EXPECT_EQ(s->header("x-sluice-cost-usd"), core::formatUsd(r.cost_micro_usd));
+}
+
+TEST_F(ExchangeTest, RejectsAnExhaustedBudgetWithoutCallingTheProvider) {
+  auto s = send("broke", R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_EQ(s->status(), 429);
+  EXPECT_EQ(s->header("x-should-retry"), "false");
+  EXPECT_NE(s->body().find("insufficient_quota"), std::string::npos);
+  auto r = lastRecord();
+  EXPECT_EQ(r.outcome, store::Outcome::kRejectedBudget);
+  EXPECT_TRUE(r.attempts.empty());
+  EXPECT_EQ(gw_->mockState()->bill().snapshot().requests_total, 0u);
+}
+
+TEST_F(ExchangeTest, RetriesWithBackoffThenFallsBack) {
+  setMock(R"({"error_rate_500": 1})");
+  auto s = send("bot", R"({"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}],"max_tokens":5})");
+  EXPECT_EQ(s->status(), 0) << "waiting for a backoff timer";
+  loop_.advance(1s);  // every backoff (<= 400 ms each) elapses
+  // Both models fail: 3 attempts each (first + 2 retries), then 502.
+  EXPECT_EQ(s->status(), 502) << s->body();
+  EXPECT_EQ(s->header("x-sluice-attempts"), "6");
+  auto r = lastRecord();
+  EXPECT_EQ(r.outcome, store::Outcome::kUpstreamError);
+  ASSERT_EQ(r.attempts.size(), 6u);
+  EXPECT_EQ(r.attempts[0].model, "gpt-4.1");
+  EXPECT_EQ(r.attempts[5].model, "gpt-4o-mini");
+  EXPECT_EQ(r.cost_micro_usd, 0);
+}
+
+TEST_F(ExchangeTest, StreamStalledBeforeItsFirstTokenFallsBackUnseen) {
+  setMock(R"({"stall_rate": 1, "stall_after_chunks": 1})");
+  auto s = send("bot", R"({"model":"gpt-4.1","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":5})");
+  EXPECT_FALSE(s->streaming()) << "nothing reached the client yet";
+  loop_.advance(600ms);  // first-token deadline of the first attempt
+  EXPECT_FALSE(s->streaming());
+  setMock(R"({"stall_rate": 0})");
+  loop_.advance(3s);
+  ASSERT_TRUE(s->streaming());
+  EXPECT_TRUE(s->ended());
+  EXPECT_NE(s->body().find("data: [DONE]"), std::string::npos);
+  EXPECT_EQ(s->body().find("\"usage\""), std::string::npos) << "usage stripped for a client that did not ask";
+  auto r = lastRecord();
+  EXPECT_EQ(r.outcome, store::Outcome::kOk);
+  EXPECT_EQ(r.attempts.front().error, "first_token_timeout");
+  EXPECT_EQ(r.attempts.back().error, "");
+}
+
+TEST_F(ExchangeTest, ClientThatLeavesMidStreamIsBilledFromTheGatewaysCount) {
+  setMock(R"({"tokens_per_second": 10, "completion_tokens": 50})");
+  auto s = send("bot", R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":50})");
+  loop_.advance(1s);
+  ASSERT_TRUE(s->streaming());
+  s->disconnect();
+  auto r = lastRecord();
+  EXPECT_EQ(r.outcome, store::Outcome::kClientAbort);
+  EXPECT_EQ(r.usage_source, store::UsageSource::kEstimated);
+  EXPECT_GT(r.usage.output, 0);
+  EXPECT_LT(r.usage.output, 50);
+  EXPECT_GT(r.cost_micro_usd, 0);
+}
+
+TEST_F(ExchangeTest, ReservationIsReleasedWhenNothingWasBilled) {
+  setMock(R"({"error_rate_500": 1})");
+  send("bot", R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5})");
+  loop_.advance(2s);
+  loop_.runReady();
+  EXPECT_EQ(gw_->budgets().outstandingReservations(), 0u);
+}
+
+}  // namespace
+}  // namespace sluice::gateway
