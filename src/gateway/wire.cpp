@@ -12,7 +12,13 @@ namespace sluice::gateway {
 std::string goDuration(core::Nanos d) {
   if (d <= core::Nanos::zero()) return "0s";
   const int64_t ms = (d.count() + 999'999) / 1'000'000;  // round up: never promise a reset too early
-  if (ms < 1000) return fmt::format("{}ms", ms);
+  if (ms < 1000) {  // the common case (per-minute limits far from empty): no fmt on the hot path
+    char buf[8];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, ms);
+    std::string out(buf, end);
+    out += "ms";
+    return out;
+  }
   const int64_t h = ms / 3'600'000, m = (ms / 60'000) % 60, s = (ms / 1000) % 60, frac = ms % 1000;
   std::string sec = frac ? fmt::format("{}.{:03}", s, frac) : fmt::format("{}", s);
   while (frac && sec.back() == '0') sec.pop_back();

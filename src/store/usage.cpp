@@ -39,8 +39,17 @@ class LineWriter {
  public:
   explicit LineWriter(std::string& out) : out_(out) { out_ += '{'; }
   LineWriter& str(std::string_view key, std::string_view value) {
-    this->key(key);
-    core::appendJsonString(out_, value);
+    if (plainAscii(value)) {
+      // Most values (ids, model names, enums) need no escaping: the key, the
+      // quotes and the value go out in two appends instead of a byte-wise
+      // escaper walk.
+      this->key(key, '"');
+      out_.append(value);
+      out_ += '"';
+    } else {
+      this->key(key);
+      core::appendJsonString(out_, value);
+    }
     return *this;
   }
   LineWriter& num(std::string_view key, int64_t value) {
@@ -64,18 +73,44 @@ class LineWriter {
   void close() { out_ += '}'; }
 
  private:
-  void key(std::string_view k) {
-    // One append per key: keys are short constants of this file (no escaping).
+  // True when `s` is printable ASCII without '"' or '\\' (so its JSON form is
+  // itself). Eight bytes per step with the "has a byte less than n" bit trick.
+  static bool plainAscii(std::string_view s) {
+    constexpr uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr uint64_t kHigh = 0x8080808080808080ULL;
+    auto has_zero = [](uint64_t v) { return ((v - kOnes) & ~v & kHigh) != 0; };
+    const char* p = s.data();
+    size_t n = s.size();
+    for (; n >= 8; p += 8, n -= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      // Any byte >= 0x80, < 0x20, == '"' or == '\\'.
+      if ((w & kHigh) != 0 || ((w - kOnes * 0x20) & ~w & kHigh) != 0 || has_zero(w ^ (kOnes * '"')) ||
+          has_zero(w ^ (kOnes * '\\'))) {
+        return false;
+      }
+    }
+    for (; n > 0; ++p, --n) {
+      const auto c = static_cast<unsigned char>(*p);
+      if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+    }
+    return true;
+  }
+
+  // `,"k":` plus an optional opening quote of the value, in one append: keys
+  // are short constants of this file (no escaping).
+  void key(std::string_view k, char open = 0) {
     char buf[48];
     size_t n = 0;
     if (!first_) buf[n++] = ',';
     first_ = false;
     buf[n++] = '"';
-    k = k.substr(0, sizeof buf - 4);
+    k = k.substr(0, sizeof buf - 5);
     std::memcpy(buf + n, k.data(), k.size());
     n += k.size();
     buf[n++] = '"';
     buf[n++] = ':';
+    if (open != 0) buf[n++] = open;
     out_.append(buf, n);
   }
   std::string& out_;

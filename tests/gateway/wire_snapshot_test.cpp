@@ -13,8 +13,11 @@ using namespace std::chrono_literals;
 
 TEST(Wire, GoDurationsLikeOpenAIsRateLimitHeaders) {
   EXPECT_EQ(goDuration(0ns), "0s");
+  EXPECT_EQ(goDuration(-5ns), "0s");
   EXPECT_EQ(goDuration(1ns), "1ms");  // rounded up: never promise an early reset
   EXPECT_EQ(goDuration(12ms), "12ms");
+  EXPECT_EQ(goDuration(999ms), "999ms");
+  EXPECT_EQ(goDuration(999ms + 1ns), "1s");
   EXPECT_EQ(goDuration(1s), "1s");
   EXPECT_EQ(goDuration(51189ms), "51.189s");
   EXPECT_EQ(goDuration(1500ms), "1.5s");

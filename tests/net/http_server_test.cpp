@@ -470,6 +470,58 @@ TEST(HttpServer, HandlerHeadersCannotSplitTheResponse) {
   server->stop(1s);
 }
 
+// The header checks work eight bytes at a time: a forbidden byte must be
+// caught at every offset, and the allowed near-misses (tab, 0x0E..0x1F in a
+// value, a tab in a name) must still pass as before.
+TEST(HttpServer, HeaderChecksCatchForbiddenBytesAtEveryOffset) {
+  Headers headers;
+  for (size_t pos = 0; pos < 19; ++pos) {
+    const std::string id = std::to_string(pos);
+    for (const char bad : {'\r', '\n', '\0'}) {
+      std::string v(19, 'v');
+      v[pos] = bad;
+      headers.push_back({"x-badv-" + id + "-" + std::to_string(int(bad)), v});
+    }
+    for (const char bad : {'\r', '\n', '\0', ':', ' '}) {
+      std::string n = "x-badn-" + std::string(19, 'n');
+      n[7 + pos] = bad;
+      headers.push_back({n, "1"});
+    }
+    std::string ok(19, 'v');
+    ok[pos] = '\t';
+    if (pos + 1 < 19) ok[pos + 1] = '\x1f';
+    headers.push_back({"x-okv-" + id, ok});
+  }
+  headers.push_back({"Content-Length", "999"});
+  headers.push_back({"DATE", "x"});
+  headers.push_back({"Keep-Alive", "x"});
+  headers.push_back({"x-abcdefghijklmnopq", "17 chars, like transfer-encoding"});
+  auto server = makeHttpServer(
+      {}, [&](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, headers, "body"); },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll(post("/", "")));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "body");
+  EXPECT_EQ(m->header("content-length"), "4");
+  EXPECT_EQ(m->header("keep-alive"), "");
+  EXPECT_EQ(m->header("x-abcdefghijklmnopq"), "17 chars, like transfer-encoding");
+  for (size_t pos = 0; pos < 19; ++pos) {
+    const std::string id = std::to_string(pos);
+    for (const char bad : {'\r', '\n', '\0'}) EXPECT_EQ(m->header("x-badv-" + id + "-" + std::to_string(int(bad))), "");
+    EXPECT_NE(m->header("x-okv-" + id), "") << pos;
+  }
+  size_t seen = 0;
+  for (const auto& [name, value] : m->headers) {
+    EXPECT_NE(name.rfind("x-badn", 0), 0u) << name;
+    seen += name.rfind("x-okv-", 0) == 0;
+  }
+  EXPECT_EQ(seen, 19u);
+  server->stop(1s);
+}
+
 TEST(HttpServer, GracefulStopLetsTheInFlightExchangeFinish) {
   StreamHolder holder;
   std::atomic<int> gone{0};

@@ -1,5 +1,7 @@
 #include "store/usage.h"
 
+#include "core/json_text.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -38,6 +40,29 @@ TEST(Usage, InvalidUtf8FromClientsDoesNotThrow) {
   auto r = sample(0);
   r.requested_model = std::string("bad\xff\xfe", 5);
   EXPECT_NO_THROW({ auto line = toJsonLine(r); EXPECT_FALSE(line.empty()); });
+}
+
+// Every string field goes through the same writer; the plain-ASCII fast path
+// must agree byte for byte with core::appendJsonString, wherever in an 8-byte
+// word the special byte sits.
+TEST(Usage, StringFieldsAreEscapedLikeJsonString) {
+  const std::string specials[] = {"\"", "\\", "\n", std::string(1, '\0'), "\x1f", "\x7f", "\xc3\xa9", "\xff", " ", "~"};
+  for (const auto& sp : specials) {
+    for (size_t pos = 0; pos <= 17; ++pos) {
+      auto r = sample(0);
+      r.run_id = std::string(pos, 'a') + sp + std::string(17 - pos, 'b');
+      const std::string line = toJsonLine(r);
+      std::string expected = R"("run_id":)";
+      core::appendJsonString(expected, r.run_id);
+      EXPECT_NE(line.find(expected + ","), std::string::npos) << "pos " << pos << " in " << line;
+      if (sp != "\xff") {
+        EXPECT_EQ(nlohmann::json::parse(line)["run_id"], r.run_id);
+      }
+    }
+  }
+  auto r = sample(0);
+  r.run_id = "";
+  EXPECT_NE(toJsonLine(r).find(R"("run_id":"",)"), std::string::npos);
 }
 
 TEST(Usage, JsonlSinkWritesEveryRecordOnFlushAndClose) {
