@@ -8,11 +8,8 @@
 
 namespace sluice::net {
 
-namespace {
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
+bool iequalsAscii(std::string_view a, std::string_view b) {
+  auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
     if (lower(a[i]) != lower(b[i])) return false;
@@ -20,11 +17,9 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-}  // namespace
-
 std::string_view findHeader(const Headers& headers, std::string_view name) {
   for (const auto& h : headers) {
-    if (iequals(h.name, name)) return h.value;
+    if (iequalsAscii(h.name, name)) return h.value;
   }
   return {};
 }

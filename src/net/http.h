@@ -38,6 +38,9 @@ using Headers = std::vector<Header>;
 /// Case-insensitive lookup; empty view when absent.
 [[nodiscard]] std::string_view findHeader(const Headers& headers, std::string_view name);
 
+/// ASCII case-insensitive equality (header names, tokens).
+[[nodiscard]] bool iequalsAscii(std::string_view a, std::string_view b);
+
 struct HttpRequest {
   std::string method;  // "GET", "POST", ...
   std::string target;  // path + query, as received

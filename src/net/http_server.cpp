@@ -57,20 +57,11 @@ constexpr size_t kLingerMaxBytes = 1024 * 1024;
 // the bytes that actually arrive, not what a client claims.
 constexpr size_t kMaxBodyReserve = 64 * 1024;
 
-char lowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lowerAscii(a[i]) != lowerAscii(b[i])) return false;
-  }
-  return true;
-}
 
 bool icontains(std::string_view hay, std::string_view needle) {
   if (needle.size() > hay.size()) return false;
   for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
-    if (iequals(hay.substr(i, needle.size()), needle)) return true;
+    if (iequalsAscii(hay.substr(i, needle.size()), needle)) return true;
   }
   return false;
 }
@@ -143,10 +134,10 @@ bool safeHeader(const Header& h) {
 // Headers the server frames itself.
 bool managedHeader(std::string_view name) {
   switch (name.size()) {  // the length rules out all but one candidate
-    case 4: return iequals(name, "date");
-    case 10: return iequals(name, "connection") || iequals(name, "keep-alive");
-    case 14: return iequals(name, "content-length");
-    case 17: return iequals(name, "transfer-encoding");
+    case 4: return iequalsAscii(name, "date");
+    case 10: return iequalsAscii(name, "connection") || iequalsAscii(name, "keep-alive");
+    case 14: return iequalsAscii(name, "content-length");
+    case 17: return iequalsAscii(name, "transfer-encoding");
     default: return false;
   }
 }
@@ -207,7 +198,7 @@ class RequestParser final : public http::basic_parser<true> {
   void on_response_impl(int, boost::beast::string_view, int, error_code&) override {}
   void on_field_impl(http::field f, boost::beast::string_view name, boost::beast::string_view value,
                      error_code& /*ec*/) override {
-    if (f == http::field::expect && iequals({value.data(), value.size()}, "100-continue")) expect_continue = true;
+    if (f == http::field::expect && iequalsAscii({value.data(), value.size()}, "100-continue")) expect_continue = true;
     req_.headers.push_back(Header{std::string(name.data(), name.size()), std::string(value.data(), value.size())});
   }
   void on_header_impl(error_code& /*ec*/) override {}

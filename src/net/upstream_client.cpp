@@ -49,20 +49,11 @@ constexpr size_t kMaxResponseHeader = 64 * 1024;
 constexpr core::Nanos kPoolIdleTimeout = std::chrono::seconds(30);
 constexpr core::Nanos kDnsCacheTtl = std::chrono::seconds(60);
 
-char lowerAscii(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lowerAscii(a[i]) != lowerAscii(b[i])) return false;
-  }
-  return true;
-}
 
 bool clientManagedHeader(std::string_view n) {
-  return iequals(n, "host") || iequals(n, "content-length") || iequals(n, "authorization") ||
-         iequals(n, "connection") || iequals(n, "transfer-encoding") || iequals(n, "keep-alive") ||
-         iequals(n, "te") || iequals(n, "upgrade") || iequals(n, "expect");
+  return iequalsAscii(n, "host") || iequalsAscii(n, "content-length") || iequalsAscii(n, "authorization") ||
+         iequalsAscii(n, "connection") || iequalsAscii(n, "transfer-encoding") || iequalsAscii(n, "keep-alive") ||
+         iequalsAscii(n, "te") || iequalsAscii(n, "upgrade") || iequalsAscii(n, "expect");
 }
 
 bool safeHeader(const Header& h) {
