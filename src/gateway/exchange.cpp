@@ -756,6 +756,13 @@ void Exchange::onComplete(net::UpstreamErrorKind error) {
   }
   if (status_ >= 200 && status_ < 300) return succeedNonStream();
   if (status_ == 429 || status_ >= 500) return attemptFailed(fmt::format("http_{}", status_), retry_after_);
+  if (status_ == 401 || status_ == 403) {
+    // The provider refused the gateway's own credentials. Its message may
+    // quote (part of) the provider key, so it never reaches the client; a
+    // retry with the same key cannot help, the next model of the plan may.
+    retry_ = snap_->config->resilience.retries.max;
+    return attemptFailed(fmt::format("http_{}", status_), std::nullopt);
+  }
   relayUpstreamError();
 }
 

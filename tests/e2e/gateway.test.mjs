@@ -529,3 +529,54 @@ ${agents}
     }
   });
 });
+
+describe('provider credential errors', () => {
+  it('never relays a provider 401 (it may quote the provider key) and falls back', async () => {
+    const { createServer } = await import('node:http');
+    const seenAuth = [];
+    const refusing = createServer((req, res) => {
+      seenAuth.push(req.headers.authorization);
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(401, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { message: 'Incorrect API key provided: sk-proj-LEAKME1234', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } }));
+      });
+    });
+    await new Promise((r) => refusing.listen(0, '127.0.0.1', r));
+    const mock = await MockUpstream.start({ completion_tokens: 3 });
+    const gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  refusing: {base_url: "http://127.0.0.1:${refusing.address().port}/v1", api_key_env: SOME_PROVIDER_KEY}
+  openai: {base_url: "${mock.url}/v1"}
+models:
+  m-alone: {provider: refusing, input: 1, output: 1}
+  m-backed: {provider: refusing, input: 1, output: 1}
+profiles:
+  main: {fallbacks: {m-backed: [gpt-4o-mini]}}
+active_profile: main
+agents:
+  a: {}
+`, { keys: { k: { agent: 'a' } }, env: { SOME_PROVIDER_KEY: 'sk-proj-LEAKME1234' } });
+    try {
+      const alone = await chat(gw, gw.keys.k.key, { model: 'm-alone', messages: [{ role: 'user', content: 'x' }], max_tokens: 3 });
+      const text = await alone.text();
+      assert.equal(alone.status, 502);
+      assert.ok(!text.includes('LEAKME'), text);
+      assert.equal(alone.headers.get('x-sluice-attempts'), '1', 'no retry with credentials that were refused');
+      const backed = await chat(gw, gw.keys.k.key, { model: 'm-backed', messages: [{ role: 'user', content: 'x' }], max_tokens: 3 });
+      assert.equal(backed.status, 200);
+      assert.equal(backed.headers.get('x-sluice-served-model'), 'gpt-4o-mini');
+      const rows = await gw.usage({ minCount: 2 });
+      assert.ok(!JSON.stringify(rows).includes('LEAKME'));
+      assert.ok(!gw.stderr.includes('LEAKME'));
+      assert.ok(seenAuth.length >= 2);
+      for (const a of seenAuth) assert.equal(a, 'Bearer sk-proj-LEAKME1234', 'the provider key is added server-side, never the client key');
+    } finally {
+      await gw.stop();
+      mock.stop();
+      refusing.close();
+    }
+  });
+});
