@@ -180,11 +180,13 @@ TEST(UpstreamClient, StreamsTheBodyAsItArrives) {
       {},
       [&held](HttpRequest&& r, std::shared_ptr<ServerStream> s, Dispatcher& loop) {
         EXPECT_EQ(r.target, "/v1/chat/completions");
+        // Publish the loop before the first byte goes out: the client's
+        // on_data (another thread) may run as soon as write() returns.
+        std::lock_guard lk(held.mu);
+        held.loop = &loop;
         s->beginStream(200, {{"content-type", "text/event-stream"}});
         s->write("piece-0;");
-        std::lock_guard lk(held.mu);
         held.stream = std::move(s);
-        held.loop = &loop;
       },
       realClock());
   ASSERT_TRUE(server->start());
@@ -193,7 +195,12 @@ TEST(UpstreamClient, StreamsTheBodyAsItArrives) {
   std::atomic<int> next{1};
   rec.on_data = [&](std::string_view) {
     const int n = next++;
-    held.loop->post([&held, n] {
+    Dispatcher* loop = nullptr;
+    {
+      std::lock_guard lk(held.mu);
+      loop = held.loop;
+    }
+    loop->post([&held, n] {
       std::lock_guard lk(held.mu);
       if (n < 3) {
         held.stream->write("piece-" + std::to_string(n) + ";");
