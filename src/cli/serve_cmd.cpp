@@ -15,6 +15,7 @@
 #include "config/loader.h"
 #include "gateway/gateway.h"
 #include "net/http.h"
+#include "store/counters.h"
 #include "store/keys.h"
 #include "store/usage.h"
 
@@ -90,10 +91,17 @@ int serveCommand(const std::string& config_path) {
     }
   }
 
+  auto counters = store::openCounterStore(cfg->storage.state);
+  if (!counters) {
+    fmt::print(stderr, "error: {}\n", counters.error().message);
+    return 1;
+  }
+
   gateway::GatewayDeps deps;
   deps.config = cfg;
   deps.keys = std::move(*keys);
   deps.usage = usage;
+  deps.counters = std::move(*counters);
   auto gw = gateway::Gateway::create(std::move(deps));
   if (!gw) {
     fmt::print(stderr, "error: {}\n", gw.error().message);
@@ -146,6 +154,7 @@ int serveCommand(const std::string& config_path) {
   (*gw)->releaseUpstreams(server->loops());
   server->stop(std::chrono::seconds(2));
   server->wait();
+  if (auto saved = (*gw)->saveCounters(); !saved) spdlog::error("saving budget counters failed: {}", saved.error().message);
   if (usage) usage->flush();
   spdlog::info("stopped");
   return 0;

@@ -44,6 +44,14 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(GatewayDeps deps) {
   auto snap = buildSnapshot(deps.config, *gw->budgets_, gw->env_);
   if (!snap) return std::unexpected(snap.error());
   gw->snapshot_ = std::make_unique<Published<Snapshot>>(std::move(*snap));
+  // Scopes exist now (the snapshot defined them): bring back what was spent
+  // before the restart, so a day's budget is not granted twice.
+  gw->counters_ = std::move(deps.counters);
+  if (gw->counters_) {
+    auto saved = gw->counters_->load();
+    if (!saved) return std::unexpected(saved.error());
+    gw->budgets_->restore(*saved);
+  }
   return gw;
 }
 
@@ -107,6 +115,15 @@ void Gateway::maintain() {
   (void)keys_->refresh();  // a failed read keeps the current keys
   budgets_->expireStale();
   rate_.evictIdle(clock_->monotonicNow());
+  // Every 5 ticks: counters change on every request, but a save rewrites the
+  // table, and the snapshot already counts in-flight reservations as spent.
+  if (counters_ && ++maintain_ticks_ % 5 == 0) (void)counters_->save(budgets_->snapshot());
+}
+
+core::Result<void> Gateway::saveCounters() {
+  std::lock_guard lock(maintain_mu_);
+  if (!counters_) return {};
+  return counters_->save(budgets_->snapshot());
 }
 
 }  // namespace sluice::gateway

@@ -27,6 +27,7 @@
 #include "gateway/published.h"
 #include "gateway/snapshot.h"
 #include "net/http.h"
+#include "store/counters.h"
 #include "store/usage.h"
 
 namespace sluice::mock {
@@ -42,6 +43,8 @@ struct GatewayDeps {
   std::shared_ptr<const config::Config> config;
   std::unique_ptr<store::KeyStore> keys;
   std::shared_ptr<store::UsageSink> usage;
+  /// Budget counters survive restarts through this (optional).
+  std::unique_ptr<store::CounterStore> counters;
   /// Resolves environment variables (provider keys). Defaults to getenv.
   std::function<std::optional<std::string>(const std::string&)> env;
 };
@@ -67,8 +70,12 @@ class Gateway {
   core::Result<void> reload(std::shared_ptr<const config::Config> config);
 
   /// Periodic upkeep off the request path (call about once a second from a
-  /// maintenance thread): key refresh, expired reservations, idle limiters.
+  /// maintenance thread): key refresh, expired reservations, idle limiters,
+  /// and every few seconds a save of the budget counters.
   void maintain();
+
+  /// Saves the budget counters now (also at shutdown, after the drain).
+  core::Result<void> saveCounters();
 
   /// After this, /readyz answers 503 (load balancers stop sending) and new
   /// API requests get a retryable 503; requests in flight go on.
@@ -101,6 +108,8 @@ class Gateway {
   core::RateLimiter rate_;
   std::unique_ptr<core::BreakerRegistry> breakers_;
   std::unique_ptr<KeyIndex> keys_;
+  std::unique_ptr<store::CounterStore> counters_;
+  int maintain_ticks_ = 0;
   std::shared_ptr<store::UsageSink> usage_;
   std::unique_ptr<Published<Snapshot>> snapshot_;
   std::shared_ptr<mock::MockState> mock_state_;

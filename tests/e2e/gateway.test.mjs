@@ -580,3 +580,30 @@ agents:
     }
   });
 });
+
+describe('restarts', () => {
+  it('keep what the day already spent (budget counters persist)', async () => {
+    const mock = await MockUpstream.start({ completion_tokens: 3 });
+    const gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1"}
+agents:
+  a: {calls_per_day: 3}
+`, { keys: { k: { agent: 'a' } } });
+    const call = () => chat(gw, gw.keys.k.key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 3 });
+    try {
+      assert.equal((await call()).status, 200);
+      assert.equal((await call()).status, 200);
+      await gw.restart();
+      assert.equal((await call()).status, 200);
+      const fourth = await call();
+      assert.equal(fourth.status, 429, 'the restart did not grant the day again');
+      assert.equal((await fourth.json()).error.code, 'insufficient_quota');
+    } finally {
+      await gw.stop();
+      mock.stop();
+    }
+  });
+});

@@ -62,13 +62,24 @@ export class Gateway {
     gw.env = { ...process.env, ...env };
     gw.keys = {};
     for (const [name, spec] of Object.entries(keys)) gw.keys[name] = gw.createKey(spec.agent, spec);
-    gw.child = spawn(SLUICE, ['serve', '--config', cfgPath], { stdio: ['ignore', 'pipe', 'pipe'], env: gw.env });
-    gw.stderr = '';
-    gw.child.stderr.on('data', (b) => { gw.stderr += b.toString(); });
-    const m = await waitForLine(gw.child, /listening on http:\/\/([\d.]+):(\d+)/, 'sluice serve');
-    gw.port = Number(m[2]);
-    gw.url = `http://127.0.0.1:${gw.port}`;
+    await gw.spawn();
     return gw;
+  }
+  async spawn() {
+    this.child = spawn(SLUICE, ['serve', '--config', this.config], { stdio: ['ignore', 'pipe', 'pipe'], env: this.env });
+    this.stderr = '';
+    this.child.stderr.on('data', (b) => { this.stderr += b.toString(); });
+    const m = await waitForLine(this.child, /listening on http:\/\/([\d.]+):(\d+)/, 'sluice serve');
+    this.port = Number(m[2]);
+    this.url = `http://127.0.0.1:${this.port}`;
+  }
+  // Stops the process gracefully and starts it again on the same files.
+  async restart() {
+    const exited = new Promise((r) => this.child.on('exit', (c) => r(c)));
+    this.child.kill('SIGTERM');
+    const code = await exited;
+    if (code !== 0) throw new Error(`sluice serve exited with ${code}: ${this.stderr}`);
+    await this.spawn();
   }
   createKey(agent, { pipeline = false, actsFor = [] } = {}) {
     const args = ['keys', 'create', '--config', this.config, '--json'];
