@@ -732,6 +732,24 @@ MockPlan completionPlan(CompletionSpec spec, const StreamFlags& flags, const Dra
 
 thread_local dom::parser tl_parser;
 
+// The fields chat and legacy completions fill alike; callers add the choice
+// seeds and prompt tokens.
+CompletionSpec baseSpec(bool chat, const Draws& d, const GenerateContext& ctx, const std::string& model,
+                        const Length& len, const StreamFlags& flags, const MockBehavior& b) {
+  CompletionSpec spec;
+  spec.chat = chat;
+  spec.id = (chat ? "chatcmpl-" : "cmpl-") + d.completion_id;
+  spec.created = std::chrono::duration_cast<std::chrono::seconds>(ctx.now.time_since_epoch()).count();
+  spec.model = model;
+  spec.length = len.tokens;
+  spec.finish_reason = len.finish_reason;
+  spec.per_chunk = b.tokens_per_chunk == 0 ? 1 : b.tokens_per_chunk;
+  spec.include_usage = flags.include_usage;
+  spec.ttft = ms(b.ttft_ms);
+  spec.tokens_per_second = b.tokens_per_second;
+  return spec;
+}
+
 std::expected<MockPlan, MockPlan> chatCompletions(std::string_view body, const MockBehavior& b,
                                                    const GenerateContext& ctx) {
   auto common = parseCommon(tl_parser, body, b);
@@ -778,20 +796,10 @@ std::expected<MockPlan, MockPlan> chatCompletions(std::string_view body, const M
   const Draws d = draw(b, ctx.sequence);
   if (auto e = injectedError(d, b, common->model)) return Fail(std::move(*e));
 
-  CompletionSpec spec;
-  spec.chat = true;
-  spec.id = "chatcmpl-" + d.completion_id;
-  spec.created = std::chrono::duration_cast<std::chrono::seconds>(ctx.now.time_since_epoch()).count();
-  spec.model = common->model;
+  CompletionSpec spec = baseSpec(/*chat=*/true, d, ctx, common->model, len, *flags, b);
   const uint64_t content_seed = mix(mix(b.seed, hashBytes(common->model)), hashBytes(simdjson::minify(messages)));
   for (uint64_t c = 0; c < choices; ++c) spec.choice_seeds.push_back(mix(content_seed, c));
-  spec.length = len.tokens;
-  spec.finish_reason = len.finish_reason;
-  spec.per_chunk = b.tokens_per_chunk == 0 ? 1 : b.tokens_per_chunk;
-  spec.include_usage = flags->include_usage;
   spec.prompt_tokens = prompt;
-  spec.ttft = ms(b.ttft_ms);
-  spec.tokens_per_second = b.tokens_per_second;
   return completionPlan(std::move(spec), *flags, d, b);
 }
 
@@ -818,22 +826,12 @@ std::expected<MockPlan, MockPlan> legacyCompletions(std::string_view body, const
   const Draws d = draw(b, ctx.sequence);
   if (auto e = injectedError(d, b, common->model)) return Fail(std::move(*e));
 
-  CompletionSpec spec;
-  spec.chat = false;
-  spec.id = "cmpl-" + d.completion_id;
-  spec.created = std::chrono::duration_cast<std::chrono::seconds>(ctx.now.time_since_epoch()).count();
-  spec.model = common->model;
+  CompletionSpec spec = baseSpec(/*chat=*/false, d, ctx, common->model, len, *flags, b);
   const uint64_t model_seed = mix(b.seed, hashBytes(common->model));
   for (const Input& in : *prompts) {
     spec.prompt_tokens += in.tokens;
     for (uint64_t k = 0; k < per_prompt; ++k) spec.choice_seeds.push_back(mix(mix(model_seed, in.seed), k));
   }
-  spec.length = len.tokens;
-  spec.finish_reason = len.finish_reason;
-  spec.per_chunk = b.tokens_per_chunk == 0 ? 1 : b.tokens_per_chunk;
-  spec.include_usage = flags->include_usage;
-  spec.ttft = ms(b.ttft_ms);
-  spec.tokens_per_second = b.tokens_per_second;
   return completionPlan(std::move(spec), *flags, d, b);
 }
 
