@@ -2,9 +2,11 @@
 
 #include "core/json_text.h"
 
+#include <array>
+#include <bit>
 #include <condition_variable>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 namespace sluice::store {
@@ -33,119 +35,345 @@ std::string_view toString(UsageSource s) {
 
 namespace {
 
-// A hand-written serializer: this runs once per request, and building a DOM
-// (nlohmann::json) first cost more than the rest of the request path.
-class LineWriter {
+// Why hand-written, and why in two passes: this runs once per proxied request
+// (on the sink's writer thread) and showed up at ~10% of the whole process's
+// CPU under load when it went through std::string appends key by key. Here
+// the field list is written once, as emitRecord(), and run twice:
+//   1. SizeBound adds up an upper bound of the output size (constant
+//      fragments exactly, every string at 6x its length, every integer at 20
+//      characters), which the compiler folds to a constant plus the string
+//      sizes;
+//   2. RawWriter writes into the string through a raw char*, after one
+//      resize_and_overwrite (no zero-fill, geometric growth kept), and the
+//      string is cut to the real length.
+// Each `,"key":` fragment, with the quotes around the neighbouring string
+// values folded in, is a string literal copied with a fixed-size memcpy.
+
+// The most bytes that one input byte of a string becomes: a control character
+// becomes \u00XX (6); an invalid UTF-8 byte U+FFFD (3); others at most 2.
+constexpr size_t kMaxEscapedPerByte = 6;
+// "-9223372036854775808".
+constexpr size_t kMaxInt64Chars = 20;
+
+class SizeBound {
  public:
-  explicit LineWriter(std::string& out) : out_(out) { out_ += '{'; }
-  LineWriter& str(std::string_view key, std::string_view value) {
-    if (plainAscii(value)) {
-      // Most values (ids, model names, enums) need no escaping: the key, the
-      // quotes and the value go out in two appends instead of a byte-wise
-      // escaper walk.
-      this->key(key, '"');
-      out_.append(value);
-      out_ += '"';
-    } else {
-      this->key(key);
-      core::appendJsonString(out_, value);
-    }
-    return *this;
+  template <size_t N>
+  void lit(const char (&)[N]) {
+    n_ += N - 1;
   }
-  LineWriter& num(std::string_view key, int64_t value) {
-    this->key(key);
-    core::appendInt(out_, value);
-    return *this;
-  }
-  LineWriter& boolean(std::string_view key, bool value) {
-    this->key(key);
-    out_ += value ? "true" : "false";
-    return *this;
-  }
-  LineWriter& usage(const core::TokenUsage& u) {
-    return num("input_tokens", u.input).num("cached_tokens", u.cached).num("output_tokens", u.output).num("reasoning_tokens", u.reasoning);
-  }
-  /// Starts a raw value (caller appends it).
-  std::string& raw(std::string_view key) {
-    this->key(key);
-    return out_;
-  }
-  void close() { out_ += '}'; }
+  void plain(std::string_view s) { n_ += s.size(); }
+  void body(std::string_view s) { n_ += kMaxEscapedPerByte * s.size(); }
+  void num(int64_t) { n_ += kMaxInt64Chars; }
+  [[nodiscard]] size_t size() const { return n_; }
 
  private:
-  // True when `s` is printable ASCII without '"' or '\\' (so its JSON form is
-  // itself). Eight bytes per step with the "has a byte less than n" bit trick.
-  static bool plainAscii(std::string_view s) {
-    constexpr uint64_t kOnes = 0x0101010101010101ULL;
-    constexpr uint64_t kHigh = 0x8080808080808080ULL;
-    auto has_zero = [](uint64_t v) { return ((v - kOnes) & ~v & kHigh) != 0; };
-    const char* p = s.data();
-    size_t n = s.size();
-    for (; n >= 8; p += 8, n -= 8) {
+  size_t n_ = 0;
+};
+
+// 1 for bytes that end a plain run in core::appendJsonString: control
+// characters, quote, backslash and every non-ASCII byte.
+constexpr std::array<uint8_t, 256> kSpecial = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = 1;
+  t['"'] = 1;
+  t['\\'] = 1;
+  for (int c = 0x80; c < 0x100; ++c) t[c] = 1;
+  return t;
+}();
+
+// True when one of the 8 bytes of `w` is >= 0x80, < 0x20, '"' or '\\'. SWAR:
+// when no byte has its high bit set, `w - 0x2020..` sets a high bit exactly
+// when some byte is < 0x20 (the lowest such byte borrows), and likewise
+// `(w ^ 0x2222..) - 0x0101..` when some byte is '"'. When some byte has its
+// high bit set the answer is yes whatever the other terms say. So the whole
+// test is exact as a yes/no answer, in about ten instructions, no branch.
+inline bool wordNeedsEscape(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = kOnes * 0x80;
+  const uint64_t below_space = w - kOnes * 0x20;
+  const uint64_t quote = (w ^ (kOnes * '"')) - kOnes;
+  const uint64_t backslash = (w ^ (kOnes * '\\')) - kOnes;
+  return ((w | below_space | quote | backslash) & kHigh) != 0;
+}
+
+// Writes through a raw pointer into space sized by SizeBound.
+class RawWriter {
+ public:
+  explicit RawWriter(char* p) : p_(p) {}
+  template <size_t N>
+  void lit(const char (&s)[N]) {
+    std::memcpy(p_, s, N - 1);
+    p_ += N - 1;
+  }
+  // A value known to need no escaping (the enum names of this file).
+  void plain(std::string_view s) {
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  // The inside of a JSON string literal (the quotes are in the fragments),
+  // byte for byte what core::appendJsonString writes between its quotes.
+  void body(std::string_view s) {
+    const char* src = s.data();
+    const size_t n = s.size();
+    if (n < 8) {
+      if (n >= 4) {  // two 4-byte words (overlapping when n < 8), checked as one
+        uint32_t lo;
+        uint32_t hi;
+        std::memcpy(&lo, src, 4);
+        std::memcpy(&hi, src + n - 4, 4);
+        if (!wordNeedsEscape(static_cast<uint64_t>(hi) << 32 | lo)) {
+          std::memcpy(p_, &lo, 4);
+          std::memcpy(p_ + n - 4, &hi, 4);
+          p_ += n;
+          return;
+        }
+      }
+      escapeFrom(s, 0);
+      return;
+    }
+    // Most values (ids, model names) are plain: copy them 8 bytes at a time
+    // while checking, and hand the rest to the escaper at the first word that
+    // needs it. Words before it are ASCII, so no UTF-8 sequence is cut.
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
       uint64_t w;
-      std::memcpy(&w, p, 8);
-      // Any byte >= 0x80, < 0x20, == '"' or == '\\'.
-      if ((w & kHigh) != 0 || ((w - kOnes * 0x20) & ~w & kHigh) != 0 || has_zero(w ^ (kOnes * '"')) ||
-          has_zero(w ^ (kOnes * '\\'))) {
-        return false;
+      std::memcpy(&w, src + i, 8);
+      if (wordNeedsEscape(w)) {
+        escapeFrom(s, i);
+        return;
+      }
+      std::memcpy(p_ + i, &w, 8);
+    }
+    if (i < n) {
+      // The last 8 bytes (overlapping checked ones, rewritten identically).
+      uint64_t w;
+      std::memcpy(&w, src + n - 8, 8);
+      if (wordNeedsEscape(w)) {
+        escapeFrom(s, i);
+        return;
+      }
+      std::memcpy(p_ + n - 8, &w, 8);
+    }
+    p_ += n;
+  }
+  // Same digits as std::to_chars, which at ~70 instructions per call was
+  // the largest single cost here (22 integers per typical record).
+  void num(int64_t v) {
+    // |v| without overflow for INT64_MIN.
+    uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+    *p_ = '-';  // always written (inside the bound), kept only when negative
+    p_ += v < 0;
+    if (u < 10) {
+      *p_++ = static_cast<char>('0' + u);
+      return;
+    }
+    char* const end = p_ + decimalDigits(u);
+    char* q = end;
+    // Four digits per division of the 64-bit value, then two pairs.
+    while (u >= 10000) {
+      const uint64_t rest = u / 10000;
+      const auto four = static_cast<uint32_t>(u - rest * 10000);
+      const uint32_t hi = four / 100;
+      q -= 4;
+      std::memcpy(q, &kDigitPairs[2 * hi], 2);
+      std::memcpy(q + 2, &kDigitPairs[2 * (four - hi * 100)], 2);
+      u = rest;
+    }
+    if (u >= 100) {
+      const uint64_t rest = u / 100;
+      q -= 2;
+      std::memcpy(q, &kDigitPairs[2 * (u - rest * 100)], 2);
+      u = rest;
+    }
+    if (u >= 10) {
+      std::memcpy(q - 2, &kDigitPairs[2 * u], 2);
+    } else {
+      q[-1] = static_cast<char>('0' + u);
+    }
+    p_ = end;
+  }
+  [[nodiscard]] char* end() const { return p_; }
+
+ private:
+  // Writes s[i..] from p_ + i: the caller has copied s[0..i) as it is.
+  void escapeFrom(std::string_view s, size_t i) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    const auto* u = reinterpret_cast<const unsigned char*>(s.data());
+    const size_t n = s.size();
+    char* p = p_ + i;
+    while (i < n) {
+      const unsigned char c = u[i];
+      if (!kSpecial[c]) {
+        *p++ = static_cast<char>(c);
+        ++i;
+        continue;
+      }
+      if (c >= 0x80) {
+        const size_t len = core::utf8SequenceLength(s.substr(i));
+        if (len != 0) {  // a valid multi-byte sequence is copied as it is
+          std::memcpy(p, s.data() + i, len);
+          p += len;
+          i += len;
+          continue;
+        }
+      }
+      ++i;
+      switch (c) {
+        case '"': p = put(p, "\\\""); break;
+        case '\\': p = put(p, "\\\\"); break;
+        case '\n': p = put(p, "\\n"); break;
+        case '\r': p = put(p, "\\r"); break;
+        case '\t': p = put(p, "\\t"); break;
+        case '\b': p = put(p, "\\b"); break;
+        case '\f': p = put(p, "\\f"); break;
+        default:
+          if (c < 0x20) {
+            const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+            std::memcpy(p, esc, sizeof esc);
+            p += sizeof esc;
+          } else {
+            p = put(p, "\xEF\xBF\xBD");  // U+FFFD for one invalid byte
+          }
       }
     }
-    for (; n > 0; ++p, --n) {
-      const auto c = static_cast<unsigned char>(*p);
-      if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') return false;
+    p_ = p;
+  }
+  // "00" "01" ... "99".
+  static constexpr std::array<char, 200> kDigitPairs = [] {
+    std::array<char, 200> t{};
+    for (int i = 0; i < 100; ++i) {
+      t[2 * i] = static_cast<char>('0' + i / 10);
+      t[2 * i + 1] = static_cast<char>('0' + i % 10);
     }
-    return true;
+    return t;
+  }();
+
+  // Number of decimal digits of u >= 1: log10 estimated from the bit width
+  // (1233 / 4096 ~ log10(2)), then corrected by one table compare.
+  static int decimalDigits(uint64_t u) {
+    static constexpr std::array<uint64_t, 20> kPow10 = [] {
+      std::array<uint64_t, 20> t{};
+      uint64_t p = 1;
+      for (auto& x : t) {
+        x = p;
+        p *= 10;
+      }
+      return t;
+    }();
+    const int t = (std::bit_width(u) * 1233) >> 12;
+    return t + 1 - (u < kPow10[static_cast<size_t>(t)]);
   }
 
-  // `,"k":` plus an optional opening quote of the value, in one append: keys
-  // are short constants of this file (no escaping).
-  void key(std::string_view k, char open = 0) {
-    char buf[48];
-    size_t n = 0;
-    if (!first_) buf[n++] = ',';
-    first_ = false;
-    buf[n++] = '"';
-    k = k.substr(0, sizeof buf - 5);
-    std::memcpy(buf + n, k.data(), k.size());
-    n += k.size();
-    buf[n++] = '"';
-    buf[n++] = ':';
-    if (open != 0) buf[n++] = open;
-    out_.append(buf, n);
+  template <size_t N>
+  static char* put(char* p, const char (&s)[N]) {
+    std::memcpy(p, s, N - 1);
+    return p + N - 1;
   }
-  std::string& out_;
-  bool first_ = true;
+
+  char* p_;
 };
+
+// The line's layout, the one place that defines the file format. A string
+// value `x` is written as lit("...\"") body(x) lit("\"...").
+template <class Out>
+void emitUsage(Out& o, const core::TokenUsage& u, core::MicroUsd cost, UsageSource source) {
+  o.lit(R"(,"input_tokens":)");
+  o.num(u.input);
+  o.lit(R"(,"cached_tokens":)");
+  o.num(u.cached);
+  o.lit(R"(,"output_tokens":)");
+  o.num(u.output);
+  o.lit(R"(,"reasoning_tokens":)");
+  o.num(u.reasoning);
+  o.lit(R"(,"cost_micro_usd":)");
+  o.num(cost);
+  o.lit(R"(,"usage_source":")");
+  o.plain(toString(source));
+}
+
+template <class Out>
+void emitRecord(Out& o, const UsageRecord& r) {
+  o.lit(R"({"request_id":")");
+  o.body(r.request_id);
+  o.lit(R"(","started_unix_ms":)");
+  o.num(r.started_unix_ms);
+  o.lit(R"(,"finished_unix_ms":)");
+  o.num(r.finished_unix_ms);
+  o.lit(R"(,"endpoint":")");
+  o.body(r.endpoint);
+  o.lit(R"(","agent":")");
+  o.body(r.agent);
+  o.lit(R"(","key_id":")");
+  o.body(r.key_id);
+  o.lit(R"(","run_id":")");
+  o.body(r.run_id);
+  o.lit(R"(","tier":")");
+  o.body(r.tier);
+  o.lit(R"(","requested_model":")");
+  o.body(r.requested_model);
+  o.lit(R"(","served_model":")");
+  o.body(r.served_model);
+  o.lit(R"(","provider":")");
+  o.body(r.provider);
+  o.lit(R"(","config_version":")");
+  o.body(r.config_version);
+  o.lit(R"(","attempts":[)");
+  bool first = true;
+  for (const Attempt& a : r.attempts) {
+    if (!first) o.lit(",");
+    first = false;
+    o.lit(R"({"model":")");
+    o.body(a.model);
+    o.lit(R"(","provider":")");
+    o.body(a.provider);
+    o.lit(R"(","http_status":)");
+    o.num(a.http_status);
+    o.lit(R"(,"error":")");
+    o.body(a.error);
+    o.lit(R"(")");
+    emitUsage(o, a.usage, a.cost_micro_usd, a.usage_source);
+    o.lit(R"(","latency_us":)");
+    o.num(a.latency_us);
+    o.lit("}");
+  }
+  o.lit(R"(],"http_status":)");
+  o.num(r.http_status);
+  o.lit(R"(,"outcome":")");
+  o.plain(toString(r.outcome));
+  o.lit(R"(","error_code":")");
+  o.body(r.error_code);
+  o.lit(R"(")");
+  emitUsage(o, r.usage, r.cost_micro_usd, r.usage_source);
+  o.lit(R"(","latency_us":)");
+  o.num(r.latency_us);
+  o.lit(R"(,"ttft_us":)");
+  o.num(r.ttft_us);
+  o.lit(R"(,"gateway_us":)");
+  o.num(r.gateway_us);
+  o.lit(R"(,"stream":)");
+  o.plain(r.stream ? "true" : "false");
+  o.lit(R"(,"finish_reason":")");
+  o.body(r.finish_reason);
+  o.lit(R"(","client_retry_count":)");
+  o.num(r.retry_count_header);
+  o.lit("}");
+}
 
 }  // namespace
 
 void appendJsonLine(std::string& out, const UsageRecord& r) {
-  LineWriter w(out);
-  w.str("request_id", r.request_id).num("started_unix_ms", r.started_unix_ms).num("finished_unix_ms", r.finished_unix_ms);
-  w.str("endpoint", r.endpoint).str("agent", r.agent).str("key_id", r.key_id).str("run_id", r.run_id).str("tier", r.tier);
-  w.str("requested_model", r.requested_model).str("served_model", r.served_model).str("provider", r.provider);
-  w.str("config_version", r.config_version);
-  std::string& a = w.raw("attempts");
-  a += '[';
-  for (size_t i = 0; i < r.attempts.size(); ++i) {
-    const Attempt& at = r.attempts[i];
-    if (i) a += ',';
-    LineWriter aw(a);
-    aw.str("model", at.model).str("provider", at.provider).num("http_status", at.http_status).str("error", at.error);
-    aw.usage(at.usage).num("cost_micro_usd", at.cost_micro_usd).str("usage_source", toString(at.usage_source));
-    aw.num("latency_us", at.latency_us).close();
-  }
-  a += ']';
-  w.num("http_status", r.http_status).str("outcome", toString(r.outcome)).str("error_code", r.error_code);
-  w.usage(r.usage).num("cost_micro_usd", r.cost_micro_usd).str("usage_source", toString(r.usage_source));
-  w.num("latency_us", r.latency_us).num("ttft_us", r.ttft_us).num("gateway_us", r.gateway_us);
-  w.boolean("stream", r.stream).str("finish_reason", r.finish_reason).num("client_retry_count", r.retry_count_header);
-  w.close();
+  SizeBound bound;
+  emitRecord(bound, r);
+  const size_t old_size = out.size();
+  out.resize_and_overwrite(old_size + bound.size(), [&](char* data, size_t) {
+    RawWriter w(data + old_size);
+    emitRecord(w, r);
+    return static_cast<size_t>(w.end() - data);
+  });
 }
 
 std::string toJsonLine(const UsageRecord& r) {
-  std::string out;
-  out.reserve(512);
+  std::string out;  // appendJsonLine allocates once, to its size bound
   appendJsonLine(out, r);
   return out;
 }
@@ -176,7 +404,7 @@ namespace {
 
 class JsonlSink final : public UsageSink {
  public:
-  explicit JsonlSink(std::FILE* f) : file_(f), writer_([this] { run(); }) {}
+  explicit JsonlSink(std::FILE* f) : file_(f), queue_(makeQueue()), writer_([this] { run(); }) {}
   ~JsonlSink() override {
     {
       std::lock_guard lock(mu_);
@@ -209,8 +437,18 @@ class JsonlSink final : public UsageSink {
   }
 
  private:
+  // Room for a full wake-up batch, so that submit() does not reallocate (and
+  // move every queued record) while it holds the lock. run() swaps the queue
+  // with its batch vector, so two buffers circulate and each keeps whatever
+  // capacity a burst grew it to.
+  static std::vector<UsageRecord> makeQueue() {
+    std::vector<UsageRecord> q;
+    q.reserve(kWakeAt);
+    return q;
+  }
+
   void run() {
-    std::vector<UsageRecord> batch;
+    std::vector<UsageRecord> batch = makeQueue();
     std::string buf;
     std::unique_lock lock(mu_);
     while (true) {
