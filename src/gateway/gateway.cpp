@@ -60,10 +60,10 @@ Gateway::~Gateway() = default;
 Worker& Gateway::workerFor(net::Dispatcher& loop) {
   // Each loop is one thread, so a thread_local cache makes the lookup free;
   // the owner check keeps tests that create several gateways honest.
-  thread_local Gateway* tl_owner = nullptr;
+  thread_local uint64_t tl_owner = 0;
   thread_local net::Dispatcher* tl_loop = nullptr;
   thread_local Worker* tl_worker = nullptr;
-  if (tl_owner == this && tl_loop == &loop) return *tl_worker;
+  if (tl_owner == serial_ && tl_loop == &loop) return *tl_worker;
   std::lock_guard lock(workers_mu_);
   Worker* found = nullptr;
   for (auto& w : workers_) {
@@ -73,7 +73,7 @@ Worker& Gateway::workerFor(net::Dispatcher& loop) {
     workers_.push_back(std::make_unique<Worker>(*this, loop));
     found = workers_.back().get();
   }
-  tl_owner = this;
+  tl_owner = serial_;
   tl_loop = &loop;
   tl_worker = found;
   return *found;

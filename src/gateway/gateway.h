@@ -117,6 +117,10 @@ class Gateway {
   GatewayStats stats_;
   std::mutex maintain_mu_;
   std::mutex workers_mu_;  // creation only; lookups use a thread_local cache
+  // Identifies this gateway in that cache: a later gateway can be built at
+  // the address of a destroyed one (tests do), so the address is not enough.
+  const uint64_t serial_ = next_serial_.fetch_add(1, std::memory_order_relaxed);
+  static inline std::atomic<uint64_t> next_serial_{1};
   std::vector<std::unique_ptr<Worker>> workers_;
 };
 
