@@ -12,6 +12,7 @@ PKGS=(
   libsimdjson-dev nlohmann-json3-dev libyaml-cpp-dev
   libsqlite3-dev sqlite3 libpq-dev libhiredis-dev
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata
+  libgoogle-perftools-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   curl ca-certificates
   wrk nginx-light
