@@ -1,15 +1,21 @@
 // Hot-path costs of the OpenAI wire layer: request inspection + rewrite of a
-// typical ~2 KB chat request, and the stream filter over a 50-chunk stream.
+// typical ~2 KB chat request, the stream filter over a 50-chunk stream, and the
+// summary (usage, finish_reason, ...) of non-streaming response bodies.
 
 #include <benchmark/benchmark.h>
 
+#include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "proto/errors.h"
 #include "proto/request.h"
 #include "proto/rewrite.h"
 #include "proto/sse.h"
 #include "proto/stream_filter.h"
+#include "proto/usage.h"
 
 namespace {
 
@@ -128,5 +134,105 @@ void BM_ErrorBody(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ErrorBody);
+
+// --- summarizeResponse: called once per non-streaming upstream response. ---
+
+std::string chatResponse(std::string_view content) {
+  std::string body =
+      R"({"id":"chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG","object":"chat.completion","created":1741570283,)"
+      R"("model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":")";
+  body += content;
+  body += R"(","refusal":null},"logprobs":null,"finish_reason":"stop"}],)"
+          R"("usage":{"prompt_tokens":1117,"completion_tokens":46,"total_tokens":1163,)"
+          R"("prompt_tokens_details":{"cached_tokens":1024},"completion_tokens_details":{"reasoning_tokens":0}},)"
+          R"("system_fingerprint":"fp_fc9f1d7035"})";
+  reserveJsonPadding(body);
+  return body;
+}
+
+// Pretty-printed as OpenAI sends it: ~30 KB for 1536 floats.
+std::string embeddingsResponse() {
+  std::string body = "{\n  \"object\": \"list\",\n  \"data\": [\n    {\n      \"object\": \"embedding\",\n"
+                     "      \"index\": 0,\n      \"embedding\": [";
+  uint32_t x = 12345;
+  for (int i = 0; i < 1536; ++i) {
+    x = x * 1103515245u + 12345u;  // deterministic pseudo-random floats, realistic widths
+    const int mantissa = static_cast<int>(x >> 8) % 100000000;
+    body += i > 0 ? ",\n        " : "\n        ";
+    if ((x & 2) != 0) body += '-';
+    body += "0.0";
+    body += std::to_string(mantissa);
+    if ((x & 0x1c) == 0) body += "e-05";
+  }
+  body += "\n      ]\n    }\n  ],\n  \"model\": \"text-embedding-3-small\",\n"
+          "  \"usage\": {\n    \"prompt_tokens\": 8,\n    \"total_tokens\": 8\n  }\n}\n";
+  reserveJsonPadding(body);
+  return body;
+}
+
+void runSummarize(benchmark::State& state, const std::string& body) {
+  for (auto _ : state) {
+    auto summary = summarizeResponse(body, body.capacity());
+    benchmark::DoNotOptimize(summary);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
+  state.counters["body_bytes"] = static_cast<double>(body.size());
+}
+
+void BM_SummarizeResponse_Chat(benchmark::State& state) {
+  runSummarize(state, chatResponse("Hello! How can I assist you today?"));
+}
+BENCHMARK(BM_SummarizeResponse_Chat);
+
+void BM_SummarizeResponse_ChatLong(benchmark::State& state) {
+  std::string content;
+  while (content.size() < 4000) {
+    content += "The shipment left our warehouse on Tuesday and is expected to arrive within three business days. ";
+    content += R"(Tracking: \"UPS 1Z999AA10123456784\"\n)";
+  }
+  runSummarize(state, chatResponse(content));
+}
+BENCHMARK(BM_SummarizeResponse_ChatLong);
+
+void BM_SummarizeResponse_Embeddings(benchmark::State& state) { runSummarize(state, embeddingsResponse()); }
+BENCHMARK(BM_SummarizeResponse_Embeddings);
+
+// Like _Chat, but cycling through 64 bodies whose token counts and content
+// lengths differ, as real traffic does (one repeated body lets the branch
+// predictor learn every digit count and string length).
+void BM_SummarizeResponse_ChatVaried(benchmark::State& state) {
+  std::vector<std::string> bodies;
+  uint32_t x = 7;
+  auto next = [&x] {
+    x = x * 1103515245u + 12345u;
+    return x >> 8;
+  };
+  const std::string sentence = "Sure, here is what I found about your order. ";
+  for (int i = 0; i < 64; ++i) {
+    static constexpr uint32_t kMods[] = {10, 100, 1000, 10000, 100000};
+    auto count = [&] { return std::to_string(next() % kMods[next() % 5]); };
+    std::string content;
+    for (uint32_t k = next() % 4; k > 0; --k) content += sentence;
+    std::string body =
+        R"({"id":"chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG","object":"chat.completion","created":1741570283,)"
+        R"("model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! )" +
+        content + R"(","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":)" + count() +
+        R"(,"completion_tokens":)" + count() + R"(,"total_tokens":)" + count() +
+        R"(,"prompt_tokens_details":{"cached_tokens":)" + count() + R"(},"completion_tokens_details":)"
+        R"({"reasoning_tokens":)" + count() + R"(}},"system_fingerprint":"fp_fc9f1d7035"})";
+    reserveJsonPadding(body);
+    bodies.push_back(std::move(body));
+  }
+  size_t i = 0;
+  int64_t bytes = 0;
+  for (auto _ : state) {
+    const std::string& body = bodies[i++ & 63];
+    auto summary = summarizeResponse(body, body.capacity());
+    benchmark::DoNotOptimize(summary);
+    bytes += static_cast<int64_t>(body.size());
+  }
+  state.SetBytesProcessed(bytes);
+}
+BENCHMARK(BM_SummarizeResponse_ChatVaried);
 
 }  // namespace
