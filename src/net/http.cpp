@@ -6,6 +6,8 @@
 
 #include "core/json_text.h"
 
+#include <ostream>
+
 namespace sluice::net {
 
 bool iequalsAscii(std::string_view a, std::string_view b) {
@@ -16,6 +18,8 @@ bool iequalsAscii(std::string_view a, std::string_view b) {
   }
   return true;
 }
+
+std::ostream& operator<<(std::ostream& os, const HeaderName& name) { return os << name.view(); }
 
 std::string_view findHeader(const Headers& headers, std::string_view name) {
   for (const auto& h : headers) {

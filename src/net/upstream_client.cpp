@@ -3,8 +3,8 @@
 //
 // Like the server, it avoids per-request machinery: the request head is
 // formatted into a reused string and written with a non-blocking writev()
-// (plain TCP), the response is parsed by a Beast basic_parser subclass that
-// hands the de-chunked body to the callbacks straight from the read buffer,
+// (plain TCP), the response is parsed by our HTTP/1.1 parser (http1_parser.h),
+// which hands the de-chunked body to the callbacks straight from the read buffer,
 // and timeouts are deadlines swept by the loop's tick. Every open connection
 // keeps one read outstanding, so a pooled connection that the provider closes
 // leaves the pool at once; one that dies in the remaining window (the classic
@@ -19,8 +19,6 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/http/basic_parser.hpp>
-#include <boost/beast/http/error.hpp>
 
 #include <array>
 #include <charconv>
@@ -28,6 +26,7 @@
 #include <deque>
 #include <optional>
 
+#include "net/http1_parser.h"
 #include "net/loop.h"
 
 namespace sluice::net {
@@ -39,7 +38,6 @@ using detail::Ref;
 using tcp = boost::asio::ip::tcp;
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
-namespace http = boost::beast::http;
 using error_code = boost::system::error_code;
 
 constexpr size_t kInitialBuffer = 16 * 1024;
@@ -183,23 +181,16 @@ class CallHandle final : public UpstreamCall {
 };
 
 // Hands the response to the call as the parser produces it.
-class ResponseParser final : public http::basic_parser<false> {
+// Forwards the parser's callbacks to the client (views into the read buffer).
+class ResponseParser final : public detail::Http1Callbacks {
  public:
   explicit ResponseParser(UpConn& conn) : conn_(conn) {}
 
  private:
-  void on_request_impl(http::verb, boost::beast::string_view, boost::beast::string_view, int, error_code&) override {}
-  void on_response_impl(int code, boost::beast::string_view, int, error_code& ec) override;
-  void on_field_impl(http::field, boost::beast::string_view name, boost::beast::string_view value,
-                     error_code& ec) override;
-  void on_header_impl(error_code& ec) override;
-  void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
-  size_t on_body_impl(boost::beast::string_view body, error_code& ec) override;
-  void on_chunk_header_impl(std::uint64_t, boost::beast::string_view, error_code&) override {}
-  size_t on_chunk_body_impl(std::uint64_t, boost::beast::string_view body, error_code& ec) override {
-    return on_body_impl(body, ec);
-  }
-  void on_finish_impl(error_code&) override {}
+  void onStatusLine(int status, std::string_view reason, int version) override;
+  void onField(std::string_view name, std::string_view value) override;
+  bool onHeaderDone() override;
+  bool onBody(std::string_view data) override;
 
   UpConn& conn_;
 };
@@ -226,7 +217,8 @@ class UpConn final : public detail::LoopRefCounted {
   size_t begin_ = 0;
   size_t end_ = 0;
   bool reading_ = false;
-  std::optional<ResponseParser> parser_;
+  detail::Http1Parser parser_{/*is_request=*/false};
+  ResponseParser sink_{*this};
 
   std::string head_;
   size_t head_sent_ = 0;
@@ -250,10 +242,11 @@ class ClientImpl final : public UpstreamClient, public detail::Tickable {
   void detach(CallState* st);
 
   // From the parser.
-  void onResponseStart(UpConn& c, int status, error_code& ec);
+  void onResponseStart(UpConn& c, int status);
   void onField(UpConn& c, std::string_view name, std::string_view value);
-  void onHeader(UpConn& c, error_code& ec);
-  void onBody(UpConn& c, std::string_view body, error_code& ec);
+  /// False when the call ended inside the callback: stop parsing.
+  bool onHeader(UpConn& c);
+  bool onBody(UpConn& c, std::string_view body);
 
  private:
   void assign(const Ref<CallState>& st);
@@ -297,20 +290,14 @@ class ClientImpl final : public UpstreamClient, public detail::Tickable {
 
 // ------------------------------------------------------------------ parser
 
-void ResponseParser::on_response_impl(int code, boost::beast::string_view, int, error_code& ec) {
-  if (conn_.client_ != nullptr) conn_.client_->onResponseStart(conn_, code, ec);
+void ResponseParser::onStatusLine(int status, std::string_view, int) {
+  if (conn_.client_ != nullptr) conn_.client_->onResponseStart(conn_, status);
 }
-void ResponseParser::on_field_impl(http::field, boost::beast::string_view name, boost::beast::string_view value,
-                                   error_code&) {
-  if (conn_.client_ != nullptr) conn_.client_->onField(conn_, {name.data(), name.size()}, {value.data(), value.size()});
+void ResponseParser::onField(std::string_view name, std::string_view value) {
+  if (conn_.client_ != nullptr) conn_.client_->onField(conn_, name, value);
 }
-void ResponseParser::on_header_impl(error_code& ec) {
-  if (conn_.client_ != nullptr) conn_.client_->onHeader(conn_, ec);
-}
-size_t ResponseParser::on_body_impl(boost::beast::string_view body, error_code& ec) {
-  if (conn_.client_ != nullptr) conn_.client_->onBody(conn_, {body.data(), body.size()}, ec);
-  return body.size();
-}
+bool ResponseParser::onHeaderDone() { return conn_.client_ != nullptr && conn_.client_->onHeader(conn_); }
+bool ResponseParser::onBody(std::string_view data) { return conn_.client_ != nullptr && conn_.client_->onBody(conn_, data); }
 
 // ------------------------------------------------------------------ call
 
@@ -510,11 +497,9 @@ void ClientImpl::onReady(const Ref<UpConn>& c) {
 }
 
 void ClientImpl::resetParser(UpConn* c, bool head_request) {
-  c->parser_.emplace(*c);
-  c->parser_->header_limit(static_cast<uint32_t>(kMaxResponseHeader));
-  c->parser_->body_limit(options_.max_response_bytes);
-  c->parser_->eager(true);
-  if (head_request) c->parser_->skip(true);
+  c->parser_.reset(head_request);
+  c->parser_.headerLimit(kMaxResponseHeader);
+  c->parser_.bodyLimit(options_.max_response_bytes);
 }
 
 void ClientImpl::sendRequest(UpConn* c) {
@@ -675,11 +660,11 @@ void ClientImpl::onRead(UpConn* c, const error_code& ec, size_t n) {
       failBeforeResponse(c, UpstreamErrorKind::kReset);
       return;
     }
-    if ((ec == asio::error::eof || ec == ssl::error::stream_truncated) && c->parser_->is_header_done() &&
-        c->parser_->need_eof()) {
-      error_code pec;
-      c->parser_->put_eof(pec);  // a body delimited by the end of the connection
-      if (!pec && c->call_ == st) {
+    if ((ec == asio::error::eof || ec == ssl::error::stream_truncated) && c->parser_.headerDone() &&
+        c->parser_.needEof()) {
+      detail::ParseError pec = detail::ParseError::kNone;
+      c->parser_.putEof(pec);  // a body delimited by the end of the connection
+      if (pec == detail::ParseError::kNone && c->call_ == st) {
         finishResponse(c);
         return;
       }
@@ -702,18 +687,18 @@ void ClientImpl::onRead(UpConn* c, const error_code& ec, size_t n) {
     st->phase_deadline_ = loop_.now() + st->req_.idle_timeout;
   }
   while (c->begin_ < c->end_) {
-    error_code pec;
-    const size_t used = c->parser_->put(asio::const_buffer(c->buf_.get() + c->begin_, c->end_ - c->begin_), pec);
+    detail::ParseError pec = detail::ParseError::kNone;
+    const size_t used = c->parser_.put(c->buf_.get() + c->begin_, c->end_ - c->begin_, c->sink_, pec);
     c->begin_ += used;
     if (c->call_ != st) return;  // cancelled, abandoned or client destroyed in a callback
-    if (pec == http::error::need_more) break;
-    if (pec) {
+    if (pec == detail::ParseError::kNeedMore) break;
+    if (pec != detail::ParseError::kNone) {
       detach(st.get());
       closeConn(c);
       complete(st.get(), UpstreamErrorKind::kProtocol);
       return;
     }
-    if (c->parser_->is_done()) {
+    if (c->parser_.done()) {
       if (st->status_ / 100 == 1 && st->status_ != 101) {  // interim response: the real one follows
         resetParser(c, st->req_.method == "HEAD");
         continue;
@@ -727,39 +712,40 @@ void ClientImpl::onRead(UpConn* c, const error_code& ec, size_t n) {
   armRead(c);
 }
 
-void ClientImpl::onResponseStart(UpConn& c, int status, error_code&) {
+void ClientImpl::onResponseStart(UpConn& c, int status) {
   CallState* st = c.call_.get();
   if (st == nullptr) return;
   st->status_ = status;
   st->headers_.clear();
+  st->headers_.reserve(12);  // providers send ~10
 }
 
 void ClientImpl::onField(UpConn& c, std::string_view name, std::string_view value) {
   CallState* st = c.call_.get();
   if (st == nullptr) return;
-  st->headers_.push_back(Header{std::string(name), std::string(value)});
+  st->headers_.push_back(Header{HeaderName(name), std::string(value)});
 }
 
-void ClientImpl::onHeader(UpConn& c, error_code& ec) {
+bool ClientImpl::onHeader(UpConn& c) {
   Ref<CallState> st = c.call_;
-  if (!st || (st->status_ / 100 == 1 && st->status_ != 101)) return;
+  if (!st || (st->status_ / 100 == 1 && st->status_ != 101)) return true;
   if (st->cb_ != nullptr) st->cb_->onHeaders(st->status_, st->headers_);
-  if (c.call_ != st) ec = asio::error::operation_aborted;  // stop parsing: the call is over
+  return c.call_ == st;  // else the call is over: stop parsing
 }
 
-void ClientImpl::onBody(UpConn& c, std::string_view body, error_code& ec) {
+bool ClientImpl::onBody(UpConn& c, std::string_view body) {
   Ref<CallState> st = c.call_;
-  if (!st) return;
+  if (!st) return true;
   st->phase_deadline_ = loop_.now() + st->req_.idle_timeout;
   if (st->cb_ != nullptr) st->cb_->onData(body);
-  if (c.call_ != st) ec = asio::error::operation_aborted;
+  return c.call_ == st;
 }
 
 void ClientImpl::finishResponse(UpConn* c) {
   Ref<CallState> st = c->call_;
   // An early answer (e.g. a 413 while the body is still going out) leaves the
   // connection mid-request: not reusable.
-  const bool reusable = c->parser_->keep_alive() && c->begin_ == c->end_ && c->write_done_ && !destroying_;
+  const bool reusable = c->parser_.keepAlive() && c->begin_ == c->end_ && c->write_done_ && !destroying_;
   detach(st.get());
   if (reusable) {
     release(c);  // before onComplete: a follow-up call can reuse it at once
