@@ -1,6 +1,6 @@
 #include "core/money.h"
 
-#include <fmt/format.h>
+#include <charconv>
 
 namespace sluice::core {
 
@@ -38,9 +38,22 @@ std::optional<MicroUsd> parseUsd(std::string_view text) {
 }
 
 std::string formatUsd(MicroUsd micros) {
+  // By hand rather than fmt::format: this runs for every response header
+  // (x-sluice-cost-usd), and fmt's format-string parsing cost ~1,000
+  // instructions per call.
   const bool neg = micros < 0;
   const uint64_t m = neg ? static_cast<uint64_t>(-(micros + 1)) + 1 : static_cast<uint64_t>(micros);
-  return fmt::format("{}{}.{:06}", neg ? "-" : "", m / 1'000'000, m % 1'000'000);
+  char buf[32];
+  char* p = buf;
+  if (neg) *p++ = '-';
+  p = std::to_chars(p, buf + sizeof buf, m / 1'000'000).ptr;
+  *p++ = '.';
+  uint64_t frac = m % 1'000'000;
+  for (int i = 5; i >= 0; --i) {
+    p[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  return std::string(buf, p + 6);
 }
 
 }  // namespace sluice::core

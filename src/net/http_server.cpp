@@ -115,16 +115,16 @@ bool anyColonOrByteBelow21(std::string_view s) {
   return false;
 }
 
-bool safeHeader(const Header& h) {
-  if (h.name.empty()) return false;
+bool safeHeader(std::string_view name, std::string_view value) {
+  if (name.empty()) return false;
   bool bad = false;
   // Pre-filters: only a name or value holding a byte in the suspect range
   // (a tab in a value, say) needs the exact table check.
-  if (anyColonOrByteBelow21(h.name)) {
-    for (const char c : h.name) bad |= kHeaderChars.bad_in_name[static_cast<unsigned char>(c)];
+  if (anyColonOrByteBelow21(name)) {
+    for (const char c : name) bad |= kHeaderChars.bad_in_name[static_cast<unsigned char>(c)];
   }
-  if (anyByteBelow0E(h.value)) {
-    for (const char c : h.value) bad |= kHeaderChars.bad_in_value[static_cast<unsigned char>(c)];
+  if (anyByteBelow0E(value)) {
+    for (const char c : value) bad |= kHeaderChars.bad_in_value[static_cast<unsigned char>(c)];
   }
   return !bad;
 }
@@ -660,13 +660,15 @@ void Connection::appendHead(int status, const Headers& headers, bool close, bool
   head_.resize_and_overwrite(start + need, [&](char* p, size_t) {
     char* w = p + start;
     for (const auto& h : headers) {
-      if (managedHeader(h.name) || !safeHeader(h)) continue;
-      std::memcpy(w, h.name.data(), h.name.size());
-      w += h.name.size();
+      const std::string_view name = h.name.view();
+      const std::string_view value = h.value;
+      if (managedHeader(name) || !safeHeader(name, value)) continue;
+      std::memcpy(w, name.data(), name.size());
+      w += name.size();
       *w++ = ':';
       *w++ = ' ';
-      std::memcpy(w, h.value.data(), h.value.size());
-      w += h.value.size();
+      std::memcpy(w, value.data(), value.size());
+      w += value.size();
       *w++ = '\r';
       *w++ = '\n';
     }
