@@ -404,7 +404,7 @@ namespace {
 
 class JsonlSink final : public UsageSink {
  public:
-  explicit JsonlSink(std::FILE* f) : file_(f), queue_(makeQueue()), writer_([this] { run(); }) {}
+  explicit JsonlSink(std::FILE* f) : file_(f), writer_([this] { run(); }) {}
   ~JsonlSink() override {
     {
       std::lock_guard lock(mu_);
@@ -415,13 +415,23 @@ class JsonlSink final : public UsageSink {
     std::fclose(file_);
   }
 
+  // The line is formatted here, on the caller's thread, and only its bytes
+  // cross to the writer: the record's strings are freed by the thread that
+  // allocated them (freeing them on the writer thread made every request's
+  // allocations travel between the allocator's per-thread caches), and the
+  // lock covers one append instead of moving a 500-byte record.
   void submit(UsageRecord&& record) override {
+    thread_local std::string line;
+    line.clear();
+    appendJsonLine(line, record);
+    line += '\n';
     bool wake;
     {
       std::lock_guard lock(mu_);
-      queue_.push_back(std::move(record));
+      pending_.append(line);
       ++submitted_;
-      wake = queue_.size() == kWakeAt;
+      ++pending_records_;
+      wake = pending_.size() >= kWakeAtBytes;
     }
     // The writer wakes by itself every batch interval; waking it per record
     // would cost a context switch per request. A large backlog wakes it early.
@@ -437,46 +447,32 @@ class JsonlSink final : public UsageSink {
   }
 
  private:
-  // Room for a full wake-up batch, so that submit() does not reallocate (and
-  // move every queued record) while it holds the lock. run() swaps the queue
-  // with its batch vector, so two buffers circulate and each keeps whatever
-  // capacity a burst grew it to.
-  static std::vector<UsageRecord> makeQueue() {
-    std::vector<UsageRecord> q;
-    q.reserve(kWakeAt);
-    return q;
-  }
-
   void run() {
-    std::vector<UsageRecord> batch = makeQueue();
-    std::string buf;
+    std::string batch;
     std::unique_lock lock(mu_);
     while (true) {
-      // Batches: wake when records arrive, but let them accumulate briefly.
-      cv_.wait_for(lock, kBatchInterval, [&] { return stopping_ || flush_requested_ || queue_.size() >= kWakeAt; });
+      // Batches: wake when lines arrive, but let them accumulate briefly.
+      cv_.wait_for(lock, kBatchInterval,
+                   [&] { return stopping_ || flush_requested_ || pending_.size() >= kWakeAtBytes; });
       flush_requested_ = false;
-      batch.swap(queue_);
+      batch.swap(pending_);  // two buffers circulate, each keeping its capacity
+      const uint64_t n = pending_records_;
+      pending_records_ = 0;
       const bool stop = stopping_;
       lock.unlock();
-      buf.clear();
-      for (const auto& r : batch) {
-        appendJsonLine(buf, r);
-        buf += '\n';
-      }
-      if (!buf.empty()) {
-        std::fwrite(buf.data(), 1, buf.size(), file_);
+      if (!batch.empty()) {
+        std::fwrite(batch.data(), 1, batch.size(), file_);
         std::fflush(file_);
+        batch.clear();
       }
-      const size_t n = batch.size();
-      batch.clear();
       lock.lock();
       written_ += n;
       done_cv_.notify_all();
-      if (stop && queue_.empty()) return;
+      if (stop && pending_.empty()) return;
     }
   }
 
-  static constexpr size_t kWakeAt = 1024;
+  static constexpr size_t kWakeAtBytes = 1 << 20;
   static constexpr std::chrono::milliseconds kBatchInterval{50};
 
   std::FILE* file_;
@@ -484,7 +480,8 @@ class JsonlSink final : public UsageSink {
   std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable done_cv_;
-  std::vector<UsageRecord> queue_;
+  std::string pending_;  // formatted lines not yet taken by the writer
+  uint64_t pending_records_ = 0;
   uint64_t submitted_ = 0;
   uint64_t written_ = 0;
   bool stopping_ = false;

@@ -77,7 +77,8 @@ class UsageSink {
   virtual void flush() = 0;
 };
 
-/// Appends JSON lines to PATH from a background thread, in batches. The loss
+/// Appends JSON lines to PATH from a background thread, in batches (submit()
+/// formats the line on the caller's thread; only bytes are queued). The loss
 /// window on a hard kill is what was queued but not yet written: at most one
 /// batch interval (50 ms) of records. close()/destruction drains the queue.
 [[nodiscard]] core::Result<std::unique_ptr<UsageSink>> openJsonlSink(const std::string& path);
