@@ -16,16 +16,17 @@ if grep -rnE 'std::chrono::(system_clock|steady_clock|high_resolution_clock)::no
 fi
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
-# The sanitizer build runs the pure-logic suites (core, proto, store, config),
-# where hostile input lands, and the gateway pipeline and mock provider
-# suites, where object lifetimes across async callbacks are the risk, under
-# ASan+UBSan.
+# The sanitizer build runs the pure-logic suites (core, proto, store, config)
+# and the HTTP/1.1 parser, where hostile input lands, and the gateway
+# pipeline and mock provider suites, where object lifetimes across async
+# callbacks are the risk, under ASan+UBSan.
 if [ "${SLUICE_SKIP_ASAN:-0}" != 1 ]; then
   cmake --preset asan >/dev/null
   cmake --build --preset asan -j "$(nproc)" --target sluice_core_tests sluice_proto_tests sluice_store_tests sluice_config_tests \
-    sluice_gateway_tests sluice_mock_tests
+    sluice_gateway_tests sluice_mock_tests sluice_net_tests
   for t in core proto store config gateway mock; do
     ./build/asan/tests/sluice_${t}_tests --gtest_brief=1
   done
+  ./build/asan/tests/sluice_net_tests --gtest_brief=1 --gtest_filter='Http1*'
 fi
 ctest --preset release
