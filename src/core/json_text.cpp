@@ -40,11 +40,14 @@ size_t utf8SequenceLength(std::string_view text) noexcept {
   return 0;
 }
 
-void appendJsonString(std::string& out, std::string_view text) {
-  out.reserve(out.size() + text.size() + 2);
-  out.push_back('"');
+char* writeJsonEscaped(char* out, std::string_view text) noexcept {
   const auto* s = reinterpret_cast<const unsigned char*>(text.data());
   const size_t n = text.size();
+  char* p = out;
+  auto put = [&p](std::string_view lit) {
+    std::memcpy(p, lit.data(), lit.size());
+    p += lit.size();
+  };
   size_t run = 0;  // start of the pending plain run
   size_t i = 0;
   while (i < n) {
@@ -60,28 +63,42 @@ void appendJsonString(std::string& out, std::string_view text) {
         continue;
       }
     }
-    out.append(text.data() + run, i - run);
+    std::memcpy(p, text.data() + run, i - run);
+    p += i - run;
     switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
+      case '"': put("\\\""); break;
+      case '\\': put("\\\\"); break;
+      case '\n': put("\\n"); break;
+      case '\r': put("\\r"); break;
+      case '\t': put("\\t"); break;
+      case '\b': put("\\b"); break;
+      case '\f': put("\\f"); break;
       default:
         if (c < 0x20) {
           const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-          out.append(esc, sizeof esc);
+          put(std::string_view(esc, sizeof esc));
         } else {
-          out.append("\xEF\xBF\xBD");  // U+FFFD for one invalid byte
+          put("\xEF\xBF\xBD");  // U+FFFD for one invalid byte
         }
     }
     ++i;
     run = i;
   }
-  out.append(text.data() + run, n - run);
-  out.push_back('"');
+  std::memcpy(p, text.data() + run, n - run);
+  return p + (n - run);
+}
+
+void appendJsonString(std::string& out, std::string_view text) {
+  const size_t start = out.size();
+  // Sized for the worst case, then cut to what was written. (The size, not
+  // the `n` libstdc++ 12 passes, which can be a grown buffer's capacity.)
+  out.resize_and_overwrite(start + maxJsonEscapedSize(text.size()) + 2, [&](char* p, size_t) {
+    char* w = p + start;
+    *w++ = '"';
+    w = writeJsonEscaped(w, text);
+    *w++ = '"';
+    return static_cast<size_t>(w - p);
+  });
 }
 
 std::string jsonString(std::string_view text) {

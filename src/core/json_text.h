@@ -15,9 +15,16 @@ namespace sluice::core {
 /// Appends `text` to `out` as a JSON string literal, quotes included.
 /// Escapes `"`, `\` and control characters (short forms \n \r \t \b \f, else
 /// \u00XX). Invalid UTF-8 sequences are replaced by U+FFFD, so the output is
-/// always valid JSON whatever the input. Runs of plain bytes are copied with
-/// one append.
+/// always valid JSON whatever the input. Runs of plain bytes are copied whole.
 void appendJsonString(std::string& out, std::string_view text);
+
+/// The most bytes writeJsonEscaped() writes for `n` input bytes (\u00XX).
+constexpr size_t maxJsonEscapedSize(size_t n) { return 6 * n; }
+
+/// Writes what appendJsonString puts between the quotes, at `out`, which must
+/// have room for maxJsonEscapedSize(text.size()) bytes; returns the end. For
+/// callers that size a buffer once and write through a pointer.
+char* writeJsonEscaped(char* out, std::string_view text) noexcept;
 
 /// Same as appendJsonString, returning a new string.
 [[nodiscard]] std::string jsonString(std::string_view text);

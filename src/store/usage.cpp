@@ -49,9 +49,6 @@ namespace {
 // Each `,"key":` fragment, with the quotes around the neighbouring string
 // values folded in, is a string literal copied with a fixed-size memcpy.
 
-// The most bytes that one input byte of a string becomes: a control character
-// becomes \u00XX (6); an invalid UTF-8 byte U+FFFD (3); others at most 2.
-constexpr size_t kMaxEscapedPerByte = 6;
 // "-9223372036854775808".
 constexpr size_t kMaxInt64Chars = 20;
 
@@ -62,24 +59,13 @@ class SizeBound {
     n_ += N - 1;
   }
   void plain(std::string_view s) { n_ += s.size(); }
-  void body(std::string_view s) { n_ += kMaxEscapedPerByte * s.size(); }
+  void body(std::string_view s) { n_ += core::maxJsonEscapedSize(s.size()); }
   void num(int64_t) { n_ += kMaxInt64Chars; }
   [[nodiscard]] size_t size() const { return n_; }
 
  private:
   size_t n_ = 0;
 };
-
-// 1 for bytes that end a plain run in core::appendJsonString: control
-// characters, quote, backslash and every non-ASCII byte.
-constexpr std::array<uint8_t, 256> kSpecial = [] {
-  std::array<uint8_t, 256> t{};
-  for (int c = 0; c < 0x20; ++c) t[c] = 1;
-  t['"'] = 1;
-  t['\\'] = 1;
-  for (int c = 0x80; c < 0x100; ++c) t[c] = 1;
-  return t;
-}();
 
 // True when one of the 8 bytes of `w` is >= 0x80, < 0x20, '"' or '\\'. SWAR:
 // when no byte has its high bit set, `w - 0x2020..` sets a high bit exactly
@@ -196,48 +182,7 @@ class RawWriter {
 
  private:
   // Writes s[i..] from p_ + i: the caller has copied s[0..i) as it is.
-  void escapeFrom(std::string_view s, size_t i) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    const auto* u = reinterpret_cast<const unsigned char*>(s.data());
-    const size_t n = s.size();
-    char* p = p_ + i;
-    while (i < n) {
-      const unsigned char c = u[i];
-      if (!kSpecial[c]) {
-        *p++ = static_cast<char>(c);
-        ++i;
-        continue;
-      }
-      if (c >= 0x80) {
-        const size_t len = core::utf8SequenceLength(s.substr(i));
-        if (len != 0) {  // a valid multi-byte sequence is copied as it is
-          std::memcpy(p, s.data() + i, len);
-          p += len;
-          i += len;
-          continue;
-        }
-      }
-      ++i;
-      switch (c) {
-        case '"': p = put(p, "\\\""); break;
-        case '\\': p = put(p, "\\\\"); break;
-        case '\n': p = put(p, "\\n"); break;
-        case '\r': p = put(p, "\\r"); break;
-        case '\t': p = put(p, "\\t"); break;
-        case '\b': p = put(p, "\\b"); break;
-        case '\f': p = put(p, "\\f"); break;
-        default:
-          if (c < 0x20) {
-            const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-            std::memcpy(p, esc, sizeof esc);
-            p += sizeof esc;
-          } else {
-            p = put(p, "\xEF\xBF\xBD");  // U+FFFD for one invalid byte
-          }
-      }
-    }
-    p_ = p;
-  }
+  void escapeFrom(std::string_view s, size_t i) { p_ = core::writeJsonEscaped(p_ + i, s.substr(i)); }
   // "00" "01" ... "99".
   static constexpr std::array<char, 200> kDigitPairs = [] {
     std::array<char, 200> t{};
@@ -262,12 +207,6 @@ class RawWriter {
     }();
     const int t = (std::bit_width(u) * 1233) >> 12;
     return t + 1 - (u < kPow10[static_cast<size_t>(t)]);
-  }
-
-  template <size_t N>
-  static char* put(char* p, const char (&s)[N]) {
-    std::memcpy(p, s, N - 1);
-    return p + N - 1;
   }
 
   char* p_;
