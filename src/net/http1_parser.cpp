@@ -580,14 +580,15 @@ size_t Http1Parser::put(const char* data, size_t n, Http1Callbacks& cb, ParseErr
         break;
       }
 
-      case State::kBodyLength: {
+      case State::kBodyLength:
+      case State::kChunkData: {  // `remaining_` bytes of a Content-Length body or of a chunk
         if (p == end) {
           err = ParseError::kNeedMore;
           return static_cast<size_t>(p - data);
         }
         const size_t k = static_cast<size_t>(std::min<uint64_t>(remaining_, static_cast<uint64_t>(end - p)));
         remaining_ -= k;
-        if (remaining_ == 0) state_ = State::kDone;
+        if (remaining_ == 0) state_ = state_ == State::kBodyLength ? State::kDone : State::kChunkDataEnd;
         const std::string_view chunk(p, k);
         p += k;
         if (!cb.onBody(chunk)) return fail(ParseError::kAborted, static_cast<size_t>(p - data), err);
@@ -656,20 +657,6 @@ size_t Http1Parser::put(const char* data, size_t n, Http1Callbacks& cb, ParseErr
           return fail(e, static_cast<size_t>(p - data), err);
         }
         p = lf + 1;
-        break;
-      }
-
-      case State::kChunkData: {
-        if (p == end) {
-          err = ParseError::kNeedMore;
-          return static_cast<size_t>(p - data);
-        }
-        const size_t k = static_cast<size_t>(std::min<uint64_t>(remaining_, static_cast<uint64_t>(end - p)));
-        remaining_ -= k;
-        if (remaining_ == 0) state_ = State::kChunkDataEnd;
-        const std::string_view chunk(p, k);
-        p += k;
-        if (!cb.onBody(chunk)) return fail(ParseError::kAborted, static_cast<size_t>(p - data), err);
         break;
       }
 
