@@ -155,6 +155,21 @@ const char* findBlockEnd(const char* begin, const char* from, const char* end) {
   return nullptr;
 }
 
+// The bytes after the last whole SIMD block, one at a time (both widths).
+const char* indexTail(const char* begin, const char* p, const char* end, uint32_t count, LineIndex& idx) {
+  const uint32_t term = load32("\r\n\r\n");
+  for (; p < end; ++p) {
+    if (*p != '\n') continue;
+    if (count < LineIndex::kMax) idx.lf[count++] = static_cast<uint32_t>(p - begin);
+    if (p - begin >= 3 && load32(p - 3) == term) {
+      idx.count = count;
+      return p + 1;
+    }
+  }
+  idx.count = count;
+  return nullptr;
+}
+
 // As findBlockEnd(begin, begin, end), recording the offsets of the LFs up
 // to the end of the block (the first kMax of them).
 const char* indexBlockSse2(const char* begin, const char* end, LineIndex& idx) {
@@ -185,16 +200,7 @@ const char* indexBlockSse2(const char* begin, const char* end, LineIndex& idx) {
     p += 16;
   }
 #endif
-  for (; p < end; ++p) {
-    if (*p != '\n') continue;
-    if (count < LineIndex::kMax) idx.lf[count++] = static_cast<uint32_t>(p - begin);
-    if (p - begin >= 3 && load32(p - 3) == term) {
-      idx.count = count;
-      return p + 1;
-    }
-  }
-  idx.count = count;
-  return nullptr;
+  return indexTail(begin, p, end, count, idx);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -223,16 +229,7 @@ const char* indexBlockSse2(const char* begin, const char* end, LineIndex& idx) {
     prev = mask;
     p += 32;
   }
-  for (; p < end; ++p) {
-    if (*p != '\n') continue;
-    if (count < LineIndex::kMax) idx.lf[count++] = static_cast<uint32_t>(p - begin);
-    if (p - begin >= 3 && load32(p - 3) == term) {
-      idx.count = count;
-      return p + 1;
-    }
-  }
-  idx.count = count;
-  return nullptr;
+  return indexTail(begin, p, end, count, idx);
 }
 
 const bool kCpuHasAvx2 = [] {
