@@ -645,8 +645,9 @@ void Exchange::closeAttempt(std::string error) {
   cur_.usage_source = source;
   cur_.cost_micro_usd = core::costOf(cur_price_, cur_.usage);
   cur_.error = std::move(error);
-  cur_.latency_us = micros(w_.loop.clock().monotonicNow() - attempt_t0_);
-  upstream_time_ += w_.loop.clock().monotonicNow() - attempt_t0_;
+  const Nanos attempt_time = w_.loop.clock().monotonicNow() - attempt_t0_;
+  cur_.latency_us = micros(attempt_time);
+  upstream_time_ += attempt_time;
   rec_.attempts.push_back(cur_);
 }
 
@@ -997,10 +998,9 @@ void Exchange::finish(Outcome outcome) {
     if (cost > 0 || total.total() > 0) gw_.budgets().settle(reservation_, total, cost);
     else gw_.budgets().release(reservation_);
   }
-  if (rate_checked_ && rate_.allowed) {
-    gw_.rateLimiter().adjust(rate_keys_, rate_tokens_, total.total(), w_.loop.clock().monotonicNow());
-  }
-  const Nanos total_time = elapsed();
+  const core::MonoTime now = w_.loop.clock().monotonicNow();
+  if (rate_checked_ && rate_.allowed) gw_.rateLimiter().adjust(rate_keys_, rate_tokens_, total.total(), now);
+  const Nanos total_time = now - t0_;
   rec_.latency_us = micros(total_time);
   rec_.gateway_us = micros(std::max(total_time - upstream_time_, Nanos::zero()));
   rec_.finished_unix_ms =
