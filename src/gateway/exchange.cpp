@@ -133,6 +133,10 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   void closeAttempt(std::string error);
   [[nodiscard]] core::TokenUsage attemptUsage(UsageSource& source) const;
   [[nodiscard]] std::string serverTiming() const;
+  /// Trailers of a stream that ends now, the relayed attempt still open:
+  /// what the request cost (x-sluice-cost-usd, as the usage record will say)
+  /// and the final Server-Timing. Headers go out before either is known.
+  [[nodiscard]] net::Headers streamTrailers() const;
   [[nodiscard]] Nanos elapsed() const { return w_.loop.clock().monotonicNow() - t0_; }
   void deferRelease() {
     // Drop the self-reference, the call and the timer from a fresh stack
@@ -622,6 +626,7 @@ void Exchange::commitStream() {
   h.push_back({"content-type", "text/event-stream; charset=utf-8"});
   h.push_back({"cache-control", "no-cache"});
   h.push_back({"x-accel-buffering", "no"});
+  h.push_back({"trailer", "x-sluice-cost-usd, server-timing"});
   addCommonHeaders(h);
   addRateHeaders(h);
   stream_->beginStream(200, std::move(h));
@@ -635,7 +640,7 @@ void Exchange::cutStream(std::string_view message, bool append_done) {
   if (!client_gone_) {
     if (!committed_) commitStream();
     stream_->write(std::move(tail));
-    stream_->end();
+    stream_->endWithTrailers(streamTrailers());
   }
 }
 
@@ -708,7 +713,7 @@ void Exchange::onComplete(net::UpstreamErrorKind error) {
         done += "data: [DONE]\n\n";
         stream_->write(std::move(done));
       }
-      stream_->end();
+      stream_->endWithTrailers(streamTrailers());
       closeAttempt(acc.upstream_error ? "stream_error" : "");
       gw_.breakers().recordSuccess(breaker_key_, admission_);
       rec_.finish_reason = acc.finish_reason;
@@ -738,7 +743,7 @@ void Exchange::onComplete(net::UpstreamErrorKind error) {
     if (!out_.empty()) stream_->write(std::move(out_));
     out_.clear();
     if (!filter_->accounting().done) stream_->write("data: [DONE]\n\n");
-    stream_->end();
+    stream_->endWithTrailers(streamTrailers());
     closeAttempt("");
     gw_.breakers().recordSuccess(breaker_key_, admission_);
     rec_.finish_reason = filter_->accounting().finish_reason;
@@ -944,14 +949,29 @@ void Exchange::addRateHeaders(net::Headers& h) const {
   }
 }
 
-std::string Exchange::serverTiming() const {
-  const Nanos total = elapsed();
-  const Nanos gateway = std::max(total - upstream_time_, Nanos::zero());
+namespace {
+
+std::string formatServerTiming(Nanos total, Nanos upstream) {
+  const Nanos gateway = std::max(total - upstream, Nanos::zero());
   std::string out = "gateway;dur=";
   appendMillis(out, gateway);
   out += ", upstream;dur=";
-  appendMillis(out, upstream_time_);
+  appendMillis(out, upstream);
   return out;
+}
+
+}  // namespace
+
+std::string Exchange::serverTiming() const { return formatServerTiming(elapsed(), upstream_time_); }
+
+net::Headers Exchange::streamTrailers() const {
+  core::MicroUsd cost = 0;
+  for (const auto& a : rec_.attempts) cost += a.cost_micro_usd;
+  UsageSource source = UsageSource::kNone;
+  cost += core::costOf(cur_price_, attemptUsage(source));  // closeAttempt() bills exactly this
+  const core::MonoTime now = w_.loop.clock().monotonicNow();
+  return {{"x-sluice-cost-usd", core::formatUsd(cost)},
+          {"server-timing", formatServerTiming(now - t0_, upstream_time_ + (now - attempt_t0_))}};
 }
 
 void Exchange::reject(ErrorCode code, std::string message, Outcome outcome, std::string_view param,

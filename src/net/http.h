@@ -112,6 +112,13 @@ class ServerStream {
   virtual void beginStream(int status, Headers headers) = 0;
   virtual void write(std::string data) = 0;
   virtual void end() = 0;
+  /// end(), with trailer fields after the last chunk (RFC 9112 7.1.2): values
+  /// known only once the stream is over. Declare them in a `trailer` header
+  /// of beginStream(). HTTP/1.0 clients (no chunked coding) do not get them.
+  virtual void endWithTrailers(Headers trailers) {
+    (void)trailers;
+    end();
+  }
   /// Bytes queued but not yet taken by the socket (for backpressure).
   [[nodiscard]] virtual size_t pendingBytes() const = 0;
   /// True once the client connection is gone.

@@ -225,6 +225,7 @@ class Exchange final : public ServerStream {
   void beginStream(int status, Headers headers) override;
   void write(std::string data) override;
   void end() override;
+  void endWithTrailers(Headers trailers) override;
   [[nodiscard]] size_t pendingBytes() const override;
   [[nodiscard]] bool clientGone() const override { return gone_; }
   void onClientGone(std::function<void()> cb) override {
@@ -283,7 +284,7 @@ class Connection final : public detail::LoopRefCounted {
   void respond(int status, const Headers& headers, std::string&& body);
   void beginStream(int status, const Headers& headers);
   void streamWrite(std::string&& data);
-  void streamEnd();
+  void streamEnd(const Headers* trailers);
   void exchangeAbandoned(bool started);
   [[nodiscard]] size_t pendingBytes() const { return out_bytes_; }
 
@@ -463,7 +464,12 @@ void Exchange::write(std::string data) {
 
 void Exchange::end() {
   if (conn_ == nullptr || !streaming_) return;
-  conn_->streamEnd();
+  conn_->streamEnd(nullptr);
+}
+
+void Exchange::endWithTrailers(Headers trailers) {
+  if (conn_ == nullptr || !streaming_) return;
+  conn_->streamEnd(&trailers);
 }
 
 size_t Exchange::pendingBytes() const { return conn_ != nullptr ? conn_->pendingBytes() : 0; }
@@ -729,8 +735,25 @@ void Connection::streamWrite(std::string&& data) {
   if (out_bytes_ > kMaxPendingStreamBytes) breakConnection();  // a reader this slow is cut off
 }
 
-void Connection::streamEnd() {
-  if (chunked_) send("0\r\n\r\n", std::string(), {});
+void Connection::streamEnd(const Headers* trailers) {
+  if (chunked_) {
+    if (trailers == nullptr || trailers->empty()) {
+      send("0\r\n\r\n", std::string(), {});
+    } else {
+      std::string tail = "0\r\n";
+      for (const auto& t : *trailers) {
+        // Framing fields are never trailers (RFC 9110 6.5.1); nor is anything
+        // that could split the message.
+        if (managedHeader(t.name) || iequalsAscii(t.name, "trailer") || !safeHeader(t.name, t.value)) continue;
+        tail += t.name.view();
+        tail += ": ";
+        tail += t.value;
+        tail += "\r\n";
+      }
+      tail += "\r\n";
+      send(tail, std::string(), {});
+    }
+  }
   finishExchange(!keep_alive_);
 }
 

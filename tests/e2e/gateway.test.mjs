@@ -2,6 +2,7 @@
 // processes on loopback, driven over HTTP with fetch.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { MockUpstream, Gateway, chat, readSse, sleep } from './harness.mjs';
 
 const PRICE = { 'gpt-4.1': [2.0, 8.0], 'gpt-4o-mini': [0.15, 0.6] };
@@ -76,6 +77,31 @@ agents:
     assert.equal(row.usage_source, 'provider', 'usage was requested upstream');
     assert.equal(row.output_tokens, 5);
     assert.equal(row.stream, true);
+  });
+
+  it('a stream ends with its cost as an HTTP trailer, equal to the ledger row', async () => {
+    // fetch() drops trailers; node's http module exposes them.
+    const body = JSON.stringify({ model: 'gpt-4.1', stream: true, messages: [{ role: 'user', content: 'trailer' }], max_tokens: 6 });
+    const { res, text } = await new Promise((resolve, reject) => {
+      const req = http.request(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => { text += d; });
+        res.on('end', () => resolve({ res, text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.equal(res.statusCode, 200);
+    assert.ok(text.includes('data: [DONE]'));
+    assert.equal(res.headers.trailer, 'x-sluice-cost-usd, server-timing');
+    const row = await gw.row(res.headers['x-request-id']);
+    assert.ok(row.cost_micro_usd > 0);
+    assert.equal(res.trailers['x-sluice-cost-usd'], (row.cost_micro_usd / 1e6).toFixed(6));
+    assert.match(res.trailers['server-timing'], /^gateway;dur=[0-9.]+, upstream;dur=[0-9.]+$/);
   });
 
   it('streams with include_usage: the usage chunk is forwarded', async () => {

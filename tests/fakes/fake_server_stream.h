@@ -25,6 +25,10 @@ class FakeServerStream final : public net::ServerStream {
   }
   void write(std::string data) override { body_ += data; }
   void end() override { ended_ = true; }
+  void endWithTrailers(net::Headers trailers) override {
+    trailers_ = std::move(trailers);
+    ended_ = true;
+  }
   [[nodiscard]] size_t pendingBytes() const override { return 0; }
   [[nodiscard]] bool clientGone() const override { return gone_; }
   void onClientGone(std::function<void()> cb) override {
@@ -43,10 +47,12 @@ class FakeServerStream final : public net::ServerStream {
   [[nodiscard]] bool ended() const { return ended_; }
   [[nodiscard]] bool streaming() const { return streaming_; }
   [[nodiscard]] std::string header(std::string_view name) const { return std::string(net::findHeader(headers_, name)); }
+  [[nodiscard]] std::string trailer(std::string_view name) const { return std::string(net::findHeader(trailers_, name)); }
 
  private:
   int status_ = 0;
   net::Headers headers_;
+  net::Headers trailers_;
   std::string body_;
   bool ended_ = false;
   bool streaming_ = false;

@@ -141,6 +141,22 @@ TEST_F(ExchangeTest, StreamStalledBeforeItsFirstTokenFallsBackUnseen) {
   EXPECT_EQ(r.attempts.back().error, "");
 }
 
+TEST_F(ExchangeTest, StreamEndsWithTheCostOfEveryAttemptAsATrailer) {
+  // The first attempt stalls after its role chunk and is billed; the fallback completes.
+  setMock(R"({"stall_rate": 1, "stall_after_chunks": 1, "completion_tokens": 7})");
+  auto s = send("bot", R"({"model":"gpt-4.1","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":20})");
+  loop_.advance(600ms);
+  setMock(R"({"stall_rate": 0})");
+  loop_.advance(3s);
+  ASSERT_TRUE(s->ended());
+  EXPECT_EQ(s->header("trailer"), "x-sluice-cost-usd, server-timing");
+  auto r = lastRecord();
+  ASSERT_GE(r.attempts.size(), 2u);
+  EXPECT_GT(r.cost_micro_usd, 0);
+  EXPECT_EQ(s->trailer("x-sluice-cost-usd"), core::formatUsd(r.cost_micro_usd));
+  EXPECT_NE(s->trailer("server-timing").find("upstream;dur="), std::string::npos);
+}
+
 TEST_F(ExchangeTest, ClientThatLeavesMidStreamIsBilledFromTheGatewaysCount) {
   setMock(R"({"tokens_per_second": 10, "completion_tokens": 50})");
   auto s = send("bot", R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":50})");

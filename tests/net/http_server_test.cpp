@@ -168,6 +168,33 @@ TEST(HttpServer, ChunkedStreamingToRawClient) {
   server->stop(1s);
 }
 
+TEST(HttpServer, StreamEndsWithTrailersButNeverFramingOnes) {
+  auto server = makeHttpServer(
+      {},
+      [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) {
+        s->beginStream(200, {{"trailer", "x-cost"}});
+        s->write("data: 1\n\n");
+        s->endWithTrailers({{"x-cost", "0.000123"},
+                            {"content-length", "5"},       // framing: dropped
+                            {"x-split", "a\r\nb: c"}});  // would split the message: dropped
+      },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll(post("/v1/chat/completions", "{}")));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->body, "data: 1\n\n");
+  EXPECT_EQ(m->trailers.size(), 1U);
+  EXPECT_EQ(m->trailers["x-cost"], "0.000123");
+  // The connection stays usable after the trailer section.
+  ASSERT_TRUE(c.sendAll(post("/again", "{}")));
+  auto m2 = c.readMessage();
+  ASSERT_TRUE(m2);
+  EXPECT_EQ(m2->trailers["x-cost"], "0.000123");
+  server->stop(1s);
+}
+
 TEST(HttpServer, ChunkedRequestBodyIsDecoded) {
   auto server = makeHttpServer(
       {}, [](HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, req.body); },

@@ -39,6 +39,7 @@ struct RawMessage {
   std::string body;
   bool chunked = false;
   std::vector<std::string> chunks;  // chunk payloads, when chunked
+  std::map<std::string, std::string> trailers;  // lower-case names, when chunked
   [[nodiscard]] int status() const { return start_line.size() >= 12 ? std::stoi(start_line.substr(9, 3)) : 0; }
   [[nodiscard]] std::string header(const std::string& n) const {
     auto it = headers.find(n);
@@ -181,7 +182,16 @@ class RawSocket {
         if (!size_line) return std::nullopt;
         const size_t size = std::stoul(*size_line, nullptr, 16);
         if (size == 0) {
-          if (!readLine()) return std::nullopt;  // trailer end
+          for (;;) {  // trailer fields up to the empty line
+            auto t = readLine();
+            if (!t) return std::nullopt;
+            if (t->empty()) break;
+            const size_t colon = t->find(':');
+            if (colon == std::string::npos) return std::nullopt;
+            std::string value = t->substr(colon + 1);
+            while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+            m->trailers[lowerCopy(t->substr(0, colon))] = value;
+          }
           break;
         }
         std::string chunk;
