@@ -839,7 +839,6 @@ void Exchange::succeedNonStream() {
   h.push_back({"content-type", "application/json"});
   addCommonHeaders(h);
   addRateHeaders(h);
-  h.push_back({"x-sluice-cost-usd", core::formatUsd(rec_.cost_micro_usd)});
   if (!client_gone_) stream_->respond(status_, std::move(h), std::move(body_));
 }
 
@@ -933,6 +932,9 @@ void Exchange::addCommonHeaders(net::Headers& h) const {
   if (!rec_.attempts.empty()) h.push_back({"x-sluice-attempts", std::to_string(rec_.attempts.size())});
   if (reservation_.clamped()) h.push_back({"x-sluice-max-tokens", std::to_string(cap_)});
   h.push_back({"server-timing", serverTiming()});
+  // Settled answers say what they cost (0 for a rejection); a stream, whose
+  // headers go out first, sends it as a trailer.
+  if (finished_) h.push_back({"x-sluice-cost-usd", core::formatUsd(rec_.cost_micro_usd)});
 }
 
 void Exchange::addRateHeaders(net::Headers& h) const {

@@ -101,6 +101,7 @@ TEST_F(ExchangeTest, RejectsAnExhaustedBudgetWithoutCallingTheProvider) {
   EXPECT_EQ(s->status(), 429);
   EXPECT_EQ(s->header("x-should-retry"), "false");
   EXPECT_NE(s->body().find("insufficient_quota"), std::string::npos);
+  EXPECT_EQ(s->header("x-sluice-cost-usd"), "0.000000") << "every settled answer says what it cost";
   auto r = lastRecord();
   EXPECT_EQ(r.outcome, store::Outcome::kRejectedBudget);
   EXPECT_TRUE(r.attempts.empty());
