@@ -180,8 +180,8 @@ class CallHandle final : public UpstreamCall {
   Ref<CallState> st_;
 };
 
-// Hands the response to the call as the parser produces it.
-// Forwards the parser's callbacks to the client (views into the read buffer).
+// Hands the response to the call as the parser produces it (views into the
+// read buffer).
 class ResponseParser final : public detail::Http1Callbacks {
  public:
   explicit ResponseParser(UpConn& conn) : conn_(conn) {}
