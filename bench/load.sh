@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark, one run, loopback only: the same request
 #   (1) direct to `sluice mock-upstream`,
-#   (2) through nginx as a plain reverse proxy with upstream keep-alive,
+#   (2) through nginx as a plain reverse proxy with upstream keep-alive, with
+#       its access log off ("nginx") and with its default access log on
+#       ("nginx+log", the closer match to Sluice's usage log),
 #   (3) through `sluice serve` with a virtual key, budgets, rate limits and
 #       the usage log on.
 # The servers under test (and the mock) are pinned to core 0 with taskset,
@@ -37,20 +39,23 @@ taskset -c 0 "$BIN" mock-upstream --port "$MOCK_PORT" --set completion_tokens=16
 PIDS+=($!); MOCK_PID=$!
 wait_port "$MOCK_PORT"
 
-mkdir -p "$TMP/nginx"
-cat >"$TMP/nginx/nginx.conf" <<NGX
+# nginx twice: with its access log off (the leanest proxy), and with its
+# default access log on (one line per request, like Sluice's usage log).
+start_nginx() { # dir port access_log_directive
+  mkdir -p "$1"
+  cat >"$1/nginx.conf" <<NGX
 worker_processes 1;
 daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
 events { worker_connections 8192; }
 http {
-  access_log off;
-  client_body_temp_path $TMP/nginx/body; proxy_temp_path $TMP/nginx/proxy;
-  fastcgi_temp_path $TMP/nginx/fcgi; uwsgi_temp_path $TMP/nginx/uwsgi; scgi_temp_path $TMP/nginx/scgi;
+  $3
+  client_body_temp_path $1/body; proxy_temp_path $1/proxy;
+  fastcgi_temp_path $1/fcgi; uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
   upstream up { server 127.0.0.1:$MOCK_PORT; keepalive 512; }
   server {
-    listen 127.0.0.1:$NGINX_PORT;
+    listen 127.0.0.1:$2;
     location / {
       proxy_pass http://up;
       proxy_http_version 1.1;
@@ -60,10 +65,15 @@ http {
   }
 }
 NGX
-taskset -c 0 nginx -c "$TMP/nginx/nginx.conf" -p "$TMP/nginx" &
-PIDS+=($!)
-wait_port "$NGINX_PORT"
+  taskset -c 0 nginx -c "$1/nginx.conf" -p "$1" &
+  PIDS+=($!)
+  wait_port "$2"
+}
+NGINXLOG_PORT=$(free_port)
+start_nginx "$TMP/nginx" "$NGINX_PORT" "access_log off;"
+start_nginx "$TMP/nginxlog" "$NGINXLOG_PORT" "access_log $TMP/nginxlog/access.log;"
 NGINX_WORKER=$(pgrep -P "$(cat "$TMP/nginx/nginx.pid")" | head -1)
+NGINXLOG_WORKER=$(pgrep -P "$(cat "$TMP/nginxlog/nginx.pid")" | head -1)
 
 cat >"$TMP/sluice.yaml" <<YAML
 server: {listen: "127.0.0.1:$SLUICE_PORT", threads: 1, usage_log: "$TMP/usage.jsonl"}
@@ -116,6 +126,7 @@ echo "|---|---:|---:|---:|---:|---:|---:|"
 for c in $CONNS; do
   run direct "$MOCK_PORT" "" "$c"
   run nginx "$NGINX_PORT" "$NGINX_WORKER" "$c"
+  run nginx+log "$NGINXLOG_PORT" "$NGINXLOG_WORKER" "$c"
   run sluice "$SLUICE_PORT" "$SLUICE_PID" "$c"
 done
 echo

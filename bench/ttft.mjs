@@ -25,7 +25,10 @@ function measure(url, count) {
         gotFirst = true;
         times.push(Number(process.hrtime.bigint() - t0) / 1e6);
       }
-      if (buf.includes('0\r\n\r\n') && buf.includes('[DONE]')) {
+      // The chunked body ends at the last chunk ("0") and the end of the
+      // trailer section (Sluice sends its cost there).
+      const last = buf.indexOf('\r\n0\r\n');
+      if (last >= 0 && buf.indexOf('\r\n\r\n', last + 2) >= 0 && buf.includes('[DONE]')) {
         if (times.length >= count) { sock.end(); resolve(times); } else send();
       }
     });
