@@ -392,6 +392,51 @@ std::optional<RequestError> readTextInput(element v, std::string_view param, boo
   return std::nullopt;
 }
 
+// The generation fields chat and legacy completions share: stream,
+// stream_options, max_tokens and n. True when `key` is one of them (`error`
+// then says whether its value was acceptable).
+template <typename View>
+bool readGenerationField(std::string_view body, std::string_view key, element v, ByteSpan span, View& view,
+                         std::optional<RequestError>& error) {
+  RequestLayout& layout = view.layout;
+  if (key == "stream") {
+    auto b = readNullableBool(v, "stream");
+    if (b) view.stream = *b;
+    else error = b.error();
+    return true;
+  }
+  if (key == "stream_options") {
+    error = readStreamOptions(body, v, span, layout, view.include_usage);
+    return true;
+  }
+  if (key == "max_tokens") {
+    auto x = readCount(v, key);
+    if (x) {
+      layout.max_tokens = span;
+      view.max_tokens = *x;
+    } else {
+      error = x.error();
+    }
+    return true;
+  }
+  if (key == "n") {
+    auto n = readN(v);
+    if (n) view.n = *n;
+    else error = n.error();
+    return true;
+  }
+  return false;
+}
+
+// After the walk: the model is required; the layout learns the stream mode.
+template <typename View>
+std::optional<RequestError> finishGenerationView(View& view) {
+  if (!view.layout.model.present()) return invalid("you must provide a model parameter", "model");
+  view.layout.stream = view.stream;
+  view.layout.client_include_usage = view.include_usage == true;
+  return std::nullopt;
+}
+
 }  // namespace
 
 RequestResult<ChatRequestView> inspectChatRequest(std::string_view body, size_t capacity,
@@ -408,27 +453,12 @@ RequestResult<ChatRequestView> inspectChatRequest(std::string_view body, size_t 
                                 has_messages = true;
                                 return readMessages(v, view.prompt, on_text);
                               }
-                              if (key == "stream") {
-                                auto b = readNullableBool(v, "stream");
-                                if (!b) return b.error();
-                                view.stream = *b;
-                                return std::nullopt;
-                              }
-                              if (key == "stream_options") {
-                                return readStreamOptions(body, v, span, layout, view.include_usage);
-                              }
-                              if (key == "max_tokens" || key == "max_completion_tokens") {
+                              if (std::optional<RequestError> e; readGenerationField(body, key, v, span, view, e)) return e;
+                              if (key == "max_completion_tokens") {
                                 auto x = readCount(v, key);
                                 if (!x) return x.error();
-                                const bool legacy = key == "max_tokens";
-                                (legacy ? layout.max_tokens : layout.max_completion_tokens) = span;
-                                (legacy ? view.max_tokens : view.max_completion_tokens) = *x;
-                                return std::nullopt;
-                              }
-                              if (key == "n") {
-                                auto n = readN(v);
-                                if (!n) return n.error();
-                                view.n = *n;
+                                layout.max_completion_tokens = span;
+                                view.max_completion_tokens = *x;
                                 return std::nullopt;
                               }
                               if (key == "tools" || key == "functions") {
@@ -437,10 +467,8 @@ RequestResult<ChatRequestView> inspectChatRequest(std::string_view body, size_t 
                               return std::nullopt;
                             });
   if (error) return std::unexpected(std::move(*error));
-  if (!layout.model.present()) return std::unexpected(invalid("you must provide a model parameter", "model"));
+  if (auto e = finishGenerationView(view)) return std::unexpected(std::move(*e));
   if (!has_messages) return std::unexpected(missing("messages"));
-  layout.stream = view.stream;
-  layout.client_include_usage = view.include_usage == true;
   return view;
 }
 
@@ -458,28 +486,7 @@ RequestResult<CompletionRequestView> inspectCompletionRequest(std::string_view b
                                 has_prompt = true;
                                 return readTextInput(v, "prompt", true, view.prompt, on_text);
                               }
-                              if (key == "stream") {
-                                auto b = readNullableBool(v, "stream");
-                                if (!b) return b.error();
-                                view.stream = *b;
-                                return std::nullopt;
-                              }
-                              if (key == "stream_options") {
-                                return readStreamOptions(body, v, span, layout, view.include_usage);
-                              }
-                              if (key == "max_tokens") {
-                                auto x = readCount(v, key);
-                                if (!x) return x.error();
-                                layout.max_tokens = span;
-                                view.max_tokens = *x;
-                                return std::nullopt;
-                              }
-                              if (key == "n") {
-                                auto n = readN(v);
-                                if (!n) return n.error();
-                                view.n = *n;
-                                return std::nullopt;
-                              }
+                              if (std::optional<RequestError> e; readGenerationField(body, key, v, span, view, e)) return e;
                               if (key == "best_of") {
                                 auto x = readCount(v, key);
                                 if (!x) return x.error();
@@ -503,10 +510,8 @@ RequestResult<CompletionRequestView> inspectCompletionRequest(std::string_view b
                               return std::nullopt;
                             });
   if (error) return std::unexpected(std::move(*error));
-  if (!layout.model.present()) return std::unexpected(invalid("you must provide a model parameter", "model"));
+  if (auto e = finishGenerationView(view)) return std::unexpected(std::move(*e));
   if (!has_prompt) return std::unexpected(missing("prompt"));
-  layout.stream = view.stream;
-  layout.client_include_usage = view.include_usage == true;
   return view;
 }
 
