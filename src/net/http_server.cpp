@@ -32,6 +32,7 @@
 #include "net/error_body.h"
 #include "net/http1_parser.h"
 #include "net/loop.h"
+#include "net/read_op.h"
 
 namespace sluice::net {
 
@@ -295,6 +296,8 @@ class Connection final : public detail::LoopRefCounted {
 
  private:
   void armRead();
+  static void readDone(void* owner, const error_code& ec, size_t n);
+  static void readAbandoned(void* owner);
   void onRead(const error_code& ec, size_t n);
   void onReadError(const error_code& ec);
   void process();
@@ -315,7 +318,7 @@ class Connection final : public detail::LoopRefCounted {
   void breakConnection();
 
   LoopServer& owner_;
-  tcp::socket sock_;
+  detail::ReactorSocket sock_;
   ConnState state_ = ConnState::kIdle;
 
   // Read side.
@@ -324,6 +327,8 @@ class Connection final : public detail::LoopRefCounted {
   size_t begin_ = 0;
   size_t end_ = 0;
   bool reading_ = false;
+  detail::ReadOp read_op_{this, &Connection::readDone, &Connection::readAbandoned};
+  Ref<Connection> read_guard_;  // keeps us alive while read_op_ is pending
   bool header_armed_ = false;
   bool in_process_ = false;
   bool process_posted_ = false;
@@ -524,11 +529,20 @@ void Connection::armRead() {
     }
   }
   reading_ = true;
-  // Asio tries the recv() at once and waits for readiness only on EAGAIN.
-  // (Waiting without that try costs an epoll_ctl(MOD) instead: no cheaper.)
-  sock_.async_read_some(asio::buffer(buf_.get() + end_, cap_ - end_),
-                        [self = Ref<Connection>(this)](const error_code& ec, size_t n) { self->onRead(ec, n); });
+  read_guard_ = Ref<Connection>(this);  // released when the read completes
+  // A whole request was consumed (it is being handled, or was answered and
+  // nothing follows it): the client has nothing more to say yet.
+  const bool at_boundary = begin_ == end_ && (state_ == ConnState::kHandling || state_ == ConnState::kIdle);
+  read_op_.start(sock_, buf_.get() + end_, cap_ - end_, at_boundary);
 }
+
+void Connection::readDone(void* owner, const error_code& ec, size_t n) {
+  const Ref<Connection> self = std::move(static_cast<Connection*>(owner)->read_guard_);
+  self->onRead(ec, n);
+  self->read_op_.leaveCompletion();
+}
+
+void Connection::readAbandoned(void* owner) { static_cast<Connection*>(owner)->read_guard_.reset(); }
 
 void Connection::onRead(const error_code& ec, size_t n) {
   reading_ = false;

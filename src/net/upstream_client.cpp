@@ -28,6 +28,7 @@
 
 #include "net/http1_parser.h"
 #include "net/loop.h"
+#include "net/read_op.h"
 
 namespace sluice::net {
 
@@ -201,8 +202,11 @@ class UpConn final : public detail::LoopRefCounted {
  public:
   explicit UpConn(ClientImpl* client, asio::io_context& io) : client_(client), sock_(io) {}
 
+  static void readDone(void* owner, const error_code& ec, size_t n);
+  static void readAbandoned(void* owner);
+
   ClientImpl* client_;
-  tcp::socket sock_;
+  detail::ReactorSocket sock_;
   std::optional<ssl::stream<tcp::socket&>> tls_;
   ConnState state_ = ConnState::kConnecting;
   bool reused_ = false;
@@ -217,6 +221,9 @@ class UpConn final : public detail::LoopRefCounted {
   size_t begin_ = 0;
   size_t end_ = 0;
   bool reading_ = false;
+  // Plain-TCP reads (TLS reads go through tls_); see read_op.h.
+  detail::ReadOp read_op_{this, &UpConn::readDone, &UpConn::readAbandoned};
+  Ref<UpConn> read_guard_;  // keeps us alive while read_op_ is pending
   detail::Http1Parser parser_{/*is_request=*/false};
   ResponseParser sink_{*this};
 
@@ -247,6 +254,7 @@ class ClientImpl final : public UpstreamClient, public detail::Tickable {
   /// False when the call ended inside the callback: stop parsing.
   bool onHeader(UpConn& c);
   bool onBody(UpConn& c, std::string_view body);
+  void onRead(UpConn* c, const error_code& ec, size_t n);
 
  private:
   void assign(const Ref<CallState>& st);
@@ -260,7 +268,6 @@ class ClientImpl final : public UpstreamClient, public detail::Tickable {
   void writePlain(UpConn* c);
   void failBeforeResponse(UpConn* c, UpstreamErrorKind kind);
   void armRead(UpConn* c);
-  void onRead(UpConn* c, const error_code& ec, size_t n);
   void finishResponse(UpConn* c);
   void release(UpConn* c);
   void serviceQueue();
@@ -634,19 +641,27 @@ void ClientImpl::armRead(UpConn* c) {
     }
   }
   c->reading_ = true;
-  Ref<UpConn> cref(c);
-  auto handler = [cref](const error_code& ec, size_t n) {
-    cref->reading_ = false;
-    if (cref->client_ == nullptr || cref->state_ == ConnState::kClosed) return;
-    cref->client_->onRead(cref.get(), ec, n);
-  };
-  const auto buf = asio::buffer(c->buf_.get() + c->end_, c->cap_ - c->end_);
-  if (c->tls_) {
-    c->tls_->async_read_some(buf, std::move(handler));
-  } else {
-    c->sock_.async_read_some(buf, std::move(handler));
+  if (!c->tls_) {
+    c->read_guard_ = Ref<UpConn>(c);
+    // Idle, or waiting for the answer to a request just written: the
+    // provider has nothing more to say yet.
+    const bool at_boundary = c->begin_ == c->end_ && (!c->call_ || !c->call_->got_byte_);
+    c->read_op_.start(c->sock_, c->buf_.get() + c->end_, c->cap_ - c->end_, at_boundary);
+    return;
   }
+  c->tls_->async_read_some(asio::buffer(c->buf_.get() + c->end_, c->cap_ - c->end_),
+                           [cref = Ref<UpConn>(c)](const error_code& ec, size_t n) { cref->readDone(cref.get(), ec, n); });
 }
+
+void UpConn::readDone(void* owner, const error_code& ec, size_t n) {
+  auto* c = static_cast<UpConn*>(owner);
+  const Ref<UpConn> cref = c->read_guard_ ? std::move(c->read_guard_) : Ref<UpConn>(c);
+  cref->reading_ = false;
+  if (cref->client_ != nullptr && cref->state_ != ConnState::kClosed) cref->client_->onRead(cref.get(), ec, n);
+  cref->read_op_.leaveCompletion();
+}
+
+void UpConn::readAbandoned(void* owner) { static_cast<UpConn*>(owner)->read_guard_.reset(); }
 
 void ClientImpl::onRead(UpConn* c, const error_code& ec, size_t n) {
   Ref<UpConn> guard(c);
