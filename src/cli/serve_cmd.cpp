@@ -97,7 +97,11 @@ int serveCommand(const std::string& config_path) {
     return 1;
   }
 
+  // Time read once per event-loop callback (see core::CachedClock): the loops
+  // open a TimeScope around each callback.
+  static const core::CachedClock clock(core::SystemClock::instance());
   gateway::GatewayDeps deps;
+  deps.clock = &clock;
   deps.config = cfg;
   deps.keys = std::move(*keys);
   deps.usage = usage;
@@ -115,7 +119,7 @@ int serveCommand(const std::string& config_path) {
   opts.max_body_bytes = static_cast<size_t>(cfg->server.max_body_bytes);
   opts.header_timeout = std::chrono::milliseconds(cfg->server.header_timeout_ms);
   opts.idle_timeout = std::chrono::milliseconds(cfg->server.idle_timeout_ms);
-  auto server = net::makeHttpServer(opts, (*gw)->handler(), core::SystemClock::instance());
+  auto server = net::makeHttpServer(opts, (*gw)->handler(), clock);
   if (!server->start()) {
     fmt::print(stderr, "error: cannot listen on {}\n", cfg->server.listen);
     return 1;

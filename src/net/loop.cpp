@@ -28,6 +28,7 @@ class TimerImpl final : public Timer {
     timer_.expires_after(std::chrono::duration_cast<asio::steady_timer::duration>(delay));
     timer_.async_wait([core = core_](const boost::system::error_code& ec) {
       if (ec || !core->alive) return;
+      const sluice::core::TimeScope time_scope;
       core->alive = false;
       // Moved out first: the callback commonly destroys its own Timer.
       auto fn = std::move(core->fn);
@@ -54,7 +55,12 @@ Loop::Loop(const core::Clock& clock)
 
 Loop::~Loop() = default;
 
-void Loop::post(std::function<void()> fn) { asio::post(io_, std::move(fn)); }
+void Loop::post(std::function<void()> fn) {
+  asio::post(io_, [fn = std::move(fn)] {
+    const core::TimeScope time_scope;  // one time stamp per callback (clock.h)
+    fn();
+  });
+}
 
 std::unique_ptr<Timer> Loop::schedule(core::Nanos delay, std::function<void()> fn) {
   return std::make_unique<TimerImpl>(io_, delay, std::move(fn));
@@ -88,6 +94,7 @@ void Loop::armTick() {
 }
 
 void Loop::onTick() {
+  const core::TimeScope time_scope;
   refreshDate();
   const core::MonoTime t = now();
   for (size_t i = 0; i < tickables_.size(); ++i) {  // may grow while iterating

@@ -47,6 +47,8 @@
 #include <cerrno>
 #include <cstddef>
 
+#include "core/clock.h"
+
 namespace sluice::net::detail {
 
 /// A tcp::socket whose reactor state ReadOp can reach (Asio keeps it in a
@@ -147,6 +149,7 @@ class ReadOp final : public boost::asio::detail::reactor_op {
       return;
     }
     self->in_completion_ = !self->ec_;
+    const core::TimeScope time_scope;  // one time stamp for this callback (clock.h)
     self->on_complete_(self->owner_, self->ec_, self->bytes_transferred_);  // may destroy *self
   }
 
