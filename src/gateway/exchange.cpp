@@ -92,7 +92,8 @@ void destroyLater(net::Dispatcher& loop, T&&... objects) {
 
 // Headers of a successful response: 3 framing/content + up to 7 common + 6
 // rate-limit + cost.
-constexpr size_t kResponseHeadersReserve = 17;
+// Room for the fields a response carries (~600 bytes with the rate headers).
+constexpr size_t kResponseHeadBytes = 768;
 
 enum class CancelReason : uint8_t { kNone, kClient, kFirstTokenTimeout, kOutputCap, kStreamError };
 
@@ -128,8 +129,8 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   // ---- helpers
   void reject(ErrorCode code, std::string message, Outcome outcome, std::string_view param = {},
               net::Headers extra = {});
-  void addCommonHeaders(net::Headers& h) const;
-  void addRateHeaders(net::Headers& h) const;
+  void addCommonHeaders(net::HeaderLines& h) const;
+  void addRateHeaders(net::HeaderLines& h) const;
   void closeAttempt(std::string error);
   [[nodiscard]] core::TokenUsage attemptUsage(UsageSource& source) const;
   [[nodiscard]] std::string serverTiming() const;
@@ -621,15 +622,15 @@ void Exchange::commitStream() {
   committed_ = true;
   timer_.reset();  // the first-token deadline is met (we run in a call callback, not the timer's)
   rec_.ttft_us = micros(elapsed());
-  net::Headers h;
-  h.reserve(kResponseHeadersReserve);
-  h.push_back({"content-type", "text/event-stream; charset=utf-8"});
-  h.push_back({"cache-control", "no-cache"});
-  h.push_back({"x-accel-buffering", "no"});
-  h.push_back({"trailer", "x-sluice-cost-usd, server-timing"});
+  net::HeaderLines h;
+  h.reserve(kResponseHeadBytes);
+  h.add("content-type", "text/event-stream; charset=utf-8");
+  h.add("cache-control", "no-cache");
+  h.add("x-accel-buffering", "no");
+  h.add("trailer", "x-sluice-cost-usd, server-timing");
   addCommonHeaders(h);
   addRateHeaders(h);
-  stream_->beginStream(200, std::move(h));
+  stream_->beginStreamLines(200, h);
 }
 
 void Exchange::cutStream(std::string_view message, bool append_done) {
@@ -834,12 +835,12 @@ void Exchange::succeedNonStream() {
   rec_.http_status = status_;
   // Settle first so the response can carry the cost.
   finish(Outcome::kOk);
-  net::Headers h;
-  h.reserve(kResponseHeadersReserve);  // one allocation instead of five regrowths (and their moves)
-  h.push_back({"content-type", "application/json"});
+  net::HeaderLines h;
+  h.reserve(kResponseHeadBytes);
+  h.add("content-type", "application/json");
   addCommonHeaders(h);
   addRateHeaders(h);
-  if (!client_gone_) stream_->respond(status_, std::move(h), std::move(body_));
+  if (!client_gone_) stream_->respondLines(status_, h, std::move(body_));
 }
 
 void Exchange::relayUpstreamError() {
@@ -852,9 +853,10 @@ void Exchange::relayUpstreamError() {
   rec_.http_status = status_;
   rec_.error_code = fmt::format("upstream_{}", status_);
   finish(Outcome::kUpstreamError);
-  net::Headers h{{"content-type", "application/json"}};
+  net::HeaderLines h;
+  h.add("content-type", "application/json");
   addCommonHeaders(h);
-  if (!client_gone_) stream_->respond(status_, std::move(h), std::move(body_));
+  if (!client_gone_) stream_->respondLines(status_, h, std::move(body_));
 }
 
 void Exchange::onClientGone() {
@@ -915,39 +917,40 @@ void Exchange::handleModels(std::string_view id) {
   }
   rec_.http_status = 200;
   finish(Outcome::kOk);
-  net::Headers h{{"content-type", "application/json"}};
+  net::HeaderLines h;
+  h.add("content-type", "application/json");
   addCommonHeaders(h);
-  stream_->respond(200, std::move(h), std::move(body));
+  stream_->respondLines(200, h, std::move(body));
 }
 
 // ------------------------------------------------------------------ helpers
 
-void Exchange::addCommonHeaders(net::Headers& h) const {
-  h.push_back({"x-request-id", rec_.request_id});
-  h.push_back({"x-sluice-config-version", rec_.config_version});
+void Exchange::addCommonHeaders(net::HeaderLines& h) const {
+  h.add("x-request-id", rec_.request_id);
+  h.add("x-sluice-config-version", rec_.config_version);
   if (!cur_model_.empty()) {
-    h.push_back({"x-sluice-served-model", cur_model_});
-    h.push_back({"x-sluice-provider", cur_provider_});
+    h.add("x-sluice-served-model", cur_model_);
+    h.add("x-sluice-provider", cur_provider_);
   }
-  if (!rec_.attempts.empty()) h.push_back({"x-sluice-attempts", std::to_string(rec_.attempts.size())});
-  if (reservation_.clamped()) h.push_back({"x-sluice-max-tokens", std::to_string(cap_)});
-  h.push_back({"server-timing", serverTiming()});
+  if (!rec_.attempts.empty()) h.add("x-sluice-attempts", static_cast<int64_t>(rec_.attempts.size()));
+  if (reservation_.clamped()) h.add("x-sluice-max-tokens", static_cast<int64_t>(cap_));
+  h.add("server-timing", serverTiming());
   // Settled answers say what they cost (0 for a rejection); a stream, whose
   // headers go out first, sends it as a trailer.
-  if (finished_) h.push_back({"x-sluice-cost-usd", core::formatUsd(rec_.cost_micro_usd)});
+  if (finished_) h.add("x-sluice-cost-usd", core::formatUsd(rec_.cost_micro_usd));
 }
 
-void Exchange::addRateHeaders(net::Headers& h) const {
+void Exchange::addRateHeaders(net::HeaderLines& h) const {
   if (!rate_checked_) return;
   if (rate_.requests.limit > 0) {
-    h.push_back({"x-ratelimit-limit-requests", std::to_string(rate_.requests.limit)});
-    h.push_back({"x-ratelimit-remaining-requests", std::to_string(rate_.requests.remaining)});
-    h.push_back({"x-ratelimit-reset-requests", goDuration(rate_.requests.reset)});
+    h.add("x-ratelimit-limit-requests", static_cast<int64_t>(rate_.requests.limit));
+    h.add("x-ratelimit-remaining-requests", static_cast<int64_t>(rate_.requests.remaining));
+    h.add("x-ratelimit-reset-requests", goDuration(rate_.requests.reset));
   }
   if (rate_.tokens.limit > 0) {
-    h.push_back({"x-ratelimit-limit-tokens", std::to_string(rate_.tokens.limit)});
-    h.push_back({"x-ratelimit-remaining-tokens", std::to_string(rate_.tokens.remaining)});
-    h.push_back({"x-ratelimit-reset-tokens", goDuration(rate_.tokens.reset)});
+    h.add("x-ratelimit-limit-tokens", static_cast<int64_t>(rate_.tokens.limit));
+    h.add("x-ratelimit-remaining-tokens", static_cast<int64_t>(rate_.tokens.remaining));
+    h.add("x-ratelimit-reset-tokens", goDuration(rate_.tokens.reset));
   }
 }
 
@@ -983,11 +986,13 @@ void Exchange::reject(ErrorCode code, std::string message, Outcome outcome, std:
   rec_.error_code = wire.code.empty() ? std::string(wire.type) : std::string(wire.code);
   finish(outcome);
   if (client_gone_) return;
-  net::Headers h{{"content-type", "application/json"}};
+  net::HeaderLines h;
+  h.reserve(kResponseHeadBytes);
+  h.add("content-type", "application/json");
   addCommonHeaders(h);
   if (outcome == Outcome::kRejectedRate) addRateHeaders(h);
-  for (auto& x : extra) h.push_back(std::move(x));
-  stream_->respond(wire.http_status, std::move(h), proto::errorBody(code, message, param));
+  for (const auto& x : extra) h.add(x.name.view(), x.value);
+  stream_->respondLines(wire.http_status, h, proto::errorBody(code, message, param));
 }
 
 void Exchange::finish(Outcome outcome) {

@@ -3,12 +3,99 @@
 #include "net/http.h"
 
 #include "net/error_body.h"
+#include "net/header_check.h"
 
 #include "core/json_text.h"
 
+#include <charconv>
+#include <cstring>
 #include <ostream>
 
 namespace sluice::net {
+
+namespace {
+
+// A header a handler passes must not be able to split the response.
+// Table lookups: this runs for every header of every response.
+struct HeaderCharTables {
+  bool bad_in_name[256] = {};
+  bool bad_in_value[256] = {};
+  constexpr HeaderCharTables() {
+    for (unsigned char c : {'\r', '\n', '\0'}) bad_in_name[c] = bad_in_value[c] = true;
+    bad_in_name[static_cast<unsigned char>(':')] = bad_in_name[static_cast<unsigned char>(' ')] = true;
+  }
+};
+constexpr HeaderCharTables kHeaderChars;
+
+// True when some byte of `s` is below 0x0E, the range holding all three of
+// '\0', '\n' and '\r'. Eight bytes per step (the classic "has a byte less
+// than n" bit trick, exact for n <= 128): header values are a few hundred
+// bytes per response, and a byte-wise table walk was most of appendHead.
+bool anyByteBelow0E(std::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  const char* p = s.data();
+  size_t n = s.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    if (((w - kOnes * 0x0E) & ~w & kHigh) != 0) return true;
+  }
+  for (; n > 0; ++p, --n) {
+    if (static_cast<unsigned char>(*p) < 0x0E) return true;
+  }
+  return false;
+}
+
+// True when some byte of `s` is ':' or at most 0x20 (the range holding
+// '\0', '\n', '\r' and ' '), eight bytes per step like anyByteBelow0E.
+bool anyColonOrByteBelow21(std::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  const char* p = s.data();
+  size_t n = s.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    const uint64_t colon = w ^ (kOnes * ':');
+    if ((((w - kOnes * 0x21) & ~w) | ((colon - kOnes) & ~colon)) & kHigh) return true;
+  }
+  for (; n > 0; ++p, --n) {
+    if (static_cast<unsigned char>(*p) <= 0x20 || *p == ':') return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+namespace detail {
+
+bool safeHeaderField(std::string_view name, std::string_view value) {
+  if (name.empty()) return false;
+  bool bad = false;
+  // Pre-filters: only a name or value holding a byte in the suspect range
+  // (a tab in a value, say) needs the exact table check.
+  if (anyColonOrByteBelow21(name)) {
+    for (const char c : name) bad |= kHeaderChars.bad_in_name[static_cast<unsigned char>(c)];
+  }
+  if (anyByteBelow0E(value)) {
+    for (const char c : value) bad |= kHeaderChars.bad_in_value[static_cast<unsigned char>(c)];
+  }
+  return !bad;
+}
+
+// Headers the server frames itself.
+bool serverManagedHeader(std::string_view name) {
+  switch (name.size()) {  // the length rules out all but one candidate
+    case 4: return iequalsAscii(name, "date");
+    case 10: return iequalsAscii(name, "connection") || iequalsAscii(name, "keep-alive");
+    case 14: return iequalsAscii(name, "content-length");
+    case 17: return iequalsAscii(name, "transfer-encoding");
+    default: return false;
+  }
+}
+
+}  // namespace detail
 
 bool iequalsAscii(std::string_view a, std::string_view b) {
   auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; };
@@ -20,6 +107,54 @@ bool iequalsAscii(std::string_view a, std::string_view b) {
 }
 
 std::ostream& operator<<(std::ostream& os, const HeaderName& name) { return os << name.view(); }
+
+HeaderLines::HeaderLines(const Headers& headers) {
+  for (const auto& h : headers) add(h.name.view(), h.value);
+}
+
+void HeaderLines::add(std::string_view name, std::string_view value) {
+  if (iequalsAscii(name, "connection")) {
+    for (size_t i = 0; i + 5 <= value.size(); ++i) {
+      if (iequalsAscii(value.substr(i, 5), "close")) close_ = true;
+    }
+    return;
+  }
+  if (detail::serverManagedHeader(name) || !detail::safeHeaderField(name, value)) return;
+  const size_t at = text_.size();
+  text_.resize_and_overwrite(at + name.size() + value.size() + 4, [&](char* p, size_t n) {
+    char* w = p + at;
+    std::memcpy(w, name.data(), name.size());
+    w += name.size();
+    *w++ = ':';
+    *w++ = ' ';
+    std::memcpy(w, value.data(), value.size());
+    w += value.size();
+    *w++ = '\r';
+    *w++ = '\n';
+    (void)n;
+    return static_cast<size_t>(w - p);
+  });
+}
+
+void HeaderLines::add(std::string_view name, int64_t value) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, value);
+  add(name, std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
+}
+
+Headers HeaderLines::toHeaders() const {
+  Headers out;
+  std::string_view rest = text_;
+  while (!rest.empty()) {
+    const size_t eol = rest.find("\r\n");
+    const std::string_view line = rest.substr(0, eol);
+    const size_t colon = line.find(':');
+    out.push_back({std::string(line.substr(0, colon)), std::string(line.substr(colon + 2))});
+    rest.remove_prefix(eol + 2);
+  }
+  if (close_) out.push_back({"connection", "close"});
+  return out;
+}
 
 std::string_view findHeader(const Headers& headers, std::string_view name) {
   for (const auto& h : headers) {

@@ -69,6 +69,37 @@ struct Header {
 };
 using Headers = std::vector<Header>;
 
+/// Response header fields rendered as they are added, one "name: value\r\n"
+/// line each: for a handler that puts a dozen small fields on every response,
+/// this costs no per-field string or vector entry, and the server copies the
+/// block into the response head as is.
+///
+/// add() checks each field as respond() checks Headers: a field that could
+/// split the response (a name that is not a token, a value with CR, LF or
+/// NUL) or that the server frames itself (date, content-length,
+/// transfer-encoding, keep-alive) is dropped; `connection` is not rendered,
+/// but a value naming "close" makes the server close after the response.
+class HeaderLines {
+ public:
+  HeaderLines() = default;
+  explicit HeaderLines(const Headers& headers);
+
+  void reserve(size_t bytes) { text_.reserve(bytes); }
+  void add(std::string_view name, std::string_view value);
+  /// A decimal integer value, formatted in place.
+  void add(std::string_view name, int64_t value);
+
+  [[nodiscard]] std::string_view text() const { return text_; }
+  [[nodiscard]] bool closeRequested() const { return close_; }
+  [[nodiscard]] bool empty() const { return text_.empty(); }
+  /// The fields as Headers (tests, and streams without the fast path).
+  [[nodiscard]] Headers toHeaders() const;
+
+ private:
+  std::string text_;
+  bool close_ = false;
+};
+
 /// Case-insensitive lookup; empty view when absent.
 [[nodiscard]] std::string_view findHeader(const Headers& headers, std::string_view name);
 
@@ -110,6 +141,12 @@ class ServerStream {
   virtual void respond(int status, Headers headers, std::string body) = 0;
   /// Starts a chunked response; follow with write() calls and end().
   virtual void beginStream(int status, Headers headers) = 0;
+  /// respond() / beginStream() with the fields pre-rendered (HeaderLines).
+  /// The server's own streams copy them as is; the defaults convert.
+  virtual void respondLines(int status, const HeaderLines& headers, std::string body) {
+    respond(status, headers.toHeaders(), std::move(body));
+  }
+  virtual void beginStreamLines(int status, const HeaderLines& headers) { beginStream(status, headers.toHeaders()); }
   virtual void write(std::string data) = 0;
   virtual void end() = 0;
   /// end(), with trailer fields after the last chunk (RFC 9112 7.1.2): values

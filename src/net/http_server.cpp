@@ -30,6 +30,7 @@
 #include <optional>
 
 #include "net/error_body.h"
+#include "net/header_check.h"
 #include "net/http1_parser.h"
 #include "net/loop.h"
 #include "net/read_op.h"
@@ -63,82 +64,6 @@ bool icontains(std::string_view hay, std::string_view needle) {
     if (iequalsAscii(hay.substr(i, needle.size()), needle)) return true;
   }
   return false;
-}
-
-// A header a handler passes must not be able to split the response.
-// Table lookups: this runs for every header of every response.
-struct HeaderCharTables {
-  bool bad_in_name[256] = {};
-  bool bad_in_value[256] = {};
-  constexpr HeaderCharTables() {
-    for (unsigned char c : {'\r', '\n', '\0'}) bad_in_name[c] = bad_in_value[c] = true;
-    bad_in_name[static_cast<unsigned char>(':')] = bad_in_name[static_cast<unsigned char>(' ')] = true;
-  }
-};
-constexpr HeaderCharTables kHeaderChars;
-
-// True when some byte of `s` is below 0x0E, the range holding all three of
-// '\0', '\n' and '\r'. Eight bytes per step (the classic "has a byte less
-// than n" bit trick, exact for n <= 128): header values are a few hundred
-// bytes per response, and a byte-wise table walk was most of appendHead.
-bool anyByteBelow0E(std::string_view s) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr uint64_t kHigh = 0x8080808080808080ULL;
-  const char* p = s.data();
-  size_t n = s.size();
-  for (; n >= 8; p += 8, n -= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    if (((w - kOnes * 0x0E) & ~w & kHigh) != 0) return true;
-  }
-  for (; n > 0; ++p, --n) {
-    if (static_cast<unsigned char>(*p) < 0x0E) return true;
-  }
-  return false;
-}
-
-// True when some byte of `s` is ':' or at most 0x20 (the range holding
-// '\0', '\n', '\r' and ' '), eight bytes per step like anyByteBelow0E.
-bool anyColonOrByteBelow21(std::string_view s) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr uint64_t kHigh = 0x8080808080808080ULL;
-  const char* p = s.data();
-  size_t n = s.size();
-  for (; n >= 8; p += 8, n -= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    const uint64_t colon = w ^ (kOnes * ':');
-    if ((((w - kOnes * 0x21) & ~w) | ((colon - kOnes) & ~colon)) & kHigh) return true;
-  }
-  for (; n > 0; ++p, --n) {
-    if (static_cast<unsigned char>(*p) <= 0x20 || *p == ':') return true;
-  }
-  return false;
-}
-
-bool safeHeader(std::string_view name, std::string_view value) {
-  if (name.empty()) return false;
-  bool bad = false;
-  // Pre-filters: only a name or value holding a byte in the suspect range
-  // (a tab in a value, say) needs the exact table check.
-  if (anyColonOrByteBelow21(name)) {
-    for (const char c : name) bad |= kHeaderChars.bad_in_name[static_cast<unsigned char>(c)];
-  }
-  if (anyByteBelow0E(value)) {
-    for (const char c : value) bad |= kHeaderChars.bad_in_value[static_cast<unsigned char>(c)];
-  }
-  return !bad;
-}
-
-// Headers the server frames itself.
-bool managedHeader(std::string_view name) {
-  switch (name.size()) {  // the length rules out all but one candidate
-    case 4: return iequalsAscii(name, "date");
-    case 10: return iequalsAscii(name, "connection") || iequalsAscii(name, "keep-alive");
-    case 14: return iequalsAscii(name, "content-length");
-    case 17: return iequalsAscii(name, "transfer-encoding");
-    default: return false;
-  }
 }
 
 std::string_view reasonPhrase(int status) {
@@ -224,6 +149,8 @@ class Exchange final : public ServerStream {
 
   void respond(int status, Headers headers, std::string body) override;
   void beginStream(int status, Headers headers) override;
+  void respondLines(int status, const HeaderLines& headers, std::string body) override;
+  void beginStreamLines(int status, const HeaderLines& headers) override;
   void write(std::string data) override;
   void end() override;
   void endWithTrailers(Headers trailers) override;
@@ -282,8 +209,9 @@ class Connection final : public detail::LoopRefCounted {
   void drain();  // server stopping: close if idle
 
   // Exchange side.
-  void respond(int status, const Headers& headers, std::string&& body);
-  void beginStream(int status, const Headers& headers);
+  // `lines` (may be null) follow `headers` in the head.
+  void respond(int status, const Headers& headers, const HeaderLines* lines, std::string&& body);
+  void beginStream(int status, const Headers& headers, const HeaderLines* lines);
   void streamWrite(std::string&& data);
   void streamEnd(const Headers* trailers);
   void exchangeAbandoned(bool started);
@@ -305,7 +233,8 @@ class Connection final : public detail::LoopRefCounted {
   void resetRequest();
   void failRequest(int status, std::string_view message, std::string_view code, bool linger);
   void finishExchange(bool close_after);
-  void appendHead(int status, const Headers& headers, bool close, bool chunked, const uint64_t* content_length);
+  void appendHead(int status, const Headers& headers, const HeaderLines* lines, bool close, bool chunked,
+                  const uint64_t* content_length);
 
   void send(std::string_view a, std::string&& b, std::string_view c);
   void queue(std::string_view s);
@@ -452,14 +381,27 @@ Exchange::~Exchange() {
 void Exchange::respond(int status, Headers headers, std::string body) {
   if (conn_ == nullptr || started_) return;
   started_ = true;
-  conn_->respond(status, headers, std::move(body));  // ends the exchange: detaches us
+  conn_->respond(status, headers, nullptr, std::move(body));  // ends the exchange: detaches us
 }
 
 void Exchange::beginStream(int status, Headers headers) {
   if (conn_ == nullptr || started_) return;
   started_ = true;
   streaming_ = true;
-  conn_->beginStream(status, headers);
+  conn_->beginStream(status, headers, nullptr);
+}
+
+void Exchange::respondLines(int status, const HeaderLines& headers, std::string body) {
+  if (conn_ == nullptr || started_) return;
+  started_ = true;
+  conn_->respond(status, {}, &headers, std::move(body));
+}
+
+void Exchange::beginStreamLines(int status, const HeaderLines& headers) {
+  if (conn_ == nullptr || started_) return;
+  started_ = true;
+  streaming_ = true;
+  conn_->beginStream(status, {}, &headers);
 }
 
 void Exchange::write(std::string data) {
@@ -656,13 +598,13 @@ void Connection::failRequest(int status, std::string_view message, std::string_v
   head_.clear();
   const std::string body = detail::errorBody(message, "invalid_request_error", code);
   const uint64_t len = body.size();
-  appendHead(status, {{"content-type", "application/json"}}, /*close=*/true, /*chunked=*/false, &len);
+  appendHead(status, {{"content-type", "application/json"}}, nullptr, /*close=*/true, /*chunked=*/false, &len);
   head_ += body;
   send(head_, std::string(), {});
   if (state_ != ConnState::kClosed && out_bytes_ == 0 && !write_waiting_) finishClose();
 }
 
-void Connection::appendHead(int status, const Headers& headers, bool close, bool chunked,
+void Connection::appendHead(int status, const Headers& headers, const HeaderLines* lines, bool close, bool chunked,
                             const uint64_t* content_length) {
   head_ += http10_ ? "HTTP/1.0 " : "HTTP/1.1 ";
   appendNumber(head_, static_cast<uint64_t>(status));
@@ -682,7 +624,7 @@ void Connection::appendHead(int status, const Headers& headers, bool close, bool
     for (const auto& h : headers) {
       const std::string_view name = h.name.view();
       const std::string_view value = h.value;
-      if (managedHeader(name) || !safeHeader(name, value)) continue;
+      if (detail::serverManagedHeader(name) || !detail::safeHeaderField(name, value)) continue;
       std::memcpy(w, name.data(), name.size());
       w += name.size();
       *w++ = ':';
@@ -694,6 +636,7 @@ void Connection::appendHead(int status, const Headers& headers, bool close, bool
     }
     return static_cast<size_t>(w - p);
   });
+  if (lines != nullptr) head_ += lines->text();  // checked as they were added
   if (content_length != nullptr) {
     head_ += "content-length: ";
     appendNumber(head_, *content_length);
@@ -708,30 +651,29 @@ void Connection::appendHead(int status, const Headers& headers, bool close, bool
   head_ += "\r\n";
 }
 
-void Connection::respond(int status, const Headers& headers, std::string&& body) {
-  bool close = !keep_alive_ || owner_.draining();
-  if (!close) {
-    const std::string_view c = findHeader(headers, "connection");
-    close = !c.empty() && icontains(c, "close");
-  }
+bool handlerAsksClose(const Headers& headers, const HeaderLines* lines) {
+  if (lines != nullptr && lines->closeRequested()) return true;
+  if (headers.empty()) return false;
+  const std::string_view c = findHeader(headers, "connection");
+  return !c.empty() && icontains(c, "close");
+}
+
+void Connection::respond(int status, const Headers& headers, const HeaderLines* lines, std::string&& body) {
+  const bool close = !keep_alive_ || owner_.draining() || handlerAsksClose(headers, lines);
   head_.clear();
   const uint64_t len = body.size();
-  appendHead(status, headers, close, /*chunked=*/false, &len);
+  appendHead(status, headers, lines, close, /*chunked=*/false, &len);
   send(head_, std::move(body), {});
   finishExchange(close);
 }
 
-void Connection::beginStream(int status, const Headers& headers) {
+void Connection::beginStream(int status, const Headers& headers, const HeaderLines* lines) {
   // HTTP/1.0 has no chunked encoding: the body then ends with the connection.
   chunked_ = !http10_;
-  bool close = !keep_alive_ || owner_.draining() || !chunked_;
-  if (!close) {
-    const std::string_view c = findHeader(headers, "connection");
-    close = !c.empty() && icontains(c, "close");
-  }
+  const bool close = !keep_alive_ || owner_.draining() || !chunked_ || handlerAsksClose(headers, lines);
   keep_alive_ = !close;
   head_.clear();
-  appendHead(status, headers, close, chunked_, nullptr);
+  appendHead(status, headers, lines, close, chunked_, nullptr);
   send(head_, std::string(), {});
 }
 
@@ -758,7 +700,7 @@ void Connection::streamEnd(const Headers* trailers) {
       for (const auto& t : *trailers) {
         // Framing fields are never trailers (RFC 9110 6.5.1); nor is anything
         // that could split the message.
-        if (managedHeader(t.name) || iequalsAscii(t.name, "trailer") || !safeHeader(t.name, t.value)) continue;
+        if (detail::serverManagedHeader(t.name) || iequalsAscii(t.name, "trailer") || !detail::safeHeaderField(t.name, t.value)) continue;
         tail += t.name.view();
         tail += ": ";
         tail += t.value;
@@ -779,7 +721,7 @@ void Connection::exchangeAbandoned(bool started) {
     const std::string body = detail::errorBody("the request was dropped by the server", "server_error", "");
     head_.clear();
     const uint64_t len = body.size();
-    appendHead(500, {{"content-type", "application/json"}}, /*close=*/true, false, &len);
+    appendHead(500, {{"content-type", "application/json"}}, nullptr, /*close=*/true, false, &len);
     head_ += body;
     send(head_, std::string(), {});
     finishExchange(true);

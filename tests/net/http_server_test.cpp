@@ -549,6 +549,78 @@ TEST(HttpServer, HeaderChecksCatchForbiddenBytesAtEveryOffset) {
   server->stop(1s);
 }
 
+// The same checks through the pre-rendered path: HeaderLines built from the
+// same hostile Headers must put exactly the same fields on the wire.
+TEST(HttpServer, HeaderLinesCarryTheFieldsAndDropWhatHeadersDrop) {
+  const Headers hostile{{"x-ok", "1"},          {"x-bad", "a\r\nx-injected: 1"}, {"content-length", "999"},
+                        {"x bad", "1"},         {"x-nul", std::string("a\0b", 3)}, {"Transfer-Encoding", "chunked"},
+                        {"x-empty", ""},        {"x-tab", "a\tb"}};
+  HeaderLines lines(hostile);
+  lines.add("x-count", int64_t{-42});
+  auto server = makeHttpServer(
+      {}, [&](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respondLines(201, lines, "body"); },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll(post("/", "")));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->start_line, "HTTP/1.1 201 Created");
+  EXPECT_EQ(m->header("x-ok"), "1");
+  EXPECT_EQ(m->header("x-tab"), "a\tb");
+  EXPECT_EQ(m->header("x-count"), "-42");
+  EXPECT_EQ(m->header("x-injected"), "");
+  EXPECT_EQ(m->header("x-bad"), "");
+  EXPECT_EQ(m->header("x-nul"), "");
+  EXPECT_EQ(m->header("transfer-encoding"), "");
+  EXPECT_EQ(m->header("content-length"), "4");
+  EXPECT_EQ(m->body, "body");
+  // Still keep-alive: the next request is answered on the same connection.
+  ASSERT_TRUE(c.sendAll(post("/", "")));
+  ASSERT_TRUE(c.readMessage());
+  server->stop(1s);
+}
+
+TEST(HttpServer, HeaderLinesConnectionCloseClosesAfterTheResponse) {
+  auto server = makeHttpServer(
+      {},
+      [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) {
+        HeaderLines h;
+        h.add("Connection", "Close");
+        s->beginStreamLines(200, h);
+        s->write("x");
+        s->end();
+      },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll(post("/", "")));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->header("connection"), "close");
+  EXPECT_EQ(m->body, "x");
+  EXPECT_TRUE(c.waitClosed());
+  server->stop(1s);
+}
+
+TEST(HeaderLines, RenderAndConvertBack) {
+  HeaderLines h;
+  EXPECT_TRUE(h.empty());
+  h.add("content-type", "application/json");
+  h.add("x-n", int64_t{1234567890123});
+  h.add("Date", "ignored");
+  h.add("connection", "keep-alive");  // not rendered, and not a close
+  EXPECT_EQ(h.text(), "content-type: application/json\r\nx-n: 1234567890123\r\n");
+  EXPECT_FALSE(h.closeRequested());
+  h.add("connection", "keep-alive, close");
+  EXPECT_TRUE(h.closeRequested());
+  const Headers back = h.toHeaders();
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_EQ(findHeader(back, "content-type"), "application/json");
+  EXPECT_EQ(findHeader(back, "x-n"), "1234567890123");
+  EXPECT_EQ(findHeader(back, "connection"), "close");
+}
+
 TEST(HttpServer, GracefulStopLetsTheInFlightExchangeFinish) {
   StreamHolder holder;
   std::atomic<int> gone{0};
