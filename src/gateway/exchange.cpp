@@ -138,7 +138,8 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   /// what the request cost (x-sluice-cost-usd, as the usage record will say)
   /// and the final Server-Timing. Headers go out before either is known.
   [[nodiscard]] net::Headers streamTrailers() const;
-  [[nodiscard]] Nanos elapsed() const { return w_.loop.clock().monotonicNow() - t0_; }
+  // Exact (not the callback's cached time): it ends the gateway's own time.
+  [[nodiscard]] Nanos elapsed() const { return w_.loop.clock().exactMonotonicNow() - t0_; }
   void deferRelease() {
     // Drop the self-reference, the call and the timer from a fresh stack
     // frame: the current callback may belong to one of them (net completes a
@@ -547,7 +548,7 @@ void Exchange::startCall(const core::RouteAttempt& a, const ProviderRuntime& pro
   up.idle_timeout = std::chrono::milliseconds(pc.idle_timeout_ms);
   up.total_timeout = stream_req_ ? std::chrono::hours(1) : std::chrono::milliseconds(pc.timeout_ms);
 
-  attempt_t0_ = w_.loop.clock().monotonicNow();
+  attempt_t0_ = w_.loop.clock().exactMonotonicNow();  // after our work on the request
   gw_.stats().upstream_attempts.fetch_add(1, std::memory_order_relaxed);
   if (stream_req_) {
     // Time to first token: until a token reached us, a stalled stream can
@@ -651,7 +652,9 @@ void Exchange::closeAttempt(std::string error) {
   cur_.usage_source = source;
   cur_.cost_micro_usd = core::costOf(cur_price_, cur_.usage);
   cur_.error = std::move(error);
-  const Nanos attempt_time = w_.loop.clock().monotonicNow() - attempt_t0_;
+  // The callback's time stamp is when the answer (or failure) arrived; an
+  // attempt that ends in the callback that started it took no upstream time.
+  const Nanos attempt_time = std::max(w_.loop.clock().monotonicNow(), attempt_t0_) - attempt_t0_;
   cur_.latency_us = micros(attempt_time);
   upstream_time_ += attempt_time;
   rec_.attempts.push_back(cur_);
@@ -974,7 +977,7 @@ net::Headers Exchange::streamTrailers() const {
   for (const auto& a : rec_.attempts) cost += a.cost_micro_usd;
   UsageSource source = UsageSource::kNone;
   cost += core::costOf(cur_price_, attemptUsage(source));  // closeAttempt() bills exactly this
-  const core::MonoTime now = w_.loop.clock().monotonicNow();
+  const core::MonoTime now = w_.loop.clock().exactMonotonicNow();
   return {{"x-sluice-cost-usd", core::formatUsd(cost)},
           {"server-timing", formatServerTiming(now - t0_, upstream_time_ + (now - attempt_t0_))}};
 }
@@ -1025,7 +1028,7 @@ void Exchange::finish(Outcome outcome) {
     if (cost > 0 || total.total() > 0) gw_.budgets().settle(reservation_, total, cost);
     else gw_.budgets().release(reservation_);
   }
-  const core::MonoTime now = w_.loop.clock().monotonicNow();
+  const core::MonoTime now = w_.loop.clock().exactMonotonicNow();
   if (rate_checked_ && rate_.allowed) gw_.rateLimiter().adjust(rate_keys_, rate_tokens_, total.total(), now);
   const Nanos total_time = now - t0_;
   rec_.latency_us = micros(total_time);

@@ -100,7 +100,8 @@ class ReadOp final : public boost::asio::detail::reactor_op {
     fd_ = impl.socket_;
     ec_ = error_code();
     bytes_transferred_ = 0;
-    auto& reactor = boost::asio::use_service<ad::reactor>(sock.get_executor().context());
+    if (reactor_ == nullptr) reactor_ = &boost::asio::use_service<ad::reactor>(sock.get_executor().context());
+    ad::reactor& reactor = *reactor_;  // (use_service locks and searches a list: once per op, not per read)
     if ((impl.state_ & ad::socket_ops::internal_non_blocking) == 0 &&
         !ad::socket_ops::set_internal_non_blocking(impl.socket_, impl.state_, true, ec_)) {
       reactor.post_immediate_completion(this, /*is_continuation=*/true);
@@ -154,6 +155,7 @@ class ReadOp final : public boost::asio::detail::reactor_op {
   }
 
   void* owner_;
+  boost::asio::detail::reactor* reactor_ = nullptr;  // of the socket's io_context
   OnComplete on_complete_;
   OnAbandon on_abandon_;
   char* data_ = nullptr;

@@ -51,6 +51,17 @@ TEST(CachedClock, InsideAScopeTheFirstReadOfEachKindIsKept) {
   }
 }
 
+TEST(CachedClock, ExactReadsIgnoreTheScope) {
+  ManualClock base;
+  const CachedClock clock(base);
+  const TimeScope scope;
+  const MonoTime frozen = clock.monotonicNow();
+  base.advance(3ms);
+  EXPECT_EQ(clock.exactMonotonicNow() - frozen, 3ms);
+  EXPECT_EQ(clock.monotonicNow(), frozen);
+  EXPECT_EQ(base.exactMonotonicNow(), base.monotonicNow());  // the default: plain clocks are exact
+}
+
 TEST(CachedClock, TwoClocksInOneScopeDoNotShareValues) {
   ManualClock a;
   ManualClock b(WallTime{std::chrono::seconds{5}}, MonoTime{std::chrono::seconds{7}});

@@ -37,6 +37,10 @@ agents:
     for (const h of ['x-request-id', 'x-sluice-served-model', 'x-sluice-provider', 'x-sluice-config-version', 'server-timing', 'x-sluice-cost-usd', 'x-ratelimit-remaining-requests'])
       assert.ok(res.headers.get(h), `missing ${h}`);
     assert.equal(res.headers.get('x-sluice-served-model'), 'gpt-4.1');
+    // The gateway's own time is measured, not read off one callback's cached clock.
+    const timing = res.headers.get('server-timing').match(/^gateway;dur=([0-9.]+), upstream;dur=([0-9.]+)$/);
+    assert.ok(timing, res.headers.get('server-timing'));
+    assert.ok(Number(timing[1]) > 0 && Number(timing[2]) > 0, res.headers.get('server-timing'));
     const body = await res.json();
     assert.equal(body.object, 'chat.completion');
     assert.equal(body.usage.completion_tokens, 12);
@@ -48,6 +52,7 @@ agents:
     assert.equal(row.usage_source, 'provider');
     assert.equal(row.cost_micro_usd, expected);
     assert.equal(row.agent, 'drafter');
+    assert.ok(row.gateway_us > 0 && row.latency_us > row.gateway_us, JSON.stringify(row));
     assert.equal(row.input_tokens, body.usage.prompt_tokens);
   });
 
