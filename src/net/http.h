@@ -44,6 +44,13 @@ class HeaderName {
   HeaderName(std::string owned) : owned_(std::move(owned)) {}  // NOLINT(google-explicit-constructor)
   explicit HeaderName(std::string_view s) : owned_(s) {}
 
+  /// Becomes an owned copy of `s` (reusing this name's storage).
+  void assign(std::string_view s) {
+    literal_ = nullptr;
+    literal_size_ = 0;
+    owned_.assign(s);
+  }
+
   [[nodiscard]] std::string_view view() const {
     return literal_ != nullptr ? std::string_view(literal_, literal_size_) : std::string_view(owned_);
   }

@@ -165,7 +165,6 @@ class CallState final : public detail::LoopRefCounted {
   core::MonoTime total_deadline_{};
   core::MonoTime phase_deadline_{};
   int status_ = 0;
-  Headers headers_;
   // The client's list of active calls.
   CallState* prev_ = nullptr;
   CallState* next_ = nullptr;
@@ -221,6 +220,8 @@ class UpConn final : public detail::LoopRefCounted {
   size_t begin_ = 0;
   size_t end_ = 0;
   bool reading_ = false;
+  Headers headers_;  // the current response's fields (reused, see onField)
+  size_t header_count_ = 0;
   // Plain-TCP reads (TLS reads go through tls_); see read_op.h.
   detail::ReadOp read_op_{this, &UpConn::readDone, &UpConn::readAbandoned};
   Ref<UpConn> read_guard_;  // keeps us alive while read_op_ is pending
@@ -731,20 +732,28 @@ void ClientImpl::onResponseStart(UpConn& c, int status) {
   CallState* st = c.call_.get();
   if (st == nullptr) return;
   st->status_ = status;
-  st->headers_.clear();
-  st->headers_.reserve(12);  // providers send ~10
+  c.header_count_ = 0;
 }
 
 void ClientImpl::onField(UpConn& c, std::string_view name, std::string_view value) {
-  CallState* st = c.call_.get();
-  if (st == nullptr) return;
-  st->headers_.push_back(Header{HeaderName(name), std::string(value)});
+  if (c.call_ == nullptr) return;
+  // Written over the previous response's fields: their strings keep their
+  // capacity, so a connection's responses stop allocating after the first.
+  if (c.header_count_ < c.headers_.size()) {
+    Header& h = c.headers_[c.header_count_];
+    h.name.assign(name);
+    h.value.assign(value);
+  } else {
+    c.headers_.push_back(Header{HeaderName(name), std::string(value)});
+  }
+  ++c.header_count_;
 }
 
 bool ClientImpl::onHeader(UpConn& c) {
   Ref<CallState> st = c.call_;
   if (!st || (st->status_ / 100 == 1 && st->status_ != 101)) return true;
-  if (st->cb_ != nullptr) st->cb_->onHeaders(st->status_, st->headers_);
+  if (c.headers_.size() > c.header_count_) c.headers_.resize(c.header_count_);
+  if (st->cb_ != nullptr) st->cb_->onHeaders(st->status_, c.headers_);
   return c.call_ == st;  // else the call is over: stop parsing
 }
 
