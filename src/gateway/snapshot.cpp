@@ -91,6 +91,8 @@ core::Result<std::shared_ptr<const Snapshot>> buildSnapshot(
     const std::function<std::optional<std::string>(const std::string&)>& env) {
   auto snap = std::make_shared<Snapshot>();
   snap->config = config;
+  snap->model_index.reserve(config->models.size());
+  for (const auto& [name, m] : config->models) snap->model_index.emplace(name, &m);  // views into *config
   const config::Config& cfg = *config;
   snap->routing = buildRoutingTable(cfg, cfg.active_profile);
   snap->config_version = cfg.hash.substr(0, 12);

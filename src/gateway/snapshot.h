@@ -50,9 +50,13 @@ struct Snapshot {
     auto it = agents.find(name);
     return it == agents.end() ? nullptr : &it->second;
   }
+  /// config->models by hash, without building a key string (two lookups per
+  /// request; the ordered map cost a string compare per tree level).
+  std::unordered_map<std::string_view, const config::ModelConfig*, core::StringHash, std::equal_to<>> model_index;
+
   [[nodiscard]] const config::ModelConfig* model(std::string_view name) const {
-    auto it = config->models.find(std::string(name));
-    return it == config->models.end() ? nullptr : &it->second;
+    auto it = model_index.find(name);
+    return it == model_index.end() ? nullptr : it->second;
   }
   /// Price of a model: its row, else unknown_model_price, else nullopt (refuse).
   [[nodiscard]] std::optional<core::Price> priceOf(std::string_view model) const;
