@@ -841,13 +841,13 @@ void Connection::consume(size_t n) {
 void Connection::flush() {
   while (out_bytes_ > 0) {
     iov_.clear();
-    for (size_t i = out_head_; i < out_.size() && iov_.size() < 64; ++i) {
+    for (size_t i = out_head_; i < out_.size() && iov_.size() < detail::ReactorSocket::kMaxSendBuffers; ++i) {
       const std::string& s = out_[i];
       const size_t off = i == out_head_ ? out_off_ : 0;
       iov_.emplace_back(s.data() + off, s.size() - off);
     }
     error_code ec;
-    const size_t n = sock_.write_some(iov_, ec);
+    const size_t n = sock_.sendSome(iov_, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       waitWritable();
       return;

@@ -43,6 +43,13 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <span>
 
 #include <cerrno>
 #include <cstddef>
@@ -59,6 +66,42 @@ class ReactorSocket : public boost::asio::ip::tcp::socket {
   explicit ReactorSocket(boost::asio::ip::tcp::socket&& s) : boost::asio::ip::tcp::socket(std::move(s)) {}
 
   [[nodiscard]] auto& reactorImpl() { return impl_.get_implementation(); }
+
+  /// One non-blocking sendmsg() of `bufs` (at most kMaxSendBuffers are
+  /// used), MSG_NOSIGNAL. Returns the bytes taken; on failure 0 and `ec`
+  /// (asio::error::would_block when the socket buffer is full). The socket
+  /// must be in non-blocking mode (any Asio async operation or ReadOp puts it
+  /// there). Unlike write_some(), goes through rawSyscall().
+  size_t sendSome(std::span<const boost::asio::const_buffer> bufs, boost::system::error_code& ec) {
+    std::array<iovec, kMaxSendBuffers> iov;
+    const size_t n = std::min(bufs.size(), iov.size());
+    for (size_t i = 0; i < n; ++i) iov[i] = iovec{const_cast<void*>(bufs[i].data()), bufs[i].size()};
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = n;
+    for (;;) {
+      const long r = rawSyscall(SYS_sendmsg, native_handle(), &msg, MSG_NOSIGNAL);
+      if (r >= 0) {
+        ec.clear();
+        return static_cast<size_t>(r);
+      }
+      if (errno == EINTR) continue;
+      ec = (errno == EAGAIN || errno == EWOULDBLOCK) ? make_error_code(boost::asio::error::would_block)
+                                                      : boost::system::error_code(errno, boost::asio::error::get_system_category());
+      return 0;
+    }
+  }
+
+  static constexpr size_t kMaxSendBuffers = 64;
+
+  /// syscall(2) itself, not glibc's recv()/sendmsg() wrappers: in a
+  /// multi-threaded process those are thread-cancellation points and cost two
+  /// atomic read-modify-writes per call (~20 ns here: 154 vs 134 ns for an
+  /// EAGAIN recv). Sluice never cancels threads.
+  template <typename... Args>
+  static long rawSyscall(long number, Args... args) {
+    return ::syscall(number, args...);
+  }
 };
 
 /// One outstanding receive at a time, reused for the life of its owner. The
@@ -123,7 +166,7 @@ class ReadOp final : public boost::asio::detail::reactor_op {
     auto* self = static_cast<ReadOp*>(base);
     if (self->skip_try_) return not_done;  // queued: wait for the next edge
     for (;;) {
-      const ssize_t n = ::recv(self->fd_, self->data_, self->size_, 0);
+      const ssize_t n = ReactorSocket::rawSyscall(SYS_recvfrom, self->fd_, self->data_, self->size_, 0, nullptr, nullptr);
       if (n > 0) {
         self->bytes_transferred_ = static_cast<size_t>(n);
         self->last_short_ = static_cast<size_t>(n) < self->size_;

@@ -575,7 +575,7 @@ void ClientImpl::writePlain(UpConn* c) {
         asio::buffer(c->head_.data() + c->head_sent_, c->head_.size() - c->head_sent_),
         asio::buffer(body.data() + c->body_sent_, body.size() - c->body_sent_)};
     error_code ec;
-    size_t n = c->sock_.write_some(bufs, ec);
+    size_t n = c->sock_.sendSome(bufs, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       if (c->write_waiting_) return;
       c->write_waiting_ = true;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
 #include <functional>
@@ -178,6 +179,30 @@ TEST(ReadOp, WithoutTheHintAFinThatCameWithTheDataIsSeenAtOnce) {
   ASSERT_TRUE(runUntil(p.io, [&] { return r.completions == 2; }));
   EXPECT_EQ(r.got, "bye");
   EXPECT_EQ(r.last_ec, asio::error::eof);
+}
+
+TEST(ReactorSocket, SendSomeGathersBuffersAndReportsAFullSocket) {
+  Pair p;
+  p.ours.non_blocking(true);
+  error_code ec;
+  const std::array<asio::const_buffer, 2> two{asio::buffer("hel", 3), asio::buffer("lo", 2)};
+  EXPECT_EQ(p.ours.sendSome(two, ec), 5u);
+  EXPECT_FALSE(ec);
+  char got[5];
+  asio::read(p.peer, asio::buffer(got));
+  EXPECT_EQ(std::string(got, 5), "hello");
+  // Nobody reads: the socket buffers fill up, and then the send says so.
+  const std::string chunk(64 * 1024, 'x');
+  size_t sent = 0;
+  for (int i = 0; i < 10000 && !ec; ++i) sent += p.ours.sendSome(std::array{asio::buffer(chunk)}, ec);
+  EXPECT_EQ(ec, asio::error::would_block);
+  EXPECT_GT(sent, 0u);
+  p.peer.close();
+  ec.clear();
+  // A closed peer: an error (EPIPE/ECONNRESET), never SIGPIPE.
+  for (int i = 0; i < 100 && !ec; ++i) p.ours.sendSome(std::array{asio::buffer(chunk)}, ec);
+  EXPECT_TRUE(ec);
+  EXPECT_NE(ec, asio::error::would_block);
 }
 
 TEST(ReadOp, DestroyingTheLoopAbandonsAPendingRead) {
