@@ -35,7 +35,9 @@ struct ResponseSummary {
   bool is_error = false;
 };
 
-/// Summarizes a response body. kUpstreamError when it is not a JSON object.
+/// Summarizes a response body. kUpstreamError when it is not a JSON object
+/// or a part it reads is malformed; parts it skips are not validated (see the
+/// comment at the definition).
 /// `capacity`: readable bytes at body.data() (see request.h padding contract).
 [[nodiscard]] core::Result<ResponseSummary> summarizeResponse(std::string_view body, size_t capacity = 0);
 

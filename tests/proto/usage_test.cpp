@@ -2,18 +2,732 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "proto/json_dom.h"
+
 namespace sluice::proto {
 namespace {
 
-TEST(Usage, ChatCompletion) {
-  auto r = summarizeResponse(R"({"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-2024-08-06",
+// ---------------------------------------------------------------------------
+// Oracle: a verbatim copy of the DOM implementation of summarizeResponse (and
+// of the usageFrom / nonNegativeInteger it used) as it was before the switch to
+// simdjson On-Demand. Only the names changed. Do not "fix" it: it defines the
+// expected result for every valid JSON document.
+// ---------------------------------------------------------------------------
+
+std::optional<int64_t> referenceNonNegativeInteger(simdjson::dom::element v) {
+  switch (v.type()) {
+    case simdjson::dom::element_type::INT64: {
+      const int64_t x = v.get_int64().value_unsafe();
+      if (x < 0) return std::nullopt;
+      return x;
+    }
+    case simdjson::dom::element_type::UINT64: {
+      const uint64_t x = v.get_uint64().value_unsafe();
+      if (x > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+      return static_cast<int64_t>(x);
+    }
+    case simdjson::dom::element_type::DOUBLE: {
+      const double d = v.get_double().value_unsafe();
+      if (!(d >= 0.0) || d > 9007199254740992.0) return std::nullopt;
+      const auto x = static_cast<int64_t>(d);
+      if (static_cast<double>(x) != d) return std::nullopt;
+      return x;
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+std::optional<core::TokenUsage> referenceUsageFrom(simdjson::dom::element v) {
+  simdjson::dom::object usage;
+  if (v.get_object().get(usage)) return std::nullopt;
+  core::TokenUsage out;
+  bool any = false;
+  bool bad = false;
+  // A present but non-null field that is not a non-negative integer makes the
+  // whole usage untrustworthy: the caller then falls back to its estimate.
+  auto read = [&](simdjson::dom::object obj, std::string_view key, int64_t& dst) {
+    simdjson::dom::element e;
+    if (obj.at_key(key).get(e) || e.is_null()) return false;
+    auto x = referenceNonNegativeInteger(e);
+    if (!x) {
+      bad = true;
+      return false;
+    }
+    dst = *x;
+    return true;
+  };
+  auto sub = [&](std::string_view key, std::string_view field, int64_t& dst) {
+    simdjson::dom::object details;
+    if (usage.at_key(key).get_object().get(details)) return;
+    read(details, field, dst);
+  };
+  any |= read(usage, "prompt_tokens", out.input);
+  any |= read(usage, "completion_tokens", out.output);
+  if (!any) {
+    any |= read(usage, "input_tokens", out.input);
+    any |= read(usage, "output_tokens", out.output);
+  }
+  sub("prompt_tokens_details", "cached_tokens", out.cached);
+  sub("input_tokens_details", "cached_tokens", out.cached);
+  sub("completion_tokens_details", "reasoning_tokens", out.reasoning);
+  sub("output_tokens_details", "reasoning_tokens", out.reasoning);
+  // Anthropic: input_tokens excludes cache reads and writes.
+  int64_t cache_read = 0;
+  int64_t cache_write = 0;
+  const bool has_read = read(usage, "cache_read_input_tokens", cache_read);
+  const bool has_write = read(usage, "cache_creation_input_tokens", cache_write);
+  if (has_read || has_write) {
+    // Saturate: hostile counts near INT64_MAX must not overflow.
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    const int64_t cache = cache_read > kMax - cache_write ? kMax : cache_read + cache_write;
+    out.input = out.input > kMax - cache ? kMax : out.input + cache;
+    out.cached = cache_read;
+  }
+  if (!any || bad) return std::nullopt;
+  return out;
+}
+
+using simdjson::dom::element;
+
+struct ReferenceCollector {
+  ResponseSummary& out;
+  detail::TextCount text;
+
+  void addString(element v) {
+    std::string_view s;
+    if (!v.get_string().get(s)) text.add(s);
+  }
+
+  void addFunction(element fn) {
+    element v;
+    if (!fn["name"].get(v)) addString(v);
+    if (!fn["arguments"].get(v)) addString(v);
+  }
+
+  // choices[i].message (chat) — content may be a string or an array of parts.
+  void addMessage(simdjson::dom::object msg) {
+    for (const auto kv : msg) {
+      const std::string_view key = kv.key;
+      if (key == "content") {
+        if (kv.value.is_array()) {
+          for (const element part : detail::arrayOf(kv.value)) {
+            element t;
+            if (!part["text"].get(t)) addString(t);
+          }
+        } else {
+          addString(kv.value);
+        }
+      } else if (key == "refusal" || key == "reasoning_content" || key == "reasoning") {
+        addString(kv.value);
+      } else if (key == "tool_calls" && kv.value.is_array()) {
+        for (const element call : detail::arrayOf(kv.value)) {
+          element fn;
+          if (!call["function"].get(fn) && fn.is_object()) addFunction(fn);
+        }
+      } else if (key == "function_call" && kv.value.is_object()) {
+        addFunction(kv.value);
+      }
+    }
+  }
+
+  void addChoices(simdjson::dom::array choices) {
+    for (const element choice : choices) {
+      simdjson::dom::object obj;
+      if (choice.get_object().get(obj)) continue;
+      std::string_view s;
+      if (out.choices == 0 && !obj["finish_reason"].get_string().get(s)) out.finish_reason.assign(s);
+      ++out.choices;
+      element t;
+      if (!obj["text"].get(t)) addString(t);  // legacy completions
+      simdjson::dom::object msg;
+      if (!obj["message"].get_object().get(msg)) addMessage(msg);
+    }
+  }
+
+  // Responses API: output[] of message / function_call / reasoning items.
+  void addOutputItems(simdjson::dom::array items) {
+    for (const element item : items) {
+      simdjson::dom::object obj;
+      if (item.get_object().get(obj)) continue;
+      element v;
+      if (!obj["arguments"].get(v)) addString(v);
+      for (const char* list : {"content", "summary"}) {
+        simdjson::dom::array parts;
+        if (obj[list].get_array().get(parts)) continue;
+        for (const element part : parts) {
+          element t;
+          if (!part["text"].get(t)) addString(t);
+        }
+      }
+    }
+  }
+};
+
+core::Result<ResponseSummary> referenceSummarize(std::string_view body, size_t capacity = 0) {
+  detail::JsonDocument doc;
+  if (auto err = doc.parse(body, capacity); err) {
+    return core::fail(core::ErrorCode::kUpstreamError,
+                      std::string("upstream response is not valid JSON: ") + simdjson::error_message(err));
+  }
+  simdjson::dom::object obj;
+  if (doc.root().get_object().get(obj)) {
+    return core::fail(core::ErrorCode::kUpstreamError, "upstream response is not a JSON object");
+  }
+  ResponseSummary summary;
+  ReferenceCollector c{summary, {}};
+  for (const auto kv : obj) {
+    const std::string_view key = kv.key;
+    std::string_view s;
+    if (key == "usage") {
+      if (!summary.usage) summary.usage = referenceUsageFrom(kv.value);
+    } else if (key == "choices" && kv.value.is_array()) {
+      c.addChoices(kv.value.get_array().value_unsafe());
+    } else if (key == "output" && kv.value.is_array()) {
+      c.addOutputItems(kv.value.get_array().value_unsafe());
+    } else if (key == "model") {
+      if (!kv.value.get_string().get(s)) summary.model.assign(s);
+    } else if (key == "status") {
+      if (summary.finish_reason.empty() && !kv.value.get_string().get(s)) summary.finish_reason.assign(s);
+    } else if (key == "error") {
+      summary.is_error = !kv.value.is_null();
+    }
+  }
+  summary.output_text_bytes = c.text.bytes;
+  summary.output_non_ascii = c.text.non_ascii;
+  return summary;
+}
+
+// --------------------------------------------------------------------------
+// Fixtures (also used one by one in the tests below).
+// --------------------------------------------------------------------------
+
+constexpr std::string_view kChatCompletion =
+    R"({"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-2024-08-06",
     "choices":[{"index":0,"message":{"role":"assistant","content":"Héllo","refusal":null,
       "tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},
       "logprobs":null,"finish_reason":"tool_calls"},
       {"index":1,"message":{"role":"assistant","content":"second"},"finish_reason":"stop"}],
     "usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,
       "prompt_tokens_details":{"cached_tokens":3,"audio_tokens":0},
-      "completion_tokens_details":{"reasoning_tokens":4,"audio_tokens":0}}})");
+      "completion_tokens_details":{"reasoning_tokens":4,"audio_tokens":0}}})";
+constexpr std::string_view kLegacyCompletion =
+    R"({"object":"text_completion","choices":[{"text":"abc","index":0,"logprobs":null,
+    "finish_reason":"length"}],"usage":{"prompt_tokens":5,"completion_tokens":16,"total_tokens":21}})";
+constexpr std::string_view kEmbeddings = R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":"AAAA"}],
+    "model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}})";
+constexpr std::string_view kResponsesApi = R"({"object":"response","status":"completed","model":"o4-mini",
+    "output":[{"type":"reasoning","summary":[{"type":"summary_text","text":"hmm"}]},
+      {"type":"message","content":[{"type":"output_text","text":"Hi!"}]},
+      {"type":"function_call","name":"f","arguments":"{\"a\":1}"}],
+    "usage":{"input_tokens":36,"input_tokens_details":{"cached_tokens":10},"output_tokens":87,
+      "output_tokens_details":{"reasoning_tokens":64},"total_tokens":123}})";
+constexpr std::string_view kAnthropic = R"({"type":"message","usage":{"input_tokens":10,"cache_read_input_tokens":100,
+    "cache_creation_input_tokens":20,"output_tokens":5}})";
+constexpr std::string_view kAnthropicHuge =
+    R"({"usage":{"input_tokens":9223372036854775807,"cache_read_input_tokens":9223372036854775807,
+    "output_tokens":1}})";
+constexpr std::string_view kErrorBody =
+    R"({"error":{"message":"x","type":"server_error","param":null,"code":null}})";
+constexpr std::string_view kEmbeddingsFloats = "{\n  \"object\": \"list\",\n  \"data\": [\n    {\n"
+                                               "      \"object\": \"embedding\",\n      \"index\": 0,\n"
+                                               "      \"embedding\": [\n        -0.006929283,\n        "
+                                               "-0.005336422,\n        1.2e-05\n      ]\n    }\n  ],\n"
+                                               "  \"model\": \"text-embedding-3-small\",\n  \"usage\": {\n"
+                                               "    \"prompt_tokens\": 8,\n    \"total_tokens\": 8\n  }\n}\n";
+
+const std::vector<std::string_view>& responseFixtures() {
+  static const std::vector<std::string_view> fixtures = {
+      kChatCompletion,
+      kLegacyCompletion,
+      kEmbeddings,
+      kResponsesApi,
+      kAnthropic,
+      kAnthropicHuge,
+      kErrorBody,
+      kEmbeddingsFloats,
+      R"({"choices":[]})",
+      R"({"usage":null})",
+      R"({"usage":{"prompt_tokens":-1,"completion_tokens":1}})",
+      R"({"usage":{"prompt_tokens":1.5,"completion_tokens":1}})",
+      R"({"usage":{"prompt_tokens":18446744073709551615}})",
+      R"({"usage":{"prompt_tokens":12.0,"completion_tokens":null}})",
+      "not json",
+      "",
+      "[1,2]",
+      R"({"usage":{"prompt_tokens":1)",
+      R"({"usage":{"prompt_tokens":2,"completion_tokens":3}})",
+      "\xEF\xBB\xBF{\"model\":\"bom\"}",
+      "{}",
+      " \n{ } \n",
+      R"({"choices":[{"message":{"content":[{"type":"text","text":"a"},"x",{"text":5},{"text":"\u00e9"}]}}]})",
+      R"({"choices":[{"message":{"tool_calls":[{"function":{"name":"f","name":"g","arguments":"{}"}},7]}}]})",
+      R"({"choices":[{"message":{"function_call":{"name":"f","arguments":"{\"x\":1}"}}}],"error":false})",
+  };
+  return fixtures;
+}
+
+// --------------------------------------------------------------------------
+// Comparison helpers.
+// --------------------------------------------------------------------------
+
+std::string describe(const core::Result<ResponseSummary>& r) {
+  if (!r) return "error(" + std::to_string(static_cast<int>(r.error().code)) + "): " + r.error().message;
+  std::string s = "usage=";
+  if (r->usage) {
+    s += std::to_string(r->usage->input) + "/" + std::to_string(r->usage->cached) + "/" +
+         std::to_string(r->usage->output) + "/" + std::to_string(r->usage->reasoning);
+  } else {
+    s += "none";
+  }
+  s += " finish=" + r->finish_reason + " model=" + r->model + " text=" + std::to_string(r->output_text_bytes) + "/" +
+       std::to_string(r->output_non_ascii) + " choices=" + std::to_string(r->choices) +
+       " error=" + (r->is_error ? "1" : "0");
+  return s;
+}
+
+bool sameSummary(const ResponseSummary& a, const ResponseSummary& b) {
+  return a.usage == b.usage && a.finish_reason == b.finish_reason && a.model == b.model &&
+         a.output_text_bytes == b.output_text_bytes && a.output_non_ascii == b.output_non_ascii &&
+         a.choices == b.choices && a.is_error == b.is_error;
+}
+
+bool sameResult(const core::Result<ResponseSummary>& a, const core::Result<ResponseSummary>& b) {
+  if (a.has_value() != b.has_value()) return false;
+  if (!a) return a.error().code == b.error().code;
+  return sameSummary(*a, *b);
+}
+
+/// Runs summarizeResponse on a copy of `body` in a heap block of exactly
+/// body.size() + kJsonPadding bytes whose padding is filled with `fill` (in
+/// place, no copy; ASan catches any read past the padding).
+core::Result<ResponseSummary> summarizePadded(std::string_view body, char fill) {
+  const size_t cap = body.size() + kJsonPadding;
+  auto buf = std::make_unique<char[]>(cap);
+  std::memcpy(buf.get(), body.data(), body.size());
+  std::memset(buf.get() + body.size(), fill, kJsonPadding);
+  return summarizeResponse(std::string_view(buf.get(), body.size()), cap);
+}
+
+struct DiffStats {
+  int compared = 0;        // the oracle accepted the body
+  int reference_fail = 0;  // the oracle rejected it (only: no crash)
+  int failures = 0;
+};
+
+/// A summary of an invalid body may be partial but never made up: whatever
+/// it holds was read from the body, so no size can exceed the body's.
+bool plausible(const core::Result<ResponseSummary>& r, std::string_view body) {
+  if (!r) return r.error().code == core::ErrorCode::kUpstreamError;
+  const auto n = static_cast<int64_t>(body.size());
+  return r->output_text_bytes >= 0 && r->output_text_bytes <= n && r->output_non_ascii >= 0 &&
+         r->output_non_ascii <= r->output_text_bytes && r->choices >= 0 && r->choices <= n &&
+         r->model.size() <= body.size() && r->finish_reason.size() <= body.size() &&
+         (!r->usage || (r->usage->input >= 0 && r->usage->cached >= 0 && r->usage->output >= 0 &&
+                        r->usage->reasoning >= 0));
+}
+
+/// Whenever the oracle accepts `body`, the On-Demand summary (padded in place
+/// with several padding contents, and copied) must equal the oracle's. When
+/// the oracle rejects it, each run may fail or give a partial summary: for an
+/// unbalanced body simdjson's imbalance check peeks at the first padding byte,
+/// so the outcome may even depend on the padding; it must only be plausible
+/// (and, under ASan, stay in bounds).
+void checkAgainstReference(std::string_view body, DiffStats& stats) {
+  const auto expected = referenceSummarize(body);
+  const core::Result<ResponseSummary> runs[] = {summarizeResponse(body, 0), summarizePadded(body, '}'),
+                                                summarizePadded(body, ','), summarizePadded(body, '"'),
+                                                summarizePadded(body, '\0')};
+  bool ok = true;
+  std::string why;
+  if (expected) {
+    ++stats.compared;
+    for (const auto& r : runs) {
+      if (!sameResult(expected, r)) {
+        ok = false;
+        why = "expected " + describe(expected) + "\n got      " + describe(r);
+      }
+    }
+  } else {
+    ++stats.reference_fail;
+    for (const auto& r : runs) {
+      if (!plausible(r, body)) {
+        ok = false;
+        why = "implausible summary of an invalid body: " + describe(r);
+      }
+    }
+  }
+  if (!ok && ++stats.failures <= 5) {
+    ADD_FAILURE() << why << "\n body: " << std::string(body.substr(0, 3000));
+  }
+}
+
+// --------------------------------------------------------------------------
+// Random response generator.
+// --------------------------------------------------------------------------
+
+class Gen {
+ public:
+  explicit Gen(uint64_t seed) : rng_(seed) {}
+
+  uint64_t next() { return rng_(); }
+  size_t below(size_t n) { return static_cast<size_t>(next() % n); }
+  bool chance(int percent) { return below(100) < static_cast<size_t>(percent); }
+  template <typename T, size_t N>
+  const T& pickFrom(const T (&items)[N]) {
+    return items[below(N)];
+  }
+
+  std::string ws() {
+    static const char* const kWs[] = {"", "", "", "", " ", "\n  ", "\t", "\r\n", "  "};
+    return pickFrom(kWs);
+  }
+
+  // A JSON string literal with unicode and escapes.
+  std::string str(size_t max_pieces = 12) {
+    static const char* const kPieces[] = {"a",      "Hello",  " ",     "world", "é",      "中文",     "😀",
+                                          "\\n",    "\\\"",   "\\\\",  "\\/",   "\\t",    "\\u0041",  "\\u00e9",
+                                          "\\u4e2d", "\\ud83d\\ude00", "{\\\"k\\\":1}", "x y z", "ß", "\\b\\f\\r"};
+    std::string s = "\"";
+    const size_t n = chance(5) ? 60 + below(200) : below(max_pieces + 1);
+    for (size_t i = 0; i < n; ++i) s += pickFrom(kPieces);
+    return s + "\"";
+  }
+
+  std::string integer() {
+    static const uint64_t kMods[] = {10, 1000, 100000, 10000000, 1000000000000ULL};
+    return std::to_string(next() % pickFrom(kMods));
+  }
+
+  // A token count, mostly valid, sometimes untrustworthy or odd.
+  std::string count() {
+    static const char* const kOdd[] = {
+        "0",      "-1",     "-0",       "0.0",   "-0.0",  "12.0",  "1.5",   "1e3",   "1E2",   "2.5e1", "1e-400",
+        "0.5e-3", "1e16",   "1e20",     "null",  "null",  "true",  "false", "\"12\"", "{}",   "[]",    "[1]",
+        "9007199254740992",           "9007199254740992.0",     "9007199254740993.0",       "9223372036854775807",
+        "9223372036854775808",        "18446744073709551615",   "-9223372036854775808",     "123456789012345678",
+        "1234567890123456789",        "12345678901234567890",   "100000000000000000000",    "1e400"};
+    if (chance(80)) return integer();
+    return pickFrom(kOdd);
+  }
+
+  // A key, sometimes with an escape that keeps its meaning ("us\u0061ge").
+  std::string key(std::string_view k) {
+    std::string out = "\"";
+    if (!k.empty() && chance(4)) {
+      const size_t at = below(k.size());
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned char>(k[at]));
+      out.append(k.substr(0, at));
+      out += esc;
+      out.append(k.substr(at + 1));
+    } else {
+      out.append(k);
+    }
+    return out + "\"";
+  }
+
+  using Members = std::vector<std::pair<std::string, std::string>>;
+
+  // An object from members in random order, with random duplicates and junk.
+  std::string object(Members members, bool shuffle = true) {
+    if (chance(15)) members.emplace_back(pickJunkKey(), junk(2));
+    if (!members.empty() && chance(12)) {
+      const auto dup = members[below(members.size())];
+      members.push_back(dup);
+    }
+    if (shuffle) std::shuffle(members.begin(), members.end(), rng_);
+    std::string s = "{" + ws();
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (i > 0) s += "," + ws();
+      s += key(members[i].first) + ws() + ":" + ws() + members[i].second;
+    }
+    return s + ws() + "}";
+  }
+
+  std::string array(const std::vector<std::string>& items) {
+    std::string s = "[" + ws();
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (i > 0) s += "," + ws();
+      s += items[i];
+    }
+    return s + ws() + "]";
+  }
+
+  std::string pickJunkKey() {
+    static const char* const kKeys[] = {"id",   "object", "created", "x_extra", "Usage", "usage ",  "usag",
+                                        "Text", "texts",  "logprobs", "a\\nb",  "",      "metadata"};
+    return pickFrom(kKeys);
+  }
+
+  // Arbitrary nested JSON, including floats the DOM parses and we skip.
+  std::string junk(int depth) {
+    switch (depth <= 0 ? below(5) : below(8)) {
+      case 0:
+        return str(4);
+      case 1: {
+        static const char* const kNums[] = {"0", "-12", "3.25", "0.0123e-05", "-0.006929283", "1e10", "42"};
+        return pickFrom(kNums);
+      }
+      case 2:
+        return "true";
+      case 3:
+        return "null";
+      case 4:
+        return "false";
+      case 5: {
+        std::vector<std::string> items;
+        for (size_t n = below(5); n > 0; --n) items.push_back(junk(depth - 1));
+        return array(items);
+      }
+      default: {
+        Members m;
+        for (size_t n = below(4); n > 0; --n) m.emplace_back(pickJunkKey(), junk(depth - 1));
+        return object(std::move(m));
+      }
+    }
+  }
+
+  // A text-ish value: usually a string, sometimes another type.
+  std::string textValue() {
+    if (chance(80)) return str();
+    return junk(1);
+  }
+
+  std::string part() {
+    if (chance(8)) return junk(1);
+    Members m;
+    m.emplace_back("type", chance(50) ? "\"text\"" : "\"output_text\"");
+    if (chance(90)) m.emplace_back("text", textValue());
+    if (chance(10)) m.emplace_back("annotations", "[]");
+    return object(std::move(m));
+  }
+
+  std::string parts() {
+    std::vector<std::string> items;
+    for (size_t n = below(4); n > 0; --n) items.push_back(part());
+    return array(items);
+  }
+
+  std::string function() {
+    if (chance(5)) return junk(1);
+    Members m;
+    if (chance(90)) m.emplace_back("name", chance(90) ? str(3) : junk(0));
+    if (chance(90)) m.emplace_back("arguments", chance(90) ? str() : junk(1));
+    return object(std::move(m));
+  }
+
+  std::string toolCalls() {
+    if (chance(5)) return junk(1);
+    std::vector<std::string> calls;
+    for (size_t n = below(4); n > 0; --n) {
+      if (chance(5)) {
+        calls.push_back(junk(0));
+        continue;
+      }
+      Members m{{"id", "\"call_1\""}, {"type", "\"function\""}};
+      if (chance(95)) m.emplace_back("function", function());
+      calls.push_back(object(std::move(m)));
+    }
+    return array(calls);
+  }
+
+  std::string message() {
+    if (chance(5)) return junk(1);
+    Members m{{"role", "\"assistant\""}};
+    if (chance(85)) m.emplace_back("content", chance(70) ? textValue() : parts());
+    if (chance(40)) m.emplace_back("refusal", chance(50) ? "null" : textValue());
+    if (chance(15)) m.emplace_back("reasoning_content", textValue());
+    if (chance(10)) m.emplace_back("reasoning", textValue());
+    if (chance(30)) m.emplace_back("tool_calls", toolCalls());
+    if (chance(10)) m.emplace_back("function_call", function());
+    if (chance(10)) m.emplace_back("audio", junk(2));
+    return object(std::move(m));
+  }
+
+  std::string choice(size_t index) {
+    if (chance(5)) return junk(1);
+    Members m{{"index", std::to_string(index)}};
+    if (chance(85)) {
+      static const char* const kReasons[] = {"\"stop\"", "\"length\"", "\"tool_calls\"", "null", "\"\"", "1",
+                                             "\"content_filter\""};
+      m.emplace_back("finish_reason", chance(90) ? pickFrom(kReasons) : str(3));
+    }
+    if (chance(70)) m.emplace_back("message", message());
+    if (chance(20)) m.emplace_back("text", textValue());
+    if (chance(40)) m.emplace_back("logprobs", chance(50) ? "null" : junk(3));
+    return object(std::move(m));
+  }
+
+  std::string choices() {
+    if (chance(5)) return junk(1);
+    std::vector<std::string> items;
+    for (size_t n = below(4); n > 0; --n) items.push_back(choice(items.size()));
+    return array(items);
+  }
+
+  std::string details(std::string_view field) {
+    if (chance(8)) return junk(1);
+    Members m;
+    if (chance(85)) m.emplace_back(std::string(field), count());
+    if (chance(40)) m.emplace_back("audio_tokens", count());
+    return object(std::move(m));
+  }
+
+  std::string usage() {
+    if (chance(6)) return junk(1);
+    Members m;
+    switch (below(4)) {
+      case 0:  // OpenAI chat / completions / embeddings
+        if (chance(95)) m.emplace_back("prompt_tokens", count());
+        if (chance(80)) m.emplace_back("completion_tokens", count());
+        m.emplace_back("total_tokens", count());
+        if (chance(50)) m.emplace_back("prompt_tokens_details", details("cached_tokens"));
+        if (chance(50)) m.emplace_back("completion_tokens_details", details("reasoning_tokens"));
+        break;
+      case 1:  // Responses API
+        if (chance(95)) m.emplace_back("input_tokens", count());
+        if (chance(90)) m.emplace_back("output_tokens", count());
+        if (chance(60)) m.emplace_back("input_tokens_details", details("cached_tokens"));
+        if (chance(60)) m.emplace_back("output_tokens_details", details("reasoning_tokens"));
+        m.emplace_back("total_tokens", count());
+        break;
+      case 2:  // Anthropic
+        m.emplace_back("input_tokens", count());
+        m.emplace_back("output_tokens", count());
+        if (chance(70)) m.emplace_back("cache_read_input_tokens", count());
+        if (chance(70)) m.emplace_back("cache_creation_input_tokens", count());
+        if (chance(30)) m.emplace_back("cache_creation", junk(2));
+        break;
+      default: {  // any mix
+        static const char* const kKeys[] = {"prompt_tokens",         "completion_tokens",
+                                            "input_tokens",          "output_tokens",
+                                            "cache_read_input_tokens", "cache_creation_input_tokens",
+                                            "total_tokens"};
+        for (size_t n = below(8); n > 0; --n) m.emplace_back(pickFrom(kKeys), count());
+        static const char* const kDetails[] = {"prompt_tokens_details", "input_tokens_details",
+                                               "completion_tokens_details", "output_tokens_details"};
+        for (size_t n = below(3); n > 0; --n) {
+          const std::string d = pickFrom(kDetails);
+          m.emplace_back(d, details(d.starts_with("prompt") || d.starts_with("input") ? "cached_tokens"
+                                                                                         : "reasoning_tokens"));
+        }
+      }
+    }
+    return object(std::move(m));
+  }
+
+  std::string outputItems() {
+    if (chance(5)) return junk(1);
+    std::vector<std::string> items;
+    for (size_t n = below(5); n > 0; --n) {
+      if (chance(5)) {
+        items.push_back(junk(1));
+        continue;
+      }
+      Members m;
+      switch (below(3)) {
+        case 0:
+          m = {{"type", "\"message\""}, {"role", "\"assistant\""}, {"content", chance(90) ? parts() : junk(1)}};
+          break;
+        case 1:
+          m = {{"type", "\"function_call\""}, {"name", str(2)}, {"arguments", textValue()}};
+          break;
+        default:
+          m = {{"type", "\"reasoning\""}, {"summary", chance(90) ? parts() : junk(1)}};
+      }
+      if (chance(20)) m.emplace_back("status", "\"completed\"");
+      items.push_back(object(std::move(m)));
+    }
+    return array(items);
+  }
+
+  std::string embeddingData() {
+    std::vector<std::string> floats;
+    for (size_t n = below(40); n > 0; --n) {
+      floats.push_back((chance(50) ? "-0.0" : "0.0") + std::to_string(next() % 100000000) +
+                       (chance(10) ? "e-05" : ""));
+    }
+    return array({object({{"object", "\"embedding\""}, {"index", "0"}, {"embedding", array(floats)}})});
+  }
+
+  std::string response() {
+    Members m;
+    if (chance(70)) m.emplace_back("id", "\"chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG\"");
+    if (chance(60)) m.emplace_back("object", "\"chat.completion\"");
+    if (chance(50)) m.emplace_back("created", integer());
+    if (chance(85)) m.emplace_back("model", chance(90) ? str(3) : junk(0));
+    if (chance(80)) m.emplace_back("usage", usage());
+    if (chance(60)) m.emplace_back("choices", choices());
+    if (chance(25)) m.emplace_back("output", outputItems());
+    if (chance(25)) m.emplace_back("status", chance(80) ? "\"completed\"" : junk(0));
+    if (chance(15)) m.emplace_back("error", chance(40) ? "null" : junk(2));
+    if (chance(20)) m.emplace_back("data", embeddingData());
+    if (chance(15)) m.emplace_back("system_fingerprint", "\"fp_fc9f1d7035\"");
+    if (chance(10)) m.emplace_back("type", "\"message\"");
+    // Extra duplicates of the fields that matter (first usage wins, last
+    // model wins, status only while no finish_reason, ...).
+    static const char* const kDupKeys[] = {"usage", "model", "status", "choices", "error", "output"};
+    for (size_t n = chance(30) ? below(3) + 1 : 0; n > 0; --n) {
+      const std::string k = pickFrom(kDupKeys);
+      std::string v = k == "usage" ? usage() : k == "model" ? str(2) : k == "choices" ? choices()
+                                                         : k == "output" ? outputItems() : junk(1);
+      m.emplace_back(k, std::move(v));
+    }
+    return ws() + object(std::move(m)) + ws();
+  }
+
+  // A corrupted copy of `body`: truncated, bytes changed, inserted or removed.
+  std::string mutate(std::string body) {
+    static const char kBytes[] = {'{', '}', '[', ']', ',', ':', '"', '\\', '0', '9', '-', '.', 'e',
+                                  'n', 't', 'f', ' ', 'x', 'u', '\n', '\x80', '\xff', '\xc3', '\x01'};
+    for (size_t k = below(3) + 1; k > 0 && !body.empty(); --k) {
+      const size_t at = below(body.size());
+      switch (below(5)) {
+        case 0:
+          body.resize(at);
+          break;
+        case 1:
+          body[at] = pickFrom(kBytes);
+          break;
+        case 2:
+          body.insert(body.begin() + static_cast<std::ptrdiff_t>(at), pickFrom(kBytes));
+          break;
+        case 3:
+          body.erase(at, 1);
+          break;
+        default: {
+          const size_t len = below(std::min<size_t>(body.size() - at, 40) + 1);
+          body.insert(at, body.substr(at, len));
+        }
+      }
+    }
+    return body;
+  }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+// --------------------------------------------------------------------------
+// Behaviour tests.
+// --------------------------------------------------------------------------
+
+TEST(Usage, ChatCompletion) {
+  auto r = summarizeResponse(kChatCompletion);
   ASSERT_TRUE(r.has_value()) << r.error().message;
   ASSERT_TRUE(r->usage.has_value());
   EXPECT_EQ(*r->usage, (core::TokenUsage{.input = 19, .cached = 3, .output = 10, .reasoning = 4}));
@@ -26,27 +740,25 @@ TEST(Usage, ChatCompletion) {
 }
 
 TEST(Usage, LegacyCompletionAndEmbeddings) {
-  auto c = summarizeResponse(R"({"object":"text_completion","choices":[{"text":"abc","index":0,"logprobs":null,
-    "finish_reason":"length"}],"usage":{"prompt_tokens":5,"completion_tokens":16,"total_tokens":21}})");
+  auto c = summarizeResponse(kLegacyCompletion);
   ASSERT_TRUE(c.has_value());
   EXPECT_EQ(c->usage, (core::TokenUsage{.input = 5, .cached = 0, .output = 16, .reasoning = 0}));
   EXPECT_EQ(c->finish_reason, "length");
   EXPECT_EQ(c->output_text_bytes, 3);
 
-  auto e = summarizeResponse(R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":"AAAA"}],
-    "model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}})");
+  auto e = summarizeResponse(kEmbeddings);
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->usage, (core::TokenUsage{.input = 8, .cached = 0, .output = 0, .reasoning = 0}));
   EXPECT_EQ(e->output_text_bytes, 0);
+
+  auto f = summarizeResponse(kEmbeddingsFloats);
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->usage, (core::TokenUsage{.input = 8, .cached = 0, .output = 0, .reasoning = 0}));
+  EXPECT_EQ(f->model, "text-embedding-3-small");
 }
 
 TEST(Usage, ResponsesApi) {
-  auto r = summarizeResponse(R"({"object":"response","status":"completed","model":"o4-mini",
-    "output":[{"type":"reasoning","summary":[{"type":"summary_text","text":"hmm"}]},
-      {"type":"message","content":[{"type":"output_text","text":"Hi!"}]},
-      {"type":"function_call","name":"f","arguments":"{\"a\":1}"}],
-    "usage":{"input_tokens":36,"input_tokens_details":{"cached_tokens":10},"output_tokens":87,
-      "output_tokens_details":{"reasoning_tokens":64},"total_tokens":123}})");
+  auto r = summarizeResponse(kResponsesApi);
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->usage, (core::TokenUsage{.input = 36, .cached = 10, .output = 87, .reasoning = 64}));
   EXPECT_EQ(r->finish_reason, "completed");
@@ -54,11 +766,9 @@ TEST(Usage, ResponsesApi) {
 }
 
 TEST(Usage, AnthropicShapeAddsCacheToInput) {
-  auto r = extractUsage(R"({"type":"message","usage":{"input_tokens":10,"cache_read_input_tokens":100,
-    "cache_creation_input_tokens":20,"output_tokens":5}})");
+  auto r = extractUsage(kAnthropic);
   EXPECT_EQ(r, (core::TokenUsage{.input = 130, .cached = 100, .output = 5, .reasoning = 0}));
-  auto huge = extractUsage(R"({"usage":{"input_tokens":9223372036854775807,"cache_read_input_tokens":9223372036854775807,
-    "output_tokens":1}})");
+  auto huge = extractUsage(kAnthropicHuge);
   ASSERT_TRUE(huge.has_value());
   EXPECT_EQ(huge->input, INT64_MAX);  // saturated, no overflow
 }
@@ -82,7 +792,7 @@ TEST(Usage, MissingOrHostile) {
 }
 
 TEST(Usage, ErrorBody) {
-  auto r = summarizeResponse(R"({"error":{"message":"x","type":"server_error","param":null,"code":null}})");
+  auto r = summarizeResponse(kErrorBody);
   ASSERT_TRUE(r.has_value());
   EXPECT_TRUE(r->is_error);
   EXPECT_FALSE(r->usage.has_value());
@@ -93,6 +803,220 @@ TEST(Usage, PaddedBodyInPlace) {
   body.reserve(body.size() + 64);
   EXPECT_EQ(extractUsage(body, body.capacity()),
             (core::TokenUsage{.input = 2, .cached = 0, .output = 3, .reasoning = 0}));
+}
+
+TEST(Usage, NotJsonOrNotObjectFails) {
+  for (std::string_view body : {"", " ", "not json", "[1,2]", "\"s\"", "12", "null", "{", "}", "{]", "{\"a\":1",
+                                "{\"a\":1} x", "{\"a\":1}}", "{\"a\":1}{\"b\":2}", "{\"a\" 1}", "{\"a\":1,}",
+                                "{1:2}", "{\"a\":1 \"b\":2}", "{\"usage\":{\"prompt_tokens\":1}", "\xff{}"}) {
+    auto r = summarizeResponse(body);
+    ASSERT_FALSE(r.has_value()) << body;
+    EXPECT_EQ(r.error().code, core::ErrorCode::kUpstreamError) << body;
+    EXPECT_FALSE(summarizePadded(body, '}').has_value()) << body;
+  }
+}
+
+TEST(Usage, MalformedPartsThatAreReadFail) {
+  // Each of these is something the summarizer parses: a count, a string it
+  // measures or stores, an atom it inspects, the structure it iterates.
+  for (std::string_view body : {
+           R"({"usage":{"prompt_tokens":01}})",
+           R"({"usage":{"prompt_tokens":1x}})",
+           R"({"usage":{"prompt_tokens":-}})",
+           R"({"usage":{"prompt_tokens":1e400}})",
+           R"({"usage":{"prompt_tokens":123456789012345678901234}})",
+           R"({"usage":{"prompt_tokens":nul}})",
+           R"({"usage":{"prompt_tokens":tru}})",
+           R"({"usage":{"prompt_tokens_details":{"cached_tokens":1.}}})",
+           R"({"model":"bad \x escape"})",
+           R"({"choices":[{"message":{"content":"\ud800"}}]})",
+           R"({"choices":[{"finish_reason":"\u12"}]})",
+           R"({"error":nulll})",
+           R"({"choices":[{"message":{"content":"a" "b"}}]})",
+           R"({"choices":[{"text":"a",,"index":0}]})",
+           R"({"usage":{"prompt_tokens":1 "completion_tokens":2}})",
+       }) {
+    auto r = summarizeResponse(body);
+    EXPECT_FALSE(r.has_value()) << body << " -> " << describe(r);
+    EXPECT_FALSE(referenceSummarize(body).has_value()) << body;  // the DOM rejected them too
+  }
+}
+
+TEST(Usage, MalformedSkippedPartsAreNotValidated) {
+  // Documented On-Demand difference: values the summarizer skips are not
+  // parsed, so a malformation there (or nesting deeper than kMaxJsonDepth) no
+  // longer fails the summary. The DOM oracle rejects all of these.
+  const std::string deep = std::string(5000, '[') + std::string(5000, ']');
+  for (const std::string& body : {
+           std::string(R"({"data":[1,2,tru,01,1e400],"usage":{"prompt_tokens":3,"completion_tokens":4}})"),
+           std::string(R"({"id":"bad \x escape","usage":{"prompt_tokens":3,"completion_tokens":4}})"),
+           R"({"data":)" + deep + R"(,"usage":{"prompt_tokens":3,"completion_tokens":4}})",
+           std::string(R"({"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":1e400}})"),
+       }) {
+    EXPECT_FALSE(referenceSummarize(body).has_value());
+    EXPECT_EQ(extractUsage(body), (core::TokenUsage{.input = 3, .cached = 0, .output = 4, .reasoning = 0}));
+  }
+}
+
+TEST(Usage, EscapedKeysMatchLikeTheDom) {
+  auto r = summarizeResponse(
+      R"({"us\u0061ge":{"prompt_t\u006fkens":7,"completion_tokens":2},"m\u006fdel":"m",)"
+      R"("choices":[{"fin\u0069sh_reason":"stop","message":{"cont\u0065nt":"ab"}}],"a\"b\\c":1})");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->usage, (core::TokenUsage{.input = 7, .cached = 0, .output = 2, .reasoning = 0}));
+  EXPECT_EQ(r->model, "m");
+  EXPECT_EQ(r->finish_reason, "stop");
+  EXPECT_EQ(r->output_text_bytes, 2);
+}
+
+TEST(Usage, DuplicateKeysBehaveLikeTheDom) {
+  // First usage that resolves wins; the last string model wins; only the
+  // first finish_reason / text / message of a choice counts, while every
+  // content field of a message counts; status fills an empty finish_reason.
+  auto r = summarizeResponse(
+      R"({"usage":{"prompt_tokens":"x"},"model":"a","usage":{"prompt_tokens":1,"prompt_tokens":9},)"
+      R"("usage":{"prompt_tokens":5},"model":3,"model":"b",)"
+      R"("status":"in_progress","choices":[7,{"finish_reason":null,"finish_reason":"stop","text":"abc","text":"zz",)"
+      R"("message":{"content":"12","content":[{"text":"345","text":"x"}]},"message":{"content":"nope"}}],)"
+      R"("choices":[{"finish_reason":"length","text":"q"}]})");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->usage, (core::TokenUsage{.input = 1, .cached = 0, .output = 0, .reasoning = 0}));
+  EXPECT_EQ(r->model, "b");
+  EXPECT_EQ(r->finish_reason, "in_progress");  // choice 0's first finish_reason is null
+  EXPECT_EQ(r->choices, 2);
+  EXPECT_EQ(r->output_text_bytes, 3 + 2 + 3 + 1);
+}
+
+TEST(Usage, UsageBeforeOrAfterChoices) {
+  const std::string choices = R"("choices":[{"message":{"content":"hi"},"finish_reason":"stop"}])";
+  const std::string usage = R"("usage":{"prompt_tokens":4,"completion_tokens":1})";
+  for (const std::string& body : {"{" + choices + "," + usage + "}", "{" + usage + "," + choices + "}"}) {
+    auto r = summarizeResponse(body);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->usage, (core::TokenUsage{.input = 4, .cached = 0, .output = 1, .reasoning = 0}));
+    EXPECT_EQ(r->finish_reason, "stop");
+    EXPECT_EQ(r->output_text_bytes, 2);
+  }
+}
+
+TEST(Usage, LargeBodyAndNestedDocuments) {
+  // > 1 MiB: a private parser and a private padded copy (capacity 0).
+  std::string big = R"({"data":[)";
+  while (big.size() < (size_t{3} << 19)) big += "-0.0123456789,";
+  big += R"(0],"model":"m","usage":{"prompt_tokens":8,"total_tokens":8}})";
+  auto r = summarizeResponse(big);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->usage, (core::TokenUsage{.input = 8, .cached = 0, .output = 0, .reasoning = 0}));
+
+  // While this thread's parser is borrowed, summarizeResponse uses its own
+  // parser and copy; the outer document must still read its own input.
+  std::string outer = R"({"k":"outer value","n":5})";
+  detail::OnDemandDocument doc;
+  ASSERT_FALSE(doc.iterate(outer));
+  auto inner = summarizeResponse(kChatCompletion);
+  ASSERT_TRUE(inner.has_value());
+  EXPECT_EQ(inner->model, "gpt-4o-2024-08-06");
+  std::string_view s;
+  ASSERT_FALSE(doc.doc()["k"].get_string().get(s));
+  EXPECT_EQ(s, "outer value");
+}
+
+TEST(Usage, BackslashScanIsExact) {
+  std::string buf(64 + 40 + kJsonPadding, 'a');
+  for (size_t n = 0; n <= 40; ++n) {
+    EXPECT_FALSE(detail::hasBackslashPadded(buf.data(), n)) << n;
+    for (size_t at = 0; at < n + 10; ++at) {
+      buf[at] = '\\';
+      EXPECT_EQ(detail::hasBackslashPadded(buf.data(), n), at < n) << n << " " << at;
+      buf[at] = '\\' + 1;  // 0x5d: one bit off
+      EXPECT_FALSE(detail::hasBackslashPadded(buf.data(), n));
+      buf[at] = 'a';
+    }
+  }
+}
+
+// --------------------------------------------------------------------------
+// Differential tests against the DOM oracle.
+// --------------------------------------------------------------------------
+
+TEST(UsageDifferential, Fixtures) {
+  DiffStats stats;
+  for (std::string_view body : responseFixtures()) checkAgainstReference(body, stats);
+  EXPECT_EQ(stats.failures, 0);
+  EXPECT_GE(stats.compared, 20);
+}
+
+TEST(UsageDifferential, GeneratedResponses) {
+  Gen gen(20261125);
+  DiffStats stats;
+  int with_usage = 0;
+  int with_finish = 0;
+  int with_text = 0;
+  int with_non_ascii = 0;
+  int errors = 0;
+  int many_choices = 0;
+  constexpr int kBodies = 6000;
+  for (int i = 0; i < kBodies; ++i) {
+    const std::string body = gen.response();
+    checkAgainstReference(body, stats);
+    if (auto r = referenceSummarize(body)) {
+      with_usage += r->usage.has_value();
+      with_finish += !r->finish_reason.empty();
+      with_text += r->output_text_bytes > 0;
+      with_non_ascii += r->output_non_ascii > 0;
+      errors += r->is_error;
+      many_choices += r->choices > 1;
+    }
+  }
+  EXPECT_EQ(stats.failures, 0);
+  // The generator must produce mostly valid, varied documents, or the
+  // comparison proves little.
+  EXPECT_GT(stats.compared, kBodies * 8 / 10);
+  EXPECT_GT(with_usage, kBodies / 5);
+  EXPECT_GT(with_finish, kBodies / 5);
+  EXPECT_GT(with_text, kBodies / 5);
+  EXPECT_GT(with_non_ascii, kBodies / 10);
+  EXPECT_GT(errors, kBodies / 50);
+  EXPECT_GT(many_choices, kBodies / 20);
+}
+
+// The refactored DOM usageFrom (shared with the stream filter) against the
+// oracle's, on the usage objects of generated responses.
+TEST(UsageDifferential, DomUsageFrom) {
+  Gen gen(7);
+  int compared = 0;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string body = "{\"usage\":" + gen.usage() + "}";
+    detail::JsonDocument doc;
+    if (doc.parse(body)) continue;
+    const element usage = doc.root()["usage"].value_unsafe();
+    ASSERT_EQ(detail::usageFrom(usage), referenceUsageFrom(usage)) << body;
+    ++compared;
+  }
+  EXPECT_GT(compared, 2500);
+}
+
+TEST(UsageDifferential, MutatedAndTruncatedBodies) {
+  Gen gen(424242);
+  DiffStats stats;
+  std::vector<std::string> seeds;
+  for (std::string_view f : responseFixtures()) seeds.emplace_back(f);
+  for (int i = 0; i < 300; ++i) seeds.push_back(gen.response());
+  int bodies = 0;
+  for (int round = 0; round < 12; ++round) {
+    for (const std::string& seed : seeds) {
+      checkAgainstReference(gen.mutate(seed), stats);
+      ++bodies;
+    }
+  }
+  // Every prefix of a few bodies (truncation at each byte).
+  for (size_t s = 0; s < 3; ++s) {
+    const std::string& seed = seeds[seeds.size() - 1 - s];
+    for (size_t n = 0; n <= seed.size(); ++n) checkAgainstReference(std::string_view(seed).substr(0, n), stats);
+  }
+  EXPECT_EQ(stats.failures, 0);
+  EXPECT_GT(stats.reference_fail, bodies / 3);  // most mutations break the JSON
+  EXPECT_GT(stats.compared, bodies / 20);       // some stay valid and are compared
 }
 
 }  // namespace
