@@ -1,7 +1,8 @@
 #pragma once
 /// @file
 /// @brief INTERNAL to src/net: a reusable, allocation-free receive on a plain
-/// TCP socket that does not retry recv() on a drained socket.
+/// TCP socket that does not retry recv() on a drained socket, and the socket
+/// type it needs (ReactorSocket, whose sendSome() is the matching send).
 ///
 /// Why not socket::async_read_some: Asio's reactor tries recv() at once every
 /// time a read is started, and only a zero-byte read (EOF) tells it the socket
