@@ -87,7 +87,7 @@ int64_t outputTokensAtLeast(const proto::StreamAccounting& acc, int64_t choices)
 template <typename... T>
 void destroyLater(net::Dispatcher& loop, T&&... objects) {
   auto bag = std::make_shared<std::tuple<std::decay_t<T>...>>(std::move(objects)...);
-  loop.post([bag = std::move(bag)]() mutable { bag.reset(); });
+  loop.defer([bag = std::move(bag)]() mutable { bag.reset(); });
 }
 
 // Headers of a successful response: 3 framing/content + up to 7 common + 6
@@ -146,12 +146,16 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
     // call synchronously inside cancel(), and a timer runs our code).
     // The usage record goes to the sink from there too, after the response
     // was written, so the copy-free hand-off stays off the latency path.
-    auto bag = std::make_shared<std::tuple<std::shared_ptr<Exchange>, std::unique_ptr<net::UpstreamCall>,
-                                           std::unique_ptr<net::Timer>>>(std::move(self_), std::move(call_),
-                                                                         std::move(timer_));
-    w_.loop.post([bag = std::move(bag)] {
-      Exchange& self = *std::get<0>(*bag);
-      self.gw_.usage().submit(std::move(self.rec_));
+    // defer(), not post(): it runs before the loop polls again, with no
+    // queue lock or wake-up; capturing only `this` (self_ holds us) keeps
+    // the std::function allocation-free.
+    retired_call_ = std::move(call_);
+    retired_timer_ = std::move(timer_);
+    w_.loop.defer([this] {
+      const std::shared_ptr<Exchange> keep = std::move(self_);
+      retired_call_.reset();
+      retired_timer_.reset();
+      gw_.usage().submit(std::move(rec_));
     });
   }
   /// Moves the current call and timer out of the way (destroyed later, on
@@ -166,6 +170,9 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   net::HttpRequest req_;
   std::shared_ptr<net::ServerStream> stream_;
   std::shared_ptr<Exchange> self_;  // keeps us alive while async work runs
+  // The finished request's call and timer, dropped by deferRelease()'s deferred function.
+  std::unique_ptr<net::UpstreamCall> retired_call_;
+  std::unique_ptr<net::Timer> retired_timer_;
   std::shared_ptr<const Snapshot> snap_;
   core::MonoTime t0_{};
   store::UsageRecord rec_;

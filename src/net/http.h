@@ -133,6 +133,11 @@ class Dispatcher {
   virtual ~Dispatcher() = default;
   /// Runs `fn` later on this loop.
   virtual void post(std::function<void()> fn) = 0;
+  /// Runs `fn` on this loop from a fresh stack frame, as post() does, but
+  /// right after the callback now running returns and before the loop waits
+  /// for I/O again: no queue lock, no extra wake-up. Outside a loop callback
+  /// it is post(). Call it from the loop thread.
+  virtual void defer(std::function<void()> fn) { post(std::move(fn)); }
   /// Runs `fn` on this loop after `delay` (real time), unless the returned
   /// Timer is destroyed first. Loop thread only.
   [[nodiscard]] virtual std::unique_ptr<Timer> schedule(core::Nanos delay, std::function<void()> fn) = 0;

@@ -753,6 +753,7 @@ void Connection::finishExchange(bool close_after) {
       process_posted_ = true;
       // Posted, not called: we may be deep inside a handler's callback.
       asio::post(owner_.loop().io(), [self = Ref<Connection>(this)] {
+        const detail::CallbackScope scope;
         self->process_posted_ = false;
         if (self->state_ != ConnState::kReading) return;
         self->process();
@@ -866,6 +867,7 @@ void Connection::waitWritable() {
   if (write_waiting_) return;
   write_waiting_ = true;
   sock_.async_wait(tcp::socket::wait_write, [self = Ref<Connection>(this)](const error_code& ec) {
+    const detail::CallbackScope scope;
     self->write_waiting_ = false;
     if (self->state_ == ConnState::kClosed) return;
     if (ec) {
@@ -898,7 +900,10 @@ void Connection::breakConnection() {
   // posted, so a handler is never re-entered from its own write()/respond().
   if (broken_ || state_ == ConnState::kClosed) return;
   broken_ = true;
-  asio::post(owner_.loop().io(), [self = Ref<Connection>(this)] { self->closeNow(); });
+  asio::post(owner_.loop().io(), [self = Ref<Connection>(this)] {
+    const detail::CallbackScope scope;
+    self->closeNow();
+  });
 }
 
 void Connection::closeNow() {
@@ -976,6 +981,7 @@ void LoopServer::startAccepting() {
 void LoopServer::accept() {
   if (!acceptor_ || draining_) return;
   acceptor_->async_accept([this](const error_code& ec, tcp::socket sock) {
+    const detail::CallbackScope scope;
     if (ec == asio::error::operation_aborted || !acceptor_ || draining_) return;
     if (ec) {
       // E.g. out of file descriptors: back off instead of spinning.

@@ -28,7 +28,7 @@ class TimerImpl final : public Timer {
     timer_.expires_after(std::chrono::duration_cast<asio::steady_timer::duration>(delay));
     timer_.async_wait([core = core_](const boost::system::error_code& ec) {
       if (ec || !core->alive) return;
-      const sluice::core::TimeScope time_scope;
+      const CallbackScope scope;
       core->alive = false;
       // Moved out first: the callback commonly destroys its own Timer.
       auto fn = std::move(core->fn);
@@ -57,9 +57,17 @@ Loop::~Loop() = default;
 
 void Loop::post(std::function<void()> fn) {
   asio::post(io_, [fn = std::move(fn)] {
-    const core::TimeScope time_scope;  // one time stamp per callback (clock.h)
+    const CallbackScope scope;  // one time stamp, then deferred work (callback_scope.h)
     fn();
   });
+}
+
+void Loop::defer(std::function<void()> fn) {
+  if (CallbackScope::active() && inLoopThread()) {
+    CallbackScope::defer(std::move(fn));
+  } else {
+    post(std::move(fn));
+  }
 }
 
 std::unique_ptr<Timer> Loop::schedule(core::Nanos delay, std::function<void()> fn) {
@@ -94,7 +102,7 @@ void Loop::armTick() {
 }
 
 void Loop::onTick() {
-  const core::TimeScope time_scope;
+  const CallbackScope scope;
   refreshDate();
   const core::MonoTime t = now();
   for (size_t i = 0; i < tickables_.size(); ++i) {  // may grow while iterating

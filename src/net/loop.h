@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "net/callback_scope.h"
 #include "net/http.h"
 
 namespace sluice::net::detail {
@@ -103,6 +104,7 @@ class Loop final : public Dispatcher {
   ~Loop() override;
 
   void post(std::function<void()> fn) override;
+  void defer(std::function<void()> fn) override;
   [[nodiscard]] std::unique_ptr<Timer> schedule(core::Nanos delay, std::function<void()> fn) override;
   [[nodiscard]] const core::Clock& clock() const override { return clock_; }
 

@@ -55,7 +55,7 @@
 #include <cerrno>
 #include <cstddef>
 
-#include "core/clock.h"
+#include "net/callback_scope.h"
 
 namespace sluice::net::detail {
 
@@ -194,7 +194,7 @@ class ReadOp final : public boost::asio::detail::reactor_op {
       return;
     }
     self->in_completion_ = !self->ec_;
-    const core::TimeScope time_scope;  // one time stamp for this callback (clock.h)
+    const CallbackScope scope;  // time stamp and deferred work of this callback (callback_scope.h)
     self->on_complete_(self->owner_, self->ec_, self->bytes_transferred_);  // may destroy *self
   }
 

@@ -382,6 +382,7 @@ std::unique_ptr<UpstreamCall> ClientImpl::start(UpstreamRequest request, Upstrea
 void ClientImpl::postFailure(const Ref<CallState>& st, UpstreamErrorKind kind) {
   // Posted: start() never runs a callback before it returns.
   asio::post(loop_.io(), [st, kind, token = token_] {
+    const detail::CallbackScope scope;
     if (token->client != nullptr && st->phase_ != Phase::kDone) token->client->complete(st.get(), kind);
   });
 }
@@ -430,6 +431,7 @@ void ClientImpl::resolveThenConnect(const Ref<UpConn>& c) {
   resolver_.async_resolve(
       origin_.host, std::to_string(origin_.port),
       [token = token_](const error_code& ec, const tcp::resolver::results_type& results) {
+        const detail::CallbackScope scope;
         ClientImpl* self = token->client;
         if (self == nullptr) return;
         self->resolving_ = false;
@@ -455,6 +457,7 @@ void ClientImpl::resolveThenConnect(const Ref<UpConn>& c) {
 
 void ClientImpl::connect(const Ref<UpConn>& c) {
   asio::async_connect(c->sock_, endpoints_, [c](const error_code& ec, const tcp::endpoint&) {
+    const detail::CallbackScope scope;
     if (c->client_ == nullptr || c->state_ == ConnState::kClosed) return;
     c->client_->onConnected(c, ec);
   });
@@ -477,6 +480,7 @@ void ClientImpl::onConnected(const Ref<UpConn>& c, const error_code& ec) {
   if (!origin_.ip_literal) SSL_set_tlsext_host_name(c->tls_->native_handle(), origin_.host.c_str());
   if (options_.verify_tls) c->tls_->set_verify_callback(ssl::host_name_verification(origin_.host));
   c->tls_->async_handshake(ssl::stream_base::client, [c](const error_code& hec) {
+    const detail::CallbackScope scope;
     if (c->client_ == nullptr || c->state_ == ConnState::kClosed) return;
     if (hec) {
       c->client_->failConnect(c.get());
@@ -553,6 +557,7 @@ void ClientImpl::sendRequest(UpConn* c) {
     c->wbufs_ = {asio::buffer(c->head_), asio::buffer(r.body)};
     Ref<UpConn> cref(c);
     asio::async_write(*c->tls_, c->wbufs_, [cref](const error_code& ec, size_t) {
+      const detail::CallbackScope scope;
       if (cref->client_ == nullptr || cref->state_ == ConnState::kClosed) return;
       if (!ec) {
         cref->write_done_ = true;
@@ -581,6 +586,7 @@ void ClientImpl::writePlain(UpConn* c) {
       c->write_waiting_ = true;
       Ref<UpConn> cref(c);
       c->sock_.async_wait(tcp::socket::wait_write, [cref](const error_code& wec) {
+        const detail::CallbackScope scope;
         cref->write_waiting_ = false;
         if (cref->client_ == nullptr || cref->state_ == ConnState::kClosed || !cref->call_) return;
         if (wec) {
@@ -651,7 +657,10 @@ void ClientImpl::armRead(UpConn* c) {
     return;
   }
   c->tls_->async_read_some(asio::buffer(c->buf_.get() + c->end_, c->cap_ - c->end_),
-                           [cref = Ref<UpConn>(c)](const error_code& ec, size_t n) { cref->readDone(cref.get(), ec, n); });
+                           [cref = Ref<UpConn>(c)](const error_code& ec, size_t n) {
+                             const detail::CallbackScope scope;
+                             cref->readDone(cref.get(), ec, n);
+                           });
 }
 
 void UpConn::readDone(void* owner, const error_code& ec, size_t n) {

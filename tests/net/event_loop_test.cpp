@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "net_test_util.h"
 
@@ -31,6 +33,41 @@ TEST(EventLoopThread, PostAndRunSyncRunOnTheLoopThread) {
   loop->runSync([&] { loop->runSync([&] { inner = 1; }); });
   EXPECT_EQ(inner, 1);
   EXPECT_EQ(&loop->dispatcher().clock(), &core::SystemClock::instance());
+}
+
+TEST(EventLoopThread, DeferRunsRightAfterTheCallbackBeforeQueuedWork) {
+  auto loop = makeEventLoopThread(core::SystemClock::instance());
+  Dispatcher& d = loop->dispatcher();
+  std::vector<std::string> order;  // loop thread only
+  std::atomic<bool> done{false};
+  d.post([&] {
+    d.post([&] {
+      order.push_back("posted");
+      done = true;
+    });
+    d.defer([&] {
+      order.push_back("deferred");
+      d.defer([&] { order.push_back("deferred by deferred"); });
+    });
+    order.push_back("callback end");
+  });
+  ASSERT_TRUE(eventually([&] { return done.load(); }));
+  loop->runSync([] {});
+  EXPECT_EQ(order, (std::vector<std::string>{"callback end", "deferred", "deferred by deferred", "posted"}));
+}
+
+TEST(EventLoopThread, DeferFromAnotherThreadIsAPost) {
+  auto loop = makeEventLoopThread(core::SystemClock::instance());
+  std::thread::id loop_id;
+  loop->runSync([&] { loop_id = std::this_thread::get_id(); });
+  std::atomic<bool> ran{false};
+  std::atomic<bool> on_loop{false};
+  loop->dispatcher().defer([&] {
+    on_loop = std::this_thread::get_id() == loop_id;
+    ran = true;
+  });
+  ASSERT_TRUE(eventually([&] { return ran.load(); }));
+  EXPECT_TRUE(on_loop.load());
 }
 
 TEST(EventLoopThread, ScheduledTimerFires) {
