@@ -65,6 +65,21 @@ void BM_InspectChat(benchmark::State& state) {
 }
 BENCHMARK(BM_InspectChat);
 
+// The request bench/load.sh sends: a short two-message chat (189 bytes),
+// where per-call costs dominate.
+void BM_InspectChatSmall(benchmark::State& state) {
+  std::string body =
+      R"({"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a support agent."},)"
+      R"({"role":"user","content":"My order 1234 arrived damaged. What can I do?"}],"max_tokens":16})";
+  reserveJsonPadding(body);
+  for (auto _ : state) {
+    auto view = inspectChatRequest(body, body.capacity());
+    benchmark::DoNotOptimize(view);
+  }
+  state.counters["body_bytes"] = static_cast<double>(body.size());
+}
+BENCHMARK(BM_InspectChatSmall);
+
 void BM_InspectChatUnpadded(benchmark::State& state) {
   const std::string body = typicalChatRequest();
   for (auto _ : state) {

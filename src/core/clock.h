@@ -77,7 +77,10 @@ class ManualClock final : public Clock {
 /// staleness is bounded by that callback's run time (microseconds), and every
 /// measured span crosses callbacks anyway (read from the request's callback
 /// to the response's). Stamps that must see time pass inside a callback use
-/// exactMonotonicNow().
+/// exactMonotonicNow(). Inside a scope, wall time is the scope's monotonic
+/// time plus an offset re-read from the base clock once a second, so a
+/// callback reads the base clock once, and a wall-clock step shows within a
+/// second.
 ///
 /// Thread-safe: each thread has its own snapshot; a scope covers only the
 /// thread that opened it.
@@ -90,7 +93,16 @@ class CachedClock final : public Clock {
     if (s.depth == 0) return base_.wallNow();
     claim(s);
     if (!s.wall_valid) {
-      s.wall = base_.wallNow();
+      // Wall time is the scope's monotonic time plus an offset read from the
+      // base clock at most once per kWallResync: one clock read per scope,
+      // not two. A step of the wall clock is seen within kWallResync.
+      const MonoTime m = cachedMono(s);
+      if (!s.offset_valid || m - s.offset_at >= kWallResync || m < s.offset_at) {
+        s.wall_offset = base_.wallNow().time_since_epoch() - m.time_since_epoch();
+        s.offset_at = m;
+        s.offset_valid = true;
+      }
+      s.wall = WallTime{m.time_since_epoch() + s.wall_offset};
       s.wall_valid = true;
     }
     return s.wall;
@@ -99,23 +111,24 @@ class CachedClock final : public Clock {
     Snapshot& s = snapshot();
     if (s.depth == 0) return base_.monotonicNow();
     claim(s);
-    if (!s.mono_valid) {
-      s.mono = base_.monotonicNow();
-      s.mono_valid = true;
-    }
-    return s.mono;
+    return cachedMono(s);
   }
   [[nodiscard]] MonoTime exactMonotonicNow() const override { return base_.monotonicNow(); }
 
  private:
   friend class TimeScope;
+  /// How long a wall-minus-monotonic offset is reused (see wallNow()).
+  static constexpr Nanos kWallResync = std::chrono::seconds(1);
   struct Snapshot {
     int depth = 0;
     const CachedClock* owner = nullptr;  // whose time the snapshot holds
     bool mono_valid = false;
     bool wall_valid = false;
+    bool offset_valid = false;  // outlives scopes, unlike mono and wall
     MonoTime mono{};
     WallTime wall{};
+    Nanos wall_offset{};
+    MonoTime offset_at{};
   };
   static Snapshot& snapshot() {
     static thread_local Snapshot s;
@@ -124,7 +137,14 @@ class CachedClock final : public Clock {
   void claim(Snapshot& s) const {
     if (s.owner == this) return;
     s.owner = this;  // another clock's values are not ours
-    s.mono_valid = s.wall_valid = false;
+    s.mono_valid = s.wall_valid = s.offset_valid = false;
+  }
+  MonoTime cachedMono(Snapshot& s) const {
+    if (!s.mono_valid) {
+      s.mono = base_.monotonicNow();
+      s.mono_valid = true;
+    }
+    return s.mono;
   }
 
   const Clock& base_;

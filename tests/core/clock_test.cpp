@@ -51,6 +51,29 @@ TEST(CachedClock, InsideAScopeTheFirstReadOfEachKindIsKept) {
   }
 }
 
+TEST(CachedClock, InAScopeWallTimeFollowsMonotonicTimeAndResyncsEverySecond) {
+  ManualClock base;
+  const CachedClock clock(base);
+  WallTime w0;
+  {
+    const TimeScope scope;
+    w0 = clock.wallNow();
+    EXPECT_EQ(w0, base.wallNow());
+  }
+  base.advance(10ms);
+  base.setWall(base.wallNow() + 1h);  // a wall-clock step (NTP, an operator)
+  {
+    const TimeScope scope;  // within the resync interval: monotonic time + the old offset
+    EXPECT_EQ(clock.wallNow() - w0, 10ms);
+  }
+  base.advance(1s);
+  {
+    const TimeScope scope;  // a second later the step shows
+    EXPECT_EQ(clock.wallNow(), base.wallNow());
+  }
+  EXPECT_EQ(clock.wallNow(), base.wallNow());  // outside a scope: always live
+}
+
 TEST(CachedClock, ExactReadsIgnoreTheScope) {
   ManualClock base;
   const CachedClock clock(base);
