@@ -1,18 +1,26 @@
 #include "core/breaker.h"
 
 #include <algorithm>
+#include <atomic>
 
 namespace sluice::core {
 namespace detail {
 
 struct Breaker {
   std::mutex mu;
+  // The common case without the mutex: true while closed with no failure
+  // counted and no Retry-After hold. Then tryAcquire() admits and
+  // recordSuccess() has nothing to change. Written under `mu`; cleared
+  // before `epoch` moves, so a reader that sees it set together with an
+  // epoch read first holds an admission of that epoch or an earlier one
+  // (whose verdict a state change makes moot anyway).
+  std::atomic<bool> healthy{true};
+  std::atomic<uint64_t> epoch{0};  // bumped on every state change (under mu)
   BreakerState state = BreakerState::kClosed;
   int consecutive_failures = 0;
   int probes_in_flight = 0;
   MonoTime open_until{};
-  MonoTime hold_until{};  // Retry-After: no admission before this
-  uint64_t epoch = 0;     // bumped on every state change
+  MonoTime hold_until{};  // Retry-After: no admission before this; {} = none
 };
 
 }  // namespace detail
@@ -21,12 +29,22 @@ namespace {
 
 using detail::Breaker;
 
+// Under b.mu, after any change of state, failures or hold.
+void refreshHealthy(Breaker& b) {
+  b.healthy.store(b.state == BreakerState::kClosed && b.consecutive_failures == 0 && b.hold_until == MonoTime{},
+                  std::memory_order_release);
+}
+
 void transition(Breaker& b, BreakerState to) {
+  b.healthy.store(false, std::memory_order_release);  // before the epoch moves (see Breaker)
   b.state = to;
-  ++b.epoch;
+  b.epoch.store(b.epoch.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   b.probes_in_flight = 0;
   b.consecutive_failures = 0;
+  refreshHealthy(b);
 }
+
+uint64_t epochOf(const Breaker& b) { return b.epoch.load(std::memory_order_relaxed); }  // under b.mu
 
 // Effective state: open turns half-open once open_until has passed.
 BreakerState effectiveState(const Breaker& b, MonoTime now) {
@@ -66,27 +84,36 @@ std::optional<BreakerKey> BreakerRegistry::find(std::string_view provider, std::
 Admission BreakerRegistry::tryAcquire(BreakerKey key) {
   if (!key.valid()) return {};
   Breaker& b = *key.node_;
+  const uint64_t seen_epoch = b.epoch.load(std::memory_order_acquire);
+  if (b.healthy.load(std::memory_order_acquire)) return {true, false, seen_epoch};
   const MonoTime now = clock_.monotonicNow();
   std::lock_guard lock(b.mu);
-  if (now < b.hold_until) return {false, false, b.epoch};
+  if (b.hold_until != MonoTime{} && now >= b.hold_until) {
+    b.hold_until = MonoTime{};  // the hold is over
+    refreshHealthy(b);
+  }
+  if (now < b.hold_until) return {false, false, epochOf(b)};
   if (b.state == BreakerState::kOpen) {
-    if (now < b.open_until) return {false, false, b.epoch};
+    if (now < b.open_until) return {false, false, epochOf(b)};
     transition(b, BreakerState::kHalfOpen);
   }
-  if (b.state == BreakerState::kClosed) return {true, false, b.epoch};
+  if (b.state == BreakerState::kClosed) return {true, false, epochOf(b)};
   // Half-open: only a bounded number of probes at once.
-  if (b.probes_in_flight >= options_.half_open_probes) return {false, false, b.epoch};
+  if (b.probes_in_flight >= options_.half_open_probes) return {false, false, epochOf(b)};
   ++b.probes_in_flight;
-  return {true, true, b.epoch};
+  return {true, true, epochOf(b)};
 }
 
 void BreakerRegistry::recordSuccess(BreakerKey key, const Admission& admission) {
   if (!key.valid() || !admission.allowed) return;
   Breaker& b = *key.node_;
+  // Closed, nothing counted, same period: a success changes nothing.
+  if (admission.epoch == b.epoch.load(std::memory_order_acquire) && b.healthy.load(std::memory_order_acquire)) return;
   std::lock_guard lock(b.mu);
-  if (admission.epoch != b.epoch) return;  // admitted before the last state change
+  if (admission.epoch != epochOf(b)) return;  // admitted before the last state change
   if (b.state == BreakerState::kClosed) {
     b.consecutive_failures = 0;
+    refreshHealthy(b);
   } else if (b.state == BreakerState::kHalfOpen && admission.is_probe) {
     transition(b, BreakerState::kClosed);
   }
@@ -100,8 +127,11 @@ void BreakerRegistry::recordFailure(BreakerKey key, const Admission& admission, 
   if (retry_after) wait = std::clamp(*retry_after, Nanos{0}, options_.max_retry_after);
   std::lock_guard lock(b.mu);
   // The provider's wait is news about now, whoever reports it.
-  if (retry_after) b.hold_until = std::max(b.hold_until, now + wait);
-  if (admission.epoch != b.epoch) return;
+  if (retry_after && wait > Nanos{0}) b.hold_until = std::max(b.hold_until, now + wait);
+  if (admission.epoch != epochOf(b)) {
+    refreshHealthy(b);
+    return;
+  }
   const auto open = [&] {
     transition(b, BreakerState::kOpen);
     b.open_until = now + std::max(options_.open_for, wait);
@@ -111,13 +141,14 @@ void BreakerRegistry::recordFailure(BreakerKey key, const Admission& admission, 
   } else if (b.state == BreakerState::kHalfOpen && admission.is_probe) {
     open();
   }
+  refreshHealthy(b);
 }
 
 void BreakerRegistry::releaseProbe(BreakerKey key, const Admission& admission) {
   if (!key.valid() || !admission.allowed || !admission.is_probe) return;
   Breaker& b = *key.node_;
   std::lock_guard lock(b.mu);
-  if (admission.epoch == b.epoch && b.state == BreakerState::kHalfOpen && b.probes_in_flight > 0) {
+  if (admission.epoch == epochOf(b) && b.state == BreakerState::kHalfOpen && b.probes_in_flight > 0) {
     --b.probes_in_flight;
   }
 }
