@@ -1001,7 +1001,7 @@ void Exchange::reject(ErrorCode code, std::string message, Outcome outcome, std:
   h.add("content-type", "application/json");
   addCommonHeaders(h);
   if (outcome == Outcome::kRejectedRate) addRateHeaders(h);
-  for (const auto& x : extra) h.add(x.name.view(), x.value);
+  for (const auto& x : extra) h.addChecked(x.name.view(), x.value);
   stream_->respondLines(wire.http_status, h, proto::errorBody(code, message, param));
 }
 

@@ -70,18 +70,23 @@ bool anyColonOrByteBelow21(std::string_view s) {
 
 namespace detail {
 
+bool safeHeaderValue(std::string_view value) {
+  // Pre-filter: only a value holding a byte in the suspect range (a tab, say)
+  // needs the exact table check.
+  if (!anyByteBelow0E(value)) return true;
+  bool bad = false;
+  for (const char c : value) bad |= kHeaderChars.bad_in_value[static_cast<unsigned char>(c)];
+  return !bad;
+}
+
 bool safeHeaderField(std::string_view name, std::string_view value) {
   if (name.empty()) return false;
   bool bad = false;
-  // Pre-filters: only a name or value holding a byte in the suspect range
-  // (a tab in a value, say) needs the exact table check.
+  // Pre-filter, as in safeHeaderValue.
   if (anyColonOrByteBelow21(name)) {
     for (const char c : name) bad |= kHeaderChars.bad_in_name[static_cast<unsigned char>(c)];
   }
-  if (anyByteBelow0E(value)) {
-    for (const char c : value) bad |= kHeaderChars.bad_in_value[static_cast<unsigned char>(c)];
-  }
-  return !bad;
+  return !bad && safeHeaderValue(value);
 }
 
 // Headers the server frames itself.
@@ -109,10 +114,10 @@ bool iequalsAscii(std::string_view a, std::string_view b) {
 std::ostream& operator<<(std::ostream& os, const HeaderName& name) { return os << name.view(); }
 
 HeaderLines::HeaderLines(const Headers& headers) {
-  for (const auto& h : headers) add(h.name.view(), h.value);
+  for (const auto& h : headers) addChecked(h.name.view(), h.value);
 }
 
-void HeaderLines::add(std::string_view name, std::string_view value) {
+void HeaderLines::addChecked(std::string_view name, std::string_view value) {
   if (iequalsAscii(name, "connection")) {
     for (size_t i = 0; i + 5 <= value.size(); ++i) {
       if (iequalsAscii(value.substr(i, 5), "close")) close_ = true;
@@ -120,6 +125,21 @@ void HeaderLines::add(std::string_view name, std::string_view value) {
     return;
   }
   if (detail::serverManagedHeader(name) || !detail::safeHeaderField(name, value)) return;
+  append(name, value);
+}
+
+void HeaderLines::add(FieldName name, std::string_view value) {
+  if (!detail::safeHeaderValue(value)) return;
+  append(name.view(), value);
+}
+
+void HeaderLines::add(FieldName name, int64_t value) {
+  char buf[24];
+  const auto r = std::to_chars(buf, buf + sizeof buf, value);
+  append(name.view(), std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
+}
+
+void HeaderLines::append(std::string_view name, std::string_view value) {
   const size_t at = text_.size();
   text_.resize_and_overwrite(at + name.size() + value.size() + 4, [&](char* p, size_t n) {
     char* w = p + at;
@@ -134,12 +154,6 @@ void HeaderLines::add(std::string_view name, std::string_view value) {
     (void)n;
     return static_cast<size_t>(w - p);
   });
-}
-
-void HeaderLines::add(std::string_view name, int64_t value) {
-  char buf[24];
-  const auto r = std::to_chars(buf, buf + sizeof buf, value);
-  add(name, std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
 }
 
 Headers HeaderLines::toHeaders() const {

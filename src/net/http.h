@@ -76,25 +76,54 @@ struct Header {
 };
 using Headers = std::vector<Header>;
 
+/// A response field name fixed in the source and checked at compile time: a
+/// lowercase token that the server does not frame itself (not date,
+/// connection, keep-alive, content-length or transfer-encoding). A name
+/// that fails the check does not compile.
+class FieldName {
+ public:
+  consteval FieldName(const char* name) : name_(name) {  // NOLINT(google-explicit-constructor): literals convert
+    if (!valid(name_)) throw "HeaderLines::add: not a lowercase token, or a field the server frames itself";
+  }
+  [[nodiscard]] constexpr std::string_view view() const { return name_; }
+
+ private:
+  static consteval bool valid(std::string_view n) {
+    if (n.empty()) return false;
+    for (const char c : n) {
+      const bool token = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+      if (!token) return false;
+    }
+    for (std::string_view managed : {"date", "connection", "keep-alive", "content-length", "transfer-encoding"}) {
+      if (n == managed) return false;
+    }
+    return true;
+  }
+  std::string_view name_;
+};
+
 /// Response header fields rendered as they are added, one "name: value\r\n"
 /// line each: for a handler that puts a dozen small fields on every response,
 /// this costs no per-field string or vector entry, and the server copies the
 /// block into the response head as is.
 ///
-/// add() checks each field as respond() checks Headers: a field that could
-/// split the response (a name that is not a token, a value with CR, LF or
-/// NUL) or that the server frames itself (date, content-length,
-/// transfer-encoding, keep-alive) is dropped; `connection` is not rendered,
-/// but a value naming "close" makes the server close after the response.
+/// Every field is checked as respond() checks Headers: a value with CR, LF or
+/// NUL is dropped. add() takes a FieldName, checked when it compiles;
+/// addChecked() takes a name known only at run time and also drops a name that
+/// is not a token or that the server frames itself (date, content-length,
+/// transfer-encoding, keep-alive); there `connection` is not rendered, but a
+/// value naming "close" makes the server close after the response.
 class HeaderLines {
  public:
   HeaderLines() = default;
   explicit HeaderLines(const Headers& headers);
 
   void reserve(size_t bytes) { text_.reserve(bytes); }
-  void add(std::string_view name, std::string_view value);
-  /// A decimal integer value, formatted in place.
-  void add(std::string_view name, int64_t value);
+  void add(FieldName name, std::string_view value);
+  /// A decimal integer value, formatted in place (nothing to check).
+  void add(FieldName name, int64_t value);
+  void addChecked(std::string_view name, std::string_view value);
 
   [[nodiscard]] std::string_view text() const { return text_; }
   [[nodiscard]] bool closeRequested() const { return close_; }
@@ -103,6 +132,8 @@ class HeaderLines {
   [[nodiscard]] Headers toHeaders() const;
 
  private:
+  void append(std::string_view name, std::string_view value);
+
   std::string text_;
   bool close_ = false;
 };

@@ -586,7 +586,7 @@ TEST(HttpServer, HeaderLinesConnectionCloseClosesAfterTheResponse) {
       {},
       [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) {
         HeaderLines h;
-        h.add("Connection", "Close");
+        h.addChecked("Connection", "Close");
         s->beginStreamLines(200, h);
         s->write("x");
         s->end();
@@ -603,16 +603,23 @@ TEST(HttpServer, HeaderLinesConnectionCloseClosesAfterTheResponse) {
   server->stop(1s);
 }
 
+// Names fixed in the source are checked when they compile: "Date",
+// "content-length" or "x bad" passed to add() do not build (addChecked() takes them).
+static_assert(FieldName("x-request-id").view() == "x-request-id");
+static_assert(FieldName("x-ratelimit-reset-tokens").view() == "x-ratelimit-reset-tokens");
+
 TEST(HeaderLines, RenderAndConvertBack) {
   HeaderLines h;
   EXPECT_TRUE(h.empty());
   h.add("content-type", "application/json");
   h.add("x-n", int64_t{1234567890123});
-  h.add("Date", "ignored");
-  h.add("connection", "keep-alive");  // not rendered, and not a close
+  h.addChecked("Date", "ignored");
+  h.addChecked("x bad", "dropped");
+  h.add("x-bad-value", "a\r\nx-injected: 1");  // dropped
+  h.addChecked("connection", "keep-alive");  // not rendered, and not a close
   EXPECT_EQ(h.text(), "content-type: application/json\r\nx-n: 1234567890123\r\n");
   EXPECT_FALSE(h.closeRequested());
-  h.add("connection", "keep-alive, close");
+  h.addChecked("connection", "keep-alive, close");
   EXPECT_TRUE(h.closeRequested());
   const Headers back = h.toHeaders();
   ASSERT_EQ(back.size(), 3u);
