@@ -20,7 +20,7 @@ BIN=${SLUICE_BIN:-build/release/src/app/sluice}
 DUR=${DUR:-10}
 CONNS=${CONNS:-"1 16 64 256"}
 TTFT_N=${TTFT_N:-300}
-[ -x "$BIN" ] || { echo "build first: cmake --preset release && cmake --build --preset release" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "build first: bash scripts/build-release.sh" >&2; exit 1; }
 command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "run scripts/setup.sh first" >&2; exit 1; }
 
 TMP=$(mktemp -d)

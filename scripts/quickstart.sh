@@ -7,8 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-cmake --preset release >/dev/null
-cmake --build --preset release --target sluice
+bash scripts/build-release.sh --target sluice  # profile-guided: builds, trains on loopback, rebuilds
 BIN=build/release/src/app/sluice
 CONFIG=examples/quickstart.yaml
 

@@ -46,7 +46,9 @@ std::string formatUsd(MicroUsd micros) {
   char buf[32];
   char* p = buf;
   if (neg) *p++ = '-';
-  p = std::to_chars(p, buf + sizeof buf, m / 1'000'000).ptr;
+  // At most 14 digits here (UINT64_MAX / 10^6); the bound keeps room for
+  // ".dddddd" even on to_chars' (impossible) overflow path, which returns the bound.
+  p = std::to_chars(p, buf + sizeof buf - 7, m / 1'000'000).ptr;
   *p++ = '.';
   uint64_t frac = m % 1'000'000;
   for (int i = 5; i >= 0; --i) {
