@@ -28,9 +28,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+. scripts/loopback.sh  # free_port, wait_port, write_gateway_config
 cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 
 MOCK_PORT=$(free_port); NGINX_PORT=$(free_port); SLUICE_PORT=$(free_port)
@@ -75,17 +73,7 @@ start_nginx "$TMP/nginxlog" "$NGINXLOG_PORT" "access_log $TMP/nginxlog/access.lo
 NGINX_WORKER=$(pgrep -P "$(cat "$TMP/nginx/nginx.pid")" | head -1)
 NGINXLOG_WORKER=$(pgrep -P "$(cat "$TMP/nginxlog/nginx.pid")" | head -1)
 
-cat >"$TMP/sluice.yaml" <<YAML
-server: {listen: "127.0.0.1:$SLUICE_PORT", threads: 1, usage_log: "$TMP/usage.jsonl"}
-storage: {state: "sqlite:$TMP/state.db", ledger: "sqlite:$TMP/state.db"}
-providers:
-  openai: {base_url: "http://127.0.0.1:$MOCK_PORT/v1", max_connections: 512}
-budgets:
-  global: {usd_per_day: 100000}
-  tiers: {standard: {share: 1.0}}
-agents:
-  bench: {tier: standard, rpm: 100000000, tpm: 100000000000, usd_per_day: 100000, max_tokens_per_call: 64}
-YAML
+write_gateway_config "$TMP/sluice.yaml" "$SLUICE_PORT" "$MOCK_PORT" "$TMP" bench
 KEY=$("$BIN" keys create --config "$TMP/sluice.yaml" --agent bench 2>/dev/null)
 taskset -c 0 "$BIN" serve --config "$TMP/sluice.yaml" >"$TMP/sluice.log" 2>&1 &
 PIDS+=($!); SLUICE_PID=$!

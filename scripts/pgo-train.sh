@@ -25,9 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done; echo "pgo-train: port $1 never opened" >&2; exit 1; }
+. "$(dirname "$0")/loopback.sh"  # free_port, wait_port, write_gateway_config
 
 MOCK_PORT=$(free_port)
 PORT=$(free_port)
@@ -35,18 +33,8 @@ PORT=$(free_port)
 PIDS+=($!)
 wait_port "$MOCK_PORT"
 
-cat >"$TMP/sluice.yaml" <<YAML
-server: {listen: "127.0.0.1:$PORT", threads: 1, usage_log: "$TMP/usage.jsonl"}
-storage: {state: "sqlite:$TMP/state.db", ledger: "sqlite:$TMP/state.db"}
-providers:
-  openai: {base_url: "http://127.0.0.1:$MOCK_PORT/v1", max_connections: 512}
-budgets:
-  global: {usd_per_day: 100000}
-  tiers: {standard: {share: 1.0}}
-agents:
-  trainer: {tier: standard, rpm: 100000000, tpm: 100000000000, usd_per_day: 100000, max_tokens_per_call: 64}
-  limited: {tier: standard, rpm: 60, usd_per_day: 100}
-YAML
+write_gateway_config "$TMP/sluice.yaml" "$PORT" "$MOCK_PORT" "$TMP" trainer \
+  "  limited: {tier: standard, rpm: 60, usd_per_day: 100}"
 KEY=$("$BIN" keys create --config "$TMP/sluice.yaml" --agent trainer 2>/dev/null)
 LIMITED=$("$BIN" keys create --config "$TMP/sluice.yaml" --agent limited 2>/dev/null)
 "$BIN" serve --config "$TMP/sluice.yaml" >"$TMP/sluice.log" 2>&1 &

@@ -1,0 +1,32 @@
+# Sourced by bench/load.sh and scripts/pgo-train.sh: loopback ports, and the
+# gateway config both run `sluice serve` with (one loop, budgets, limits and
+# the usage log on, in front of a local `sluice mock-upstream`).
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
+    node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+
+wait_port() {
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done
+  echo "port $1 never opened" >&2
+  exit 1
+}
+
+# write_gateway_config FILE LISTEN_PORT MOCK_PORT DIR AGENT [MORE_AGENTS_YAML]
+# DIR holds the state database and the usage log. AGENT gets limits far above
+# any load (so every request runs the whole admission path and passes).
+write_gateway_config() {
+  cat >"$1" <<YAML
+server: {listen: "127.0.0.1:$2", threads: 1, usage_log: "$4/usage.jsonl"}
+storage: {state: "sqlite:$4/state.db", ledger: "sqlite:$4/state.db"}
+providers:
+  openai: {base_url: "http://127.0.0.1:$3/v1", max_connections: 512}
+budgets:
+  global: {usd_per_day: 100000}
+  tiers: {standard: {share: 1.0}}
+agents:
+  $5: {tier: standard, rpm: 100000000, tpm: 100000000000, usd_per_day: 100000, max_tokens_per_call: 64}
+${6:-}
+YAML
+}
