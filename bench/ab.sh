@@ -14,7 +14,7 @@ ROUNDS=${3:-6}
 DUR=${DUR:-5}
 CONNS=${CONNS:-64}
 command -v wrk >/dev/null || { echo "run scripts/setup.sh first" >&2; exit 1; }
-. scripts/loopback.sh  # free_port, wait_port, write_gateway_config
+. scripts/loopback.sh  # free_port, wait_port, write_gateway_config, write_post_lua
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -26,7 +26,6 @@ taskset -c 0 "$A" mock-upstream --port "$MOCK_PORT" --set completion_tokens=16 >
 PIDS+=($!)
 wait_port "$MOCK_PORT"
 
-BODY='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a support agent."},{"role":"user","content":"My order 1234 arrived damaged. What can I do?"}],"max_tokens":16}'
 declare -A PID PORT
 for side in a b; do
   bin=$A; [ "$side" = b ] && bin=$B
@@ -34,12 +33,7 @@ for side in a b; do
   PORT[$side]=$(free_port)
   write_gateway_config "$TMP/$side/sluice.yaml" "${PORT[$side]}" "$MOCK_PORT" "$TMP/$side" bench
   key=$("$bin" keys create --config "$TMP/$side/sluice.yaml" --agent bench 2>/dev/null)
-  cat >"$TMP/$side/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$BODY'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $key"
-LUA
+  write_post_lua "$TMP/$side/post.lua" "$key"
   taskset -c 0 "$bin" serve --config "$TMP/$side/sluice.yaml" >"$TMP/$side/sluice.log" 2>&1 &
   PIDS+=($!)
   PID[$side]=$!

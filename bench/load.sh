@@ -28,7 +28,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
 
-. scripts/loopback.sh  # free_port, wait_port, write_gateway_config
+. scripts/loopback.sh  # free_port, wait_port, write_gateway_config, write_post_lua
 cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 
 MOCK_PORT=$(free_port); NGINX_PORT=$(free_port); SLUICE_PORT=$(free_port)
@@ -79,13 +79,7 @@ taskset -c 0 "$BIN" serve --config "$TMP/sluice.yaml" >"$TMP/sluice.log" 2>&1 &
 PIDS+=($!); SLUICE_PID=$!
 wait_port "$SLUICE_PORT"
 
-BODY='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a support agent."},{"role":"user","content":"My order 1234 arrived damaged. What can I do?"}],"max_tokens":16}'
-cat >"$TMP/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$BODY'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $KEY"
-LUA
+write_post_lua "$TMP/post.lua" "$KEY"
 
 # ms from wrk's "50%   1.23ms" style figures
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }

@@ -1,6 +1,7 @@
-# Sourced by bench/load.sh and scripts/pgo-train.sh: loopback ports, and the
-# gateway config both run `sluice serve` with (one loop, budgets, limits and
-# the usage log on, in front of a local `sluice mock-upstream`).
+# Sourced by bench/load.sh, bench/ab.sh and scripts/pgo-train.sh: loopback
+# ports, the gateway config they run `sluice serve` with (one loop, budgets,
+# limits and the usage log on, in front of a local `sluice mock-upstream`),
+# and the benchmarks' request.
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
@@ -29,4 +30,17 @@ agents:
   $5: {tier: standard, rpm: 100000000, tpm: 100000000000, usd_per_day: 100000, max_tokens_per_call: 64}
 ${6:-}
 YAML
+}
+
+# The benchmarks' request: a short two-message chat, max_tokens 16.
+BENCH_BODY='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a support agent."},{"role":"user","content":"My order 1234 arrived damaged. What can I do?"}],"max_tokens":16}'
+
+# write_post_lua FILE KEY: a wrk script that POSTs BENCH_BODY with KEY.
+write_post_lua() {
+  cat >"$1" <<LUA
+wrk.method = "POST"
+wrk.body = '$BENCH_BODY'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $2"
+LUA
 }
