@@ -83,6 +83,11 @@ int serveCommand(const std::string& config_path) {
       return 1;
     }
     usage = std::move(*sink);
+  } else {
+    // No ledger asked for: drop the records (the gateway's default sink keeps
+    // them in memory, which is for tests and would grow without bound here).
+    spdlog::warn("server.usage_log is not set: usage records are not kept");
+    usage = std::make_shared<store::DiscardUsageSink>();
   }
   for (const auto& [name, p] : cfg->providers) {
     if (!p.api_key_env.empty() && !std::getenv(p.api_key_env.c_str())) {

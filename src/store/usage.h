@@ -3,6 +3,7 @@
 /// @brief One usage record per request (rejected ones included), and the
 /// sink that takes them off the request path.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -83,7 +84,8 @@ class UsageSink {
 /// batch interval (50 ms) of records. close()/destruction drains the queue.
 [[nodiscard]] core::Result<std::unique_ptr<UsageSink>> openJsonlSink(const std::string& path);
 
-/// Keeps records in memory (tests, and when no ledger is configured).
+/// Keeps every record in memory, without bound: for tests. `sluice serve`
+/// with no usage log uses DiscardUsageSink instead.
 class MemoryUsageSink final : public UsageSink {
  public:
   void submit(UsageRecord&& record) override;
@@ -93,6 +95,19 @@ class MemoryUsageSink final : public UsageSink {
  private:
   mutable std::mutex mu_;
   std::vector<UsageRecord> records_;
+};
+
+/// Drops records, counting them: `sluice serve` with no `server.usage_log`
+/// (the operator chose not to keep a ledger). Memory stays constant however
+/// long the gateway runs. Thread-safe.
+class DiscardUsageSink final : public UsageSink {
+ public:
+  void submit(UsageRecord&&) override { dropped_.fetch_add(1, std::memory_order_relaxed); }
+  void flush() override {}
+  [[nodiscard]] uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> dropped_{0};
 };
 
 /// Fans records out to several sinks.

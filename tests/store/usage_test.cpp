@@ -563,5 +563,12 @@ TEST(Usage, TeeDeliversToAll) {
   EXPECT_EQ(b->records()[0].request_id, "req_3");
 }
 
+TEST(Usage, DiscardSinkCountsAndKeepsNothing) {
+  DiscardUsageSink sink;
+  for (int i = 0; i < 1000; ++i) sink.submit(sample(i));
+  sink.flush();
+  EXPECT_EQ(sink.dropped(), 1000u);
+}
+
 }  // namespace
 }  // namespace sluice::store
