@@ -28,7 +28,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
 
-. scripts/loopback.sh  # free_port, wait_port, write_gateway_config, write_post_lua
+. scripts/loopback.sh  # free_port, wait_port, start_nginx, write_gateway_config, write_post_lua
 cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 
 MOCK_PORT=$(free_port); NGINX_PORT=$(free_port); SLUICE_PORT=$(free_port)
@@ -39,37 +39,9 @@ wait_port "$MOCK_PORT"
 
 # nginx twice: with its access log off (the leanest proxy), and with its
 # default access log on (one line per request, like Sluice's usage log).
-start_nginx() { # dir port access_log_directive
-  mkdir -p "$1"
-  cat >"$1/nginx.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 8192; }
-http {
-  $3
-  client_body_temp_path $1/body; proxy_temp_path $1/proxy;
-  fastcgi_temp_path $1/fcgi; uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
-  upstream up { server 127.0.0.1:$MOCK_PORT; keepalive 512; }
-  server {
-    listen 127.0.0.1:$2;
-    location / {
-      proxy_pass http://up;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-NGX
-  taskset -c 0 nginx -c "$1/nginx.conf" -p "$1" &
-  PIDS+=($!)
-  wait_port "$2"
-}
 NGINXLOG_PORT=$(free_port)
-start_nginx "$TMP/nginx" "$NGINX_PORT" "access_log off;"
-start_nginx "$TMP/nginxlog" "$NGINXLOG_PORT" "access_log $TMP/nginxlog/access.log;"
+start_nginx "$TMP/nginx" "$NGINX_PORT" "$MOCK_PORT" "access_log off;"
+start_nginx "$TMP/nginxlog" "$NGINXLOG_PORT" "$MOCK_PORT" "access_log $TMP/nginxlog/access.log;"
 NGINX_WORKER=$(pgrep -P "$(cat "$TMP/nginx/nginx.pid")" | head -1)
 NGINXLOG_WORKER=$(pgrep -P "$(cat "$TMP/nginxlog/nginx.pid")" | head -1)
 

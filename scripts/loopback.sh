@@ -1,5 +1,5 @@
-# Sourced by bench/load.sh, bench/ab.sh and scripts/pgo-train.sh: loopback
-# ports, the gateway config they run `sluice serve` with (one loop, budgets,
+# Sourced by bench/load.sh, bench/ab.sh, bench/trace1.sh and scripts/pgo-train.sh:
+# loopback ports, nginx as the baseline proxy, the gateway config they run `sluice serve` with (one loop, budgets,
 # limits and the usage log on, in front of a local `sluice mock-upstream`),
 # and the benchmarks' request.
 
@@ -12,6 +12,38 @@ wait_port() {
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.1; done
   echo "port $1 never opened" >&2
   exit 1
+}
+
+# start_nginx DIR PORT MOCK_PORT LOG_DIRECTIVE: nginx as a plain reverse proxy
+# with upstream keep-alive in front of the mock, one worker, pinned to core 0
+# like the gateway. Appends the master's PID to the caller's PIDS array.
+start_nginx() {
+  mkdir -p "$1"
+  cat >"$1/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 8192; }
+http {
+  $4
+  client_body_temp_path $1/body; proxy_temp_path $1/proxy;
+  fastcgi_temp_path $1/fcgi; uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
+  upstream up { server 127.0.0.1:$3; keepalive 512; }
+  server {
+    listen 127.0.0.1:$2;
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+NGX
+  taskset -c 0 nginx -c "$1/nginx.conf" -p "$1" &
+  PIDS+=($!)
+  wait_port "$2"
 }
 
 # write_gateway_config FILE LISTEN_PORT MOCK_PORT DIR AGENT [MORE_AGENTS_YAML]
