@@ -22,7 +22,7 @@
 # requests are under 600 bytes and responses over (checked: the counts of
 # each kind must match).
 #
-#   sudo bash bench/trace1.sh        # needs perf (Debian: linux-perf) and root
+#   bash bench/trace1.sh        # as root; needs perf (Debian: linux-perf). SECS=0.5 of trace per proxy
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${SLUICE_BIN:-build/release/src/app/sluice}
