@@ -14,7 +14,7 @@ ROUNDS=${3:-6}
 DUR=${DUR:-5}
 CONNS=${CONNS:-64}
 command -v wrk >/dev/null || { echo "run scripts/setup.sh first" >&2; exit 1; }
-. scripts/loopback.sh  # free_port, wait_port, write_gateway_config, write_post_lua
+. scripts/loopback.sh  # free_port, wait_port, start_mock, start_bench_gateway
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -22,22 +22,15 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 MOCK_PORT=$(free_port)
-taskset -c 0 "$A" mock-upstream --port "$MOCK_PORT" --set completion_tokens=16 >"$TMP/mock.log" 2>&1 &
-PIDS+=($!)
-wait_port "$MOCK_PORT"
+start_mock "$A" "$MOCK_PORT" "$TMP/mock.log"
 
 declare -A PID PORT
 for side in a b; do
   bin=$A; [ "$side" = b ] && bin=$B
   mkdir -p "$TMP/$side"
   PORT[$side]=$(free_port)
-  write_gateway_config "$TMP/$side/sluice.yaml" "${PORT[$side]}" "$MOCK_PORT" "$TMP/$side" bench
-  key=$("$bin" keys create --config "$TMP/$side/sluice.yaml" --agent bench 2>/dev/null)
-  write_post_lua "$TMP/$side/post.lua" "$key"
-  taskset -c 0 "$bin" serve --config "$TMP/$side/sluice.yaml" >"$TMP/$side/sluice.log" 2>&1 &
-  PIDS+=($!)
-  PID[$side]=$!
-  wait_port "${PORT[$side]}"
+  start_bench_gateway "$bin" "$TMP/$side" "${PORT[$side]}" "$MOCK_PORT"  # writes $TMP/$side/post.lua
+  PID[$side]=$SLUICE_PID
 done
 
 cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }

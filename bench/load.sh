@@ -28,14 +28,12 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
 
-. scripts/loopback.sh  # free_port, wait_port, start_nginx, write_gateway_config, write_post_lua
+. scripts/loopback.sh  # free_port, wait_port, start_mock, start_nginx, start_bench_gateway
 cpu_ticks() { awk '{print $14+$15}' /proc/$1/stat; }
 
 MOCK_PORT=$(free_port); NGINX_PORT=$(free_port); SLUICE_PORT=$(free_port)
 
-taskset -c 0 "$BIN" mock-upstream --port "$MOCK_PORT" --set completion_tokens=16 >"$TMP/mock.log" 2>&1 &
-PIDS+=($!); MOCK_PID=$!
-wait_port "$MOCK_PORT"
+start_mock "$BIN" "$MOCK_PORT" "$TMP/mock.log"
 
 # nginx twice: with its access log off (the leanest proxy), and with its
 # default access log on (one line per request, like Sluice's usage log).
@@ -45,13 +43,7 @@ start_nginx "$TMP/nginxlog" "$NGINXLOG_PORT" "$MOCK_PORT" "access_log $TMP/nginx
 NGINX_WORKER=$(pgrep -P "$(cat "$TMP/nginx/nginx.pid")" | head -1)
 NGINXLOG_WORKER=$(pgrep -P "$(cat "$TMP/nginxlog/nginx.pid")" | head -1)
 
-write_gateway_config "$TMP/sluice.yaml" "$SLUICE_PORT" "$MOCK_PORT" "$TMP" bench
-KEY=$("$BIN" keys create --config "$TMP/sluice.yaml" --agent bench 2>/dev/null)
-taskset -c 0 "$BIN" serve --config "$TMP/sluice.yaml" >"$TMP/sluice.log" 2>&1 &
-PIDS+=($!); SLUICE_PID=$!
-wait_port "$SLUICE_PORT"
-
-write_post_lua "$TMP/post.lua" "$KEY"
+start_bench_gateway "$BIN" "$TMP" "$SLUICE_PORT" "$MOCK_PORT"  # sets KEY, SLUICE_PID; writes $TMP/post.lua
 
 # ms from wrk's "50%   1.23ms" style figures
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }

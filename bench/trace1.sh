@@ -35,20 +35,13 @@ TMP=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$TMP"; }
 trap cleanup EXIT
-. scripts/loopback.sh  # free_port, wait_port, start_nginx, write_gateway_config, write_post_lua
+. scripts/loopback.sh  # free_port, wait_port, start_mock, start_nginx, start_bench_gateway
 
 MOCK_PORT=$(free_port); NGINX_PORT=$(free_port); SLUICE_PORT=$(free_port)
-taskset -c 0 "$BIN" mock-upstream --port "$MOCK_PORT" --set completion_tokens=16 >"$TMP/mock.log" 2>&1 &
-PIDS+=($!)
-wait_port "$MOCK_PORT"
+start_mock "$BIN" "$MOCK_PORT" "$TMP/mock.log"
 start_nginx "$TMP/nginx" "$NGINX_PORT" "$MOCK_PORT" "access_log off;"
 NGINX_TID=$(pgrep -P "$(cat "$TMP/nginx/nginx.pid")" | head -1)
-write_gateway_config "$TMP/sluice.yaml" "$SLUICE_PORT" "$MOCK_PORT" "$TMP" bench
-KEY=$("$BIN" keys create --config "$TMP/sluice.yaml" --agent bench 2>/dev/null)
-taskset -c 0 "$BIN" serve --config "$TMP/sluice.yaml" >"$TMP/sluice.log" 2>&1 &
-PIDS+=($!); SLUICE_PID=$!
-wait_port "$SLUICE_PORT"
-write_post_lua "$TMP/post.lua" "$KEY"
+start_bench_gateway "$BIN" "$TMP" "$SLUICE_PORT" "$MOCK_PORT"  # sets KEY, SLUICE_PID; writes $TMP/post.lua
 # The gateway's event-loop thread: the one that accepted the connections.
 sluice_loop_tid() {
   local best=0 best_tid=""

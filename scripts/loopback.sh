@@ -64,6 +64,28 @@ ${6:-}
 YAML
 }
 
+# start_mock BIN PORT LOG: `sluice mock-upstream` on core 0, 16 completion
+# tokens per answer. Appends its PID to the caller's PIDS array.
+start_mock() {
+  taskset -c 0 "$1" mock-upstream --port "$2" --set completion_tokens=16 >"$3" 2>&1 &
+  PIDS+=($!)
+  wait_port "$2"
+}
+
+# start_bench_gateway BIN DIR PORT MOCK_PORT: the gateway config above (agent
+# "bench") in DIR, a virtual key, `sluice serve` on core 0, and DIR/post.lua
+# sending the benchmark request with that key. Sets KEY and SLUICE_PID and
+# appends the PID to PIDS.
+start_bench_gateway() {
+  write_gateway_config "$2/sluice.yaml" "$3" "$4" "$2" bench
+  KEY=$("$1" keys create --config "$2/sluice.yaml" --agent bench 2>/dev/null)
+  taskset -c 0 "$1" serve --config "$2/sluice.yaml" >"$2/sluice.log" 2>&1 &
+  SLUICE_PID=$!
+  PIDS+=("$SLUICE_PID")
+  wait_port "$3"
+  write_post_lua "$2/post.lua" "$KEY"
+}
+
 # The benchmarks' request: a short two-message chat, max_tokens 16.
 BENCH_BODY='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a support agent."},{"role":"user","content":"My order 1234 arrived damaged. What can I do?"}],"max_tokens":16}'
 
