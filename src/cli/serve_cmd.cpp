@@ -76,6 +76,7 @@ int serveCommand(const std::string& config_path) {
     return 1;
   }
   std::shared_ptr<store::UsageSink> usage;
+  std::shared_ptr<store::DiscardUsageSink> discarded;  // set when no usage log is kept
   if (!cfg->server.usage_log.empty()) {
     auto sink = store::openJsonlSink(cfg->server.usage_log);
     if (!sink) {
@@ -87,7 +88,8 @@ int serveCommand(const std::string& config_path) {
     // No ledger asked for: drop the records (the gateway's default sink keeps
     // them in memory, which is for tests and would grow without bound here).
     spdlog::warn("server.usage_log is not set: usage records are not kept");
-    usage = std::make_shared<store::DiscardUsageSink>();
+    discarded = std::make_shared<store::DiscardUsageSink>();
+    usage = discarded;
   }
   for (const auto& [name, p] : cfg->providers) {
     if (!p.api_key_env.empty() && !std::getenv(p.api_key_env.c_str())) {
@@ -165,6 +167,7 @@ int serveCommand(const std::string& config_path) {
   server->wait();
   if (auto saved = (*gw)->saveCounters(); !saved) spdlog::error("saving budget counters failed: {}", saved.error().message);
   if (usage) usage->flush();
+  if (discarded) spdlog::info("{} usage record(s) were not kept (no server.usage_log)", discarded->dropped());
   spdlog::info("stopped");
   return 0;
 }
