@@ -23,6 +23,7 @@ struct ServerConfig {
   int64_t header_timeout_ms = 10'000;  // whole request head must arrive within this
   int64_t idle_timeout_ms = 60'000;    // keep-alive connection idle limit
   int threads = 0;                     // 0 = hardware concurrency
+  int64_t max_connections = 10'000;    // open client connections; over it: 503 and close; 0 = no cap
   std::string usage_log = "";          // JSON-lines usage sink path; empty = none
 };
 

@@ -266,6 +266,7 @@ void Loader::readServer(const Entry& e) {
                        intField("header_timeout_ms", s.header_timeout_ms, 1, kHourMs),
                        intField("idle_timeout_ms", s.idle_timeout_ms, 1, kDayMs),
                        intField("threads", s.threads, 0, 1024),
+                       intField("max_connections", s.max_connections, 0, 10'000'000),
                        stringField("usage_log", s.usage_log),
                    });
 }

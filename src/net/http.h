@@ -222,11 +222,14 @@ struct ServerOptions {
   core::Nanos header_timeout = std::chrono::seconds(10);  // head + body must arrive within
   core::Nanos idle_timeout = std::chrono::seconds(60);    // keep-alive idle
   core::Nanos write_timeout = std::chrono::seconds(30);   // a client taking no response bytes this long is cut off
+  /// Open client connections, all loops together; a connection accepted over
+  /// it gets a 503 (OpenAI-shaped, retry-after: 1) and is closed. 0 = no cap.
+  size_t max_connections = 10'000;
 };
 
 /// What a server answers by itself, before any handler: 413 for a body over
 /// the limit, 431 for oversized headers, 400 for unparseable HTTP, 408 on a
-/// read timeout. Bodies are OpenAI-shaped errors. A handler that drops its
+/// read timeout, 503 to a connection over max_connections. Bodies are OpenAI-shaped errors. A handler that drops its
 /// stream without answering gets a 500 sent for it (a started stream is cut).
 class HttpServer {
  public:

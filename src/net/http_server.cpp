@@ -203,6 +203,9 @@ class Connection final : public detail::LoopRefCounted {
   Connection(LoopServer& owner, tcp::socket sock);
 
   void start();
+  /// Instead of start(): answers a connection accepted over max_connections
+  /// with a 503 and closes it.
+  void refuseOverLimit();
   void closeNow();
   void onTick(core::MonoTime now, std::vector<Ref<Connection>>& expired);
   void expire(core::MonoTime now);
@@ -231,7 +234,8 @@ class Connection final : public detail::LoopRefCounted {
   void process();
   void dispatch();
   void resetRequest();
-  void failRequest(int status, std::string_view message, std::string_view code, bool linger);
+  void failRequest(int status, std::string_view message, std::string_view code, bool linger,
+                   std::string_view type = "invalid_request_error", const Headers& extra = {});
   void finishExchange(bool close_after);
   void appendHead(int status, const Headers& headers, const HeaderLines* lines, bool close, bool chunked,
                   const uint64_t* content_length);
@@ -346,6 +350,7 @@ class ServerImpl final : public HttpServer {
   const ServerOptions& options() const { return options_; }
   const Handler& handler() const { return handler_; }
   void connectionOpened() { connections_.fetch_add(1, std::memory_order_relaxed); }
+  [[nodiscard]] size_t openConnections() const { return connections_.load(std::memory_order_relaxed); }
   void connectionClosed() {
     if (connections_.fetch_sub(1, std::memory_order_acq_rel) == 1 && draining_.load()) {
       std::lock_guard lk(mu_);
@@ -436,6 +441,17 @@ void Connection::start() {
   // The first request must arrive within header_timeout.
   read_deadline_ = owner_.loop().now() + owner_.options().header_timeout;
   armRead();
+}
+
+void Connection::refuseOverLimit() {
+  error_code ec;
+  sock_.non_blocking(true, ec);
+  cap_ = kInitialBuffer;
+  buf_ = std::make_unique_for_overwrite<char[]>(cap_);
+  // Lingers after the answer (reading and dropping what the client sent), so
+  // closing with its request unread does not reset the 503 away.
+  failRequest(503, "The gateway is at its connection limit; retry shortly.", "server_overloaded", /*linger=*/true,
+              "server_error", {{"retry-after", "1"}});
 }
 
 void Connection::resetRequest() {
@@ -592,13 +608,16 @@ void Connection::dispatch() {
   }
 }
 
-void Connection::failRequest(int status, std::string_view message, std::string_view code, bool linger) {
+void Connection::failRequest(int status, std::string_view message, std::string_view code, bool linger,
+                             std::string_view type, const Headers& extra) {
   state_ = ConnState::kClosing;
   linger_after_ = linger;
   head_.clear();
-  const std::string body = detail::errorBody(message, "invalid_request_error", code);
+  const std::string body = detail::errorBody(message, type, code);
   const uint64_t len = body.size();
-  appendHead(status, {{"content-type", "application/json"}}, nullptr, /*close=*/true, /*chunked=*/false, &len);
+  Headers headers{{"content-type", "application/json"}};
+  headers.insert(headers.end(), extra.begin(), extra.end());
+  appendHead(status, headers, nullptr, /*close=*/true, /*chunked=*/false, &len);
   head_ += body;
   send(head_, std::string(), {});
   if (state_ != ConnState::kClosed && out_bytes_ == 0 && !write_waiting_) finishClose();
@@ -992,7 +1011,9 @@ void LoopServer::accept() {
     auto* c = new Connection(*this, std::move(sock));
     c->self_ref_ = Ref<Connection>(c);
     link(c);
-    c->start();
+    const size_t cap = options().max_connections;
+    if (cap != 0 && server_.openConnections() > cap) c->refuseOverLimit();
+    else c->start();
     accept();
   });
 }

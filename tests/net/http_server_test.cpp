@@ -270,6 +270,48 @@ TEST(HttpServer, OversizedHeaderGets431) {
   server->stop(1s);
 }
 
+TEST(HttpServer, ConnectionOverTheCapGets503AndIsClosed) {
+  ServerOptions o;
+  o.max_connections = 2;
+  auto server = makeHttpServer(
+      o, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, "ok"); }, realClock());
+  ASSERT_TRUE(server->start());
+  auto a = RawSocket::connectTo(server->port());
+  auto b = RawSocket::connectTo(server->port());
+  // One loop accepts in order: the third connection is over the cap.
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->status(), 503);
+  EXPECT_EQ(m->header("retry-after"), "1");
+  EXPECT_EQ(m->header("connection"), "close");
+  EXPECT_EQ(m->header("content-type"), "application/json");
+  EXPECT_NE(m->body.find(R"("type":"server_error")"), std::string::npos) << m->body;
+  EXPECT_NE(m->body.find(R"("code":"server_overloaded")"), std::string::npos) << m->body;
+  EXPECT_TRUE(c.waitClosed());
+  c.close();  // the refused connection counts until it is gone (the server lingers on it)
+  // The two within the cap are served.
+  ASSERT_TRUE(a.sendAll("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto ok = a.readMessage();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status(), 200);
+  // A closed one frees its place (the server sees the close asynchronously:
+  // a new connection may still be refused until it has).
+  b.close();
+  bool served = false;
+  for (int i = 0; i < 200 && !served; ++i) {
+    auto d = RawSocket::connectTo(server->port());
+    ASSERT_TRUE(d.sendAll("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    auto r = d.readMessage();
+    ASSERT_TRUE(r);
+    served = r->status() == 200;
+    if (!served) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(served);
+  server->stop(1s);
+}
+
 TEST(HttpServer, MalformedRequestGets400) {
   auto server = makeHttpServer(
       {}, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, ""); }, realClock());
