@@ -16,6 +16,15 @@ struct Price {
   friend bool operator==(const Price&, const Price&) = default;
 };
 
+/// a + b, saturating at the int64 limits instead of overflowing. Counts and
+/// costs a provider reports may be anything up to INT64_MAX (the parser
+/// accepts every non-negative int64), so sums of them go through this.
+[[nodiscard]] constexpr int64_t addSaturating(int64_t a, int64_t b) {
+  int64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r)) return a > 0 ? INT64_MAX : INT64_MIN;
+  return r;
+}
+
 /// Usage as OpenAI reports it: `input` is prompt_tokens and includes `cached`;
 /// `output` is completion_tokens and includes `reasoning`.
 struct TokenUsage {
@@ -23,7 +32,15 @@ struct TokenUsage {
   int64_t cached = 0;
   int64_t output = 0;
   int64_t reasoning = 0;
-  [[nodiscard]] int64_t total() const { return input + output; }
+  [[nodiscard]] constexpr int64_t total() const { return addSaturating(input, output); }
+  /// Field by field, saturating (the sum over a request's attempts).
+  constexpr TokenUsage& operator+=(const TokenUsage& o) {
+    input = addSaturating(input, o.input);
+    cached = addSaturating(cached, o.cached);
+    output = addSaturating(output, o.output);
+    reasoning = addSaturating(reasoning, o.reasoning);
+    return *this;
+  }
   friend bool operator==(const TokenUsage&, const TokenUsage&) = default;
 };
 

@@ -981,9 +981,9 @@ std::string Exchange::serverTiming() const { return formatServerTiming(elapsed()
 
 net::Headers Exchange::streamTrailers() const {
   core::MicroUsd cost = 0;
-  for (const auto& a : rec_.attempts) cost += a.cost_micro_usd;
+  for (const auto& a : rec_.attempts) cost = core::addSaturating(cost, a.cost_micro_usd);
   UsageSource source = UsageSource::kNone;
-  cost += core::costOf(cur_price_, attemptUsage(source));  // closeAttempt() bills exactly this
+  cost = core::addSaturating(cost, core::costOf(cur_price_, attemptUsage(source)));  // closeAttempt() bills exactly this
   const core::MonoTime now = w_.loop.clock().exactMonotonicNow();
   return {{"x-sluice-cost-usd", core::formatUsd(cost)},
           {"server-timing", formatServerTiming(now - t0_, upstream_time_ + (now - attempt_t0_))}};
@@ -1018,11 +1018,9 @@ void Exchange::finish(Outcome outcome) {
   core::MicroUsd cost = 0;
   UsageSource source = UsageSource::kNone;
   for (const auto& a : rec_.attempts) {
-    total.input += a.usage.input;
-    total.cached += a.usage.cached;
-    total.output += a.usage.output;
-    total.reasoning += a.usage.reasoning;
-    cost += a.cost_micro_usd;
+    // Saturating: a provider may claim counts up to INT64_MAX on any attempt.
+    total += a.usage;
+    cost = core::addSaturating(cost, a.cost_micro_usd);
     if (a.usage_source == UsageSource::kEstimated) source = UsageSource::kEstimated;
     else if (a.usage_source == UsageSource::kProvider && source == UsageSource::kNone) source = UsageSource::kProvider;
   }

@@ -104,5 +104,25 @@ TEST(PricingTest, TokensAffordableNeverExceedsBudget) {
   }
 }
 
+TEST(PricingTest, UsageSumsSaturateInsteadOfOverflowing) {
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  EXPECT_EQ(addSaturating(kMax, 14), kMax);
+  EXPECT_EQ(addSaturating(kMax - 1, 1), kMax);
+  EXPECT_EQ(addSaturating(kMin, -1), kMin);
+  EXPECT_EQ(addSaturating(40, 2), 42);
+  EXPECT_EQ(addSaturating(-5, 3), -2);
+  // A provider claiming INT64_MAX tokens on one attempt, after an attempt the
+  // gateway estimated: the request's total stays at the limit, not negative.
+  TokenUsage total{.input = 14, .output = 99};
+  total += TokenUsage{.input = kMax, .cached = kMax, .output = 7, .reasoning = kMax};
+  total += TokenUsage{.input = 1, .cached = 1, .output = kMax, .reasoning = 1};
+  EXPECT_EQ(total.input, kMax);
+  EXPECT_EQ(total.cached, kMax);
+  EXPECT_EQ(total.output, kMax);
+  EXPECT_EQ(total.reasoning, kMax);
+  EXPECT_EQ(total.total(), kMax);
+  EXPECT_EQ((TokenUsage{.input = 3, .output = 4}.total()), 7);
+}
+
 }  // namespace
 }  // namespace sluice::core
