@@ -215,6 +215,7 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   int status_ = 0;
   std::optional<Nanos> retry_after_;
   std::string body_;  // non-stream response or error body
+  bool body_complete_ = false;  // the attempt's response arrived whole (see attemptUsage)
   std::optional<proto::StreamFilter> filter_;
   std::optional<proto::ResponseSummary> summary_;  // parsed 2xx non-stream body
   std::string out_;  // client-bound stream bytes not yet written
@@ -530,6 +531,7 @@ void Exchange::startCall(const core::RouteAttempt& a, const ProviderRuntime& pro
   cur_.provider = cur_provider_;
   cur_price_ = snap_->priceOf(a.model).value_or(core::Price{});
   status_ = 0;
+  body_complete_ = false;
   retry_after_.reset();
   body_.clear();
   filter_.reset();
@@ -674,8 +676,10 @@ core::TokenUsage Exchange::attemptUsage(UsageSource& source) const {
       source = UsageSource::kProvider;
       return *acc.usage;
     }
-    if (acc.events == 0) return {};  // nothing generated (or nothing we can know of)
+    // The provider answered 2xx, so it took the prompt: a stream cut before
+    // its first event (a reset, a first-token timeout) still cost its input.
     source = UsageSource::kEstimated;
+    if (acc.events == 0) return core::TokenUsage{.input = prompt_estimate_};
     return core::TokenUsage{.input = prompt_estimate_,
                             .output = estimateOutputTokens(acc.output_text_bytes, acc.output_non_ascii)};
   }
@@ -689,9 +693,18 @@ core::TokenUsage Exchange::attemptUsage(UsageSource& source) const {
     return core::TokenUsage{.input = prompt_estimate_,
                             .output = estimateOutputTokens(summary_->output_text_bytes, summary_->output_non_ascii)};
   }
-  if (status_ >= 200 && status_ < 300 && !body_.empty()) {
-    // Unparseable 2xx body: still a call the provider may bill.
+  if (status_ >= 200 && status_ < 300) {
     source = UsageSource::kEstimated;
+    if (!body_complete_) {
+      // 2xx headers, then the body was cut (a reset, a stall, a cancel). A
+      // provider generates a non-stream answer before its first byte and
+      // bills all of it; its length is unknown here, its bound is not: the
+      // output cap sent upstream. Never less than the provider charged.
+      int64_t output = 0;
+      if (cap_ > 0 && __builtin_mul_overflow(cap_, std::max<int64_t>(choices_, 1), &output)) output = INT64_MAX;
+      return core::TokenUsage{.input = prompt_estimate_, .output = output};
+    }
+    // A whole 2xx body that is not JSON: estimated from its size.
     return core::TokenUsage{.input = prompt_estimate_, .output = estimateOutputTokens(static_cast<int64_t>(body_.size()), 0)};
   }
   return {};
@@ -701,6 +714,7 @@ void Exchange::onComplete(net::UpstreamErrorKind error) {
   // The call and timer are destroyed later (finish() or attemptFailed()),
   // never here: this runs inside the call's own callback, or the timer's.
   const CancelReason why = cancel_;
+  body_complete_ = error == net::UpstreamErrorKind::kNone && why == CancelReason::kNone;
   // Stream relay paths.
   if (filter_ && committed_) {
     const auto& acc = filter_->accounting();

@@ -180,5 +180,42 @@ TEST_F(ExchangeTest, ReservationIsReleasedWhenNothingWasBilled) {
   EXPECT_EQ(gw_->budgets().outstandingReservations(), 0u);
 }
 
+// Cut after the 2xx headers: the provider already took the call (a
+// non-stream answer is generated before its first byte), so the attempt is
+// billed at the bound of what it can have cost, never at nothing.
+TEST_F(ExchangeTest, NonStreamBodyCutAfterTheHeadersIsBilledAtTheOutputCap) {
+  setMock(R"({"reset_mid_stream_rate": 1, "reset_after_chunks": 0, "completion_tokens": 3})");
+  auto s = send("bot", R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5})");
+  loop_.advance(2s);  // the retries' backoffs
+  EXPECT_EQ(s->status(), 502) << s->body();
+  auto r = lastRecord();
+  ASSERT_EQ(r.attempts.size(), 3u);
+  for (const auto& a : r.attempts) {
+    EXPECT_EQ(a.error, "reset");
+    EXPECT_EQ(a.usage_source, store::UsageSource::kEstimated);
+    EXPECT_EQ(a.usage.output, 5) << "the cap sent upstream";
+    EXPECT_GT(a.usage.input, 0);
+    EXPECT_GT(a.cost_micro_usd, 0);
+  }
+  const auto bill = gw_->mockState()->bill().snapshot();
+  EXPECT_GE(r.usage.output, static_cast<int64_t>(bill.models.at("gpt-4o-mini").completion_tokens));
+  EXPECT_GE(r.usage.input, static_cast<int64_t>(bill.models.at("gpt-4o-mini").prompt_tokens));
+}
+
+TEST_F(ExchangeTest, StreamCutBeforeItsFirstEventIsBilledItsPrompt) {
+  setMock(R"({"reset_mid_stream_rate": 1, "reset_after_chunks": 0})");
+  auto s = send("bot", R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":5})");
+  loop_.advance(2s);
+  auto r = lastRecord();
+  ASSERT_FALSE(r.attempts.empty());
+  for (const auto& a : r.attempts) {
+    EXPECT_EQ(a.usage_source, store::UsageSource::kEstimated) << a.error;
+    EXPECT_GT(a.usage.input, 0);
+    EXPECT_EQ(a.usage.output, 0);
+  }
+  const auto bill = gw_->mockState()->bill().snapshot();
+  EXPECT_GE(r.usage.input, static_cast<int64_t>(bill.models.at("gpt-4o-mini").prompt_tokens));
+}
+
 }  // namespace
 }  // namespace sluice::gateway
