@@ -121,6 +121,12 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   void allAttemptsFailed();
   void commitStream();
   void cutStream(std::string_view message, bool append_done);
+  /// Before a retry or fallback: a fresh reservation when the last one was
+  /// settled by a billed attempt. False when the budgets cannot cover one.
+  [[nodiscard]] bool reserveForNextAttempt();
+  /// Settles the attempts not settled yet (from settled_attempts_ on)
+  /// against reservation_, or releases it when they cost nothing.
+  void settleAttempts();
   void succeedNonStream();
   void relayUpstreamError();
   void onClientGone();
@@ -196,7 +202,11 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
 
   // admission
   std::optional<core::RoutePlan> plan_;
-  core::Reservation reservation_;
+  core::Reservation reservation_;  // covers the attempts from settled_attempts_ on
+  std::array<core::ScopeId, 4> budget_scopes_{};
+  size_t budget_scope_count_ = 0;
+  core::Ask ask_;  // what reservation_ asked for; a retry after a billed attempt asks again
+  size_t settled_attempts_ = 0;  // rec_.attempts already settled against the budgets
   core::RateDecision rate_;
   bool rate_checked_ = false;
   int64_t rate_tokens_ = 0;
@@ -476,8 +486,10 @@ bool Exchange::admit() {
   }
   const auto policy = snap_->config->budgets.on_short_budget == config::ShortBudgetPolicy::kClamp
                           ? core::ShortBudgetPolicy::kClamp : core::ShortBudgetPolicy::kReject;
-  auto res = gw_.budgets().reserve(std::span(scopes.data(), n),
-                                   core::Ask{prompt_estimate_, has_output_ ? cap_ : 0, price, choices_, policy});
+  budget_scopes_ = scopes;
+  budget_scope_count_ = n;
+  ask_ = core::Ask{prompt_estimate_, has_output_ ? cap_ : 0, price, choices_, policy};
+  auto res = gw_.budgets().reserve(std::span(scopes.data(), n), ask_);
   if (!res) {
     const auto& why = res.error();
     net::Headers h{{"x-should-retry", "false"}};
@@ -517,9 +529,25 @@ void Exchange::nextAttempt() {
       retry_ = 0;
       continue;
     }
+    if (!reserveForNextAttempt()) return allAttemptsFailed();
     return startCall(a, pit->second);
   }
   allAttemptsFailed();
+}
+
+bool Exchange::reserveForNextAttempt() {
+  if (reservation_.active() || budget_scope_count_ == 0) return true;
+  // The reservation went to an attempt the provider billed (settled in
+  // attemptFailed): another call needs budget of its own, or the retries
+  // would spend past the limit.
+  auto res = gw_.budgets().reserve(std::span(budget_scopes_.data(), budget_scope_count_), ask_);
+  if (!res) {
+    last_error_ = "budget_exhausted";
+    return false;
+  }
+  reservation_ = std::move(*res);
+  if (has_output_ && reservation_.clamped()) cap_ = std::min(cap_, reservation_.maxOutputTokens());
+  return true;
 }
 
 void Exchange::startCall(const core::RouteAttempt& a, const ProviderRuntime& provider) {
@@ -800,6 +828,10 @@ void Exchange::onComplete(net::UpstreamErrorKind error) {
 void Exchange::attemptFailed(std::string error, std::optional<Nanos> retry_after) {
   last_error_ = error;
   closeAttempt(std::move(error));
+  // A failed attempt the provider billed has spent its reservation: settle it
+  // now, so the next attempt has to reserve again (reserveForNextAttempt).
+  const store::Attempt& failed = rec_.attempts.back();
+  if (failed.cost_micro_usd > 0 || failed.usage.total() > 0) settleAttempts();
   gw_.breakers().recordFailure(breaker_key_, admission_, retry_after);
   const auto& rc = snap_->config->resilience.retries;
   core::BackoffPolicy policy{.max_retries = rc.max,
@@ -1019,6 +1051,21 @@ void Exchange::reject(ErrorCode code, std::string message, Outcome outcome, std:
   stream_->respondLines(wire.http_status, h, proto::errorBody(code, message, param));
 }
 
+void Exchange::settleAttempts() {
+  if (!reservation_.active()) return;
+  core::TokenUsage usage;
+  core::MicroUsd cost = 0;
+  for (size_t i = settled_attempts_; i < rec_.attempts.size(); ++i) {
+    usage += rec_.attempts[i].usage;
+    cost = core::addSaturating(cost, rec_.attempts[i].cost_micro_usd);
+  }
+  settled_attempts_ = rec_.attempts.size();
+  // The reservation becomes what the provider billed; nothing billed (every
+  // attempt failed before generating) gives it all back, call included.
+  if (cost > 0 || usage.total() > 0) gw_.budgets().settle(reservation_, usage, cost);
+  else gw_.budgets().release(reservation_);
+}
+
 void Exchange::finish(Outcome outcome) {
   if (finished_) return;
   finished_ = true;
@@ -1041,12 +1088,7 @@ void Exchange::finish(Outcome outcome) {
   rec_.usage = total;
   rec_.cost_micro_usd = cost;
   rec_.usage_source = source;
-  // The reservation becomes what the provider billed; nothing billed (every
-  // attempt failed before generating) gives it all back, call included.
-  if (reservation_.active()) {
-    if (cost > 0 || total.total() > 0) gw_.budgets().settle(reservation_, total, cost);
-    else gw_.budgets().release(reservation_);
-  }
+  settleAttempts();
   const core::MonoTime now = w_.loop.clock().exactMonotonicNow();
   if (rate_checked_ && rate_.allowed) gw_.rateLimiter().adjust(rate_keys_, rate_tokens_, total.total(), now);
   const Nanos total_time = now - t0_;

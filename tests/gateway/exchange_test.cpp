@@ -34,6 +34,7 @@ budgets:
 agents:
   bot: {max_tokens_per_call: 100}
   broke: {usd_per_day: 0.000001}
+  tight: {usd_per_day: 0.00001, max_tokens_per_call: 100}
 )";
 
 class ExchangeTest : public ::testing::Test {
@@ -43,7 +44,7 @@ class ExchangeTest : public ::testing::Test {
     ASSERT_TRUE(cfg) << cfg.error().front().str();
     auto keys = store::openKeyStore("memory");
     ASSERT_TRUE(keys);
-    for (const char* agent : {"bot", "broke"}) {
+    for (const char* agent : {"bot", "broke", "tight"}) {
       auto k = store::generateKey(agent, false, {}, 0);
       ASSERT_TRUE((*keys)->insert(k.record));
       secrets_[agent] = k.secret_key;
@@ -215,6 +216,29 @@ TEST_F(ExchangeTest, StreamCutBeforeItsFirstEventIsBilledItsPrompt) {
   }
   const auto bill = gw_->mockState()->bill().snapshot();
   EXPECT_GE(r.usage.input, static_cast<int64_t>(bill.models.at("gpt-4o-mini").prompt_tokens));
+}
+
+// A retry is another call the provider bills: after an attempt that was
+// billed, the next one needs budget of its own. Here the budget covers one
+// call at the cap: the first is cut after its headers (billed at the cap),
+// and the retries are not made, instead of spending three times the budget.
+TEST_F(ExchangeTest, NoRetryPastTheBudgetAfterABilledAttempt) {
+  setMock(R"({"reset_mid_stream_rate": 1, "reset_after_chunks": 0})");
+  auto s = send("tight", R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":8})");
+  loop_.advance(2s);
+  EXPECT_EQ(s->status(), 502) << s->body();
+  auto r = lastRecord();
+  ASSERT_EQ(r.attempts.size(), 1u) << "the retries were not affordable";
+  EXPECT_GT(r.cost_micro_usd, 0);
+  EXPECT_LE(r.cost_micro_usd, 10) << "within usd_per_day";
+  EXPECT_EQ(gw_->mockState()->bill().snapshot().models.at("gpt-4o-mini").requests, 1u);
+  EXPECT_EQ(gw_->budgets().outstandingReservations(), 0u);
+  // The same faults with budget to spare: every retry is made, each billed.
+  auto more = send("bot", R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":8})");
+  loop_.advance(2s);
+  auto r2 = lastRecord();
+  EXPECT_EQ(r2.attempts.size(), 3u);
+  EXPECT_EQ(gw_->budgets().outstandingReservations(), 0u);
 }
 
 }  // namespace
