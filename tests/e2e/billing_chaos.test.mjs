@@ -10,22 +10,12 @@
 // from its seeded generator.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { MockUpstream, Gateway, chat, sleep } from './harness.mjs';
+import { MockUpstream, Gateway, seededRandom, sleep } from './harness.mjs';
 
 const SEED = Number(process.env.SLUICE_HOSTILE_SEED ?? 0xb111);
 const COUNT = 160;
 const PARALLEL = 12;
 
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe(`ledger vs provider bill under chaos (seed ${SEED})`, () => {
   let mock, gw, key;
@@ -48,7 +38,7 @@ agents:
   after(async () => { await gw?.stop(); mock?.stop(); });
 
   it('never bills less than the provider charged, and not much more', async (t) => {
-    const r = rng(SEED);
+    const r = seededRandom(SEED);
     const answered = new Set();
     const outcomes = {};
     let next = 0;

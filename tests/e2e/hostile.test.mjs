@@ -14,7 +14,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { MockUpstream, Gateway, chat } from './harness.mjs';
+import { MockUpstream, Gateway, chat, seededRandom } from './harness.mjs';
 
 const SEED = Number(process.env.SLUICE_HOSTILE_SEED ?? 0x5eed1e55);
 const COUNT = Number(process.env.SLUICE_HOSTILE_COUNT ?? 3000);
@@ -22,17 +22,6 @@ const PARALLEL = 24;
 const PROVIDER_SECRET = 'sk-provider-SECRET-never-shown-0123456789';
 const HEADER_TIMEOUT_MS = 400;
 
-// mulberry32: small, seeded, good enough to pick mutations.
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HOSTILE_VALUES = [
   '1e309', '-1', '0', '99999999999999999999999999', '-9223372036854775809', '1.5', 'null', 'true', '[]', '{}',
@@ -215,7 +204,7 @@ agents:
   after(async () => { await gw?.stop(); mock?.stop(); });
 
   it('stays up, answers well-formed, holds no connection, and shows no key', async (t) => {
-    const r = rng(SEED);
+    const r = seededRandom(SEED);
     const bases = baseRequests(key);
     const counts = {};
     const statuses = {};

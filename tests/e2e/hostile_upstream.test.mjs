@@ -14,23 +14,13 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
-import { Gateway, chat } from './harness.mjs';
+import { Gateway, chat, seededRandom } from './harness.mjs';
 
 const SEED = Number(process.env.SLUICE_HOSTILE_SEED ?? 0x0bad5eed);
 const COUNT = Number(process.env.SLUICE_HOSTILE_UPSTREAM_COUNT ?? 600);
 const PARALLEL = 8;
 const PROVIDER_SECRET = 'sk-provider-UPSTREAM-secret-9876543210';
 
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const HOSTILE_NUMBERS = ['1e30', '-5', '"12"', 'null', '18446744073709551616', '9223372036854775807', '1.5', '[]', '{}', '-0', '1e-7'];
 
@@ -157,7 +147,7 @@ describe(`hostile upstream (seed ${SEED}, ${COUNT} requests)`, () => {
   const kinds = {};
   let sent = 0;
   before(async () => {
-    provider = await startProvider(rng(SEED), seen, kinds);
+    provider = await startProvider(seededRandom(SEED), seen, kinds);
     gw = await Gateway.start(`
 server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 2}
 storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
