@@ -71,10 +71,7 @@ agents:
     // Streams the clients left are cancelled upstream; let the provider's
     // books settle, then stop the gateway so its log is complete.
     await sleep(600);
-    const code = await new Promise((resolve) => {
-      gw.child.on('exit', (c) => resolve(c));
-      gw.child.kill('SIGTERM');
-    });
+    const code = await gw.terminate();
     assert.equal(code, 0, gw.stderr.slice(-2000));
     const bill = (await mock.bill()).models['gpt-4o-mini'];
     const rows = (await gw.usage()).filter((row) => row.requested_model === 'gpt-4o-mini');

@@ -108,13 +108,16 @@ export class Gateway {
       await new Promise((r) => setTimeout(r, 25));
     }
   }
+  // Stops the process gracefully (SIGTERM: drain, flush the usage log) and
+  // returns its exit code; the files stay for reading.
+  async terminate() {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
+    const exited = new Promise((r) => this.child.on('exit', (c) => r(c)));
+    this.child.kill('SIGTERM');
+    return exited;
+  }
   async stop() {
-    let code = this.child.exitCode;
-    if (code === null && this.child.signalCode === null) {
-      const exited = new Promise((r) => this.child.on('exit', (c) => r(c)));
-      this.child.kill('SIGTERM');
-      code = await exited;
-    }
+    const code = await this.terminate();
     rmSync(this.dir, { recursive: true, force: true });
     return code;
   }

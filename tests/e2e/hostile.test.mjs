@@ -271,10 +271,7 @@ agents:
   it('stops cleanly, with a usage row for every request it answered and no key anywhere', async () => {
     const log = gw.usageLog;
     const stderr = () => gw.stderr;
-    const code = await new Promise((resolve) => {
-      gw.child.on('exit', (c) => resolve(c));
-      gw.child.kill('SIGTERM');
-    });
+    const code = await gw.terminate();
     assert.equal(code, 0, stderr().slice(-2000));
     assert.doesNotMatch(stderr(), /AddressSanitizer|runtime error|LeakSanitizer/);
     const text = readFileSync(log, 'utf8');

@@ -226,10 +226,7 @@ agents:
 
   it('writes one sane usage row per request and stops cleanly', async () => {
     const stderr = () => gw.stderr;
-    const code = await new Promise((resolve) => {
-      gw.child.on('exit', (c) => resolve(c));
-      gw.child.kill('SIGTERM');
-    });
+    const code = await gw.terminate();
     assert.equal(code, 0, stderr().slice(-2000));
     assert.doesNotMatch(stderr(), /AddressSanitizer|runtime error|LeakSanitizer/);
     assert.ok(!stderr().includes(PROVIDER_SECRET) && !stderr().includes(key), 'no key in the gateway log');
