@@ -18,6 +18,10 @@
 #   U>S  the mock's turn (it shares core 0), and the proxy's wake-up
 #   S>C  the proxy's own work on the response, and its send to the client
 #   C>G  waking wrk (cross-core) and its read
+#   G>W  wrk's own turn: parsing the response (its headers included), and
+#        writing the next request
+#   W>G  the whole request as wrk times it (the sum of the five proxy-side
+#        segments, median of the sums)
 # Message sizes tell the sends and reads apart: with the benchmark request,
 # requests are under 600 bytes and responses over (checked: the counts of
 # each kind must match).
@@ -65,14 +69,17 @@ trace() { # name port -> $TMP/name.txt
 segments() {
   awk -v ptid="$2" '
     function mark(k, t) {
-      if (k == "W") { w = t; r = u = s = c = 0; return }
+      if (k == "W") {
+        if (g) printf "G>W %.2f\n", (t-g)*1e6
+        w = t; r = u = s = c = g = 0; return
+      }
       if (k == "R" && w) r = t
       else if (k == "U" && r) u = t
       else if (k == "S" && u) s = t
       else if (k == "C" && s) c = t
       else if (k == "G" && c) {
-        printf "W>R %.2f\nR>U %.2f\nU>S %.2f\nS>C %.2f\nC>G %.2f\n", (r-w)*1e6, (u-r)*1e6, (s-u)*1e6, (c-s)*1e6, (t-c)*1e6
-        w = 0
+        printf "W>R %.2f\nR>U %.2f\nU>S %.2f\nS>C %.2f\nC>G %.2f\nW>G %.2f\n", (r-w)*1e6, (u-r)*1e6, (s-u)*1e6, (c-s)*1e6, (t-c)*1e6, (t-w)*1e6
+        w = 0; g = t
       }
     }
     {
@@ -101,7 +108,7 @@ echo "## One connection: median µs per segment of a request cycle ($(date -u +%
 echo
 echo "| segment | nginx | sluice |"
 echo "|---|---:|---:|"
-for seg in "W>R" "R>U" "U>S" "S>C" "C>G"; do
+for seg in "W>R" "R>U" "U>S" "S>C" "C>G" "G>W" "W>G"; do
   a=$(awk -v s="$seg" '$1 == s {print $2}' "$TMP/nginx.seg" | median)
   b=$(awk -v s="$seg" '$1 == s {print $2}' "$TMP/sluice.seg" | median)
   echo "| $seg | $a | $b |"
