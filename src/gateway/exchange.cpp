@@ -1118,6 +1118,8 @@ void Worker::handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStrea
   }
   gateway.stats().requests.fetch_add(1, std::memory_order_relaxed);
   gateway.stats().in_flight.fetch_add(1, std::memory_order_relaxed);
+  // One pointer compare per request; the work runs after a reload only.
+  if (const auto& snap = snapshot.get(); snap != reconciled_ || !retired_.empty()) reconcileClients(snap);
   auto ex = std::make_shared<Exchange>(*this, std::move(request), std::move(stream));
   ex->run();
 }

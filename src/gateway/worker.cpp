@@ -28,7 +28,8 @@ net::UpstreamClient& Worker::client(std::string_view name, const ProviderRuntime
     made = net::makeHttpUpstreamClient(loop, std::move(opts));
   }
   if (it != clients_.end()) {
-    retired_.push_back(std::move(it->second.client));
+    // A request still on an older snapshot, or the first after a reload.
+    retire(std::move(it->second.client));
     it->second = ClientEntry{std::move(identity), std::move(made)};
     return *it->second.client;
   }
@@ -53,6 +54,29 @@ const store::KeyRecord* Worker::verifyKey(std::string_view presented) {
     verified_.emplace(std::string(presented), record);
   }
   return record;
+}
+
+void Worker::retire(std::unique_ptr<net::UpstreamClient> client) {
+  client->retire();
+  // Not destroyed here even when idle: client() runs inside callbacks of
+  // other calls, possibly of this very client.
+  retired_.push_back(std::move(client));
+}
+
+void Worker::reconcileClients(const std::shared_ptr<const Snapshot>& snap) {
+  if (snap != reconciled_) {
+    reconciled_ = snap;
+    for (auto it = clients_.begin(); it != clients_.end();) {
+      const auto p = snap->providers.find(it->first);
+      if (p != snap->providers.end() && p->second.pool_identity == it->second.identity) {
+        ++it;
+        continue;
+      }
+      retire(std::move(it->second.client));
+      it = clients_.erase(it);
+    }
+  }
+  std::erase_if(retired_, [](const auto& c) { return !c->busy(); });
 }
 
 void Worker::releaseClients() {

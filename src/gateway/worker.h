@@ -36,6 +36,10 @@ class Worker {
   /// Must run on this worker's loop, before the loop stops.
   void releaseClients();
 
+  /// Pools replaced by a reload that are still alive (each until its last
+  /// call ends; see handle()). For tests and diagnostics.
+  [[nodiscard]] size_t retiredClients() const { return retired_.size(); }
+
   Gateway& gateway;
   net::Dispatcher& loop;
   LocalView<Snapshot> snapshot;
@@ -48,12 +52,21 @@ class Worker {
     std::string identity;  // kind + base_url + key fingerprint
     std::unique_ptr<net::UpstreamClient> client;
   };
+  /// A pool whose provider changed goes to retired_: its idle connections
+  /// close at once, and it is destroyed once no call of its own runs.
+  void retire(std::unique_ptr<net::UpstreamClient> client);
+  /// After a reload: retires the pools of providers the snapshot changed or
+  /// removed, and destroys retired pools whose calls all ended. Called from
+  /// handle(), a fresh stack frame, never from inside a client's callback.
+  void reconcileClients(const std::shared_ptr<const Snapshot>& snap);
+
   static constexpr size_t kMaxCachedKeys = 4096;
   std::map<std::string, ClientEntry, std::less<>> clients_;
   const KeyMap* cache_map_ = nullptr;
   std::unordered_map<std::string, const store::KeyRecord*, core::StringHash, std::equal_to<>> verified_;
-  // Replaced clients stay alive: calls started on them may still be running.
+  // Replaced clients stay alive while calls started on them still run.
   std::vector<std::unique_ptr<net::UpstreamClient>> retired_;
+  std::shared_ptr<const Snapshot> reconciled_;  // the snapshot clients_ was last checked against
 };
 
 }  // namespace sluice::gateway

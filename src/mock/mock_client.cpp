@@ -140,6 +140,11 @@ class MockUpstreamClient final : public net::UpstreamClient {
     call->start(std::move(request), state_);
     return std::make_unique<MockCall>(std::move(call));
   }
+  // A mock call keeps everything it needs in its own CallState (the loop and
+  // the shared MockState), so destroying this client cuts none of them, and
+  // there is no pool to retire.
+  [[nodiscard]] bool busy() const override { return false; }
+  void retire() override {}
 
  private:
   net::Dispatcher& loop_;

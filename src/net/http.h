@@ -302,6 +302,16 @@ class UpstreamClient {
   /// Completes every call still running with kCancelled.
   virtual ~UpstreamClient() = default;
   [[nodiscard]] virtual std::unique_ptr<UpstreamCall> start(UpstreamRequest request, UpstreamCallbacks& callbacks) = 0;
+
+  /// True while a call started here has not completed, i.e. while destroying
+  /// the client would cut a call (complete it with kCancelled).
+  [[nodiscard]] virtual bool busy() const = 0;
+
+  /// For a client being replaced (a reload changed or removed its provider):
+  /// closes its idle connections now and pools no more, so each remaining
+  /// connection closes when its call ends. Calls running finish normally;
+  /// calls started later still work, each on a connection of its own.
+  virtual void retire() = 0;
 };
 
 struct UpstreamOptions {

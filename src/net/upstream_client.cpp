@@ -242,6 +242,8 @@ class ClientImpl final : public UpstreamClient, public detail::Tickable {
   ~ClientImpl() override;
 
   std::unique_ptr<UpstreamCall> start(UpstreamRequest request, UpstreamCallbacks& callbacks) override;
+  [[nodiscard]] bool busy() const override { return active_ != nullptr; }  // queued calls are on the list too
+  void retire() override;
   void onTick(core::MonoTime now) override;
 
   // Call/connection plumbing (loop thread).
@@ -283,6 +285,7 @@ class ClientImpl final : public UpstreamClient, public detail::Tickable {
   Ref<ClientToken> token_;
   bool registered_ = false;
   bool destroying_ = false;
+  bool retired_ = false;  // retire(): no connection goes back to the pool
 
   std::vector<tcp::endpoint> endpoints_;
   core::MonoTime resolved_at_{};
@@ -377,6 +380,12 @@ std::unique_ptr<UpstreamCall> ClientImpl::start(UpstreamRequest request, Upstrea
     assign(st);
   }
   return std::make_unique<CallHandle>(std::move(st));
+}
+
+void ClientImpl::retire() {
+  retired_ = true;
+  std::vector<Ref<UpConn>> idle(idle_.begin(), idle_.end());
+  for (auto& c : idle) closeConn(c.get());
 }
 
 void ClientImpl::postFailure(const Ref<CallState>& st, UpstreamErrorKind kind) {
@@ -778,7 +787,7 @@ void ClientImpl::finishResponse(UpConn* c) {
   Ref<CallState> st = c->call_;
   // An early answer (e.g. a 413 while the body is still going out) leaves the
   // connection mid-request: not reusable.
-  const bool reusable = c->parser_.keepAlive() && c->begin_ == c->end_ && c->write_done_ && !destroying_;
+  const bool reusable = c->parser_.keepAlive() && c->begin_ == c->end_ && c->write_done_ && !destroying_ && !retired_;
   detach(st.get());
   if (reusable) {
     release(c);  // before onComplete: a follow-up call can reuse it at once

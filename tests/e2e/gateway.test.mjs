@@ -561,6 +561,84 @@ ${agents}
   });
 });
 
+describe('a reload that moves a provider', () => {
+  it('lets calls on the old pool finish, then closes its connections', async () => {
+    // The old provider: counts its connections, and holds the second request
+    // until the test releases it (a call in flight across the reload).
+    let opened = 0;
+    let closed = 0;
+    let requests = 0;
+    let release;
+    const held = new Promise((r) => { release = r; });
+    const answer = (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({
+        id: 'chatcmpl-old', object: 'chat.completion', created: 1, model: 'gpt-4o-mini',
+        choices: [{ index: 0, message: { role: 'assistant', content: 'from the old provider' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
+      }));
+    };
+    const old = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (++requests === 2) held.then(() => answer(res));
+        else answer(res);
+      });
+    });
+    old.keepAliveTimeout = 120000;  // only the gateway closes connections here
+    old.on('connection', (sock) => { ++opened; sock.on('close', () => { ++closed; }); });
+    await new Promise((r) => old.listen(0, '127.0.0.1', r));
+    const mock = await MockUpstream.start({ completion_tokens: 3 });
+    const yaml = (url) => `
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${url}/v1"}
+agents:
+  a: {}
+`;
+    const gw = await Gateway.start(yaml(`http://127.0.0.1:${old.address().port}`), { keys: { k: { agent: 'a' } } });
+    const call = () => chat(gw, gw.keys.k.key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 4 });
+    try {
+      const first = await call();
+      assert.equal(first.status, 200);
+      const version = first.headers.get('x-sluice-config-version');
+      const inFlight = call();  // held by the old provider
+      for (let i = 0; i < 100 && requests < 2; i++) await sleep(10);
+      assert.equal(requests, 2);
+
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(gw.config, yaml(mock.url).replaceAll('${DIR}', gw.dir));
+      gw.child.kill('SIGHUP');
+      let res;
+      for (let i = 0; i < 100; i++) {
+        res = await call();
+        if (res.headers.get('x-sluice-config-version') !== version) break;
+        await sleep(20);
+      }
+      assert.notEqual(res.headers.get('x-sluice-config-version'), version, 'the reload applied');
+      assert.equal((await res.json()).choices[0].message.content === 'from the old provider', false);
+
+      // Idle connections of the old pool close at once; the held call's stays.
+      for (let i = 0; i < 100 && closed < opened - 1; i++) await sleep(20);
+      assert.equal(closed, opened - 1, 'only the connection of the call in flight is open');
+
+      release();
+      const done = await inFlight;
+      assert.equal(done.status, 200);
+      assert.equal((await done.json()).choices[0].message.content, 'from the old provider', 'the reload did not cut it');
+      for (let i = 0; i < 100 && closed < opened; i++) await sleep(20);
+      assert.equal(closed, opened, 'its connection closed after it, not kept in a pool nobody uses');
+    } finally {
+      release();
+      await gw.stop();
+      mock.stop();
+      old.closeAllConnections();
+      old.close();
+    }
+  });
+});
+
 describe('provider credential errors', () => {
   it('never relays a provider 401 (it may quote the provider key) and falls back', async () => {
     const { createServer } = await import('node:http');

@@ -253,6 +253,8 @@ class RawHttpServer {
   [[nodiscard]] uint16_t port() const { return port_; }
   [[nodiscard]] int connections() const { return connections_.load(); }
   [[nodiscard]] int requests() const { return requests_.load(); }
+  /// Connections that ended (the peer closed, or the script did).
+  [[nodiscard]] int closed() const { return closed_.load(); }
   std::vector<RawMessage> received() {
     std::lock_guard lk(mu_);
     return received_;
@@ -294,6 +296,7 @@ class RawHttpServer {
       script_(s, *m, conn_index, req_index);
       if (!s.valid()) break;
     }
+    ++closed_;
   }
 
   Script script_;
@@ -302,6 +305,7 @@ class RawHttpServer {
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
   std::atomic<int> requests_{0};
+  std::atomic<int> closed_{0};
   std::thread acceptor_;
   std::mutex mu_;
   std::vector<int> open_fds_;

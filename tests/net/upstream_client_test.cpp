@@ -114,6 +114,14 @@ class ClientFixture {
   void destroyClient() {
     loop_->runSync([&] { client_.reset(); });
   }
+  bool busy() {
+    bool b = false;
+    loop_->runSync([&] { b = client_->busy(); });
+    return b;
+  }
+  void retire() {
+    loop_->runSync([&] { client_->retire(); });
+  }
   EventLoopThread& loop() { return *loop_; }
 
  private:
@@ -503,6 +511,49 @@ TEST(UpstreamClient, DestroyingTheClientCancelsItsCalls) {
   EXPECT_EQ(rec.completes(), 1);
   releaseHeld(held);
   server->stop(1s);
+}
+
+TEST(UpstreamClient, RetiringClosesIdleConnectionsAndPoolsNoMore) {
+  RawHttpServer upstream([](RawSocket& s, const RawMessage&, int, int i) { respondOk(s, "ok" + std::to_string(i)); });
+  ClientFixture f({.base_url = baseUrl(upstream.port())});
+  Recorder first;
+  f.start(req("/a"), first);
+  EXPECT_EQ(first.waitResult(), UpstreamErrorKind::kNone);
+  EXPECT_FALSE(f.busy());
+  EXPECT_EQ(upstream.closed(), 0) << "the connection waits in the pool";
+
+  f.retire();
+  EXPECT_TRUE(eventually([&] { return upstream.closed() == 1; })) << "the idle connection closes at once";
+
+  // A retired client still serves calls, each on a connection of its own
+  // that closes when the call ends.
+  Recorder later;
+  f.start(req("/b"), later);
+  EXPECT_EQ(later.waitResult(), UpstreamErrorKind::kNone);
+  EXPECT_EQ(later.body(), "ok0");
+  EXPECT_EQ(upstream.connections(), 2);
+  EXPECT_TRUE(eventually([&] { return upstream.closed() == 2; }));
+  EXPECT_FALSE(f.busy());
+}
+
+TEST(UpstreamClient, RetiringLetsRunningCallsFinish) {
+  std::promise<void> go;
+  std::shared_future<void> released = go.get_future().share();
+  RawHttpServer upstream([released](RawSocket& s, const RawMessage&, int, int) {
+    released.wait();
+    respondOk(s, "done");
+  });
+  ClientFixture f({.base_url = baseUrl(upstream.port())});
+  Recorder rec;
+  f.start(req("/slow"), rec);
+  ASSERT_TRUE(eventually([&] { return upstream.requests() == 1; }));
+  EXPECT_TRUE(f.busy()) << "a call is running";
+  f.retire();
+  go.set_value();
+  EXPECT_EQ(rec.waitResult(), UpstreamErrorKind::kNone);
+  EXPECT_EQ(rec.body(), "done");
+  EXPECT_FALSE(f.busy());
+  EXPECT_TRUE(eventually([&] { return upstream.closed() == 1; })) << "not pooled after its call";
 }
 
 TEST(UpstreamClient, AgainstTheServerWithManyCalls) {
