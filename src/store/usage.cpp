@@ -2,6 +2,10 @@
 
 #include "core/json_text.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <array>
 #include <bit>
 #include <condition_variable>
@@ -341,9 +345,62 @@ void TeeUsageSink::flush() {
 
 namespace {
 
+// Keeps a log file's footprint in the page cache bounded (see openJsonlSink).
+// Written by hand: a few lines of sync_file_range/posix_fadvise.
+class CacheTrimmer {
+ public:
+  CacheTrimmer(int fd, uint64_t keep) : fd_(fd), keep_(keep) {
+    struct stat st{};
+    regular_ = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    // What the file held before this process is not ours to trim.
+    if (regular_) started_ = dropped_ = static_cast<uint64_t>(st.st_size) & ~uint64_t{kPage - 1};
+  }
+
+  // After each batch is written (the file offset is then its end: O_APPEND).
+  void afterWrite() {
+    if (!regular_) return;
+    const off_t end = ::lseek(fd_, 0, SEEK_CUR);
+    if (end < 0) return;
+    const auto e = static_cast<uint64_t>(end);
+    if (e < started_) started_ = dropped_ = 0;  // truncated under us (copytruncate rotation)
+    // Start the write-back of the new batch now (asynchronous): by the time
+    // it falls out of the window below, it is on disk and can be dropped.
+    if (e > started_) {
+      (void)::sync_file_range(fd_, static_cast<off_t>(started_), static_cast<off_t>(e - started_), SYNC_FILE_RANGE_WRITE);
+      started_ = e;
+    }
+    if (e < keep_) return;
+    const uint64_t to = (e - keep_) & ~uint64_t{kPage - 1};
+    if (to < dropped_ + kMinDrop) return;
+    // From a little before the last drop: a large folio (up to 2 MB) that
+    // straddled its end was kept, as fadvise drops whole folios only.
+    const uint64_t start = dropped_ > kMaxFolio ? dropped_ - kMaxFolio : 0;
+    const auto from = static_cast<off_t>(start);
+    const auto len = static_cast<off_t>(to - start);
+    // Waits only for pages still under write-back (started a window ago);
+    // dirty pages cannot be dropped.
+    (void)::sync_file_range(fd_, from, len,
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    (void)::posix_fadvise(fd_, from, len, POSIX_FADV_DONTNEED);
+    dropped_ = to;
+  }
+
+ private:
+  static constexpr uint64_t kPage = 4096;
+  static constexpr uint64_t kMinDrop = 1u << 20;  // one fadvise per MB at least
+  static constexpr uint64_t kMaxFolio = 2u << 20;
+
+  int fd_;
+  uint64_t keep_;
+  bool regular_ = false;
+  uint64_t started_ = 0;  // write-back started up to here
+  uint64_t dropped_ = 0;  // dropped from the cache up to here (page-aligned)
+};
+
 class JsonlSink final : public UsageSink {
  public:
-  explicit JsonlSink(std::FILE* f) : file_(f), writer_([this] { run(); }) {}
+  JsonlSink(std::FILE* f, uint64_t cached_bytes)
+      : file_(f), trimmer_(::fileno(f), cached_bytes), writer_([this] { run(); }) {}
   ~JsonlSink() override {
     {
       std::lock_guard lock(mu_);
@@ -403,6 +460,7 @@ class JsonlSink final : public UsageSink {
         std::fwrite(batch.data(), 1, batch.size(), file_);
         std::fflush(file_);
         batch.clear();
+        trimmer_.afterWrite();
       }
       lock.lock();
       written_ += n;
@@ -415,6 +473,7 @@ class JsonlSink final : public UsageSink {
   static constexpr std::chrono::milliseconds kBatchInterval{50};
 
   std::FILE* file_;
+  CacheTrimmer trimmer_;  // writer thread only
   bool flush_requested_ = false;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -429,10 +488,10 @@ class JsonlSink final : public UsageSink {
 
 }  // namespace
 
-core::Result<std::unique_ptr<UsageSink>> openJsonlSink(const std::string& path) {
+core::Result<std::unique_ptr<UsageSink>> openJsonlSink(const std::string& path, uint64_t cached_bytes) {
   std::FILE* f = std::fopen(path.c_str(), "ae");
   if (!f) return core::fail(core::ErrorCode::kConfig, "cannot open usage log '" + path + "' for appending");
-  return std::unique_ptr<UsageSink>(std::make_unique<JsonlSink>(f));
+  return std::unique_ptr<UsageSink>(std::make_unique<JsonlSink>(f, cached_bytes));
 }
 
 }  // namespace sluice::store

@@ -78,11 +78,22 @@ class UsageSink {
   virtual void flush() = 0;
 };
 
+/// How much of a usage log stays in the page cache: the log is written and
+/// not read back by the gateway, and at 50k requests/s it grows by ~40 MB/s.
+inline constexpr uint64_t kUsageLogCachedBytes = 16ull << 20;
+
 /// Appends JSON lines to PATH from a background thread, in batches (submit()
 /// formats the line on the caller's thread; only bytes are queued). The loss
 /// window on a hard kill is what was queued but not yet written: at most one
 /// batch interval (50 ms) of records. close()/destruction drains the queue.
-[[nodiscard]] core::Result<std::unique_ptr<UsageSink>> openJsonlSink(const std::string& path);
+///
+/// When PATH is a regular file, the writer starts the write-back of each
+/// batch as it writes it, and drops from the page cache what lies more than
+/// `cached_bytes` behind the end of the file (once it is on disk), so a busy
+/// gateway's ledger does not fill the machine's memory with pages nobody
+/// reads; a log shipper that keeps up still reads from the cache.
+[[nodiscard]] core::Result<std::unique_ptr<UsageSink>> openJsonlSink(const std::string& path,
+                                                                    uint64_t cached_bytes = kUsageLogCachedBytes);
 
 /// Keeps every record in memory, without bound: for tests. `sluice serve`
 /// with no usage log uses DiscardUsageSink instead.

@@ -3,6 +3,11 @@
 #include "core/json_text.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/statfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <climits>
@@ -550,6 +555,63 @@ TEST(Usage, JsonlSinkWritesEveryRecordOnFlushAndClose) {
     ++lines;
   }
   EXPECT_EQ(lines, 700);
+  std::filesystem::remove(path);
+}
+
+TEST(Usage, JsonlSinkKeepsOnlyTheTailOfTheLogInThePageCache) {
+  auto path = std::filesystem::temp_directory_path() / ("sluice_usage_cache_" + std::to_string(::getpid()) + ".jsonl");
+  struct statfs fs{};
+  ASSERT_EQ(::statfs(path.parent_path().c_str(), &fs), 0);
+  if (fs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "tmpfs pages live only in memory: nothing to trim";
+  std::filesystem::remove(path);
+  constexpr uint64_t kKeep = 1 << 20;
+  constexpr int kRecords = 20000;
+  {
+    auto sink = openJsonlSink(path.string(), kKeep);
+    ASSERT_TRUE(sink);
+    for (int i = 0; i < kRecords; ++i) {
+      (*sink)->submit(sample(i));
+      if (i % 1000 == 999) (*sink)->flush();  // one batch per thousand records
+    }
+    (*sink)->flush();
+  }
+  const auto size = std::filesystem::file_size(path);
+  ASSERT_GT(size, 8 * kKeep) << "enough log to trim";
+  // Which of the file's pages are in the page cache (mincore on a mapping
+  // reads residency without faulting anything in).
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+  ASSERT_NE(map, MAP_FAILED);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<unsigned char> resident((size + page - 1) / page);
+  ASSERT_EQ(::mincore(map, size, resident.data()), 0);
+  ::munmap(map, size);
+  ::close(fd);
+  const size_t head_pages = (size - 3 * kKeep) / page;  // all but the last window and the last drop step
+  size_t cached_head = 0;
+  for (size_t i = 0; i < head_pages; ++i) cached_head += resident[i] & 1;
+  std::string ranges;
+  for (size_t i = 0; i < resident.size(); ++i)
+    if ((resident[i] & 1) && (i == 0 || !(resident[i - 1] & 1))) {
+      size_t j = i;
+      while (j + 1 < resident.size() && (resident[j + 1] & 1)) ++j;
+      ranges += " [" + std::to_string(i) + "," + std::to_string(j) + "]";
+    }
+  EXPECT_LE(cached_head, head_pages / 20) << cached_head << " of the log's first " << head_pages
+                                          << " pages are cached; cached pages:" << ranges << " of " << resident.size();
+  size_t cached_tail = 0;
+  for (size_t i = resident.size() - kKeep / page / 2; i < resident.size(); ++i) cached_tail += resident[i] & 1;
+  EXPECT_GT(cached_tail, 0U) << "the newest lines stay cached for readers that keep up";
+
+  // Trimming the cache never loses a line.
+  std::ifstream in(path);
+  int lines = 0;
+  for (std::string l; std::getline(in, l);) {
+    ASSERT_EQ(nlohmann::json::parse(l)["request_id"], "req_" + std::to_string(lines));
+    ++lines;
+  }
+  EXPECT_EQ(lines, kRecords);
   std::filesystem::remove(path);
 }
 
