@@ -78,7 +78,12 @@ int serveCommand(const std::string& config_path) {
   std::shared_ptr<store::UsageSink> usage;
   std::shared_ptr<store::DiscardUsageSink> discarded;  // set when no usage log is kept
   if (!cfg->server.usage_log.empty()) {
-    auto sink = store::openJsonlSink(cfg->server.usage_log);
+    store::JsonlSinkOptions opts;
+    opts.report = [](bool failing, const std::string& message) {
+      if (failing) spdlog::error("{}", message);
+      else spdlog::warn("{}", message);
+    };
+    auto sink = store::openJsonlSink(cfg->server.usage_log, std::move(opts));
     if (!sink) {
       fmt::print(stderr, "error: {}\n", sink.error().message);
       return 1;

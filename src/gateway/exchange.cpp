@@ -1109,6 +1109,11 @@ void Worker::handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStrea
   }
   if (path == "/readyz") {
     if (gateway.draining()) return stream->respond(503, {{"content-type", "application/json"}}, R"({"status":"draining"})");
+    // Records cannot be written (disk full...): they queue in memory, bounded;
+    // an orchestrator should send traffic to a replica that can keep its ledger.
+    if (gateway.usage().problem()) {
+      return stream->respond(503, {{"content-type", "application/json"}}, R"({"status":"usage_log_failing"})");
+    }
     return stream->respond(200, {{"content-type", "application/json"}}, R"({"status":"ready"})");
   }
   if (gateway.draining()) {

@@ -6,8 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <array>
 #include <bit>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -343,6 +347,13 @@ void TeeUsageSink::flush() {
   for (auto& s : sinks_) s->flush();
 }
 
+std::optional<std::string> TeeUsageSink::problem() const {
+  for (const auto& s : sinks_) {
+    if (auto p = s->problem()) return p;
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 // Keeps a log file's footprint in the page cache bounded (see openJsonlSink).
@@ -399,8 +410,12 @@ class CacheTrimmer {
 
 class JsonlSink final : public UsageSink {
  public:
-  JsonlSink(std::FILE* f, uint64_t cached_bytes)
-      : file_(f), trimmer_(::fileno(f), cached_bytes), writer_([this] { run(); }) {}
+  JsonlSink(int fd, std::string path, JsonlSinkOptions options)
+      : fd_(fd),
+        path_(std::move(path)),
+        options_(std::move(options)),
+        trimmer_(fd, options_.cached_bytes),
+        writer_([this] { run(); }) {}
   ~JsonlSink() override {
     {
       std::lock_guard lock(mu_);
@@ -408,7 +423,7 @@ class JsonlSink final : public UsageSink {
     }
     cv_.notify_all();
     writer_.join();
-    std::fclose(file_);
+    ::close(fd_);
   }
 
   // The line is formatted here, on the caller's thread, and only its bytes
@@ -424,9 +439,11 @@ class JsonlSink final : public UsageSink {
     bool wake;
     {
       std::lock_guard lock(mu_);
+      if (pending_.size() + unwritten_bytes_ + line.size() > options_.max_backlog_bytes) {
+        ++dropped_;  // the log cannot be written and the backlog is full
+        return;
+      }
       pending_.append(line);
-      ++submitted_;
-      ++pending_records_;
       wake = pending_.size() >= kWakeAtBytes;
     }
     // The writer wakes by itself every batch interval; waking it per record
@@ -434,64 +451,144 @@ class JsonlSink final : public UsageSink {
     if (wake) cv_.notify_one();
   }
 
+  // Waits for one write attempt that covers everything submitted before the
+  // call: it returns when that is written, or when writing it failed (then
+  // problem() says why and the lines stay queued for the next attempt).
   void flush() override {
     std::unique_lock lock(mu_);
-    const uint64_t target = submitted_;
+    const uint64_t want = cycles_started_ + 1;
     flush_requested_ = true;
     cv_.notify_all();
-    done_cv_.wait(lock, [&] { return written_ >= target; });
+    done_cv_.wait(lock, [&] { return cycles_done_ >= want; });
+  }
+
+  [[nodiscard]] std::optional<std::string> problem() const override {
+    std::lock_guard lock(mu_);
+    return problem_;
   }
 
  private:
+  // write() until all of `data` is written or an error; returns the bytes
+  // written and sets `err` (0 = none).
+  size_t writeAll(std::string_view data, int& err) const {
+    size_t done = 0;
+    err = 0;
+    while (done < data.size()) {
+      const ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        err = n < 0 ? errno : EIO;
+        break;
+      }
+    }
+    return done;
+  }
+
+  void report(bool failing, std::string message) const {
+    if (options_.report) options_.report(failing, message);
+  }
+
   void run() {
-    std::string batch;
+    std::string out;  // taken from pending_, not written yet (kept across failed attempts)
+    uint64_t failing_cycles = 0;
+    uint64_t dropped_at_failure = 0;
     std::unique_lock lock(mu_);
     while (true) {
       // Batches: wake when lines arrive, but let them accumulate briefly.
+      // While writing fails, this is also the retry interval.
       cv_.wait_for(lock, kBatchInterval,
                    [&] { return stopping_ || flush_requested_ || pending_.size() >= kWakeAtBytes; });
       flush_requested_ = false;
-      batch.swap(pending_);  // two buffers circulate, each keeping its capacity
-      const uint64_t n = pending_records_;
-      pending_records_ = 0;
-      const bool stop = stopping_;
-      lock.unlock();
-      if (!batch.empty()) {
-        std::fwrite(batch.data(), 1, batch.size(), file_);
-        std::fflush(file_);
-        batch.clear();
-        trimmer_.afterWrite();
+      const uint64_t cycle = ++cycles_started_;
+      if (out.empty()) {
+        out.swap(pending_);  // the usual case: two buffers circulate, each keeping its capacity
+      } else {
+        out.append(pending_);
+        pending_.clear();
       }
+      const bool stop = stopping_;
+      const uint64_t dropped = dropped_;
+      lock.unlock();
+
+      int err = 0;
+      const size_t written = out.empty() ? 0 : writeAll(out, err);
+      if (written == out.size()) {
+        out.clear();
+      } else {
+        out.erase(0, written);  // a short write: the rest goes first next time
+      }
+      if (written > 0) trimmer_.afterWrite();
+      if (err != 0) {
+        if (failing_cycles++ == 0) {
+          dropped_at_failure = dropped;
+          report(true, fmt::format("usage log {}: write failed: {}; records are kept in memory (up to {} MB) and "
+                                   "retried every {} ms",
+                                   path_, std::strerror(err), options_.max_backlog_bytes >> 20, kBatchInterval.count()));
+        } else if (failing_cycles % kReportEveryCycles == 0) {
+          report(true, fmt::format("usage log {}: still failing ({}): {} KB waiting, {} record(s) dropped", path_,
+                                   std::strerror(err), out.size() >> 10, dropped - dropped_at_failure));
+        }
+      } else if (failing_cycles > 0 && out.empty()) {
+        failing_cycles = 0;
+        report(false, fmt::format("usage log {}: written again; {} record(s) were dropped while it failed", path_,
+                                  dropped - dropped_at_failure));
+      }
+
       lock.lock();
-      written_ += n;
+      unwritten_bytes_ = out.size();
+      if (err != 0) {
+        problem_ = fmt::format("writing the usage log failed: {}", std::strerror(err));
+      } else if (out.empty()) {
+        problem_.reset();
+      }
+      cycles_done_ = cycle;
       done_cv_.notify_all();
-      if (stop && pending_.empty()) return;
+      if (stop && (pending_.empty() || err != 0)) {
+        // Exiting: one last attempt was made. What it could not write is lost.
+        const auto lost = std::count(out.begin(), out.end(), '\n') + std::count(pending_.begin(), pending_.end(), '\n');
+        if (lost > 0 || dropped_ > 0) {
+          report(true, fmt::format("usage log {}: {} record(s) could not be written before exit, {} dropped", path_,
+                                   lost, dropped_));
+        }
+        return;
+      }
     }
   }
 
   static constexpr size_t kWakeAtBytes = 1 << 20;
   static constexpr std::chrono::milliseconds kBatchInterval{50};
+  static constexpr uint64_t kReportEveryCycles = 200;  // ~10 s of failed retries
 
-  std::FILE* file_;
+  int fd_;
+  std::string path_;
+  JsonlSinkOptions options_;
   CacheTrimmer trimmer_;  // writer thread only
-  bool flush_requested_ = false;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable done_cv_;
   std::string pending_;  // formatted lines not yet taken by the writer
-  uint64_t pending_records_ = 0;
-  uint64_t submitted_ = 0;
-  uint64_t written_ = 0;
+  uint64_t unwritten_bytes_ = 0;  // taken by the writer, not yet written (a failing log)
+  uint64_t dropped_ = 0;          // records refused: backlog full
+  uint64_t cycles_started_ = 0;
+  uint64_t cycles_done_ = 0;
+  std::optional<std::string> problem_;
+  bool flush_requested_ = false;
   bool stopping_ = false;
   std::thread writer_;  // last: starts after the members it uses exist
 };
 
 }  // namespace
 
-core::Result<std::unique_ptr<UsageSink>> openJsonlSink(const std::string& path, uint64_t cached_bytes) {
-  std::FILE* f = std::fopen(path.c_str(), "ae");
-  if (!f) return core::fail(core::ErrorCode::kConfig, "cannot open usage log '" + path + "' for appending");
-  return std::unique_ptr<UsageSink>(std::make_unique<JsonlSink>(f, cached_bytes));
+core::Result<std::unique_ptr<UsageSink>> openJsonlSink(const std::string& path, JsonlSinkOptions options) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    return core::fail(core::ErrorCode::kConfig,
+                      "cannot open usage log '" + path + "' for appending: " + std::strerror(errno));
+  }
+  return std::unique_ptr<UsageSink>(std::make_unique<JsonlSink>(fd, path, std::move(options)));
 }
 
 }  // namespace sluice::store

@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -74,18 +76,39 @@ class UsageSink {
  public:
   virtual ~UsageSink() = default;
   virtual void submit(UsageRecord&& record) = 0;
-  /// Blocks until every record submitted so far is written.
+  /// Blocks until every record submitted so far is written, or a write of
+  /// them failed (then problem() says why).
   virtual void flush() = 0;
+  /// Why records are not being written right now (a full disk, an I/O
+  /// error), or nullopt while they are. `/readyz` answers 503 meanwhile.
+  /// Thread-safe.
+  [[nodiscard]] virtual std::optional<std::string> problem() const { return std::nullopt; }
 };
 
 /// How much of a usage log stays in the page cache: the log is written and
 /// not read back by the gateway, and at 50k requests/s it grows by ~40 MB/s.
 inline constexpr uint64_t kUsageLogCachedBytes = 16ull << 20;
 
+struct JsonlSinkOptions {
+  /// See openJsonlSink: how much of the log's end stays in the page cache.
+  uint64_t cached_bytes = kUsageLogCachedBytes;
+  /// While the log cannot be written, lines wait in memory up to this many
+  /// bytes (~300k records); records beyond it are dropped and counted.
+  uint64_t max_backlog_bytes = 256ull << 20;
+  /// Called on the writer thread when writing starts failing (failing =
+  /// true), about every 10 s while it fails, when it recovers (false), and
+  /// at exit if records were lost. `sluice serve` logs these.
+  std::function<void(bool failing, const std::string& message)> report;
+};
+
 /// Appends JSON lines to PATH from a background thread, in batches (submit()
 /// formats the line on the caller's thread; only bytes are queued). The loss
 /// window on a hard kill is what was queued but not yet written: at most one
 /// batch interval (50 ms) of records. close()/destruction drains the queue.
+///
+/// A failed write (disk full, I/O error) loses nothing at first: the unwritten
+/// bytes are retried every batch interval, in order, from the exact byte
+/// where the write stopped; problem() is set until they are written.
 ///
 /// When PATH is a regular file, the writer starts the write-back of each
 /// batch as it writes it, and drops from the page cache what lies more than
@@ -93,7 +116,7 @@ inline constexpr uint64_t kUsageLogCachedBytes = 16ull << 20;
 /// gateway's ledger does not fill the machine's memory with pages nobody
 /// reads; a log shipper that keeps up still reads from the cache.
 [[nodiscard]] core::Result<std::unique_ptr<UsageSink>> openJsonlSink(const std::string& path,
-                                                                    uint64_t cached_bytes = kUsageLogCachedBytes);
+                                                                    JsonlSinkOptions options = {});
 
 /// Keeps every record in memory, without bound: for tests. `sluice serve`
 /// with no usage log uses DiscardUsageSink instead.
@@ -127,6 +150,7 @@ class TeeUsageSink final : public UsageSink {
   explicit TeeUsageSink(std::vector<std::shared_ptr<UsageSink>> sinks) : sinks_(std::move(sinks)) {}
   void submit(UsageRecord&& record) override;
   void flush() override;
+  [[nodiscard]] std::optional<std::string> problem() const override;  // the first sink's that has one
 
  private:
   std::vector<std::shared_ptr<UsageSink>> sinks_;

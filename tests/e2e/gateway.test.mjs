@@ -561,6 +561,40 @@ ${agents}
   });
 });
 
+describe('a usage log that cannot be written', () => {
+  it('keeps serving, says so loudly, turns /readyz to 503, and reports the loss at exit', async () => {
+    const mock = await MockUpstream.start({ completion_tokens: 3 });
+    const gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "/dev/full", threads: 1}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1"}
+agents:
+  a: {}
+`, { keys: { k: { agent: 'a' } } });
+    try {
+      assert.equal((await fetch(`${gw.url}/readyz`)).status, 200);
+      const res = await chat(gw, gw.keys.k.key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 3 });
+      assert.equal(res.status, 200, 'budgets are enforced in memory: the call is served');
+      let ready;
+      for (let i = 0; i < 100; i++) {
+        ready = await fetch(`${gw.url}/readyz`);
+        if (ready.status === 503) break;
+        await sleep(20);
+      }
+      assert.equal(ready.status, 503);
+      assert.deepEqual(await ready.json(), { status: 'usage_log_failing' });
+      assert.equal((await fetch(`${gw.url}/healthz`)).status, 200);
+      assert.match(gw.stderr, /usage log \/dev\/full: write failed: No space left on device/);
+      assert.equal(await gw.terminate(), 0);
+      assert.match(gw.stderr, /1 record\(s\) could not be written before exit/);
+    } finally {
+      await gw.stop();
+      mock.stop();
+    }
+  });
+});
+
 describe('a reload that moves a provider', () => {
   it('lets calls on the old pool finish, then closes its connections', async () => {
     // The old provider: counts its connections, and holds the second request

@@ -241,5 +241,57 @@ TEST_F(ExchangeTest, NoRetryPastTheBudgetAfterABilledAttempt) {
   EXPECT_EQ(gw_->budgets().outstandingReservations(), 0u);
 }
 
+// A usage sink whose log cannot be written (a full disk, say).
+class ProblemSink final : public store::UsageSink {
+ public:
+  void submit(store::UsageRecord&&) override {}
+  void flush() override {}
+  [[nodiscard]] std::optional<std::string> problem() const override {
+    std::lock_guard lk(mu);
+    return problem_text;
+  }
+  mutable std::mutex mu;
+  std::optional<std::string> problem_text;
+};
+
+TEST(GatewayProbes, ReadinessFollowsTheUsageLogAndDraining) {
+  auto cfg = config::loadConfigString(kBaseConfig, "test.yaml");
+  ASSERT_TRUE(cfg);
+  auto keys = store::openKeyStore("memory");
+  ASSERT_TRUE(keys);
+  auto sink = std::make_shared<ProblemSink>();
+  core::ManualClock clock;
+  FakeDispatcher loop{clock};
+  GatewayDeps deps;
+  deps.clock = &clock;
+  deps.config = std::make_shared<const config::Config>(std::move(*cfg));
+  deps.keys = std::move(*keys);
+  deps.usage = sink;
+  auto gw = Gateway::create(std::move(deps));
+  ASSERT_TRUE(gw);
+  auto probe = [&](std::string path) {
+    auto stream = std::make_shared<FakeServerStream>();
+    (*gw)->handler()(net::HttpRequest{"GET", std::move(path), {}, ""}, stream, loop);
+    loop.runReady();
+    return stream;
+  };
+  EXPECT_EQ(probe("/readyz")->status(), 200);
+  {
+    std::lock_guard lk(sink->mu);
+    sink->problem_text = "writing the usage log failed: No space left on device";
+  }
+  auto failing = probe("/readyz");
+  EXPECT_EQ(failing->status(), 503);
+  EXPECT_EQ(failing->body(), R"({"status":"usage_log_failing"})");
+  EXPECT_EQ(probe("/healthz")->status(), 200) << "alive, only not ready";
+  {
+    std::lock_guard lk(sink->mu);
+    sink->problem_text.reset();
+  }
+  EXPECT_EQ(probe("/readyz")->status(), 200) << "ready again once the log is written";
+  (*gw)->setDraining();
+  EXPECT_EQ(probe("/readyz")->body(), R"({"status":"draining"})");
+}
+
 }  // namespace
 }  // namespace sluice::gateway

@@ -6,11 +6,16 @@
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <climits>
+#include <csignal>
+#include <cstdio>
+#include <functional>
+#include <mutex>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -567,7 +572,7 @@ TEST(Usage, JsonlSinkKeepsOnlyTheTailOfTheLogInThePageCache) {
   constexpr uint64_t kKeep = 1 << 20;
   constexpr int kRecords = 20000;
   {
-    auto sink = openJsonlSink(path.string(), kKeep);
+    auto sink = openJsonlSink(path.string(), {.cached_bytes = kKeep});
     ASSERT_TRUE(sink);
     for (int i = 0; i < kRecords; ++i) {
       (*sink)->submit(sample(i));
@@ -612,6 +617,103 @@ TEST(Usage, JsonlSinkKeepsOnlyTheTailOfTheLogInThePageCache) {
     ++lines;
   }
   EXPECT_EQ(lines, kRecords);
+  std::filesystem::remove(path);
+}
+
+// Reports from the writer thread, collected for the test.
+struct Reports {
+  std::mutex mu;
+  std::vector<std::pair<bool, std::string>> got;
+  std::function<void(bool, const std::string&)> fn() {
+    return [this](bool failing, const std::string& m) {
+      std::lock_guard lk(mu);
+      got.emplace_back(failing, m);
+    };
+  }
+  std::vector<std::pair<bool, std::string>> all() {
+    std::lock_guard lk(mu);
+    return got;
+  }
+};
+
+TEST(Usage, JsonlSinkOnAFullDiskSaysSoAndNeverHangs) {
+  Reports reports;
+  {
+    auto sink = openJsonlSink("/dev/full", {.report = reports.fn()});
+    ASSERT_TRUE(sink);
+    EXPECT_FALSE((*sink)->problem());
+    for (int i = 0; i < 10; ++i) (*sink)->submit(sample(i));
+    (*sink)->flush();  // returns after the failed attempt
+    auto p = (*sink)->problem();
+    ASSERT_TRUE(p);
+    EXPECT_NE(p->find("No space left on device"), std::string::npos) << *p;
+    (*sink)->flush();  // a retry fails the same way; still no hang
+  }  // destruction: one last attempt, then the loss is reported
+  const auto r = reports.all();
+  ASSERT_GE(r.size(), 2U);
+  EXPECT_TRUE(r.front().first);
+  EXPECT_NE(r.front().second.find("/dev/full"), std::string::npos) << r.front().second;
+  EXPECT_NE(r.back().second.find("10 record(s) could not be written"), std::string::npos) << r.back().second;
+}
+
+TEST(Usage, JsonlSinkBoundsItsBacklogWhileTheLogFails) {
+  Reports reports;
+  auto sink = openJsonlSink("/dev/full", {.max_backlog_bytes = 16 * 1024, .report = reports.fn()});
+  ASSERT_TRUE(sink);
+  for (int i = 0; i < 200; ++i) (*sink)->submit(sample(i));  // ~150 KB of lines
+  (*sink)->flush();
+  sink->reset();
+  const auto r = reports.all();
+  ASSERT_FALSE(r.empty());
+  // At most 16 KB of lines were kept (about 20); the rest were dropped.
+  EXPECT_NE(r.back().second.find("dropped"), std::string::npos) << r.back().second;
+  unsigned lost = 0, dropped = 0;
+  ASSERT_EQ(std::sscanf(r.back().second.c_str(), "usage log /dev/full: %u record(s) could not be written before exit, %u dropped",
+                        &lost, &dropped), 2) << r.back().second;
+  EXPECT_EQ(lost + dropped, 200U);
+  EXPECT_LE(lost, 30U);
+  EXPECT_GE(dropped, 170U);
+}
+
+// The file-size limit stands in for a full disk that frees up: writes past
+// it fail (EFBIG), and raising it is the space coming back.
+TEST(Usage, JsonlSinkRetriesAFailedWriteFromTheExactByteAndLosesNothing) {
+  auto path = std::filesystem::temp_directory_path() / ("sluice_usage_full_" + std::to_string(::getpid()) + ".jsonl");
+  std::filesystem::remove(path);
+  struct rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  Reports reports;
+  {
+    auto sink = openJsonlSink(path.string(), {.report = reports.fn()});
+    ASSERT_TRUE(sink);
+    struct rlimit small = saved;
+    small.rlim_cur = 10000;  // ends mid-line
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+    for (int i = 0; i < 100; ++i) (*sink)->submit(sample(i));
+    (*sink)->flush();
+    EXPECT_EQ(std::filesystem::file_size(path), 10000U) << "written up to the limit, then refused";
+    auto p = (*sink)->problem();
+    ASSERT_TRUE(p);
+    EXPECT_NE(p->find("too large"), std::string::npos) << *p;
+    for (int i = 100; i < 150; ++i) (*sink)->submit(sample(i));  // more arrive meanwhile
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);  // space again
+    (*sink)->flush();
+    EXPECT_FALSE((*sink)->problem());
+  }
+  std::signal(SIGXFSZ, old_handler);
+  std::ifstream in(path);
+  int lines = 0;
+  for (std::string l; std::getline(in, l);) {
+    ASSERT_EQ(nlohmann::json::parse(l)["request_id"], "req_" + std::to_string(lines)) << "line " << lines;
+    ++lines;
+  }
+  EXPECT_EQ(lines, 150) << "every record, in order, none cut or repeated";
+  const auto r = reports.all();
+  ASSERT_EQ(r.size(), 2U);
+  EXPECT_TRUE(r[0].first);
+  EXPECT_FALSE(r[1].first);
+  EXPECT_NE(r[1].second.find("written again; 0 record(s) were dropped"), std::string::npos) << r[1].second;
   std::filesystem::remove(path);
 }
 
