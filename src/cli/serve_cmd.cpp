@@ -1,6 +1,7 @@
 // `sluice serve`: wiring of config, stores, gateway and HTTP server, plus the
 // process's signal handling: SIGHUP reloads the config file (an invalid file
-// is refused and the running config stays), SIGINT/SIGTERM drain and stop.
+// is refused and the running config stays), SIGUSR1 reopens the usage log,
+// SIGINT/SIGTERM drain and stop.
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -60,6 +61,7 @@ int serveCommand(const std::string& config_path) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGUSR1);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
@@ -155,6 +157,12 @@ int serveCommand(const std::string& config_path) {
       auto applied = (*gw)->reload(std::make_shared<const config::Config>(std::move(*next)));
       if (!applied) spdlog::error("reload of {} refused: {}", config_path, applied.error().message);
       else spdlog::info("reloaded {}", config_path);
+      continue;
+    }
+    if (sig == SIGUSR1) {  // as nginx: logrotate renamed the log, write to a new file by its name
+      if (!usage) continue;
+      if (auto r = usage->reopen(); !r) spdlog::error("{}", r.error().message);
+      else spdlog::info("reopened the usage log {}", cfg->server.usage_log);
       continue;
     }
     if (sig == SIGINT || sig == SIGTERM) break;

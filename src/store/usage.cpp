@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <thread>
+#include <utility>
 
 namespace sluice::store {
 
@@ -347,6 +348,14 @@ void TeeUsageSink::flush() {
   for (auto& s : sinks_) s->flush();
 }
 
+core::Result<void> TeeUsageSink::reopen() {
+  core::Result<void> result;
+  for (auto& s : sinks_) {
+    if (auto r = s->reopen(); !r && result) result = r;
+  }
+  return result;
+}
+
 std::optional<std::string> TeeUsageSink::problem() const {
   for (const auto& s : sinks_) {
     if (auto p = s->problem()) return p;
@@ -355,6 +364,8 @@ std::optional<std::string> TeeUsageSink::problem() const {
 }
 
 namespace {
+
+int openLog(const std::string& path) { return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666); }
 
 // Keeps a log file's footprint in the page cache bounded (see openJsonlSink).
 // Written by hand: a few lines of sync_file_range/posix_fadvise.
@@ -424,6 +435,24 @@ class JsonlSink final : public UsageSink {
     cv_.notify_all();
     writer_.join();
     ::close(fd_);
+    if (next_fd_ >= 0) ::close(next_fd_);
+  }
+
+  // Opened here, so the caller learns of an error; the writer switches to it
+  // after writing what it had taken to the old file.
+  core::Result<void> reopen() override {
+    const int fd = openLog(path_);
+    if (fd < 0) {
+      return core::fail(core::ErrorCode::kConfig, "cannot reopen usage log '" + path_ + "': " + std::strerror(errno));
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (next_fd_ >= 0) ::close(next_fd_);  // two reopens in a row: the latest wins
+      next_fd_ = fd;
+      flush_requested_ = true;
+    }
+    cv_.notify_all();
+    return {};
   }
 
   // The line is formatted here, on the caller's thread, and only its bytes
@@ -511,6 +540,7 @@ class JsonlSink final : public UsageSink {
       }
       const bool stop = stopping_;
       const uint64_t dropped = dropped_;
+      const int switch_to = std::exchange(next_fd_, -1);
       lock.unlock();
 
       int err = 0;
@@ -521,6 +551,17 @@ class JsonlSink final : public UsageSink {
         out.erase(0, written);  // a short write: the rest goes first next time
       }
       if (written > 0) trimmer_.afterWrite();
+      if (switch_to >= 0) {
+        // Anything the old file refused goes to the new one, first.
+        ::close(fd_);
+        fd_ = switch_to;
+        trimmer_ = CacheTrimmer(fd_, options_.cached_bytes);
+        if (!out.empty()) {
+          const size_t more = writeAll(out, err);
+          out.erase(0, more);
+          if (more > 0) trimmer_.afterWrite();
+        }
+      }
       if (err != 0) {
         if (failing_cycles++ == 0) {
           dropped_at_failure = dropped;
@@ -572,6 +613,7 @@ class JsonlSink final : public UsageSink {
   std::string pending_;  // formatted lines not yet taken by the writer
   uint64_t unwritten_bytes_ = 0;  // taken by the writer, not yet written (a failing log)
   uint64_t dropped_ = 0;          // records refused: backlog full
+  int next_fd_ = -1;  // reopen(): the file the writer switches to
   uint64_t cycles_started_ = 0;
   uint64_t cycles_done_ = 0;
   std::optional<std::string> problem_;
@@ -583,7 +625,7 @@ class JsonlSink final : public UsageSink {
 }  // namespace
 
 core::Result<std::unique_ptr<UsageSink>> openJsonlSink(const std::string& path, JsonlSinkOptions options) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+  const int fd = openLog(path);
   if (fd < 0) {
     return core::fail(core::ErrorCode::kConfig,
                       "cannot open usage log '" + path + "' for appending: " + std::strerror(errno));

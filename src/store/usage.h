@@ -83,6 +83,10 @@ class UsageSink {
   /// error), or nullopt while they are. `/readyz` answers 503 meanwhile.
   /// Thread-safe.
   [[nodiscard]] virtual std::optional<std::string> problem() const { return std::nullopt; }
+  /// Opens the log file again by its path (after logrotate renamed it):
+  /// what was submitted before goes to the old file, what comes after to
+  /// the new one. An error leaves the old file in use. Thread-safe.
+  virtual core::Result<void> reopen() { return {}; }
 };
 
 /// How much of a usage log stays in the page cache: the log is written and
@@ -151,6 +155,7 @@ class TeeUsageSink final : public UsageSink {
   void submit(UsageRecord&& record) override;
   void flush() override;
   [[nodiscard]] std::optional<std::string> problem() const override;  // the first sink's that has one
+  core::Result<void> reopen() override;                               // every sink's; the first error
 
  private:
   std::vector<std::shared_ptr<UsageSink>> sinks_;

@@ -595,6 +595,38 @@ agents:
   });
 });
 
+describe('usage log rotation', () => {
+  it('SIGUSR1 reopens the usage log by its path after logrotate renamed it', async () => {
+    const { renameSync, existsSync } = await import('node:fs');
+    const mock = await MockUpstream.start({ completion_tokens: 3 });
+    const gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1"}
+agents:
+  a: {}
+`, { keys: { k: { agent: 'a' } } });
+    const call = async () => (await chat(gw, gw.keys.k.key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 3 })).headers.get('x-request-id');
+    try {
+      const first = await call();
+      assert.ok(await gw.row(first));
+      renameSync(gw.usageLog, `${gw.usageLog}.1`);
+      gw.child.kill('SIGUSR1');
+      for (let i = 0; i < 100 && !/reopened the usage log/.test(gw.stderr); i++) await sleep(10);
+      assert.match(gw.stderr, /reopened the usage log/);
+      const second = await call();
+      const row = await gw.row(second);
+      assert.ok(row, 'the new file holds the next record');
+      assert.ok(existsSync(`${gw.usageLog}.1`));
+      assert.equal(row.request_id, second);
+    } finally {
+      await gw.stop();
+      mock.stop();
+    }
+  });
+});
+
 describe('a reload that moves a provider', () => {
   it('lets calls on the old pool finish, then closes its connections', async () => {
     // The old provider: counts its connections, and holds the second request

@@ -717,6 +717,46 @@ TEST(Usage, JsonlSinkRetriesAFailedWriteFromTheExactByteAndLosesNothing) {
   std::filesystem::remove(path);
 }
 
+TEST(Usage, JsonlSinkReopensItsPathAfterARename) {
+  const auto dir = std::filesystem::temp_directory_path() / ("sluice_rotate_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto path = dir / "usage.jsonl";
+  auto sink = openJsonlSink(path.string());
+  ASSERT_TRUE(sink);
+  for (int i = 0; i < 10; ++i) (*sink)->submit(sample(i));
+  (*sink)->flush();
+  std::filesystem::rename(path, dir / "usage.jsonl.1");  // logrotate, "create" mode
+  for (int i = 10; i < 15; ++i) (*sink)->submit(sample(i));  // before the signal: the old file
+  ASSERT_TRUE((*sink)->reopen());
+  for (int i = 15; i < 30; ++i) (*sink)->submit(sample(i));
+  (*sink)->flush();
+  auto ids = [](const std::filesystem::path& p) {
+    std::vector<std::string> out;
+    std::ifstream in(p);
+    for (std::string l; std::getline(in, l);) out.push_back(nlohmann::json::parse(l)["request_id"]);
+    return out;
+  };
+  const auto old_ids = ids(dir / "usage.jsonl.1");
+  const auto new_ids = ids(path);
+  ASSERT_GE(old_ids.size(), 15U) << "what came before the reopen stays in the renamed file";
+  std::vector<std::string> all = old_ids;
+  all.insert(all.end(), new_ids.begin(), new_ids.end());
+  ASSERT_EQ(all.size(), 30U);
+  for (int i = 0; i < 30; ++i) EXPECT_EQ(all[static_cast<size_t>(i)], "req_" + std::to_string(i));
+  EXPECT_FALSE(new_ids.empty());
+
+  // A path that cannot be opened: an error, and the current file stays in use.
+  std::filesystem::remove_all(dir);
+  auto failed = (*sink)->reopen();
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().message.find("cannot reopen usage log"), std::string::npos);
+  (*sink)->submit(sample(30));
+  (*sink)->flush();
+  EXPECT_FALSE((*sink)->problem()) << "writes go on to the open (now unlinked) file";
+  sink->reset();
+}
+
 TEST(Usage, TeeDeliversToAll) {
   auto a = std::make_shared<MemoryUsageSink>();
   auto b = std::make_shared<MemoryUsageSink>();
