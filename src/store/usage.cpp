@@ -469,7 +469,10 @@ class JsonlSink final : public UsageSink {
     {
       std::lock_guard lock(mu_);
       if (pending_.size() + unwritten_bytes_ + line.size() > options_.max_backlog_bytes) {
-        ++dropped_;  // the log cannot be written and the backlog is full
+        // The log cannot keep up (failing, or stuck in I/O) and the backlog
+        // is full. Said at once: the writer may be the one that is stuck.
+        ++dropped_;
+        if (!problem_) problem_ = "the usage log is not keeping up: its backlog is full and records are dropped";
         return;
       }
       pending_.append(line);

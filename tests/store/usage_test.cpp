@@ -661,6 +661,7 @@ TEST(Usage, JsonlSinkBoundsItsBacklogWhileTheLogFails) {
   auto sink = openJsonlSink("/dev/full", {.max_backlog_bytes = 16 * 1024, .report = reports.fn()});
   ASSERT_TRUE(sink);
   for (int i = 0; i < 200; ++i) (*sink)->submit(sample(i));  // ~150 KB of lines
+  ASSERT_TRUE((*sink)->problem()) << "dropping is a problem at once, before the writer notices";
   (*sink)->flush();
   sink->reset();
   const auto r = reports.all();
