@@ -449,6 +449,7 @@ class JsonlSink final : public UsageSink {
       std::lock_guard lock(mu_);
       if (next_fd_ >= 0) ::close(next_fd_);  // two reopens in a row: the latest wins
       next_fd_ = fd;
+      reopen_at_ = pending_.size();
       flush_requested_ = true;
     }
     cv_.notify_all();
@@ -535,6 +536,8 @@ class JsonlSink final : public UsageSink {
                    [&] { return stopping_ || flush_requested_ || pending_.size() >= kWakeAtBytes; });
       flush_requested_ = false;
       const uint64_t cycle = ++cycles_started_;
+      // With a reopen pending, what was queued before it goes to the old file.
+      const size_t old_part = next_fd_ >= 0 ? out.size() + reopen_at_ : SIZE_MAX;
       if (out.empty()) {
         out.swap(pending_);  // the usual case: two buffers circulate, each keeping its capacity
       } else {
@@ -547,23 +550,23 @@ class JsonlSink final : public UsageSink {
       lock.unlock();
 
       int err = 0;
-      const size_t written = out.empty() ? 0 : writeAll(out, err);
+      const std::string_view first = std::string_view(out).substr(0, old_part);
+      size_t written = first.empty() ? 0 : writeAll(first, err);
+      if (written > 0) trimmer_.afterWrite();
+      if (switch_to >= 0) {
+        // The rest, and anything the old file refused, goes to the new one.
+        ::close(fd_);
+        fd_ = switch_to;
+        trimmer_ = CacheTrimmer(fd_, options_.cached_bytes);
+        err = 0;
+        const size_t more = written < out.size() ? writeAll(std::string_view(out).substr(written), err) : 0;
+        written += more;
+        if (more > 0) trimmer_.afterWrite();
+      }
       if (written == out.size()) {
         out.clear();
       } else {
         out.erase(0, written);  // a short write: the rest goes first next time
-      }
-      if (written > 0) trimmer_.afterWrite();
-      if (switch_to >= 0) {
-        // Anything the old file refused goes to the new one, first.
-        ::close(fd_);
-        fd_ = switch_to;
-        trimmer_ = CacheTrimmer(fd_, options_.cached_bytes);
-        if (!out.empty()) {
-          const size_t more = writeAll(out, err);
-          out.erase(0, more);
-          if (more > 0) trimmer_.afterWrite();
-        }
       }
       if (err != 0) {
         if (failing_cycles++ == 0) {
@@ -616,7 +619,8 @@ class JsonlSink final : public UsageSink {
   std::string pending_;  // formatted lines not yet taken by the writer
   uint64_t unwritten_bytes_ = 0;  // taken by the writer, not yet written (a failing log)
   uint64_t dropped_ = 0;          // records refused: backlog full
-  int next_fd_ = -1;  // reopen(): the file the writer switches to
+  int next_fd_ = -1;      // reopen(): the file the writer switches to
+  size_t reopen_at_ = 0;  // pending_ bytes queued before the reopen (for the old file)
   uint64_t cycles_started_ = 0;
   uint64_t cycles_done_ = 0;
   std::optional<std::string> problem_;
