@@ -5,6 +5,17 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { MockUpstream, Gateway, chat, readSse, sleep } from './harness.mjs';
 
+// A one-loop gateway config: provider "openai" at `base` (…/v1 added), one
+// agent "a", the state in the test's directory.
+const oneAgentConfig = (base, { usageLog = '${DIR}/usage.jsonl', agent = '{}' } = {}) => `
+server: {listen: "127.0.0.1:0", usage_log: "${usageLog}", threads: 1}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${base}/v1"}
+agents:
+  a: ${agent}
+`;
+
 const PRICE = { 'gpt-4.1': [2.0, 8.0], 'gpt-4o-mini': [0.15, 0.6] };
 const costMicros = (model, inTok, outTok) =>
   Math.ceil((inTok * PRICE[model][0] * 1e6 + outTok * PRICE[model][1] * 1e6) / 1e6);
@@ -564,14 +575,7 @@ ${agents}
 describe('a usage log that cannot be written', () => {
   it('keeps serving, says so loudly, turns /readyz to 503, and reports the loss at exit', async () => {
     const mock = await MockUpstream.start({ completion_tokens: 3 });
-    const gw = await Gateway.start(`
-server: {listen: "127.0.0.1:0", usage_log: "/dev/full", threads: 1}
-storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
-providers:
-  openai: {base_url: "${mock.url}/v1"}
-agents:
-  a: {}
-`, { keys: { k: { agent: 'a' } } });
+    const gw = await Gateway.start(oneAgentConfig(mock.url, { usageLog: '/dev/full' }), { keys: { k: { agent: 'a' } } });
     try {
       assert.equal((await fetch(`${gw.url}/readyz`)).status, 200);
       const res = await chat(gw, gw.keys.k.key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 3 });
@@ -599,14 +603,7 @@ describe('usage log rotation', () => {
   it('SIGUSR1 reopens the usage log by its path after logrotate renamed it', async () => {
     const { renameSync, existsSync } = await import('node:fs');
     const mock = await MockUpstream.start({ completion_tokens: 3 });
-    const gw = await Gateway.start(`
-server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1}
-storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
-providers:
-  openai: {base_url: "${mock.url}/v1"}
-agents:
-  a: {}
-`, { keys: { k: { agent: 'a' } } });
+    const gw = await Gateway.start(oneAgentConfig(mock.url), { keys: { k: { agent: 'a' } } });
     const call = async () => (await chat(gw, gw.keys.k.key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 3 })).headers.get('x-request-id');
     try {
       const first = await call();
@@ -655,15 +652,7 @@ describe('a reload that moves a provider', () => {
     old.on('connection', (sock) => { ++opened; sock.on('close', () => { ++closed; }); });
     await new Promise((r) => old.listen(0, '127.0.0.1', r));
     const mock = await MockUpstream.start({ completion_tokens: 3 });
-    const yaml = (url) => `
-server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1}
-storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
-providers:
-  openai: {base_url: "${url}/v1"}
-agents:
-  a: {}
-`;
-    const gw = await Gateway.start(yaml(`http://127.0.0.1:${old.address().port}`), { keys: { k: { agent: 'a' } } });
+    const gw = await Gateway.start(oneAgentConfig(`http://127.0.0.1:${old.address().port}`), { keys: { k: { agent: 'a' } } });
     const call = () => chat(gw, gw.keys.k.key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 4 });
     try {
       const first = await call();
@@ -674,7 +663,7 @@ agents:
       assert.equal(requests, 2);
 
       const { writeFileSync } = await import('node:fs');
-      writeFileSync(gw.config, yaml(mock.url).replaceAll('${DIR}', gw.dir));
+      writeFileSync(gw.config, oneAgentConfig(mock.url).replaceAll('${DIR}', gw.dir));
       gw.child.kill('SIGHUP');
       let res;
       for (let i = 0; i < 100; i++) {
