@@ -37,11 +37,25 @@ agents:
   tight: {usd_per_day: 0.00001, max_tokens_per_call: 100}
 )";
 
+// A gateway on kBaseConfig with the given keys and usage sink.
+std::unique_ptr<Gateway> makeGateway(const core::Clock& clock, decltype(GatewayDeps::keys) keys,
+                                     std::shared_ptr<store::UsageSink> sink) {
+  auto cfg = config::loadConfigString(kBaseConfig, "test.yaml");
+  EXPECT_TRUE(cfg) << cfg.error().front().str();
+  if (!cfg) return nullptr;
+  GatewayDeps deps;
+  deps.clock = &clock;
+  deps.config = std::make_shared<const config::Config>(std::move(*cfg));
+  deps.keys = std::move(keys);
+  deps.usage = std::move(sink);
+  auto gw = Gateway::create(std::move(deps));
+  EXPECT_TRUE(gw) << gw.error().message;
+  return gw ? std::move(*gw) : nullptr;
+}
+
 class ExchangeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto cfg = config::loadConfigString(kBaseConfig, "test.yaml");
-    ASSERT_TRUE(cfg) << cfg.error().front().str();
     auto keys = store::openKeyStore("memory");
     ASSERT_TRUE(keys);
     for (const char* agent : {"bot", "broke", "tight"}) {
@@ -50,14 +64,8 @@ class ExchangeTest : public ::testing::Test {
       secrets_[agent] = k.secret_key;
     }
     sink_ = std::make_shared<store::MemoryUsageSink>();
-    GatewayDeps deps;
-    deps.clock = &clock_;
-    deps.config = std::make_shared<const config::Config>(std::move(*cfg));
-    deps.keys = std::move(*keys);
-    deps.usage = sink_;
-    auto gw = Gateway::create(std::move(deps));
-    ASSERT_TRUE(gw) << gw.error().message;
-    gw_ = std::move(*gw);
+    gw_ = makeGateway(clock_, std::move(*keys), sink_);
+    ASSERT_TRUE(gw_);
   }
 
   std::shared_ptr<FakeServerStream> send(std::string_view agent, std::string body, std::string path = "/v1/chat/completions") {
@@ -255,23 +263,16 @@ class ProblemSink final : public store::UsageSink {
 };
 
 TEST(GatewayProbes, ReadinessFollowsTheUsageLogAndDraining) {
-  auto cfg = config::loadConfigString(kBaseConfig, "test.yaml");
-  ASSERT_TRUE(cfg);
   auto keys = store::openKeyStore("memory");
   ASSERT_TRUE(keys);
   auto sink = std::make_shared<ProblemSink>();
   core::ManualClock clock;
   FakeDispatcher loop{clock};
-  GatewayDeps deps;
-  deps.clock = &clock;
-  deps.config = std::make_shared<const config::Config>(std::move(*cfg));
-  deps.keys = std::move(*keys);
-  deps.usage = sink;
-  auto gw = Gateway::create(std::move(deps));
+  auto gw = makeGateway(clock, std::move(*keys), sink);
   ASSERT_TRUE(gw);
   auto probe = [&](std::string path) {
     auto stream = std::make_shared<FakeServerStream>();
-    (*gw)->handler()(net::HttpRequest{"GET", std::move(path), {}, ""}, stream, loop);
+    gw->handler()(net::HttpRequest{"GET", std::move(path), {}, ""}, stream, loop);
     loop.runReady();
     return stream;
   };
@@ -289,7 +290,7 @@ TEST(GatewayProbes, ReadinessFollowsTheUsageLogAndDraining) {
     sink->problem_text.reset();
   }
   EXPECT_EQ(probe("/readyz")->status(), 200) << "ready again once the log is written";
-  (*gw)->setDraining();
+  gw->setDraining();
   EXPECT_EQ(probe("/readyz")->body(), R"({"status":"draining"})");
 }
 
