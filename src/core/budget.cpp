@@ -15,9 +15,11 @@ constexpr uint32_t kNone = UINT32_MAX;
 constexpr int64_t kUnlimited = std::numeric_limits<int64_t>::max();
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 // Inputs are client-controlled: bound them so every counter sum stays far from
-// int64 overflow (1e12 tokens, 128 choices, 1e15 µUSD = USD 1e9 per request).
+// int64 overflow (1e12 tokens, 1e6 choices, 1e15 µUSD = USD 1e9 per request):
+// prompt + choices × output ≤ 1e18 < INT64_MAX. Choices are n × prompts for a
+// /v1/completions call with an array of prompts, so they can pass 128.
 constexpr int64_t kMaxTokensIn = 1'000'000'000'000;
-constexpr int64_t kMaxChoices = 128;
+constexpr int64_t kMaxChoices = 1'000'000;
 constexpr int64_t kMaxAmount = 1'000'000'000'000'000;
 
 constexpr size_t kTok = 0;
@@ -110,6 +112,7 @@ struct BudgetEngine::Scope {
   uint32_t generation = 0;
   bool live = false;
   bool is_run = false;
+  std::string run_owner;  // runs: the agent whose request created it ("" when restored)
   ScopeLimits limits;
   std::array<int64_t, 2> per_call{kUnlimited, kUnlimited};  // tokens, usd
   std::array<Tally, kNumWindows> lim{};                      // [window][metric]
@@ -331,6 +334,10 @@ void BudgetEngine::freeScopeLocked(uint32_t index) {
   if (s.is_run) {
     runUnlinkLocked(index);
     if (auto it = runs_.find(std::string_view(s.name).substr(4)); it != runs_.end()) runs_.erase(it);
+    if (auto it = runs_per_owner_.find(s.run_owner); it != runs_per_owner_.end() && --it->second == 0) {
+      runs_per_owner_.erase(it);
+    }
+    s.run_owner.clear();
   } else if (auto it = by_name_.find(s.name); it != by_name_.end()) {
     by_name_.erase(it);
   }
@@ -420,7 +427,8 @@ void BudgetEngine::dropIdleRunsLocked(const Now& now) {
   }
 }
 
-std::optional<ScopeId> BudgetEngine::ensureRunLocked(std::string_view run_id, const Now& now, Error* error) {
+std::optional<ScopeId> BudgetEngine::ensureRunLocked(std::string_view run_id, std::string_view owner, const Now& now,
+                                                     Error* error) {
   if (auto it = runs_.find(run_id); it != runs_.end()) {
     runTouchLocked(it->second, now);
     return ScopeId{it->second, scopes_[it->second].generation};
@@ -429,17 +437,31 @@ std::optional<ScopeId> BudgetEngine::ensureRunLocked(std::string_view run_id, co
     *error = Error{ErrorCode::kNotFound, "run budgets are not configured"};
     return std::nullopt;
   }
+  // One agent minting fresh run ids must not fill the table for everyone:
+  // each owner has its share, and only the one over it is refused.
+  auto owned = runs_per_owner_.find(owner);
+  if (!owner.empty() && options_.max_runs_per_owner > 0 && owned != runs_per_owner_.end() &&
+      owned->second >= options_.max_runs_per_owner) {
+    *error = Error{ErrorCode::kBudgetExhausted,
+                   fmt::format("Agent '{}' has {} active runs, its share of the run table; reuse a run id, or retry "
+                               "once its runs have been idle for the run ttl",
+                               owner, owned->second)};
+    return std::nullopt;
+  }
   if (runs_.size() >= options_.max_run_scopes) {
     *error = Error{ErrorCode::kBudgetExhausted, "Too many active runs; try again later"};
     return std::nullopt;
   }
   const uint32_t index = allocScopeLocked(fmt::format("run:{}", run_id), options_.run_limits, true, now);
+  scopes_[index].run_owner = std::string(owner);
+  if (owned != runs_per_owner_.end()) ++owned->second;
+  else runs_per_owner_.emplace(std::string(owner), 1);
   runs_.emplace(std::string(run_id), index);
   runLinkTailLocked(index);
   return ScopeId{index, scopes_[index].generation};
 }
 
-Result<ScopeId> BudgetEngine::runScope(std::string_view run_id) {
+Result<ScopeId> BudgetEngine::runScope(std::string_view run_id, std::string_view owner) {
   if (run_id.empty() || run_id.size() > options_.max_run_id_bytes) {
     return fail(ErrorCode::kInvalidRequest,
                 fmt::format("X-Sluice-Run must be 1 to {} bytes", options_.max_run_id_bytes));
@@ -449,14 +471,15 @@ Result<ScopeId> BudgetEngine::runScope(std::string_view run_id) {
   advanceLocked(now);
   dropIdleRunsLocked(now);
   Error error;
-  if (auto id = ensureRunLocked(run_id, now, &error)) return *id;
+  if (auto id = ensureRunLocked(run_id, owner, now, &error)) return *id;
   return std::unexpected(std::move(error));
 }
 
-void BudgetEngine::configureRuns(const ScopeLimits& limits, Nanos ttl) {
+void BudgetEngine::configureRuns(const ScopeLimits& limits, Nanos ttl, size_t owners) {
   std::lock_guard lock(mu_);
   options_.run_limits = limits;
   options_.run_ttl = ttl;
+  options_.max_runs_per_owner = std::max<size_t>(options_.max_run_scopes / std::max<size_t>(owners, 1), 1);
   for (uint32_t i = run_head_; i != kNone; i = scopes_[i].lru_next) scopes_[i].setLimits(limits);
 }
 
@@ -808,6 +831,26 @@ SettleOutcome BudgetEngine::finish(Reservation& r, int64_t tokens, MicroUsd usd,
   return present ? SettleOutcome::kSettled : SettleOutcome::kSettledAfterExpiry;
 }
 
+bool BudgetEngine::renew(Reservation& r) {
+  if (!r.active_ || r.engine_ != this) return false;
+  const Now now = readMono();
+  std::lock_guard lock(mu_);
+  if (r.slot_ >= records_.size()) return false;
+  Record& rec = records_[r.slot_];
+  if (!rec.active || rec.generation != r.generation_) return false;  // expired meanwhile
+  rec.deadline = now.mono + options_.reservation_ttl;
+  if (expiry_tail_ == r.slot_) return true;
+  // The list stays ordered by deadline: the renewed record moves to its tail.
+  if (rec.prev != kNone) records_[rec.prev].next = rec.next;
+  else expiry_head_ = rec.next;
+  records_[rec.next].prev = rec.prev;  // not the tail, so next exists
+  rec.prev = expiry_tail_;
+  rec.next = kNone;
+  records_[expiry_tail_].next = r.slot_;
+  expiry_tail_ = r.slot_;
+  return true;
+}
+
 SettleOutcome BudgetEngine::settle(Reservation& r, const TokenUsage& actual, MicroUsd actual_cost) {
   return finish(r, clampAmount(actual.input) + clampAmount(actual.output), actual_cost, 1);
 }
@@ -901,7 +944,7 @@ size_t BudgetEngine::restore(std::span<const CounterSnapshot> counters) {
     std::string_view name = c.scope;
     if (name.starts_with("run:")) {
       Error ignored;
-      id = ensureRunLocked(name.substr(4), now, &ignored);
+      id = ensureRunLocked(name.substr(4), {}, now, &ignored);
     } else if (auto it = by_name_.find(name); it != by_name_.end()) {
       id = ScopeId{it->second, scopes_[it->second].generation};
     }

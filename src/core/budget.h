@@ -235,6 +235,9 @@ class BudgetEngine {
     Nanos run_ttl = std::chrono::hours{1};
     /// Bound on live run scopes (X-Sluice-Run values are client input).
     size_t max_run_scopes = 100'000;
+    /// Bound on live runs one owner (agent) created; 0 = none. configureRuns()
+    /// sets it to an even share of max_run_scopes among the agents.
+    size_t max_runs_per_owner = 0;
     size_t max_run_id_bytes = 256;
     /// Bound on reservations in flight.
     size_t max_reservations = 1'000'000;
@@ -258,12 +261,15 @@ class BudgetEngine {
   [[nodiscard]] std::optional<ScopeId> findScope(std::string_view name) const;
 
   /// The scope "run:<run_id>", created on first use with Options::run_limits
-  /// and kept alive by use. Fails with kNotFound when run budgets are off,
-  /// kInvalidRequest for an empty or overlong id, kBudgetExhausted when
-  /// max_run_scopes runs are live.
-  [[nodiscard]] Result<ScopeId> runScope(std::string_view run_id);
-  /// Config reload of the run template: applies to live runs too.
-  void configureRuns(const ScopeLimits& limits, Nanos ttl);
+  /// and kept alive by use. `owner` (the agent asking) is charged with a run
+  /// it creates; a run, once created, is shared by every agent naming it.
+  /// Fails with kNotFound when run budgets are off, kInvalidRequest for an
+  /// empty or overlong id, kBudgetExhausted when `owner` already has
+  /// max_runs_per_owner live runs or max_run_scopes runs are live.
+  [[nodiscard]] Result<ScopeId> runScope(std::string_view run_id, std::string_view owner = {});
+  /// Config reload of the run template: applies to live runs too. `owners`
+  /// (the number of agents) sets max_runs_per_owner to an even share.
+  void configureRuns(const ScopeLimits& limits, Nanos ttl, size_t owners = 1);
 
   /// Reserves `ask` in every scope of `scopes` (duplicates count once; at most
   /// Reservation::kMaxScopes distinct scopes), all or nothing.
@@ -273,6 +279,13 @@ class BudgetEngine {
   SettleOutcome settle(Reservation& r, const TokenUsage& actual, MicroUsd actual_cost);
   /// Gives the whole reservation back, including its call.
   SettleOutcome release(Reservation& r);
+  /// Keeps a reservation whose call is still making progress: its TTL starts
+  /// again from now. The TTL only reclaims reservations leaked by a bug; a
+  /// call renews its own while it runs (a stream may last many minutes).
+  /// False when `r` is not active here or already expired (then the budget
+  /// no longer holds it; the caller should treat that as a lost reservation).
+  bool renew(Reservation& r);
+  [[nodiscard]] Nanos reservationTtl() const { return options_.reservation_ttl; }
 
   /// Releases reservations older than reservation_ttl and drops idle run
   /// scopes. Returns the number of reservations expired.
@@ -313,7 +326,8 @@ class BudgetEngine {
   void runTouchLocked(uint32_t index, const Now& now);
   void runUnlinkLocked(uint32_t index);
   void runLinkTailLocked(uint32_t index);
-  std::optional<ScopeId> ensureRunLocked(std::string_view run_id, const Now& now, Error* error);
+  std::optional<ScopeId> ensureRunLocked(std::string_view run_id, std::string_view owner, const Now& now,
+                                         Error* error);
   SettleOutcome finish(Reservation& r, int64_t tokens, MicroUsd usd, int64_t calls);
 
   const Clock& clock_;
@@ -328,6 +342,7 @@ class BudgetEngine {
   std::vector<uint32_t> free_scopes_;
   NameMap by_name_;
   NameMap runs_;  // run id (without "run:") → scope index
+  std::unordered_map<std::string, size_t, StringHash, std::equal_to<>> runs_per_owner_;  // live runs each owner created
   uint32_t run_head_ = UINT32_MAX;  // least recently used run
   uint32_t run_tail_ = UINT32_MAX;
   std::vector<Record> records_;

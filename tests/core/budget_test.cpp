@@ -1,6 +1,7 @@
 #include "core/budget.h"
 
 #include <date/date.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -574,6 +575,62 @@ TEST_F(BudgetTest, RunScopesAreBoundedAndValidated) {
   EXPECT_EQ(code(off, "a"), ErrorCode::kNotFound);
   off.configureRuns(o.run_limits, 1h);
   EXPECT_TRUE(off.runScope("a").has_value());
+}
+
+TEST_F(BudgetTest, OneOwnerMintingRunsIsRefusedAloneNotEveryone) {
+  // Regression: the run table was global, so one agent minting fresh
+  // X-Sluice-Run values filled it and every run header, from any agent, was
+  // refused until the entries expired.
+  BudgetEngine::Options o;
+  o.run_limits.total.calls = 40;
+  o.max_run_scopes = 10;
+  BudgetEngine e(clock_, Calendar::utc(), o);
+  e.configureRuns(o.run_limits, 1h, 2);  // two agents: five live runs each
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(e.runScope(fmt::format("greedy-{}", i), "greedy").has_value()) << i;
+  auto over = e.runScope("greedy-5", "greedy");
+  ASSERT_FALSE(over.has_value());
+  EXPECT_EQ(over.error().code, ErrorCode::kBudgetExhausted);
+  EXPECT_NE(over.error().message.find("greedy"), std::string::npos) << over.error().message;
+  EXPECT_TRUE(e.runScope("greedy-0", "greedy").has_value()) << "its existing runs still work";
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(e.runScope(fmt::format("honest-{}", i), "honest").has_value()) << i;
+  EXPECT_TRUE(e.runScope("greedy-1", "honest").has_value()) << "a run is shared by whoever names it";
+  // Once the offender's runs are idle past the run TTL, it gets its share back.
+  clock_.advance(1h);
+  EXPECT_TRUE(e.runScope("greedy-6", "greedy").has_value());
+}
+
+TEST_F(BudgetTest, RenewedReservationOutlivesItsTtl) {
+  // Regression: a reservation expired after reservation_ttl even while its
+  // call still ran, and a second call was admitted into the budget it held.
+  BudgetEngine::Options o;
+  o.reservation_ttl = 2s;
+  BudgetEngine e(clock_, Calendar::utc(), o);
+  const ScopeId agent = define(e, "agent:a", dayUsd(600));
+  auto first = e.reserve(std::span(&agent, 1), ask(100, 200));  // 500 µUSD
+  auto other = e.reserve(std::span(&agent, 1), ask(10, 10));    // 30 µUSD, never renewed
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(other.has_value());
+  for (int i = 0; i < 10; ++i) {  // a 10-second stream renewing every second
+    clock_.advance(1s);
+    ASSERT_TRUE(e.renew(*first)) << i;
+    e.expireStale();
+    EXPECT_FALSE(e.reserve(std::span(&agent, 1), ask(100, 200)).has_value()) << "second full-size call at " << i + 1 << " s";
+  }
+  EXPECT_EQ(usage(e, agent).day.usd.reserved, 500) << "only the unrenewed reservation expired";
+  EXPECT_FALSE(e.renew(*other)) << "an expired reservation cannot be renewed";
+  EXPECT_EQ(e.settle(*first, TokenUsage{.input = 100, .output = 150}, 400), SettleOutcome::kSettled);
+  EXPECT_EQ(usage(e, agent).day.usd.reserved, 0);
+  EXPECT_EQ(usage(e, agent).day.usd.spent, 400);
+  EXPECT_FALSE(e.renew(*first)) << "settled";
+  // Renewal keeps the expiry list ordered: the oldest deadline still goes first.
+  auto a = e.reserve(std::span(&agent, 1), ask(1, 1));
+  auto b = e.reserve(std::span(&agent, 1), ask(1, 1));
+  clock_.advance(1s);
+  ASSERT_TRUE(e.renew(*a));
+  clock_.advance(1s);
+  EXPECT_EQ(e.expireStale(), 1U) << "b expired, a (renewed) did not";
+  EXPECT_TRUE(e.renew(*a));
+  EXPECT_FALSE(e.renew(*b));
 }
 
 TEST_F(BudgetTest, RedefiningAScopeKeepsItsCounters) {
