@@ -34,6 +34,6 @@ if [ "${SLUICE_SKIP_ASAN:-0}" != 1 ]; then
   # The whole server under hostile traffic from both sides: a memory error or
   # undefined behaviour kills the process and fails the suite.
   SLUICE_BIN="$PWD/build/asan/src/app/sluice" node --test tests/e2e/hostile.test.mjs tests/e2e/hostile_upstream.test.mjs \
-    tests/e2e/billing_chaos.test.mjs
+    tests/e2e/billing_chaos.test.mjs tests/e2e/hardening.test.mjs
 fi
 ctest --preset release

@@ -200,6 +200,7 @@ class Loader {
   void checkProfiles();
   void checkFallbackCycles(const ProfileRefs& refs);
   void checkAgents();
+  void checkReservationTtl();
 
   Walker w_;
   const Catalog& catalog_;
@@ -208,6 +209,7 @@ class Loader {
   // Cross-references, checked after the whole file is read.
   YAML::Mark root_mark_;
   std::optional<YAML::Mark> providers_mark_;
+  std::optional<YAML::Mark> budgets_mark_;
   bool providers_written_ = false;  // the providers: mapping has at least one entry
   std::optional<YAML::Mark> profiles_mark_;
   std::vector<ModelRow> model_rows_;
@@ -245,6 +247,36 @@ void Loader::load(const YAML::Node& root) {
   resolveModels();
   checkProfiles();
   checkAgents();
+  checkReservationTtl();
+}
+
+// A call renews its reservation whenever it makes progress (an attempt
+// starts, headers or bytes arrive); the TTL only reclaims reservations a bug
+// leaked. So the TTL must outlast the longest wait without progress that a
+// provider's timeouts allow, or a slow but healthy call would lose its
+// reservation and let others spend what it is about to bill. (A backoff
+// wait between attempts may outlast it: the next attempt reserves again.)
+void Loader::checkReservationTtl() {
+  const int64_t ttl_ms = cfg_.budgets.reservation_ttl_s * 1000;
+  std::string worst;
+  int64_t worst_ms = 0;
+  for (const auto& [name, p] : cfg_.providers) {
+    const int64_t gap = std::max(p.connect_timeout_ms + p.first_byte_timeout_ms, p.idle_timeout_ms);
+    if (gap > worst_ms) {
+      worst_ms = gap;
+      worst = name;
+    }
+  }
+  // A call renews at most every TTL/16 (core::BudgetEngine::renew, called
+  // from the gateway), so its reservation is good for 15/16 of the TTL after
+  // its last progress.
+  if (ttl_ms - ttl_ms / 16 > worst_ms) return;
+  w_.error(budgets_mark_.value_or(root_mark_),
+           fmt::format("budgets.reservation_ttl_s is {} s, but {} can wait {} ms without progress; a running call "
+                       "would lose its reservation. Raise reservation_ttl_s to at least {} s",
+                       cfg_.budgets.reservation_ttl_s,
+                       fmt::format("provider '{}'", worst), worst_ms,
+                       (worst_ms * 16 / 15) / 1000 + 1));
 }
 
 void Loader::readServer(const Entry& e) {
@@ -626,6 +658,7 @@ void Loader::readResilience(const Entry& e) {
 }
 
 void Loader::readBudgets(const Entry& e) {
+  budgets_mark_ = e.key_mark;
   auto& b = cfg_.budgets;
   w_.readFields(
       e,

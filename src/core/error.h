@@ -30,6 +30,7 @@ enum class ErrorCode : uint8_t {
   kUpstreamUnavailable,// 503 upstream_error / upstream_unavailable
   kUpstreamTimeout,    // 504 upstream_error / upstream_timeout
   kInternal,           // 500 server_error / null
+  kServerOverloaded,   // 503 server_error / server_overloaded (retryable)
   kConfig,             // not a wire error: configuration/startup
 };
 
@@ -71,6 +72,7 @@ struct WireError {
     case ErrorCode::kUpstreamUnavailable: return {503, "upstream_error", "upstream_unavailable"};
     case ErrorCode::kUpstreamTimeout: return {504, "upstream_error", "upstream_timeout"};
     case ErrorCode::kInternal: return {500, "server_error", ""};
+    case ErrorCode::kServerOverloaded: return {503, "server_error", "server_overloaded"};
     case ErrorCode::kConfig: return {500, "server_error", ""};
   }
   return {500, "server_error", ""};

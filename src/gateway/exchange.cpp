@@ -13,10 +13,13 @@
 // usage record and its reservation is always settled or released.
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <charconv>
 #include <tuple>
 
+#include "core/redact.h"
 #include "core/token_estimate.h"
 #include "gateway/worker.h"
 #include "proto/errors.h"
@@ -35,6 +38,9 @@ using store::Outcome;
 using store::UsageSource;
 
 constexpr size_t kMaxErrorBodyBytes = 64 * 1024;
+// Completions one /v1/completions request may ask for (prompts × n); the
+// budget engine bounds its arithmetic with the same figure.
+constexpr int64_t kMaxChoicesBilled = 1'000'000;
 
 int64_t micros(Nanos d) { return d.count() / 1000; }
 
@@ -123,7 +129,12 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   void cutStream(std::string_view message, bool append_done);
   /// Before a retry or fallback: a fresh reservation when the last one was
   /// settled by a billed attempt. False when the budgets cannot cover one.
-  [[nodiscard]] bool reserveForNextAttempt();
+  /// The refusal when the budgets cannot cover one.
+  [[nodiscard]] std::optional<core::BudgetRejection> reserveForNextAttempt();
+  /// Answers a refused reservation: 429 insufficient_quota (not retryable)
+  /// when a limit is reached, 503 server_overloaded (retryable) when the
+  /// engine is at its bound on reservations in flight.
+  void rejectBudget(const core::BudgetRejection& why);
   /// Settles the attempts not settled yet (from settled_attempts_ on)
   /// against reservation_, or releases it when they cost nothing.
   void settleAttempts();
@@ -135,10 +146,34 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   // ---- helpers
   void reject(ErrorCode code, std::string message, Outcome outcome, std::string_view param = {},
               net::Headers extra = {});
+  void logClampedUsage() const;
+  /// The call made progress (an attempt starts, headers or bytes arrive):
+  /// its reservation lives on, however long the call runs. At most one
+  /// renewal (a lock of the budget engine) per TTL/16; the config loader
+  /// keeps every wait without progress below 15/16 of the TTL.
+  /// False when the reservation had expired (a long backoff wait): the
+  /// budgets no longer hold it, and it is dropped here.
+  bool keepReservation() {
+    if (!reservation_.active()) return true;
+    const core::MonoTime now = w_.loop.clock().monotonicNow();
+    if (now - last_renewal_ < gw_.budgets().reservationTtl() / 16) return true;
+    last_renewal_ = now;
+    if (gw_.budgets().renew(reservation_)) return true;
+    gw_.budgets().release(reservation_);  // already given back by the engine; only marks it inactive
+    return false;
+  }
+  /// Removes every configured provider key from text relayed from a provider.
+  void redact(std::string& text) const {
+    if (!snap_->provider_keys.empty() && !text.empty()) core::redactSecrets(text, snap_->provider_keys);
+  }
   void addCommonHeaders(net::HeaderLines& h) const;
   void addRateHeaders(net::HeaderLines& h) const;
   void closeAttempt(std::string error);
+  /// The current attempt's usage, bounded by usageBounds(): the provider's
+  /// report (kClamped when it claimed the impossible) or Sluice's own count.
   [[nodiscard]] core::TokenUsage attemptUsage(UsageSource& source) const;
+  [[nodiscard]] core::TokenUsage unboundedAttemptUsage(UsageSource& source) const;
+  [[nodiscard]] core::UsageBounds usageBounds() const;
   [[nodiscard]] std::string serverTiming() const;
   /// Trailers of a stream that ends now, the relayed attempt still open:
   /// what the request cost (x-sluice-cost-usd, as the usage record will say)
@@ -207,6 +242,7 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   size_t budget_scope_count_ = 0;
   core::Ask ask_;  // what reservation_ asked for; a retry after a billed attempt asks again
   size_t settled_attempts_ = 0;  // rec_.attempts already settled against the budgets
+  core::MonoTime last_renewal_{};  // when reservation_ was taken or last renewed
   core::RateDecision rate_;
   bool rate_checked_ = false;
   int64_t rate_tokens_ = 0;
@@ -376,7 +412,16 @@ bool Exchange::inspect() {
       stream_req_ = v->stream;
       client_wants_usage_ = v->clientWantsStreamUsage();
       client_cap_ = v->max_tokens;
-      choices_ = v->generations();
+      // The provider generates max(n, best_of) completions for each prompt of
+      // an array of prompts, and bills every one.
+      choices_ = v->choicesBilled();
+      if (choices_ > kMaxChoicesBilled) {
+        reject(ErrorCode::kInvalidRequest,
+               fmt::format("This request asks for {} completions (prompts × max(n, best_of)); at most {} are allowed.",
+                           choices_, kMaxChoicesBilled),
+               Outcome::kRejectedInvalid, "prompt");
+        return false;
+      }
       layout_ = v->layout;
       prompt_estimate_ = text_tokens + v->prompt.token_ids + 3 * std::max<int64_t>(v->prompt.items, 1);
       break;
@@ -444,7 +489,9 @@ bool Exchange::admit() {
     price.output = std::max(price.output, p->output);
   }
 
-  rate_tokens_ = prompt_estimate_ + choices_ * cap_;
+  // Saturating: cap_ and choices_ come from the client, and a product that
+  // wrapped negative would skip the TPM check altogether.
+  rate_tokens_ = core::addSaturating(prompt_estimate_, has_output_ ? core::mulSaturating(choices_, cap_) : 0);
   if (agent_->rate.rpm > 0 || agent_->rate.tpm > 0) {
     rate_keys_[0] = core::RateLimitRequest{agent_->rate_key, agent_->rate};
     rate_ = gw_.rateLimiter().check(rate_keys_, rate_tokens_, w_.loop.clock().monotonicNow());
@@ -476,7 +523,7 @@ bool Exchange::admit() {
   if (agent_->tier_scope) scopes[n++] = *agent_->tier_scope;
   scopes[n++] = agent_->agent_scope;
   if (!rec_.run_id.empty() && snap_->run_budgets) {
-    auto run = gw_.budgets().runScope(rec_.run_id);
+    auto run = gw_.budgets().runScope(rec_.run_id, rec_.agent);
     if (!run) {
       reject(run.error().code, run.error().message, run.error().code == ErrorCode::kBudgetExhausted
                                                         ? Outcome::kRejectedBudget : Outcome::kRejectedInvalid);
@@ -491,17 +538,11 @@ bool Exchange::admit() {
   ask_ = core::Ask{prompt_estimate_, has_output_ ? cap_ : 0, price, choices_, policy};
   auto res = gw_.budgets().reserve(std::span(scopes.data(), n), ask_);
   if (!res) {
-    const auto& why = res.error();
-    net::Headers h{{"x-should-retry", "false"}};
-    if (why.retry_after) h.push_back({"retry-after", std::to_string(ceilSeconds(*why.retry_after))});
-    if (why.kind != core::BudgetRejection::Kind::kExhausted) {
-      reject(ErrorCode::kInternal, why.message(), Outcome::kRejectedBudget);
-    } else {
-      reject(ErrorCode::kBudgetExhausted, why.message(), Outcome::kRejectedBudget, {}, std::move(h));
-    }
+    rejectBudget(res.error());
     return false;
   }
   reservation_ = std::move(*res);
+  last_renewal_ = w_.loop.clock().monotonicNow();
   if (has_output_ && reservation_.clamped()) cap_ = reservation_.maxOutputTokens();
   return true;
 }
@@ -529,25 +570,44 @@ void Exchange::nextAttempt() {
       retry_ = 0;
       continue;
     }
-    if (!reserveForNextAttempt()) return allAttemptsFailed();
+    // After a backoff wait longer than the TTL the reservation is gone:
+    // reserve again (keepReservation dropped it), never call unreserved.
+    (void)keepReservation();
+    if (auto refused = reserveForNextAttempt()) return rejectBudget(*refused);
     return startCall(a, pit->second);
   }
   allAttemptsFailed();
 }
 
-bool Exchange::reserveForNextAttempt() {
-  if (reservation_.active() || budget_scope_count_ == 0) return true;
+std::optional<core::BudgetRejection> Exchange::reserveForNextAttempt() {
+  if (reservation_.active() || budget_scope_count_ == 0) return std::nullopt;
   // The reservation went to an attempt the provider billed (settled in
   // attemptFailed): another call needs budget of its own, or the retries
   // would spend past the limit.
   auto res = gw_.budgets().reserve(std::span(budget_scopes_.data(), budget_scope_count_), ask_);
   if (!res) {
     last_error_ = "budget_exhausted";
-    return false;
+    return std::move(res.error());
   }
   reservation_ = std::move(*res);
+  last_renewal_ = w_.loop.clock().monotonicNow();
   if (has_output_ && reservation_.clamped()) cap_ = std::min(cap_, reservation_.maxOutputTokens());
-  return true;
+  return std::nullopt;
+}
+
+void Exchange::rejectBudget(const core::BudgetRejection& why) {
+  switch (why.kind) {
+    case core::BudgetRejection::Kind::kExhausted: {
+      net::Headers h{{"x-should-retry", "false"}};
+      if (why.retry_after) h.push_back({"retry-after", std::to_string(ceilSeconds(*why.retry_after))});
+      return reject(ErrorCode::kBudgetExhausted, why.message(), Outcome::kRejectedBudget, {}, std::move(h));
+    }
+    case core::BudgetRejection::Kind::kOverloaded:
+      return reject(ErrorCode::kServerOverloaded, "The gateway has too many requests in flight; retry shortly.",
+                    Outcome::kRejectedOverload, {}, net::Headers{{"retry-after", "1"}});
+    case core::BudgetRejection::Kind::kInvalidScope: break;
+  }
+  reject(ErrorCode::kInternal, why.message(), Outcome::kRejectedBudget);
 }
 
 void Exchange::startCall(const core::RouteAttempt& a, const ProviderRuntime& provider) {
@@ -603,6 +663,17 @@ void Exchange::startCall(const core::RouteAttempt& a, const ProviderRuntime& pro
 void Exchange::onHeaders(int status, const net::Headers& headers) {
   status_ = status;
   cur_.http_status = status;
+  keepReservation();
+  if (status < 200 || status > 599) {
+    // A final status no provider API uses (101 Switching Protocols, or a
+    // code outside the HTTP range): relayed, it would make the client's
+    // connection lie about what it carries. A protocol failure of this
+    // attempt; the client sees a 502 if nothing else answers.
+    cancel_ = CancelReason::kStreamError;
+    last_error_ = fmt::format("bad_status_{}", status);
+    if (call_) call_->cancel();
+    return;
+  }
   retry_after_ = parseRetryAfter(headers);
   if (stream_req_ && status >= 200 && status < 300) {
     filter_.emplace(proto::StreamFilter::Options{.client_wants_usage = client_wants_usage_});
@@ -610,6 +681,7 @@ void Exchange::onHeaders(int status, const net::Headers& headers) {
 }
 
 void Exchange::onData(std::string_view data) {
+  keepReservation();
   if (!filter_) {
     if (body_.size() + data.size() > (status_ >= 200 && status_ < 300 ? size_t{64} << 20 : kMaxErrorBodyBytes)) {
       if (status_ >= 200 && status_ < 300) {
@@ -641,7 +713,7 @@ void Exchange::onData(std::string_view data) {
     if (acc.output_text_bytes == 0 && acc.finish_reason.empty() && !acc.done && acc.usage == std::nullopt) return;
     commitStream();
   }
-  if (has_output_ && outputTokensAtLeast(acc, choices_) > cap_ * choices_) {
+  if (has_output_ && outputTokensAtLeast(acc, choices_) > core::mulSaturating(cap_, choices_)) {
     // The provider ignores the cap: stop paying for it.
     cancel_ = CancelReason::kOutputCap;
     cutStream(fmt::format("The provider exceeded the output cap of {} tokens reserved for this request; "
@@ -651,6 +723,7 @@ void Exchange::onData(std::string_view data) {
     return;
   }
   if (!out_.empty() && !client_gone_) {
+    redact(out_);
     stream_->write(std::move(out_));
     out_.clear();
   }
@@ -678,6 +751,7 @@ void Exchange::cutStream(std::string_view message, bool append_done) {
   filter_->cut(tail, ErrorCode::kUpstreamError, message, append_done);
   if (!client_gone_) {
     if (!committed_) commitStream();
+    redact(tail);
     stream_->write(std::move(tail));
     stream_->endWithTrailers(streamTrailers());
   }
@@ -687,6 +761,7 @@ void Exchange::closeAttempt(std::string error) {
   UsageSource source = UsageSource::kNone;
   cur_.usage = attemptUsage(source);
   cur_.usage_source = source;
+  if (source == UsageSource::kClamped) logClampedUsage();
   cur_.cost_micro_usd = core::costOf(cur_price_, cur_.usage);
   cur_.error = std::move(error);
   // The callback's time stamp is when the answer (or failure) arrived; an
@@ -697,7 +772,24 @@ void Exchange::closeAttempt(std::string error) {
   rec_.attempts.push_back(cur_);
 }
 
+core::UsageBounds Exchange::usageBounds() const {
+  // Every token of text (or of base64 media) the provider reads is at least
+  // one byte of the request; images and the per-message overhead are in the
+  // estimate, which errs high. Output: the cap sent, once per completion.
+  return core::UsageBounds{
+      .input = core::addSaturating(std::max<int64_t>(prompt_estimate_, 0), static_cast<int64_t>(req_.body.size())),
+      .output = has_output_ ? core::mulSaturating(cap_, std::max<int64_t>(choices_, 1)) : 0};
+}
+
 core::TokenUsage Exchange::attemptUsage(UsageSource& source) const {
+  core::TokenUsage usage = unboundedAttemptUsage(source);
+  // Sluice's own estimate is bounded silently (it errs high by design); a
+  // provider's report above the bound is billed at the bound and marked.
+  if (core::clampUsage(usage, usageBounds()) && source == UsageSource::kProvider) source = UsageSource::kClamped;
+  return usage;
+}
+
+core::TokenUsage Exchange::unboundedAttemptUsage(UsageSource& source) const {
   if (filter_) {
     const auto& acc = filter_->accounting();
     if (acc.usage) {
@@ -728,8 +820,7 @@ core::TokenUsage Exchange::attemptUsage(UsageSource& source) const {
       // provider generates a non-stream answer before its first byte and
       // bills all of it; its length is unknown here, its bound is not: the
       // output cap sent upstream. Never less than the provider charged.
-      int64_t output = 0;
-      if (cap_ > 0 && __builtin_mul_overflow(cap_, std::max<int64_t>(choices_, 1), &output)) output = INT64_MAX;
+      const int64_t output = core::mulSaturating(cap_, std::max<int64_t>(choices_, 1));
       return core::TokenUsage{.input = prompt_estimate_, .output = output};
     }
     // A whole 2xx body that is not JSON: estimated from its size.
@@ -758,7 +849,10 @@ void Exchange::onComplete(net::UpstreamErrorKind error) {
       return finish(Outcome::kClientAbort);
     }
     if (error == net::UpstreamErrorKind::kNone && (acc.done || filter_->finished() || !filter_->midEvent())) {
-      if (!out_.empty()) stream_->write(std::move(out_));
+      if (!out_.empty()) {
+        redact(out_);
+        stream_->write(std::move(out_));
+      }
       out_.clear();
       if (!acc.done) {
         // Upstream closed without [DONE]: end the client's stream properly.
@@ -793,7 +887,10 @@ void Exchange::onComplete(net::UpstreamErrorKind error) {
     // A 2xx stream that ended before any token: forward what it had (finish
     // chunk, usage, [DONE]) as a complete, empty answer.
     commitStream();
-    if (!out_.empty()) stream_->write(std::move(out_));
+    if (!out_.empty()) {
+      redact(out_);
+      stream_->write(std::move(out_));
+    }
     out_.clear();
     if (!filter_->accounting().done) stream_->write("data: [DONE]\n\n");
     stream_->endWithTrailers(streamTrailers());
@@ -896,6 +993,7 @@ void Exchange::succeedNonStream() {
   h.add("content-type", "application/json");
   addCommonHeaders(h);
   addRateHeaders(h);
+  redact(body_);
   if (!client_gone_) stream_->respondLines(status_, h, std::move(body_));
 }
 
@@ -912,6 +1010,7 @@ void Exchange::relayUpstreamError() {
   net::HeaderLines h;
   h.add("content-type", "application/json");
   addCommonHeaders(h);
+  redact(body_);
   if (!client_gone_) stream_->respondLines(status_, h, std::move(body_));
 }
 
@@ -980,6 +1079,31 @@ void Exchange::handleModels(std::string_view id) {
 }
 
 // ------------------------------------------------------------------ helpers
+
+void Exchange::logClampedUsage() const {
+  gw_.stats().usage_clamped.fetch_add(1, std::memory_order_relaxed);
+  // A hostile provider could claim the impossible on every answer: at most
+  // one line a second (all loops together), with how many were not logged.
+  static std::atomic<int64_t> last_log_sec{INT64_MIN};
+  static std::atomic<int64_t> unlogged{0};
+  const int64_t sec = std::chrono::duration_cast<std::chrono::seconds>(
+                          w_.loop.clock().monotonicNow().time_since_epoch()).count();
+  int64_t last = last_log_sec.load(std::memory_order_relaxed);
+  if (last == sec || !last_log_sec.compare_exchange_strong(last, sec, std::memory_order_relaxed)) {
+    unlogged.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  UsageSource raw_source = UsageSource::kNone;
+  const core::TokenUsage raw = unboundedAttemptUsage(raw_source);
+  const core::UsageBounds b = usageBounds();
+  spdlog::warn("request {}: provider '{}' (model {}) reported usage beyond what the request allows (input {}, cached {}, "
+               "output {}; bounds: input {}, output {}); billed the bound, usage_source=clamped{}",
+               rec_.request_id, cur_provider_, cur_model_, raw.input, raw.cached, raw.output, b.input, b.output,
+               [&]() -> std::string {
+                 const int64_t n = unlogged.exchange(0, std::memory_order_relaxed);
+                 return n > 0 ? fmt::format(" ({} more clamped answers not logged)", n) : std::string();
+               }());
+}
 
 void Exchange::addCommonHeaders(net::HeaderLines& h) const {
   h.add("x-request-id", rec_.request_id);
@@ -1082,7 +1206,8 @@ void Exchange::finish(Outcome outcome) {
     // Saturating: a provider may claim counts up to INT64_MAX on any attempt.
     total += a.usage;
     cost = core::addSaturating(cost, a.cost_micro_usd);
-    if (a.usage_source == UsageSource::kEstimated) source = UsageSource::kEstimated;
+    if (a.usage_source == UsageSource::kClamped) source = UsageSource::kClamped;
+    else if (a.usage_source == UsageSource::kEstimated && source != UsageSource::kClamped) source = UsageSource::kEstimated;
     else if (a.usage_source == UsageSource::kProvider && source == UsageSource::kNone) source = UsageSource::kProvider;
   }
   rec_.usage = total;

@@ -34,6 +34,7 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(GatewayDeps deps) {
   if (!calendar) return std::unexpected(calendar.error());
   core::BudgetEngine::Options bopts;
   bopts.reservation_ttl = std::chrono::seconds(cfg.budgets.reservation_ttl_s);
+  bopts.max_reservations = deps.max_reservations;
   gw->budgets_ = std::make_unique<core::BudgetEngine>(*gw->clock_, std::move(*calendar), bopts);
   gw->breakers_ = std::make_unique<core::BreakerRegistry>(*gw->clock_, breakerOptions(cfg));
   gw->keys_ = std::make_unique<KeyIndex>(std::move(deps.keys));

@@ -47,6 +47,9 @@ struct GatewayDeps {
   std::unique_ptr<store::CounterStore> counters;
   /// Resolves environment variables (provider keys). Defaults to getenv.
   std::function<std::optional<std::string>(const std::string&)> env;
+  /// Budget reservations in flight, all requests together (the engine's
+  /// table); a request over it is answered 503 server_overloaded.
+  size_t max_reservations = 1'000'000;
 };
 
 /// Counters for logs and tests.
@@ -54,6 +57,8 @@ struct GatewayStats {
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> in_flight{0};
   std::atomic<uint64_t> upstream_attempts{0};
+  /// Provider usage reports cut down to what the request made possible.
+  std::atomic<uint64_t> usage_clamped{0};
 };
 
 class Gateway {

@@ -97,6 +97,16 @@ core::Result<std::shared_ptr<const Snapshot>> buildSnapshot(
   snap->routing = buildRoutingTable(cfg, cfg.active_profile);
   snap->config_version = cfg.hash.substr(0, 12);
 
+  // Every check that can refuse this config runs before the budget engine is
+  // touched: a refused reload changes nothing (no scope defined, no limit or
+  // run template changed). defineScope() itself only refuses names this code
+  // never builds (empty, "run:*").
+  for (const auto& [name, agent] : cfg.agents) {
+    if (!agent.tier.empty() && !cfg.budgets.tiers.contains(agent.tier)) {
+      return core::fail(core::ErrorCode::kConfig, "agent '" + name + "' names unknown tier '" + agent.tier + "'");
+    }
+  }
+
   auto global = budgets.defineScope("global", toScopeLimits(cfg.budgets.global));
   if (!global) return std::unexpected(global.error());
   snap->global_scope = *global;
@@ -113,7 +123,7 @@ core::Result<std::shared_ptr<const Snapshot>> buildSnapshot(
     run_limits.total.usd = cfg.budgets.run->usd;
     run_limits.total.calls = cfg.budgets.run->calls;
     snap->run_budgets = !run_limits.empty();
-    budgets.configureRuns(run_limits, std::chrono::seconds(cfg.budgets.run->ttl_s));
+    budgets.configureRuns(run_limits, std::chrono::seconds(cfg.budgets.run->ttl_s), cfg.agents.size());
   } else {
     budgets.configureRuns(run_limits, std::chrono::hours(1));
   }
@@ -126,11 +136,7 @@ core::Result<std::shared_ptr<const Snapshot>> buildSnapshot(
     if (!id) return std::unexpected(id.error());
     rt.agent_scope = *id;
     if (!agent.tier.empty()) {
-      auto it = tier_scopes.find(agent.tier);
-      if (it == tier_scopes.end()) {
-        return core::fail(core::ErrorCode::kConfig, "agent '" + name + "' names unknown tier '" + agent.tier + "'");
-      }
-      rt.tier_scope = it->second;
+      rt.tier_scope = tier_scopes.at(agent.tier);  // checked above
     }
     rt.rate_key = "agent:" + name;
     rt.rate = {agent.rpm.value_or(0), agent.tpm.value_or(0)};
@@ -148,6 +154,10 @@ core::Result<std::shared_ptr<const Snapshot>> buildSnapshot(
     }
     pr.pool_identity = (p.kind == config::ProviderKind::kMock ? "mock|" : "http|") + p.base_url + "|" +
                        std::to_string(p.max_connections) + "|" + (p.verify_tls ? "1" : "0") + "|" + pr.api_key;
+    if (!pr.api_key.empty() &&
+        std::find(snap->provider_keys.begin(), snap->provider_keys.end(), pr.api_key) == snap->provider_keys.end()) {
+      snap->provider_keys.push_back(pr.api_key);
+    }
     snap->providers.emplace(name, std::move(pr));
   }
   return std::shared_ptr<const Snapshot>(std::move(snap));

@@ -42,6 +42,9 @@ struct Snapshot {
   std::shared_ptr<const core::RoutingTable> routing;
   std::unordered_map<std::string, AgentRuntime, core::StringHash, std::equal_to<>> agents;
   std::unordered_map<std::string, ProviderRuntime, core::StringHash, std::equal_to<>> providers;
+  /// Every provider key configured (distinct, non-empty): removed from
+  /// anything relayed from a provider (core::redactSecrets).
+  std::vector<std::string> provider_keys;
   core::ScopeId global_scope;
   std::string config_version;  // first 12 hex digits of the config hash
   bool run_budgets = false;

@@ -1,5 +1,7 @@
 #include "gateway/worker.h"
 
+#include <openssl/crypto.h>
+
 #include "mock/mock_client.h"
 
 namespace sluice::gateway {
@@ -35,6 +37,10 @@ net::UpstreamClient& Worker::client(std::string_view name, const ProviderRuntime
   }
   auto [pos, _] = clients_.emplace(std::string(name), ClientEntry{std::move(identity), std::move(made)});
   return *pos->second.client;
+}
+
+bool Worker::ConstantTimeEqual::operator()(std::string_view a, std::string_view b) const {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 const store::KeyRecord* Worker::verifyKey(std::string_view presented) {

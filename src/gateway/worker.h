@@ -40,6 +40,15 @@ class Worker {
   /// call ends; see handle()). For tests and diagnostics.
   [[nodiscard]] size_t retiredClients() const { return retired_.size(); }
 
+  /// Presented keys compare in constant time (CRYPTO_memcmp): how long a
+  /// lookup takes must not tell how much of a guess matched a cached key.
+  struct ConstantTimeEqual {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const;
+  };
+  /// Keys that verified, by the key presented (bounded; cleared when keys change).
+  using VerifiedKeyCache = std::unordered_map<std::string, const store::KeyRecord*, core::StringHash, ConstantTimeEqual>;
+
   Gateway& gateway;
   net::Dispatcher& loop;
   LocalView<Snapshot> snapshot;
@@ -63,7 +72,7 @@ class Worker {
   static constexpr size_t kMaxCachedKeys = 4096;
   std::map<std::string, ClientEntry, std::less<>> clients_;
   const KeyMap* cache_map_ = nullptr;
-  std::unordered_map<std::string, const store::KeyRecord*, core::StringHash, std::equal_to<>> verified_;
+  VerifiedKeyCache verified_;
   // Replaced clients stay alive while calls started on them still run.
   std::vector<std::unique_ptr<net::UpstreamClient>> retired_;
   std::shared_ptr<const Snapshot> reconciled_;  // the snapshot clients_ was last checked against

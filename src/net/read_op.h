@@ -38,6 +38,21 @@
 ///
 /// Thread-safety: loop thread only, like the socket.
 
+#include <boost/asio/detail/config.hpp>
+#include <boost/version.hpp>
+
+// ReadOp plugs into Asio's private reactor interfaces (reactor_op,
+// epoll_reactor::start_op, the socket's reactor state), which change between
+// Boost releases without notice. It is pinned to the release its behaviour
+// was verified on (tests/net/read_op_test.cpp); another Boost must fail here,
+// loudly, rather than build something subtly wrong.
+#if BOOST_VERSION != 108100
+#error "src/net/read_op.h uses Asio internals verified on Boost 1.81 only (Debian 12's libboost1.81-dev). Check ReadOp against this Boost's boost/asio/detail/reactor_op.hpp and epoll_reactor, run tests/net/read_op_test.cpp, then widen this check."
+#endif
+#if !defined(BOOST_ASIO_HAS_EPOLL)
+#error "src/net/read_op.h needs Asio's epoll reactor (Linux)."
+#endif
+
 #include <boost/asio/detail/reactor.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
 #include <boost/asio/detail/socket_ops.hpp>

@@ -74,17 +74,21 @@ RequestResult<bool> readNullableBool(element v, std::string_view param) {
   return b;
 }
 
+// A count with an upper bound the API also enforces (n, best_of): the
+// gateway multiplies it with the output cap, so it must stay small.
+RequestResult<std::optional<int64_t>> readBoundedCount(element v, std::string_view param, int64_t min, int64_t max) {
+  auto x = readCount(v, param, min);
+  if (!x || !*x || **x <= max) return x;
+  return std::unexpected(invalid(fmt::format("Invalid '{}': integer above maximum value. Expected a value <= {}, but got "
+                                             "{} instead.",
+                                             param, max, **x),
+                                 param));
+}
+
 RequestResult<int64_t> readN(element v) {
-  auto n = readCount(v, "n", 1);
+  auto n = readBoundedCount(v, "n", 1, kMaxN);
   if (!n) return std::unexpected(n.error());
-  if (!*n) return int64_t{1};
-  if (**n > kMaxN) {
-    return std::unexpected(invalid(
-        fmt::format("Invalid 'n': integer above maximum value. Expected a value <= {}, but got {} instead.", kMaxN,
-                    **n),
-        "n"));
-  }
-  return **n;
+  return n->value_or(1);
 }
 
 // Top-level keys whose duplicates we reject (see request.h). Index = bit.
@@ -488,7 +492,7 @@ RequestResult<CompletionRequestView> inspectCompletionRequest(std::string_view b
                               }
                               if (std::optional<RequestError> e; readGenerationField(body, key, v, span, view, e)) return e;
                               if (key == "best_of") {
-                                auto x = readCount(v, key);
+                                auto x = readBoundedCount(v, key, 0, kMaxN);
                                 if (!x) return x.error();
                                 view.best_of = *x;
                                 return std::nullopt;

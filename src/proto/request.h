@@ -29,6 +29,7 @@
 /// Thread-safety: all functions are reentrant; each thread reuses its own
 /// cached simdjson parser.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <expected>
@@ -149,8 +150,15 @@ struct CompletionRequestView {
   RequestLayout layout;
 
   [[nodiscard]] int64_t effectiveMaxTokens() const { return max_tokens.value_or(kDefaultMaxTokens); }
-  /// Completions generated per request: max(n, best_of).
+  /// Completions generated per prompt: max(n, best_of).
   [[nodiscard]] int64_t generations() const { return best_of && *best_of > n ? *best_of : n; }
+  /// Completions generated (and billed) per request: the provider runs each
+  /// prompt of an array of prompts separately, generations() times each.
+  [[nodiscard]] int64_t choicesBilled() const {
+    const int64_t prompts = std::max<int64_t>(prompt.items, 1);
+    const int64_t g = generations();
+    return prompts > INT64_MAX / g ? INT64_MAX : prompts * g;
+  }
   [[nodiscard]] bool clientWantsStreamUsage() const { return stream && include_usage == true; }
 };
 

@@ -29,6 +29,7 @@ std::string_view toString(Outcome o) {
     case Outcome::kRejectedInvalid: return "rejected_invalid";
     case Outcome::kUpstreamError: return "upstream_error";
     case Outcome::kClientAbort: return "client_abort";
+    case Outcome::kRejectedOverload: return "rejected_overload";
   }
   return "unknown";
 }
@@ -38,6 +39,7 @@ std::string_view toString(UsageSource s) {
     case UsageSource::kNone: return "none";
     case UsageSource::kProvider: return "provider";
     case UsageSource::kEstimated: return "estimated";
+    case UsageSource::kClamped: return "clamped";
   }
   return "none";
 }

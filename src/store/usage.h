@@ -19,8 +19,21 @@
 
 namespace sluice::store {
 
-enum class Outcome : uint8_t { kOk, kRejectedBudget, kRejectedRate, kRejectedAuth, kRejectedInvalid, kUpstreamError, kClientAbort };
-enum class UsageSource : uint8_t { kNone, kProvider, kEstimated };
+enum class Outcome : uint8_t {
+  kOk,
+  kRejectedBudget,
+  kRejectedRate,
+  kRejectedAuth,
+  kRejectedInvalid,
+  kUpstreamError,
+  kClientAbort,
+  kRejectedOverload,  ///< the gateway is at a capacity limit (503 server_overloaded)
+};
+/// Where a record's token counts come from: the provider's report, Sluice's
+/// own count (the provider sent none), or the provider's report cut down to
+/// what the request made possible (a count above the output cap sent, cached
+/// above prompt, prompt above what the request's bytes allow).
+enum class UsageSource : uint8_t { kNone, kProvider, kEstimated, kClamped };
 
 [[nodiscard]] std::string_view toString(Outcome o);
 [[nodiscard]] std::string_view toString(UsageSource s);

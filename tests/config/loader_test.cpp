@@ -111,7 +111,7 @@ TEST(LoaderTest, EveryFieldIsRead) {
       "  run: {usd: 0.5, calls: 4, ttl_s: 60}\n"
       "  on_short_budget: reject\n"
       "  time_zone: America/New_York\n"
-      "  reservation_ttl_s: 30\n"
+      "  reservation_ttl_s: 60\n"
       "agents:\n"
       "  a: {tier: t, max_tokens_per_call: 100, rpm: 5, tpm: 600, models: [m], calls_per_day: 12}\n"
       "unknown_model_price: {input: 3, output: 4}\n");
@@ -164,7 +164,7 @@ TEST(LoaderTest, EveryFieldIsRead) {
   EXPECT_EQ(c.budgets.run->ttl_s, 60);
   EXPECT_EQ(c.budgets.on_short_budget, ShortBudgetPolicy::kReject);
   EXPECT_EQ(c.budgets.time_zone, "America/New_York");
-  EXPECT_EQ(c.budgets.reservation_ttl_s, 30);
+  EXPECT_EQ(c.budgets.reservation_ttl_s, 60);
   const AgentConfig& a = c.agents.at("a");
   EXPECT_EQ(a.tier, "t");
   EXPECT_EQ(a.max_tokens_per_call, 100);

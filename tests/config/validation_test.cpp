@@ -271,6 +271,21 @@ TEST(ValidationTest, ServerStorageAndEnvNames) {
   EXPECT_EQ(testing::errorCount(r), 4u) << testing::dump(r);
 }
 
+TEST(ValidationTest, ReservationTtlOutlastsEveryWaitWithoutProgress) {
+  // A running call renews its reservation on progress; a TTL shorter than a
+  // provider's longest silent wait would let a healthy call lose it.
+  const std::string text =
+      "providers: {slow: {kind: mock, connect_timeout_ms: 5000, first_byte_timeout_ms: 120000}}\n"
+      "budgets:\n  reservation_ttl_s: 60\n";
+  const auto r = loadText(text);
+  EXPECT_TRUE(hasError(r, text, "budgets",
+                       "budgets.reservation_ttl_s is 60 s, but provider 'slow' can wait 125000 ms without progress"));
+  EXPECT_EQ(testing::errorCount(r), 1u) << testing::dump(r);
+  EXPECT_TRUE(loadText("providers: {slow: {kind: mock, connect_timeout_ms: 300, first_byte_timeout_ms: 500, "
+                       "idle_timeout_ms: 800}}\nbudgets: {reservation_ttl_s: 1}\n")
+                  .has_value());
+}
+
 TEST(ValidationTest, BudgetsAgentsKeyPointsToAgents) {
   const std::string text = "providers: {demo: {kind: mock}}\nbudgets:\n  agents: {bot: {usd_per_day: 1}}\n";
   EXPECT_TRUE(hasError(loadText(text), text, "agents:",

@@ -124,5 +124,37 @@ TEST(PricingTest, UsageSumsSaturateInsteadOfOverflowing) {
   EXPECT_EQ((TokenUsage{.input = 3, .output = 4}.total()), 7);
 }
 
+TEST(PricingTest, MultiplicationOfClientNumbersSaturates) {
+  // Regression: max_tokens 2^63-1 (or 2^62 with n = 2) times the choices
+  // wrapped negative, and a negative token count skipped the TPM check.
+  EXPECT_EQ(mulSaturating(kMax, 2), kMax);
+  EXPECT_EQ(mulSaturating(4'611'686'018'427'387'904, 2), kMax);
+  EXPECT_EQ(mulSaturating(576'460'752'303'423'489, 16), kMax);
+  EXPECT_EQ(mulSaturating(20, 50), 1000);
+  EXPECT_EQ(mulSaturating(-5, 3), 0);
+  EXPECT_EQ(mulSaturating(5, 0), 0);
+  EXPECT_EQ(addSaturating(100, mulSaturating(kMax, 2)), kMax);
+}
+
+TEST(PricingTest, ClampUsageBillsWhatTheRequestMadePossible) {
+  // Regression: one answer claiming 2^63-1 tokens for a 5-token cap was
+  // billed 9,223,372,036,854,775,807 µUSD.
+  TokenUsage u{.input = kMax, .cached = kMax, .output = kMax, .reasoning = kMax};
+  EXPECT_TRUE(clampUsage(u, UsageBounds{.input = 400, .output = 5}));
+  EXPECT_EQ(u, (TokenUsage{.input = 400, .cached = 400, .output = 5, .reasoning = 5}));
+  TokenUsage honest{.input = 30, .cached = 10, .output = 5, .reasoning = 2};
+  EXPECT_FALSE(clampUsage(honest, UsageBounds{.input = 400, .output = 5}));
+  EXPECT_EQ(honest, (TokenUsage{.input = 30, .cached = 10, .output = 5, .reasoning = 2}));
+  TokenUsage odd{.input = 30, .cached = 50, .output = 3, .reasoning = 9};
+  EXPECT_TRUE(clampUsage(odd, UsageBounds{}));
+  EXPECT_EQ(odd, (TokenUsage{.input = 30, .cached = 30, .output = 3, .reasoning = 3})) << "cached <= input, reasoning <= output";
+  TokenUsage negative{.input = -1, .cached = -1, .output = -7, .reasoning = 0};
+  EXPECT_TRUE(clampUsage(negative, UsageBounds{}));
+  EXPECT_EQ(negative, TokenUsage{});
+  TokenUsage embedding{.input = 12, .output = 4};
+  EXPECT_TRUE(clampUsage(embedding, UsageBounds{.input = 100, .output = 0})) << "embeddings have no output";
+  EXPECT_EQ(embedding.output, 0);
+}
+
 }  // namespace
 }  // namespace sluice::core

@@ -283,3 +283,63 @@ agents:
     assert.ok(seenIds.size > COUNT / 10, `the gateway handled a good share of the requests (${seenIds.size})`);
   });
 });
+
+// Client numbers that meet a multiplication: output cap × choices must
+// saturate, never wrap negative and slip past the TPM limit; best_of is
+// bounded as n is. Each of these was served on a used-up TPM window before.
+describe('hostile numbers against the limits', () => {
+  let mock, gw, open, capped;
+  before(async () => {
+    mock = await MockUpstream.start({ completion_tokens: 4 });
+    gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl"}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1"}
+agents:
+  open: {tpm: 1000, rpm: 1000000}
+  capped: {tpm: 1000, rpm: 1000000, max_tokens_per_call: 100}
+`, { keys: { o: { agent: 'open' }, c: { agent: 'capped' } } });
+    open = gw.keys.o.key;
+    capped = gw.keys.c.key;
+  });
+  after(async () => { await gw?.stop(); mock?.stop(); });
+
+  const post = (path, key, body) => fetch(`${gw.url}${path}`, {
+    method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body,
+  });
+
+  for (const [what, body] of [
+    ['max_tokens 2^63-1', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":9223372036854775807}'],
+    ['max_tokens 2^62 with n 2', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":4611686018427387904,"n":2}'],
+    ['max_completion_tokens 2^62 with n 4', '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":4611686018427387904,"n":4}'],
+  ]) {
+    it(`refuses ${what} without a cap: 429 on tokens, not served`, async () => {
+      const res = await post('/v1/chat/completions', open, body);
+      const text = await res.text();
+      assert.equal(res.status, 429, text);
+      assert.equal(JSON.parse(text).error.type, 'tokens');
+    });
+  }
+
+  it('refuses best_of beyond the bound of n (a capped agent too)', async () => {
+    for (const best of ['576460752303423489', '129']) {
+      const res = await post('/v1/completions', capped, `{"model":"gpt-4o-mini","prompt":"hi","max_tokens":16,"best_of":${best}}`);
+      const text = await res.text();
+      assert.equal(res.status, 400, text);
+      assert.equal(JSON.parse(text).error.param, 'best_of');
+    }
+  });
+
+  it('refuses prompts × n past the TPM limit for a /v1/completions prompt array', async () => {
+    const prompts = JSON.stringify(Array.from({ length: 50 }, (_, i) => `p${i}`));
+    const res = await post('/v1/completions', capped, `{"model":"gpt-4o-mini","prompt":${prompts},"max_tokens":20,"n":2}`);
+    const text = await res.text();
+    assert.equal(res.status, 429, `50 prompts × 2 × 20 tokens is over 1000 TPM: ${text}`);
+  });
+
+  it('still serves an honest request afterwards (the window was not used up)', async () => {
+    const res = await post('/v1/chat/completions', open, '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":5}');
+    assert.equal(res.status, 200, await res.text());
+  });
+});

@@ -234,8 +234,13 @@ TEST_F(ExchangeTest, NoRetryPastTheBudgetAfterABilledAttempt) {
   setMock(R"({"reset_mid_stream_rate": 1, "reset_after_chunks": 0})");
   auto s = send("tight", R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":8})");
   loop_.advance(2s);
-  EXPECT_EQ(s->status(), 502) << s->body();
+  // The budget refused the retry: that is a budget answer (429, not
+  // retryable), not an upstream failure (it was a 502 upstream_error).
+  EXPECT_EQ(s->status(), 429) << s->body();
+  EXPECT_EQ(s->header("x-should-retry"), "false");
+  EXPECT_NE(s->body().find("insufficient_quota"), std::string::npos) << s->body();
   auto r = lastRecord();
+  EXPECT_EQ(r.outcome, store::Outcome::kRejectedBudget);
   ASSERT_EQ(r.attempts.size(), 1u) << "the retries were not affordable";
   EXPECT_GT(r.cost_micro_usd, 0);
   EXPECT_LE(r.cost_micro_usd, 10) << "within usd_per_day";

@@ -1,5 +1,6 @@
 #include "proto/request.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <string>
@@ -325,6 +326,36 @@ TEST(InspectCompletion, BadPrompts) {
   auto r = inspectCompletionRequest(R"({"model":"m","prompt":"x","best_of":-1})");
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().param, "best_of");
+}
+
+TEST(InspectCompletion, BestOfIsBoundedAsNIs) {
+  // Regression: best_of had no upper bound, and best_of × max_tokens wrapped
+  // negative past the TPM check (576460752303423489 × 16 > 2^63).
+  for (const char* best : {"576460752303423489", "129", "18446744073709551615"}) {
+    auto r = inspectCompletionRequest(fmt::format(R"({{"model":"m","prompt":"x","max_tokens":16,"best_of":{}}})", best));
+    ASSERT_FALSE(r.has_value()) << best;
+    EXPECT_EQ(r.error().param, "best_of") << best;
+    if (std::string_view(best).size() < 19) {
+      EXPECT_NE(r.error().message.find("128"), std::string::npos) << r.error().message;
+    }
+  }
+  auto r = inspectCompletionRequest(R"({"model":"m","prompt":"x","best_of":128,"n":2})");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->generations(), 128);
+}
+
+TEST(InspectCompletion, ChoicesBilledCountEveryPrompt) {
+  // The provider generates max(n, best_of) completions for each prompt of
+  // an array of prompts (token-id arrays too) and bills all of them.
+  auto r = inspectCompletionRequest(R"({"model":"m","prompt":["a","b","c"],"n":2})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->choicesBilled(), 6);
+  r = inspectCompletionRequest(R"({"model":"m","prompt":[[1,2],[3],[4,5,6],[7]],"best_of":3})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->choicesBilled(), 12);
+  r = inspectCompletionRequest(R"({"model":"m","prompt":[1,2,3],"n":5})");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->choicesBilled(), 5) << "one token-id prompt";
 }
 
 TEST(InspectEmbedding, InputShapes) {

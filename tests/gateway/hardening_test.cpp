@@ -1,0 +1,117 @@
+// Regression tests for the gateway's answers to conditions the budget engine
+// already knew about, and for reloads that must change nothing when refused.
+#include <gtest/gtest.h>
+
+#include <type_traits>
+
+#include "config/loader.h"
+#include "fakes/fake_dispatcher.h"
+#include "fakes/fake_server_stream.h"
+#include "gateway/gateway.h"
+#include "gateway/snapshot.h"
+#include "gateway/worker.h"
+#include "mock/state.h"
+#include "store/keys.h"
+
+namespace sluice::gateway {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeDispatcher;
+using testing::FakeServerStream;
+
+constexpr std::string_view kConfig = R"(
+providers:
+  demo: {kind: mock, first_byte_timeout_ms: 500}
+models:
+  gpt-4o-mini: {provider: demo}
+budgets:
+  global: {usd_per_day: 100}
+agents:
+  bot: {max_tokens_per_call: 100}
+)";
+
+std::shared_ptr<const config::Config> load(std::string_view text) {
+  auto cfg = config::loadConfigString(text, "test.yaml");
+  EXPECT_TRUE(cfg) << cfg.error().front().str();
+  return cfg ? std::make_shared<const config::Config>(std::move(*cfg)) : nullptr;
+}
+
+TEST(GatewayHardening, ReservationTableFullIsARetryable503NotA500) {
+  // Regression: kOverloaded from the budget engine became a 500.
+  core::ManualClock clock;
+  FakeDispatcher loop{clock};
+  auto keys = store::openKeyStore("memory");
+  ASSERT_TRUE(keys);
+  auto k = store::generateKey("bot", false, {}, 0);
+  ASSERT_TRUE((*keys)->insert(k.record));
+  auto sink = std::make_shared<store::MemoryUsageSink>();
+  GatewayDeps deps;
+  deps.clock = &clock;
+  deps.config = load(kConfig);
+  deps.keys = std::move(*keys);
+  deps.usage = sink;
+  deps.max_reservations = 1;
+  auto gw = Gateway::create(std::move(deps));
+  ASSERT_TRUE(gw) << gw.error().message;
+  ASSERT_TRUE((*gw)->mockState()->configure(R"({"stall_rate": 1, "stall_after_chunks": 1})"));
+
+  auto send = [&](bool stream) {
+    auto s = std::make_shared<FakeServerStream>();
+    const std::string body = std::string(R"({"model":"gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":"hi"}])") +
+                             (stream ? R"(,"stream":true})" : "}");
+    (*gw)->handler()(net::HttpRequest{"POST", "/v1/chat/completions", {{"authorization", "Bearer " + k.secret_key}}, body}, s,
+                     loop);
+    loop.runReady();
+    return s;
+  };
+  auto holding = send(true);  // stalls: its reservation stays in flight
+  EXPECT_EQ(holding->status(), 0);
+  auto refused = send(false);
+  EXPECT_EQ(refused->status(), 503) << refused->body();
+  EXPECT_EQ(refused->header("retry-after"), "1");
+  EXPECT_NE(refused->body().find("server_overloaded"), std::string::npos) << refused->body();
+  auto records = sink->records();
+  ASSERT_FALSE(records.empty());
+  EXPECT_EQ(records.back().outcome, store::Outcome::kRejectedOverload);
+  EXPECT_EQ(records.back().http_status, 503);
+}
+
+TEST(GatewayHardening, ARefusedSnapshotLeavesTheBudgetEngineUnchanged) {
+  // Regression: buildSnapshot defined the global, tier and agent scopes (and
+  // changed their limits) before it found the agent naming an unknown tier.
+  core::ManualClock clock;
+  core::BudgetEngine budgets(clock, core::Calendar::utc());
+  auto good = load(kConfig);
+  ASSERT_TRUE(good);
+  ASSERT_TRUE(buildSnapshot(good, budgets, [](const std::string&) { return std::nullopt; }));
+  const auto global = budgets.findScope("global");
+  ASSERT_TRUE(global);
+  const auto before = budgets.usage(*global)->limits;
+
+  auto bad = std::make_shared<config::Config>(*good);
+  bad->budgets.global.usd_per_day = 5'000'000;  // a change that must not land
+  bad->budgets.tiers["gold"] = config::TierConfig{};
+  bad->agents["intruder"].name = "intruder";
+  bad->agents["intruder"].tier = "no-such-tier";  // what the loader would refuse; buildSnapshot must too
+  auto refused = buildSnapshot(bad, budgets, [](const std::string&) { return std::nullopt; });
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("no-such-tier"), std::string::npos);
+  EXPECT_EQ(budgets.usage(*global)->limits, before) << "the global limit changed";
+  EXPECT_FALSE(budgets.findScope("tier:gold")) << "a tier scope was defined";
+  EXPECT_FALSE(budgets.findScope("agent:intruder")) << "an agent scope was defined";
+}
+
+TEST(GatewayHardening, TheVerifiedKeyCacheComparesInConstantTime) {
+  // Regression: the per-loop cache of verified keys found a presented key
+  // with std::equal_to (memcmp, which returns at the first differing byte).
+  static_assert(std::is_same_v<Worker::VerifiedKeyCache::key_equal, Worker::ConstantTimeEqual>);
+  const Worker::ConstantTimeEqual eq;
+  EXPECT_TRUE(eq("sk-sluice-abc", "sk-sluice-abc"));
+  EXPECT_FALSE(eq("sk-sluice-abc", "sk-sluice-abd"));
+  EXPECT_FALSE(eq("sk-sluice-abc", "sk-sluice-ab"));
+  EXPECT_TRUE(eq("", ""));
+}
+
+}  // namespace
+}  // namespace sluice::gateway
