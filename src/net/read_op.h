@@ -46,10 +46,10 @@
 // Boost releases without notice. It is pinned to the release its behaviour
 // was verified on (tests/net/read_op_test.cpp); another Boost must fail here,
 // loudly, rather than build something subtly wrong.
-#if BOOST_VERSION != 108100
+#if BOOST_VERSION != 108100 && !defined(SLUICE_ASIO_PUBLIC_READ)
 #error "src/net/read_op.h uses Asio internals verified on Boost 1.81 only (Debian 12's libboost1.81-dev). Check ReadOp against this Boost's boost/asio/detail/reactor_op.hpp and epoll_reactor, run tests/net/read_op_test.cpp, then widen this check."
 #endif
-#if !defined(BOOST_ASIO_HAS_EPOLL)
+#if !defined(BOOST_ASIO_HAS_EPOLL) && !defined(SLUICE_ASIO_PUBLIC_READ)
 #error "src/net/read_op.h needs Asio's epoll reactor (Linux)."
 #endif
 
@@ -66,6 +66,7 @@
 #include <algorithm>
 #include <array>
 #include <span>
+#include <utility>
 
 #include <cerrno>
 #include <cstddef>
@@ -120,6 +121,58 @@ class ReactorSocket : public boost::asio::ip::tcp::socket {
   }
 };
 
+#if defined(SLUICE_ASIO_PUBLIC_READ)
+/// The same receive through Asio's public socket::async_read_some (built with
+/// -DSLUICE_ASIO_PUBLIC_READ=ON): what ReadOp below costs against, measured
+/// with bench/ab.sh (BENCHMARKS.md). It tries recv() at every start, so a
+/// read started at a message boundary costs one more (EAGAIN) syscall.
+class ReadOp {
+ public:
+  using error_code = boost::system::error_code;
+  using OnComplete = void (*)(void* owner, const error_code& ec, size_t n);
+  using OnAbandon = void (*)(void* owner);
+
+  ReadOp(void* owner, OnComplete on_complete, OnAbandon on_abandon)
+      : owner_(owner), on_complete_(on_complete), on_abandon_(on_abandon) {}
+  ReadOp(const ReadOp&) = delete;
+  ReadOp& operator=(const ReadOp&) = delete;
+
+  [[nodiscard]] bool pending() const { return pending_; }
+
+  void start(ReactorSocket& sock, char* data, size_t size, bool /*at_boundary*/) {
+    pending_ = true;
+    sock.async_read_some(boost::asio::buffer(data, size), Handler{this});
+  }
+  void leaveCompletion() {}
+
+ private:
+  // Calls on_abandon_ when destroyed un-run (the io_context went away with
+  // the read pending), as ReadOp's reactor completion does.
+  struct Handler {
+    ReadOp* op;
+    explicit Handler(ReadOp* o) : op(o) {}
+    Handler(Handler&& other) noexcept : op(std::exchange(other.op, nullptr)) {}
+    Handler& operator=(Handler&&) = delete;
+    ~Handler() {
+      if (op != nullptr) {
+        op->pending_ = false;
+        op->on_abandon_(op->owner_);
+      }
+    }
+    void operator()(const error_code& ec, size_t n) {
+      ReadOp* self = std::exchange(op, nullptr);
+      self->pending_ = false;
+      const CallbackScope scope;
+      self->on_complete_(self->owner_, ec, n);  // may destroy *self
+    }
+  };
+
+  void* owner_;
+  OnComplete on_complete_;
+  OnAbandon on_abandon_;
+  bool pending_ = false;
+};
+#else
 /// One outstanding receive at a time, reused for the life of its owner. The
 /// owner must stay alive while pending() (keep a self-reference until the
 /// completion or abandonment callback).
@@ -225,5 +278,6 @@ class ReadOp final : public boost::asio::detail::reactor_op {
   bool last_short_ = false;     // the last recv() drained the socket
   bool in_completion_ = false;  // inside the owner's OnComplete callback
 };
+#endif  // SLUICE_ASIO_PUBLIC_READ
 
 }  // namespace sluice::net::detail
