@@ -925,11 +925,23 @@ std::vector<CounterSnapshot> BudgetEngine::snapshot() const {
     if (t == Tally{}) return;
     out.push_back(CounterSnapshot{s.name, w, key, t[kTok], t[kUsd], t[kCalls]});
   };
+  // Minute buckets are kept by monotonic second, which a restart does not
+  // share: they are saved by the wall-clock second they stand for.
+  const int64_t wall_sec = std::chrono::floor<std::chrono::seconds>(now.wall).time_since_epoch().count();
+  const int64_t mono_sec = std::max(minute_sec_, now.sec);
   for (const Scope& s : scopes_) {
     if (!s.live) continue;
     if (s.day_key == p.day_key) add(s, BudgetWindow::kDay, s.day_key, kDay);
     if (s.month_key == p.month_key) add(s, BudgetWindow::kMonth, s.month_key, kMonth);
     add(s, BudgetWindow::kTotal, 0, kTotal);
+    if (!s.ring) continue;
+    for (int64_t x = mono_sec - (kRingSpan - 1); x <= mono_sec; ++x) {
+      if (!s.ring->inWindow(x)) continue;
+      Tally t;
+      for (size_t m = 0; m < 3; ++m) t[m] = s.ring->spent[slotOf(x)][m] + s.ring->reserved[slotOf(x)][m];
+      if (t == Tally{}) continue;
+      out.push_back(CounterSnapshot{s.name, BudgetWindow::kMinute, wall_sec - (mono_sec - x), t[kTok], t[kUsd], t[kCalls]});
+    }
   }
   return out;
 }
@@ -962,6 +974,24 @@ size_t BudgetEngine::restore(std::span<const CounterSnapshot> counters) {
         w = kMonth;
         break;
       case BudgetWindow::kTotal: w = kTotal; break;
+      case BudgetWindow::kMinute: {
+        // A bucket saved by wall-clock second goes back to the monotonic
+        // second as old as it is now; older than the window, it is gone.
+        if (!s->ring || !now.has_wall) continue;
+        const int64_t wall_sec = std::chrono::floor<std::chrono::seconds>(now.wall).time_since_epoch().count();
+        const int64_t age = std::max<int64_t>(wall_sec - c.key, 0);  // a clock stepped back: count it as now
+        if (age >= kRingSpan) continue;
+        const int64_t x = s->ring->head - age;
+        const Tally add{clampAmount(c.tokens), clampAmount(c.usd), clampAmount(c.calls)};
+        for (size_t m = 0; m < 3; ++m) {  // max, not +=: restoring twice changes nothing
+          int64_t& bucket = s->ring->spent[slotOf(x)][m];
+          const int64_t grow = std::max<int64_t>(add[m] - bucket, 0);
+          bucket += grow;
+          s->spent[kMinute][m] += grow;
+        }
+        ++applied;
+        continue;
+      }
       default: continue;
     }
     s->spent[w] = {clampAmount(c.tokens), clampAmount(c.usd), clampAmount(c.calls)};

@@ -205,7 +205,9 @@ struct ScopeUsage {
 /// One persisted counter. `key` is the day key (kDay), month key (kMonth) or
 /// 0 (kTotal); amounts are spent + reserved at snapshot time (in-flight
 /// requests are assumed to cost their estimate, since their settle will not
-/// reach a restarted process). Minute windows are not persisted.
+/// reach a restarted process). Minute windows are saved as one entry per
+/// non-empty second (kMinute, `key` = the Unix second it stands for) and
+/// restored into the rolling minute as old as they are.
 struct CounterSnapshot {
   std::string scope;
   BudgetWindow window = BudgetWindow::kDay;

@@ -787,6 +787,43 @@ TEST_F(BudgetTest, SnapshotAndRestoreCarryCountersAcrossRestarts) {
   EXPECT_EQ(u.month.usd.spent, 800);
 }
 
+TEST_F(BudgetTest, MinuteWindowsSurviveARestart) {
+  // Regression: minute windows were not saved, so spending a minute's budget,
+  // restarting and spending again within the minute doubled it.
+  ScopeLimits l;
+  l.minute.usd = 3'000;
+  std::vector<CounterSnapshot> saved;
+  {
+    BudgetEngine e(clock_, Calendar::utc());
+    const ScopeId agent = define(e, "agent:a", l);
+    auto r = e.reserve(std::span(&agent, 1), ask(500, 1'000));  // 2,500 µUSD
+    ASSERT_TRUE(r.has_value());
+    clock_.advance(10s);
+    e.settle(*r, TokenUsage{.input = 500, .output = 1'000}, 2'500);
+    saved = e.snapshot();
+  }
+  const auto minute = std::count_if(saved.begin(), saved.end(),
+                                    [](const CounterSnapshot& c) { return c.window == BudgetWindow::kMinute; });
+  EXPECT_EQ(minute, 1);
+  clock_.advance(5s);  // the restart: a new engine, a new monotonic origin for the ring
+  BudgetEngine e2(clock_, Calendar::utc());
+  const ScopeId agent = define(e2, "agent:a", l);
+  EXPECT_EQ(e2.restore(saved), 4U);  // day, month, total and the one minute bucket
+  EXPECT_EQ(usage(e2, agent).minute.usd.spent, 2'500);
+  EXPECT_FALSE(e2.reserve(std::span(&agent, 1), ask(500, 1'000)).has_value()) << "the minute is spent";
+  EXPECT_EQ(e2.restore(saved), 4U);
+  EXPECT_EQ(usage(e2, agent).minute.usd.spent, 2'500) << "restoring twice changes nothing";
+  // The spend leaves the window a minute after it was made, as it would have.
+  clock_.advance(50s);
+  EXPECT_EQ(usage(e2, agent).minute.usd.spent, 0);
+  EXPECT_TRUE(e2.reserve(std::span(&agent, 1), ask(500, 1'000)).has_value());
+  // Saved more than a minute ago: nothing to restore.
+  BudgetEngine e3(clock_, Calendar::utc());
+  const ScopeId agent3 = define(e3, "agent:a", l);
+  EXPECT_EQ(e3.restore(saved), 3U) << "day, month and total only";
+  EXPECT_EQ(usage(e3, agent3).minute.usd.spent, 0);
+}
+
 TEST_F(BudgetTest, UsageReportsLimitsAndResets) {
   BudgetEngine e(clock_, Calendar::utc());
   ScopeLimits l;
