@@ -617,6 +617,27 @@ TEST(Usage, MalformedSkippedPartsAreNotValidated) {
   }
 }
 
+// Found by tests/fuzz/usage_fuzz: simdjson 3.0's On-Demand get_number()
+// returned 0 for a decimal with more significant digits than its fast path
+// takes, so such a count was read as 0 tokens (the DOM reads it right).
+TEST(Usage, DecimalCountsWithManyDigitsAreReadLikeTheDom) {
+  const std::string_view many_digits =
+      R"({"usage":{"prompt_tokens":12.000000000000000000001,"completion_tokens":1000000000.000000001,)"
+      R"("completion_tokens_details":{"reasoning_tokens":7.0000000000000000000000000}}})";
+  auto r = summarizeResponse(many_digits);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->usage, (core::TokenUsage{.input = 12, .cached = 0, .output = 1'000'000'000, .reasoning = 7}));
+  EXPECT_TRUE(sameResult(referenceSummarize(many_digits), r));
+  // Above 2^53 a decimal is not a trustworthy count, however it is written.
+  for (const std::string_view body : {R"({"usage":{"input_tokens":1,"cache_read_input_tokens":922337203685477580.7}})",
+                                      R"({"usage":{"prompt_tokens":12345678901234567890.5}})"}) {
+    r = summarizeResponse(body);
+    ASSERT_TRUE(r.has_value()) << body;
+    EXPECT_EQ(r->usage, std::nullopt) << body;
+    EXPECT_TRUE(sameResult(referenceSummarize(body), r)) << body;
+  }
+}
+
 TEST(Usage, EscapedKeysMatchLikeTheDom) {
   auto r = summarizeResponse(
       R"({"us\u0061ge":{"prompt_t\u006fkens":7,"completion_tokens":2},"m\u006fdel":"m",)"
