@@ -14,6 +14,10 @@ PKGS=(
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata
   libgoogle-perftools-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # The fuzz targets (scripts/fuzz.sh): clang 19, the first of Debian 12's
+  # clangs whose C++23 mode libstdc++ 12's <expected> accepts; its runtime
+  # package holds libFuzzer and the sanitizers; llvm-19 the symbolizer.
+  clang-19 libclang-rt-19-dev llvm-19
   curl ca-certificates
   wrk nginx-light
 )

@@ -36,4 +36,10 @@ if [ "${SLUICE_SKIP_ASAN:-0}" != 1 ]; then
   SLUICE_BIN="$PWD/build/asan/src/app/sluice" node --test tests/e2e/hostile.test.mjs tests/e2e/hostile_upstream.test.mjs \
     tests/e2e/billing_chaos.test.mjs tests/e2e/hardening.test.mjs
 fi
+# The libFuzzer targets (tests/fuzz: HTTP/1.1 parser, SSE and stream filter,
+# request rewrite, usage, config loader) under ASan+UBSan, 30 s each from
+# their committed seeds, each checking a property besides crashes.
+if [ "${SLUICE_SKIP_FUZZ:-0}" != 1 ]; then
+  bash scripts/fuzz.sh
+fi
 ctest --preset release

@@ -38,6 +38,29 @@ bool validName(std::string_view s) {
   });
 }
 
+// A diagnostic is one line: control characters that messages quote from the
+// file (a key "a\nb", yaml-cpp's "unknown escape character: <it>") are shown
+// escaped, so they cannot break the line or forge another diagnostic.
+std::string oneLine(std::string message) {
+  auto is_control = [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; };
+  if (std::none_of(message.begin(), message.end(), is_control)) return message;
+  std::string out;
+  for (const char c : message) {
+    if (!is_control(c)) {
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else {
+      out += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 size_t editDistance(std::string_view a, std::string_view b) {
@@ -128,7 +151,7 @@ void Walker::error(const YAML::Mark& mark, std::string message) {
   // yaml-cpp marks are 0-based; a null mark (-1) means "no position".
   const int line = mark.line < 0 ? 0 : mark.line + 1;
   const int column = mark.line < 0 ? 0 : mark.column + 1;
-  out_->push_back(Diagnostic{file_, line, column, std::move(message)});
+  out_->push_back(Diagnostic{file_, line, column, oneLine(std::move(message))});
 }
 
 std::optional<YAML::Node> Walker::parse(std::string_view text) {

@@ -264,9 +264,23 @@ simdjson::error_code onDemandCount(od::value& v, UsageCount& c) {
       c = {State::kBad, 0};
       return simdjson::SUCCESS;
   }
+  // A decimal is read with get_double(), not get_number(): simdjson 3.0's
+  // get_number() leaves the value at 0 when a decimal has more significant
+  // digits than its fast path takes (simdjson issue #2099, fixed in 3.6.4),
+  // so a count written "12.000000000000000000001" read as 0 tokens.
+  od::number_type number_type;
+  if (auto err = v.get_number_type().get(number_type); err) return err;  // does not consume
+  c = {State::kBad, 0};
+  if (number_type == od::number_type::floating_point_number) {
+    double d = 0;
+    if (auto err = v.get_double().get(d); err) return err;
+    if (!(d >= 0.0) || d > 9007199254740992.0) return simdjson::SUCCESS;
+    const auto x = static_cast<int64_t>(d);
+    if (static_cast<double>(x) == d) c = {State::kValue, x};
+    return simdjson::SUCCESS;
+  }
   od::number n;
   if (auto err = v.get_number().get(n); err) return err;
-  c = {State::kBad, 0};
   switch (n.get_number_type()) {
     case od::number_type::signed_integer: {
       const int64_t x = n.get_int64();
@@ -278,13 +292,8 @@ simdjson::error_code onDemandCount(od::value& v, UsageCount& c) {
       if (x <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) c = {State::kValue, static_cast<int64_t>(x)};
       break;
     }
-    case od::number_type::floating_point_number: {
-      const double d = n.get_double();
-      if (!(d >= 0.0) || d > 9007199254740992.0) break;
-      const auto x = static_cast<int64_t>(d);
-      if (static_cast<double>(x) == d) c = {State::kValue, x};
+    case od::number_type::floating_point_number:  // decimals were read above
       break;
-    }
   }
   return simdjson::SUCCESS;
 }

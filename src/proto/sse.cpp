@@ -11,6 +11,9 @@ namespace {
 size_t lineEnd(std::string_view text, size_t from) {
   const char* base = text.data();
   const size_t n = text.size();
+  // memchr must not see the null data() of an empty view ("data" without a
+  // colon has an empty value), even with a length of 0.
+  if (from >= n) return n;
   const void* lf = std::memchr(base + from, '\n', n - from);
   const size_t lf_pos = lf ? static_cast<size_t>(static_cast<const char*>(lf) - base) : n;
   const void* cr = std::memchr(base + from, '\r', lf_pos - from);

@@ -115,7 +115,12 @@ bool appendWithoutUsage(std::string& out, std::string_view data, simdjson::dom::
 
 core::Result<void> StreamFilter::put(std::string_view upstream_bytes, std::string& out) {
   if (finished_) return {};
-  return parser_.put(upstream_bytes, [&](const SseEvent& event) { onEvent(event, out); });
+  auto r = parser_.put(upstream_bytes, [&](const SseEvent& event) { onEvent(event, out); });
+  // [DONE] in these bytes finished the stream: what followed it
+  // in the same bytes is ignored too, an event over the limit included, as
+  // it would be had it come in a later put().
+  if (!r && finished_) return {};
+  return r;
 }
 
 void StreamFilter::onEvent(const SseEvent& event, std::string& out) {

@@ -305,5 +305,26 @@ TEST(ValidationTest, NullValuesAreReportedAtTheirKey) {
   EXPECT_TRUE(hasError(r, text, "rpm:", "agents.bot.rpm must be a whole number, got nothing"));
 }
 
+// Found by tests/fuzz/config_fuzz: a control character quoted from the file
+// (a key with an escaped line break, yaml-cpp's "unknown escape character")
+// broke the one-line file:line:column format, so a crafted key could forge
+// another diagnostic line in `sluice check`.
+TEST(DiagnosticTextTest, ControlCharactersFromTheFileAreEscaped) {
+  const std::string key_yaml = "server:\n  \"a\\nfuzz.yaml:9:9: forged\": 1\n";
+  const auto r = loadText(key_yaml);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_TRUE(hasError(r, key_yaml, "\"a", "unknown key 'a\\nfuzz.yaml:9:9: forged' in server")) << testing::dump(r);
+  for (const std::string& yaml : {key_yaml, std::string("x: \"\\\x01\"\n"), std::string("a: \"\\\x7f\"\n"),
+                                 std::string("\"\\t\\r\\x1b\": 1\n")}) {
+    const auto bad = loadText(yaml);
+    ASSERT_FALSE(bad.has_value()) << yaml;
+    for (const Diagnostic& d : bad.error()) {
+      for (const char c : d.message) {
+        EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20 || c == 0x7f) << testing::dump(bad);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace sluice::config

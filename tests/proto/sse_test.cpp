@@ -152,6 +152,19 @@ TEST(SseWriter, DataDoneCommentError) {
   EXPECT_EQ(out, "data: {\"a\":1}\n\ndata: [DONE]\n\n: keep-alive\n\n");
 }
 
+// Found by tests/fuzz/sse_stream_fuzz (UBSan): a "data" line without a
+// colon gives an event whose data is an empty view with a null data(), and
+// re-framing it passed that null pointer to memchr.
+TEST(SseWriter, EmptyViewsWithoutStorage) {
+  std::string out;
+  appendSseEvent(out, std::string_view{}, std::string_view{});
+  appendSseComment(out, std::string_view{});
+  EXPECT_EQ(out, "data: \n\n: \n\n");
+  const auto events = testing::parseAll("data\n\n");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].data, "");
+}
+
 TEST(SseWriter, MultiLineDataRoundTrips) {
   std::string out;
   appendSseEvent(out, "message", "line1\nline2\r\nline3\rline4");

@@ -198,6 +198,22 @@ TEST(StreamFilter, CommentsAreNotForwardedAndNothingAfterDone) {
   EXPECT_EQ(acc.events, 1);
 }
 
+// Found by tests/fuzz/sse_stream_fuzz: an event over the limit after [DONE]
+// failed put() when it came in the same bytes as [DONE] (the gateway then
+// cancels a stream that had completed), but not when it came in a later put().
+TEST(StreamFilter, OversizedEventAfterDoneInTheSameBytesIsIgnored) {
+  const std::string upstream = "data: {\"a\":1}\n\ndata: [DONE]\n\ndata: " + std::string(300, 'x') + "\n\n";
+  for (const size_t cut : {upstream.size(), upstream.find("[DONE]") + 9}) {
+    StreamFilter filter({.client_wants_usage = false, .max_event_bytes = 256});
+    std::string out;
+    EXPECT_TRUE(filter.put(std::string_view(upstream).substr(0, cut), out).has_value()) << cut;
+    EXPECT_TRUE(filter.put(std::string_view(upstream).substr(cut), out).has_value()) << cut;
+    EXPECT_EQ(out, "data: {\"a\":1}\n\ndata: [DONE]\n\n");
+    EXPECT_TRUE(filter.finished());
+    EXPECT_TRUE(filter.accounting().done);
+  }
+}
+
 TEST(StreamFilter, CutEndsTheStream) {
   StreamFilter filter({});
   std::string out;
