@@ -193,3 +193,43 @@ describe(`a gateway under cross-thread load (seed ${SEED})`, () => {
     assert.deepEqual(missing, [], 'every request has exactly one ledger row');
   });
 });
+
+// Shutdown under load: SIGTERM while every loop has calls in flight (streams
+// and not, on both providers) and new requests keep coming. The main thread
+// drains, releases each loop's upstream pools (posted to the loops), stops
+// the loops, saves the counters and flushes the usage writer, while the
+// loops finish, settle and record their calls.
+describe('a gateway stopped under cross-thread load', () => {
+  it('finishes and records what was in flight on every loop, refuses the rest, exits 0', async (t) => {
+    // Calls of about a second: still running when SIGTERM comes.
+    const mock = await MockUpstream.start({ completion_tokens: 20, tokens_per_second: 20 });
+    const gw = await Gateway.start(config(mock.url, 1), { keys: { a: { agent: 'a' } } });
+    try {
+      const call = (n) => chat(gw, gw.keys.a.key, {
+        model: n % 3 ? 'gpt-4o-mini' : 'm-local', stream: n % 2 === 0, max_tokens: 20,
+        messages: [{ role: 'user', content: `Count to twenty, ${n}.` }],
+      }).then(async (res) => ({ status: res.status, id: res.headers.get('x-request-id'), body: await res.text() }));
+      const first = Array.from({ length: 24 }, (_, n) => call(n));
+      await sleep(scaled(200));
+      const exited = gw.terminate();
+      // Late arrivals: refused with a retryable 503 while draining, or not
+      // connected at all once the listeners are closed.
+      const late = [];
+      for (let n = 0; n < 10; n++) {
+        late.push(await call(100 + n).catch(() => null));
+        await sleep(20);
+      }
+      const answered = [...await Promise.all(first), ...late.filter(Boolean)];
+      assert.equal(await exited, 0, gw.stderr);
+      const served = answered.filter((d) => d.status === 200);
+      t.diagnostic(`${served.length} calls finished during the drain, ${answered.length - served.length} refused`);
+      assert.deepEqual(answered.filter((d) => d.status !== 200 && d.status !== 503).map((d) => `${d.status} ${d.body}`), []);
+      assert.ok(served.length >= 12, 'most of the first calls were in flight, not refused');
+      const rows = new Set((await gw.usage()).map((r) => r.request_id));
+      assert.deepEqual(served.filter((d) => !rows.has(d.id)).map((d) => d.id), [], 'every call served has its row');
+    } finally {
+      await gw.stop();
+      await mock.stop();
+    }
+  });
+});
