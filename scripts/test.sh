@@ -2,7 +2,8 @@
 # Sets up a fresh machine, builds Sluice (release), and runs every test:
 # unit tests per folder, integration tests against real `sluice serve` and
 # `sluice mock-upstream` processes on loopback, and the end-to-end suite with
-# the official `openai` npm SDK as the client. Exits non-zero on any failure.
+# the official `openai` npm SDK as the client; sanitizer runs (ASan+UBSan,
+# then TSan) of the suites where they matter. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,5 +42,12 @@ fi
 # their committed seeds, each checking a property besides crashes.
 if [ "${SLUICE_SKIP_FUZZ:-0}" != 1 ]; then
   bash scripts/fuzz.sh
+fi
+# The race detector: a ThreadSanitizer build runs the gateway, store and net
+# suites and the end-to-end suites against a TSan `sluice serve` (event
+# loops, the usage writer, reloads and key refreshes share state across
+# threads); a data race fails the run (scripts/tsan.sh).
+if [ "${SLUICE_SKIP_TSAN:-0}" != 1 ]; then
+  bash scripts/tsan.sh -j "$(nproc)"
 fi
 ctest --preset release

@@ -6,6 +6,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <thread>
@@ -143,10 +144,21 @@ int serveCommand(const std::string& config_path) {
              config_path, cfg->hash.substr(0, 12), opts.threads, opts.threads == 1 ? "" : "s");
   std::fflush(stdout);
 
-  const timespec tick{1, 0};
+  // Upkeep (key refresh, expired reservations, counter saves) about once a
+  // second, whether or not signals arrive meanwhile: a steady stream of them
+  // (reloads, log rotations) must not starve it.
+  constexpr core::Nanos kMaintainEvery = std::chrono::seconds(1);
+  core::MonoTime next_maintain = clock.monotonicNow() + kMaintainEvery;
   while (true) {
+    const auto wait = std::clamp<int64_t>((next_maintain - clock.monotonicNow()).count(), 1'000'000, 1'000'000'000);
+    const timespec tick{wait / 1'000'000'000, wait % 1'000'000'000};
     siginfo_t info{};
     const int sig = sigtimedwait(&signals, &info, &tick);
+    if (sig == SIGINT || sig == SIGTERM) break;
+    if (const core::MonoTime now = clock.monotonicNow(); now >= next_maintain) {
+      (*gw)->maintain();
+      next_maintain = now + kMaintainEvery;
+    }
     if (sig == SIGHUP) {
       auto next = config::loadConfigFile(config_path);
       if (!next) {
@@ -165,8 +177,6 @@ int serveCommand(const std::string& config_path) {
       else spdlog::info("reopened the usage log {}", cfg->server.usage_log);
       continue;
     }
-    if (sig == SIGINT || sig == SIGTERM) break;
-    (*gw)->maintain();
   }
   // Shutdown: refuse new requests, let in-flight ones finish (up to 10 s),
   // cancel and settle what is left, then stop the loops.

@@ -1,5 +1,6 @@
 #include "mock/mock_server.h"
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <thread>
@@ -36,9 +37,14 @@ class ServerSink final : public MockSink {
   std::shared_ptr<net::ServerStream> stream_;
 };
 
-volatile std::sig_atomic_t g_signalled = 0;
+// Set by the SIGINT/SIGTERM handler, which runs on whichever thread the
+// kernel picked (a loop thread as well as the main one), and read by the main
+// thread: a lock-free atomic, which is both async-signal-safe and a
+// cross-thread handoff (a volatile sig_atomic_t is only the former).
+std::atomic<bool> g_signalled{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
 
-extern "C" void onStopSignal(int /*sig*/) { g_signalled = 1; }
+extern "C" void onStopSignal(int /*sig*/) { g_signalled.store(true); }
 
 }  // namespace
 
@@ -100,7 +106,7 @@ int runMockUpstream(const MockServerOptions& options, const std::atomic<bool>* s
     return 1;
   }
   if (stop == nullptr) {
-    g_signalled = 0;
+    g_signalled.store(false);
     struct sigaction sa {};
     sa.sa_handler = onStopSignal;
     sigemptyset(&sa.sa_mask);
@@ -109,7 +115,7 @@ int runMockUpstream(const MockServerOptions& options, const std::atomic<bool>* s
   }
   std::printf("mock-upstream listening on %s:%u\n", options.host.c_str(), static_cast<unsigned>(server.port()));
   std::fflush(stdout);
-  while (stop != nullptr ? !stop->load() : g_signalled == 0) {
+  while (stop != nullptr ? !stop->load() : !g_signalled.load()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   server.stop();

@@ -7,7 +7,29 @@ import { join, resolve } from 'node:path';
 
 export const SLUICE = process.env.SLUICE_BIN ?? resolve(import.meta.dirname, '../../build/release/src/app/sluice');
 
-function waitForLine(child, pattern, what, timeoutMs = 20000) {
+// Waits and deadlines of the suites are multiplied by SLUICE_TEST_TIME_SCALE
+// (default 1): a sanitizer build of SLUICE_BIN runs several times slower
+// (scripts/tsan.sh sets 4 for ThreadSanitizer).
+export const TIME_SCALE = Math.max(1, Number(process.env.SLUICE_TEST_TIME_SCALE ?? 1) || 1);
+export const scaled = (ms) => Math.round(ms * TIME_SCALE);
+
+// A sanitizer build (scripts/test.sh's ASan run, scripts/tsan.sh) writes its
+// report to the process's stderr and exits (halt_on_error). A test may never
+// look at that process again (mock.stop(), after hooks), so every server
+// process started here is watched: a report fails this test file (the test
+// runner sees its exit code) and is printed in full.
+const SANITIZER_REPORT = /WARNING: ThreadSanitizer|ERROR: AddressSanitizer|ERROR: LeakSanitizer|: runtime error: /;
+function watchForSanitizerReports(child, what) {
+  let text = '';
+  child.stderr.on('data', (b) => { text += b.toString(); });
+  child.on('close', (code, signal) => {  // after 'exit', once stderr is read to its end
+    if (!SANITIZER_REPORT.test(text)) return;
+    process.exitCode = 1;
+    process.stderr.write(`\n==== ${what} (pid ${child.pid}) exited with ${code ?? signal} after a sanitizer report; its stderr:\n${text}\n====\n`);
+  });
+}
+
+function waitForLine(child, pattern, what, timeoutMs = scaled(20000)) {
   return new Promise((resolveP, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`${what} did not start: ${out}`)), timeoutMs);
@@ -30,6 +52,7 @@ export class MockUpstream {
     const args = ['mock-upstream', '--port', '0'];
     for (const [k, v] of Object.entries(knobs)) args.push('--set', `${k}=${v}`);
     const child = spawn(SLUICE, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    watchForSanitizerReports(child, 'sluice mock-upstream');
     const m = await waitForLine(child, /listening on [\d.]+:(\d+)/, 'mock-upstream');
     const mu = new MockUpstream();
     mu.child = child;
@@ -43,7 +66,13 @@ export class MockUpstream {
     if (!r.ok) throw new Error(`mock config failed: ${r.status} ${await r.text()}`);
   }
   async reset() { await fetch(`${this.url}/mock/reset`, { method: 'POST' }); }
-  stop() { if (this.child.exitCode === null) this.child.kill('SIGTERM'); }
+  // Sends SIGTERM; the promise resolves with the exit code (awaiting it is optional).
+  stop() {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve(this.child.exitCode);
+    const exited = new Promise((r) => this.child.on('exit', (c) => r(c)));
+    this.child.kill('SIGTERM');
+    return exited;
+  }
 }
 
 export class Gateway {
@@ -69,6 +98,7 @@ export class Gateway {
     this.child = spawn(SLUICE, ['serve', '--config', this.config], { stdio: ['ignore', 'pipe', 'pipe'], env: this.env });
     this.stderr = '';
     this.child.stderr.on('data', (b) => { this.stderr += b.toString(); });
+    watchForSanitizerReports(this.child, 'sluice serve');
     const m = await waitForLine(this.child, /listening on http:\/\/([\d.]+):(\d+)/, 'sluice serve');
     this.port = Number(m[2]);
     this.url = `http://127.0.0.1:${this.port}`;
@@ -91,7 +121,7 @@ export class Gateway {
   revokeKey(id) { execFileSync(SLUICE, ['keys', 'revoke', '--config', this.config, id], { env: this.env }); }
   // Every usage record written so far (waits for the background writer).
   async usage({ minCount = 0, timeoutMs = 5000 } = {}) {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = Date.now() + scaled(timeoutMs);
     for (;;) {
       const rows = existsSync(this.usageLog)
         ? readFileSync(this.usageLog, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
@@ -101,7 +131,7 @@ export class Gateway {
   }
   // The usage row of one request, waiting for the background writer.
   async row(requestId, timeoutMs = 5000) {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = Date.now() + scaled(timeoutMs);
     for (;;) {
       const found = (await this.usage()).find((r) => r.request_id === requestId);
       if (found || Date.now() > deadline) return found;

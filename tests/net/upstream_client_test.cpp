@@ -171,8 +171,13 @@ std::unique_ptr<HttpServer> heldServer(Held& held) {
 }
 
 void releaseHeld(Held& held) {
+  Dispatcher* loop = nullptr;
+  {
+    std::lock_guard lk(held.mu);  // the handler sets it on the server's loop thread
+    loop = held.loop;
+  }
   std::promise<void> done;
-  held.loop->post([&] {
+  loop->post([&] {
     std::lock_guard lk(held.mu);
     held.stream.reset();
     done.set_value();
@@ -267,8 +272,11 @@ TEST(UpstreamClient, CancelMidStreamClosesTheConnection) {
       },
       realClock());
   ASSERT_TRUE(server->start());
-  ClientFixture f({.base_url = baseUrl(server->port())});
+  // Declared before the fixture, so destroyed after it: on_data still runs on
+  // the loop thread after onComplete (which waitResult() waits for), and only
+  // the fixture's destructor waits for the loop to be done with it.
   Recorder rec;
+  ClientFixture f({.base_url = baseUrl(server->port())});
   size_t index = 0;
   // Cancelled from inside onData: onComplete comes once, before cancel() returns.
   rec.on_data = [&](std::string_view) {
