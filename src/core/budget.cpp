@@ -499,6 +499,7 @@ struct AskFacts {
   Price price;
   int64_t tokens;  // prompt + n × max_out
   int64_t usd;     // cost of that
+  Tally prior;     // spent by the request's earlier attempts (per-call limits), calls unused
 };
 
 int64_t askTokens(const AskFacts& a, int64_t out) { return a.prompt + a.n * out; }
@@ -555,6 +556,7 @@ ReserveResult BudgetEngine::reserve(std::span<const ScopeId> scopes, const Ask& 
                   std::max<int64_t>(ask.price.output, 0)};
   a.tokens = askTokens(a, a.max_out);
   a.usd = askUsd(a, a.max_out);
+  a.prior = {clampAmount(ask.prior_tokens), clampAmount(ask.prior_usd), 0};
   const Tally need_full{a.tokens, a.usd, 1};
   const Now now = readNow();
 
@@ -575,7 +577,10 @@ ReserveResult BudgetEngine::reserve(std::span<const ScopeId> scopes, const Ask& 
       }
       Scope& s = *sp[i];
       rollLocked(s);
-      fits = fits && need_full[kTok] <= s.per_call[kTok] && need_full[kUsd] <= s.per_call[kUsd];
+      // A per-call limit covers the request as a whole: its earlier
+      // attempts' spend counts against it too.
+      fits = fits && need_full[kTok] <= s.per_call[kTok] - a.prior[kTok] &&
+             need_full[kUsd] <= s.per_call[kUsd] - a.prior[kUsd];
       for (size_t w = 0; w < kNumWindows; ++w) {
         if (!s.limited[w]) continue;
         for (size_t m = 0; m < 3; ++m) {
@@ -590,7 +595,8 @@ ReserveResult BudgetEngine::reserve(std::span<const ScopeId> scopes, const Ask& 
       int64_t cap = a.max_out;
       for (size_t i = 0; i < count; ++i) {
         const Scope& s = *sp[i];
-        cap = std::min({cap, capFor(a, kTok, s.per_call[kTok]), capFor(a, kUsd, s.per_call[kUsd])});
+        cap = std::min({cap, capFor(a, kTok, s.per_call[kTok] - a.prior[kTok]),
+                        capFor(a, kUsd, s.per_call[kUsd] - a.prior[kUsd])});
         for (size_t w = 0; w < kNumWindows; ++w) {
           if (!s.limited[w]) continue;
           for (size_t m = 0; m < 3; ++m) {
@@ -656,8 +662,8 @@ ReserveResult BudgetEngine::reserve(std::span<const ScopeId> scopes, const Ask& 
         };
         for (size_t i = 0; i < count; ++i) {
           const Scope& s = *sp[i];
-          consider(s, BudgetWindow::kPerCall, kTok, s.per_call[kTok], 0);
-          consider(s, BudgetWindow::kPerCall, kUsd, s.per_call[kUsd], 0);
+          consider(s, BudgetWindow::kPerCall, kTok, s.per_call[kTok], a.prior[kTok]);
+          consider(s, BudgetWindow::kPerCall, kUsd, s.per_call[kUsd], a.prior[kUsd]);
           for (size_t w = 0; w < kNumWindows; ++w) {
             if (!s.limited[w]) continue;
             for (size_t m = 0; m < 3; ++m) consider(s, kWindowOf[w], m, s.lim[w][m], s.spent[w][m] + s.reserved[w][m]);

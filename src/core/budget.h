@@ -99,6 +99,10 @@ struct Ask {
   Price price;                    ///< of the model the request will use
   int64_t n = 1;                  ///< choices; each may produce max_output_tokens
   ShortBudgetPolicy policy = ShortBudgetPolicy::kReject;
+  /// What the request's earlier attempts already spent (a retry after a
+  /// billed attempt): per-call limits hold for the request as a whole.
+  int64_t prior_tokens = 0;
+  MicroUsd prior_usd = 0;
 };
 
 class BudgetEngine;

@@ -583,8 +583,14 @@ std::optional<core::BudgetRejection> Exchange::reserveForNextAttempt() {
   if (reservation_.active() || budget_scope_count_ == 0) return std::nullopt;
   // The reservation went to an attempt the provider billed (settled in
   // attemptFailed): another call needs budget of its own, or the retries
-  // would spend past the limit.
-  auto res = gw_.budgets().reserve(std::span(budget_scopes_.data(), budget_scope_count_), ask_);
+  // would spend past the limit. Per-call limits hold for the request as a
+  // whole, so what its attempts already cost counts against them.
+  core::Ask ask = ask_;
+  for (const store::Attempt& a : rec_.attempts) {
+    ask.prior_tokens = core::addSaturating(ask.prior_tokens, a.usage.total());
+    ask.prior_usd = core::addSaturating(ask.prior_usd, a.cost_micro_usd);
+  }
+  auto res = gw_.budgets().reserve(std::span(budget_scopes_.data(), budget_scope_count_), ask);
   if (!res) {
     last_error_ = "budget_exhausted";
     return std::move(res.error());
