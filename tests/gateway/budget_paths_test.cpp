@@ -34,6 +34,8 @@ budgets:
 agents:
   percall: {usd_per_call: 0.0009}
   tokcall: {tokens_per_call: 400}
+  day: {usd_per_day: 0.001}
+  roomy: {usd_per_day: 1}
 )";
 
 class BudgetPathsTest : public ::testing::Test {
@@ -41,7 +43,7 @@ class BudgetPathsTest : public ::testing::Test {
   void SetUp() override {
     auto keys = store::openKeyStore("memory");
     ASSERT_TRUE(keys);
-    for (const char* agent : {"percall", "tokcall"}) {
+    for (const char* agent : {"percall", "tokcall", "day", "roomy"}) {
       auto k = store::generateKey(agent, false, {}, 0);
       ASSERT_TRUE((*keys)->insert(k.record));
       secrets_[agent] = k.secret_key;
@@ -59,9 +61,10 @@ class BudgetPathsTest : public ::testing::Test {
     gw_ = std::move(*gw);
   }
 
-  std::shared_ptr<FakeServerStream> send(std::string_view agent, std::string body) {
+  std::shared_ptr<FakeServerStream> send(std::string_view agent, std::string body,
+                                         std::string path = "/v1/chat/completions") {
     auto stream = std::make_shared<FakeServerStream>();
-    net::HttpRequest req{"POST", "/v1/chat/completions", {{"authorization", "Bearer " + secrets_[std::string(agent)]}},
+    net::HttpRequest req{"POST", std::move(path), {{"authorization", "Bearer " + secrets_[std::string(agent)]}},
                          std::move(body)};
     gw_->handler()(std::move(req), stream, loop_);
     loop_.runReady();
@@ -105,6 +108,52 @@ TEST_F(BudgetPathsTest, PerCallTokenLimitHoldsAcrossAttempts) {
   EXPECT_LE(r.usage.total(), 400) << r.attempts.size() << " attempts";
   EXPECT_EQ(r.attempts.size(), 2u) << "two attempts of ~160 tokens fit in 400, a third does not";
   EXPECT_EQ(s->status(), 429) << s->body();
+}
+
+std::string fiftyPrompts(bool stream) {
+  std::string prompts;
+  for (int i = 0; i < 50; ++i) prompts += (i ? ",\"p" : "\"p") + std::to_string(i) + "\"";
+  return R"({"model":"big","max_tokens":20,"prompt":[)" + prompts + "]" + (stream ? R"(,"stream":true})" : "}");
+}
+
+TEST_F(BudgetPathsTest, CompletionsWithAPromptArrayReserveForEveryPrompt) {
+  // Regression: the provider generates n choices per prompt, but the
+  // reservation counted n only: 50 prompts x 20 tokens against a 1,000 µUSD
+  // day were admitted and billed 2,050.
+  auto s = send("day", fiftyPrompts(false), "/v1/completions");
+  EXPECT_EQ(s->status(), 429) << s->body();
+  EXPECT_EQ(gw_->mockState()->bill().snapshot().requests_total, 0u);
+}
+
+TEST_F(BudgetPathsTest, AStreamedPromptArrayIsNotCutAsOverItsCap) {
+  // Regression: streamed, the same call was cut as over its cap (50 x 20
+  // tokens looked like 50 times the cap of one choice) and recorded at a
+  // fraction of the bill.
+  auto s = send("roomy", fiftyPrompts(true), "/v1/completions");
+  loop_.advance(1s);
+  EXPECT_EQ(s->status(), 200);
+  auto r = lastRecord();
+  ASSERT_EQ(r.attempts.size(), 1u);
+  EXPECT_EQ(r.attempts[0].error, "") << "cut as over its cap";
+  EXPECT_EQ(r.usage_source, store::UsageSource::kProvider);
+  const auto bill = gw_->mockState()->bill().snapshot().totals;
+  EXPECT_EQ(r.usage.output, 50 * 20);
+  EXPECT_EQ(static_cast<uint64_t>(r.usage.output), bill.completion_tokens);
+  EXPECT_EQ(static_cast<uint64_t>(r.usage.input), bill.prompt_tokens);
+}
+
+TEST_F(BudgetPathsTest, OwnCountsAreBoundedByTheCapAndTheEndpoint) {
+  // Regression: where Sluice bills its own count, the count from the bytes
+  // received was not bounded by the cap sent (streams reset after their last
+  // chunk were recorded above it), and a truncated embeddings answer was
+  // billed output tokens (embeddings have none).
+  ASSERT_TRUE(gw_->mockState()->configure(R"({"reset_mid_stream_rate": 1, "reset_after_chunks": 31})"));
+  auto s = send("roomy", R"({"model":"big","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":30})");
+  loop_.advance(1s);
+  auto r = lastRecord();
+  ASSERT_FALSE(r.attempts.empty());
+  EXPECT_EQ(r.usage_source, store::UsageSource::kEstimated);
+  EXPECT_LE(r.usage.output, 30);
 }
 
 }  // namespace
