@@ -2,12 +2,7 @@
 // (issue 12): the pipeline with the in-process mock provider and manual time.
 #include <gtest/gtest.h>
 
-#include "config/loader.h"
-#include "fakes/fake_dispatcher.h"
-#include "fakes/fake_server_stream.h"
-#include "gateway/gateway.h"
-#include "mock/state.h"
-#include "store/keys.h"
+#include "gateway/pipeline.h"
 
 namespace sluice::gateway {
 namespace {
@@ -41,48 +36,18 @@ agents:
 class BudgetPathsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto keys = store::openKeyStore("memory");
-    ASSERT_TRUE(keys);
-    for (const char* agent : {"percall", "tokcall", "day", "roomy"}) {
-      auto k = store::generateKey(agent, false, {}, 0);
-      ASSERT_TRUE((*keys)->insert(k.record));
-      secrets_[agent] = k.secret_key;
-    }
-    auto cfg = config::loadConfigString(kConfig, "test.yaml");
-    ASSERT_TRUE(cfg) << cfg.error().front().str();
-    sink_ = std::make_shared<store::MemoryUsageSink>();
-    GatewayDeps deps;
-    deps.clock = &clock_;
-    deps.config = std::make_shared<const config::Config>(std::move(*cfg));
-    deps.keys = std::move(*keys);
-    deps.usage = sink_;
-    auto gw = Gateway::create(std::move(deps));
-    ASSERT_TRUE(gw) << gw.error().message;
-    gw_ = std::move(*gw);
+    ASSERT_TRUE(p_.start(kConfig, {"percall", "tokcall", "day", "roomy"}));
+    gw_ = p_.gw.get();
   }
-
   std::shared_ptr<FakeServerStream> send(std::string_view agent, std::string body,
                                          std::string path = "/v1/chat/completions") {
-    auto stream = std::make_shared<FakeServerStream>();
-    net::HttpRequest req{"POST", std::move(path), {{"authorization", "Bearer " + secrets_[std::string(agent)]}},
-                         std::move(body)};
-    gw_->handler()(std::move(req), stream, loop_);
-    loop_.runReady();
-    return stream;
+    return p_.send(agent, std::move(body), std::move(path));
   }
+  store::UsageRecord lastRecord() { return p_.lastRecord(); }
 
-  store::UsageRecord lastRecord() {
-    loop_.runReady();
-    auto records = sink_->records();
-    EXPECT_FALSE(records.empty());
-    return records.empty() ? store::UsageRecord{} : records.back();
-  }
-
-  core::ManualClock clock_;
-  FakeDispatcher loop_{clock_};
-  std::map<std::string, std::string> secrets_;
-  std::shared_ptr<store::MemoryUsageSink> sink_;
-  std::unique_ptr<Gateway> gw_;
+  testing::Pipeline p_;
+  FakeDispatcher& loop_ = p_.loop;
+  Gateway* gw_ = nullptr;
 };
 
 TEST_F(BudgetPathsTest, PerCallUsdLimitHoldsAcrossAttempts) {

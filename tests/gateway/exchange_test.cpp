@@ -3,12 +3,7 @@
 // Every timeout, backoff and first-token deadline is driven by the test.
 #include <gtest/gtest.h>
 
-#include "config/loader.h"
-#include "fakes/fake_dispatcher.h"
-#include "fakes/fake_server_stream.h"
-#include "gateway/gateway.h"
-#include "mock/state.h"
-#include "store/keys.h"
+#include "gateway/pipeline.h"
 
 namespace sluice::gateway {
 namespace {
@@ -40,56 +35,27 @@ agents:
 // A gateway on kBaseConfig with the given keys and usage sink.
 std::unique_ptr<Gateway> makeGateway(const core::Clock& clock, decltype(GatewayDeps::keys) keys,
                                      std::shared_ptr<store::UsageSink> sink) {
-  auto cfg = config::loadConfigString(kBaseConfig, "test.yaml");
-  EXPECT_TRUE(cfg) << cfg.error().front().str();
-  if (!cfg) return nullptr;
-  GatewayDeps deps;
-  deps.clock = &clock;
-  deps.config = std::make_shared<const config::Config>(std::move(*cfg));
-  deps.keys = std::move(keys);
-  deps.usage = std::move(sink);
-  auto gw = Gateway::create(std::move(deps));
-  EXPECT_TRUE(gw) << gw.error().message;
-  return gw ? std::move(*gw) : nullptr;
+  return testing::makeGateway(kBaseConfig, clock, std::move(keys), std::move(sink));
 }
 
 class ExchangeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto keys = store::openKeyStore("memory");
-    ASSERT_TRUE(keys);
-    for (const char* agent : {"bot", "broke", "tight"}) {
-      auto k = store::generateKey(agent, false, {}, 0);
-      ASSERT_TRUE((*keys)->insert(k.record));
-      secrets_[agent] = k.secret_key;
-    }
-    sink_ = std::make_shared<store::MemoryUsageSink>();
-    gw_ = makeGateway(clock_, std::move(*keys), sink_);
-    ASSERT_TRUE(gw_);
+    ASSERT_TRUE(p_.start(kBaseConfig, {"bot", "broke", "tight"}));
+    gw_ = p_.gw.get();
   }
 
   std::shared_ptr<FakeServerStream> send(std::string_view agent, std::string body, std::string path = "/v1/chat/completions") {
-    auto stream = std::make_shared<FakeServerStream>();
-    net::HttpRequest req{"POST", std::move(path), {{"authorization", "Bearer " + secrets_[std::string(agent)]}}, std::move(body)};
-    gw_->handler()(std::move(req), stream, loop_);
-    loop_.runReady();
-    return stream;
+    return p_.send(agent, std::move(body), std::move(path));
   }
+  store::UsageRecord lastRecord() { return p_.lastRecord(); }
+  void setMock(const std::string& json) { p_.setMock(json); }
 
-  store::UsageRecord lastRecord() {
-    loop_.runReady();
-    auto records = sink_->records();
-    EXPECT_FALSE(records.empty());
-    return records.empty() ? store::UsageRecord{} : records.back();
-  }
-
-  void setMock(const std::string& json) { ASSERT_TRUE(gw_->mockState()->configure(json)); }
-
-  core::ManualClock clock_;
-  FakeDispatcher loop_{clock_};
-  std::map<std::string, std::string> secrets_;
-  std::shared_ptr<store::MemoryUsageSink> sink_;
-  std::unique_ptr<Gateway> gw_;
+  testing::Pipeline p_;
+  core::ManualClock& clock_ = p_.clock;
+  FakeDispatcher& loop_ = p_.loop;
+  std::shared_ptr<store::MemoryUsageSink>& sink_ = p_.sink;
+  Gateway* gw_ = nullptr;
 };
 
 TEST_F(ExchangeTest, ServesAndBillsWhatTheProviderReported) {

@@ -4,21 +4,14 @@
 
 #include <type_traits>
 
-#include "config/loader.h"
-#include "fakes/fake_dispatcher.h"
-#include "fakes/fake_server_stream.h"
-#include "gateway/gateway.h"
+#include "gateway/pipeline.h"
 #include "gateway/snapshot.h"
 #include "gateway/worker.h"
-#include "mock/state.h"
-#include "store/keys.h"
 
 namespace sluice::gateway {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::FakeDispatcher;
-using testing::FakeServerStream;
 
 constexpr std::string_view kConfig = R"(
 providers:
@@ -39,42 +32,18 @@ std::shared_ptr<const config::Config> load(std::string_view text) {
 
 TEST(GatewayHardening, ReservationTableFullIsARetryable503NotA500) {
   // Regression: kOverloaded from the budget engine became a 500.
-  core::ManualClock clock;
-  FakeDispatcher loop{clock};
-  auto keys = store::openKeyStore("memory");
-  ASSERT_TRUE(keys);
-  auto k = store::generateKey("bot", false, {}, 0);
-  ASSERT_TRUE((*keys)->insert(k.record));
-  auto sink = std::make_shared<store::MemoryUsageSink>();
-  GatewayDeps deps;
-  deps.clock = &clock;
-  deps.config = load(kConfig);
-  deps.keys = std::move(*keys);
-  deps.usage = sink;
-  deps.max_reservations = 1;
-  auto gw = Gateway::create(std::move(deps));
-  ASSERT_TRUE(gw) << gw.error().message;
-  ASSERT_TRUE((*gw)->mockState()->configure(R"({"stall_rate": 1, "stall_after_chunks": 1})"));
-
-  auto send = [&](bool stream) {
-    auto s = std::make_shared<FakeServerStream>();
-    const std::string body = std::string(R"({"model":"gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":"hi"}])") +
-                             (stream ? R"(,"stream":true})" : "}");
-    (*gw)->handler()(net::HttpRequest{"POST", "/v1/chat/completions", {{"authorization", "Bearer " + k.secret_key}}, body}, s,
-                     loop);
-    loop.runReady();
-    return s;
-  };
-  auto holding = send(true);  // stalls: its reservation stays in flight
-  EXPECT_EQ(holding->status(), 0);
-  auto refused = send(false);
+  testing::Pipeline p;
+  ASSERT_TRUE(p.start(kConfig, {"bot"}, /*max_reservations=*/1));
+  p.setMock(R"({"stall_rate": 1, "stall_after_chunks": 1})");
+  auto holding = p.send("bot", R"({"model":"gpt-4o-mini","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_EQ(holding->status(), 0) << "stalls: its reservation stays in flight";
+  auto refused = p.send("bot", R"({"model":"gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":"hi"}]})");
   EXPECT_EQ(refused->status(), 503) << refused->body();
   EXPECT_EQ(refused->header("retry-after"), "1");
   EXPECT_NE(refused->body().find("server_overloaded"), std::string::npos) << refused->body();
-  auto records = sink->records();
-  ASSERT_FALSE(records.empty());
-  EXPECT_EQ(records.back().outcome, store::Outcome::kRejectedOverload);
-  EXPECT_EQ(records.back().http_status, 503);
+  const auto r = p.lastRecord();
+  EXPECT_EQ(r.outcome, store::Outcome::kRejectedOverload);
+  EXPECT_EQ(r.http_status, 503);
 }
 
 TEST(GatewayHardening, ARefusedSnapshotLeavesTheBudgetEngineUnchanged) {
