@@ -228,8 +228,10 @@ struct ServerOptions {
 };
 
 /// What a server answers by itself, before any handler: 413 for a body over
-/// the limit, 431 for oversized headers, 400 for unparseable HTTP, 408 on a
-/// read timeout, 503 to a connection over max_connections. Bodies are OpenAI-shaped errors. A handler that drops its
+/// the limit, 431 for oversized headers, 400 for unparseable HTTP (also an
+/// HTTP/1.1 request without exactly one Host, and an HTTP/1.0 one with
+/// Transfer-Encoding: RFC 9112 3.2, 6.1), 408 on a read timeout, 503 to a
+/// connection over max_connections. Bodies are OpenAI-shaped errors. A handler that drops its
 /// stream without answering gets a 500 sent for it (a started stream is cut).
 class HttpServer {
  public:

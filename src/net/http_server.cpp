@@ -568,7 +568,10 @@ void Connection::process() {
       break;
     }
     if (err != detail::ParseError::kNone && err != detail::ParseError::kNeedMore) {
-      failRequest(400, "malformed HTTP request", "invalid_http", true);
+      failRequest(400,
+                  err == detail::ParseError::kBadHost ? "an HTTP/1.1 request needs exactly one Host header"
+                                                      : "malformed HTTP request",
+                  "invalid_http", true);
       break;
     }
     if (parser_.done()) {

@@ -324,6 +324,45 @@ TEST(HttpServer, MalformedRequestGets400) {
   server->stop(1s);
 }
 
+// RFC 9112 3.2 and 6.1: no Host, two Hosts, and an HTTP/1.0 request with
+// Transfer-Encoding get a 400 and the connection closes; the handler never
+// sees them. 2.2: one empty line before a request line is ignored.
+TEST(HttpServer, HostRulesAndHttp10TransferEncodingGet400AndClose) {
+  std::atomic<int> calls{0};
+  auto server = makeHttpServer(
+      {}, [&](HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher&) {
+        ++calls;
+        s->respond(200, {}, req.target);
+      },
+      realClock());
+  ASSERT_TRUE(server->start());
+  for (const std::string bad : {"GET / HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+                                "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"}) {
+    auto c = RawSocket::connectTo(server->port());
+    ASSERT_TRUE(c.sendAll(bad));
+    auto m = c.readMessage();
+    ASSERT_TRUE(m) << bad;
+    expectJsonError(*m, 400, "invalid_http");
+    EXPECT_TRUE(c.waitClosed()) << bad;
+  }
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll("GET / HTTP/1.1\r\n\r\n"));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("exactly one Host header"), std::string::npos) << m->body;
+  EXPECT_EQ(calls.load(), 0);
+  // A stray CRLF after a body, before the next request on the connection.
+  auto k = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(k.sendAll("\r\n" + post("/one", "a") + "\r\n" + post("/two", "b")));
+  auto one = k.readMessage();
+  auto two = k.readMessage();
+  ASSERT_TRUE(one && two);
+  EXPECT_EQ(one->body, "/one");
+  EXPECT_EQ(two->body, "/two");
+  EXPECT_EQ(calls.load(), 2);
+  server->stop(1s);
+}
+
 TEST(HttpServer, SlowClientGets408AndIsClosed) {
   core::ManualClock clock;
   ServerOptions o;
