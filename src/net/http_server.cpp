@@ -108,11 +108,14 @@ void appendNumber(std::string& out, uint64_t v, int base = 10) {
 // Parses a request straight into a reused HttpRequest.
 constexpr size_t kHeadersReserve = 16;
 
+class Connection;
+
 // Fills an HttpRequest from the parser's callbacks (views into the read
 // buffer, copied out here: the request outlives the buffer's contents).
 class RequestParser final : public detail::Http1Callbacks {
  public:
-  RequestParser(HttpRequest& req, const detail::Http1Parser& parser) : req_(req), parser_(parser) {}
+  RequestParser(Connection& conn, HttpRequest& req, const detail::Http1Parser& parser)
+      : conn_(conn), req_(req), parser_(parser) {}
 
  private:
   void onRequestLine(std::string_view method, std::string_view target, int /*version*/) override {
@@ -123,21 +126,18 @@ class RequestParser final : public detail::Http1Callbacks {
   void onField(std::string_view name, std::string_view value) override {
     req_.headers.push_back(Header{HeaderName(name), std::string(value)});
   }
-  bool onHeaderDone() override {
-    if (auto length = parser_.contentLength()) req_.body.reserve(std::min<uint64_t>(*length, kMaxBodyReserve));
-    return true;
-  }
+  bool onHeaderDone() override;  // after Connection
   bool onBody(std::string_view data) override {
     req_.body.append(data);
     return true;
   }
 
+  Connection& conn_;
   HttpRequest& req_;
   const detail::Http1Parser& parser_;
 };
 
 class LoopServer;
-class Connection;
 
 // The ServerStream of one exchange. It points at its connection only while
 // the exchange runs; the connection clears the pointer when the exchange ends
@@ -236,6 +236,13 @@ class Connection final : public detail::LoopRefCounted {
   void resetRequest();
   void failRequest(int status, std::string_view message, std::string_view code, bool linger,
                    std::string_view type = "invalid_request_error", const Headers& extra = {});
+
+ public:
+  /// The parser's onHeaderDone(): asks the handler about the head. False
+  /// stops the parser (early_ then holds the answer).
+  bool headComplete();
+
+ private:
   void finishExchange(bool close_after);
   void appendHead(int status, const Headers& headers, const HeaderLines* lines, bool close, bool chunked,
                   const uint64_t* content_length);
@@ -269,8 +276,9 @@ class Connection final : public detail::LoopRefCounted {
   size_t linger_bytes_ = 0;
   HttpRequest req_;
   detail::Http1Parser parser_{/*is_request=*/true};
-  RequestParser sink_{req_, parser_};
+  RequestParser sink_{*this, req_, parser_};
   bool continue_sent_ = false;
+  HeadAnswer early_;  // what onHead() answered (status 0: nothing)
 
   // Exchange.
   Exchange* exchange_ = nullptr;
@@ -311,7 +319,7 @@ class LoopServer final : public detail::Tickable {
 
   Loop& loop() { return loop_; }
   [[nodiscard]] const ServerOptions& options() const;
-  [[nodiscard]] const Handler& handler() const;
+  [[nodiscard]] RequestHandler& handler() const;
   [[nodiscard]] bool draining() const { return draining_; }
 
  private:
@@ -328,7 +336,7 @@ class LoopServer final : public detail::Tickable {
 
 class ServerImpl final : public HttpServer {
  public:
-  ServerImpl(ServerOptions options, Handler handler, const core::Clock& clock)
+  ServerImpl(ServerOptions options, std::shared_ptr<RequestHandler> handler, const core::Clock& clock)
       : options_(std::move(options)), handler_(std::move(handler)), clock_(clock) {}
   ~ServerImpl() override {
     if (started_) stop(core::Nanos{0});
@@ -348,7 +356,7 @@ class ServerImpl final : public HttpServer {
   }
 
   const ServerOptions& options() const { return options_; }
-  const Handler& handler() const { return handler_; }
+  RequestHandler& handler() const { return *handler_; }
   void connectionOpened() { connections_.fetch_add(1, std::memory_order_relaxed); }
   [[nodiscard]] size_t openConnections() const { return connections_.load(std::memory_order_relaxed); }
   void connectionClosed() {
@@ -360,7 +368,7 @@ class ServerImpl final : public HttpServer {
 
  private:
   ServerOptions options_;
-  Handler handler_;
+  std::shared_ptr<RequestHandler> handler_;
   const core::Clock& clock_;
   std::vector<std::unique_ptr<LoopServer>> loops_;
   std::vector<std::thread> threads_;
@@ -375,7 +383,7 @@ class ServerImpl final : public HttpServer {
 };
 
 const ServerOptions& LoopServer::options() const { return server_.options(); }
-const Handler& LoopServer::handler() const { return server_.handler(); }
+RequestHandler& LoopServer::handler() const { return server_.handler(); }
 
 // ------------------------------------------------------------------ Exchange
 
@@ -465,6 +473,7 @@ void Connection::resetRequest() {
   parser_.bodyLimit(o.max_body_bytes);
   continue_sent_ = false;
   header_armed_ = false;
+  early_ = {};
 }
 
 void Connection::armRead() {
@@ -567,6 +576,11 @@ void Connection::process() {
       failRequest(413, "request body is too large", "request_too_large", true);
       break;
     }
+    if (err == detail::ParseError::kAborted && early_.status != 0) {
+      // Answered from the head: the body is not read (lingering drops it).
+      failRequest(early_.status, early_.message, early_.code, true, early_.type);
+      break;
+    }
     if (err != detail::ParseError::kNone && err != detail::ParseError::kNeedMore) {
       failRequest(400,
                   err == detail::ParseError::kBadHost ? "an HTTP/1.1 request needs exactly one Host header"
@@ -587,6 +601,20 @@ void Connection::process() {
   in_process_ = false;
 }
 
+bool Connection::headComplete() {
+  try {
+    early_ = owner_.handler().onHead(req_, owner_.loop());
+  } catch (const std::exception& e) {
+    spdlog::error("http handler threw in onHead: {}", e.what());
+    early_ = {};
+  }
+  if (early_.status != 0) return false;
+  if (auto length = parser_.contentLength()) req_.body.reserve(std::min<uint64_t>(*length, kMaxBodyReserve));
+  return true;
+}
+
+bool RequestParser::onHeaderDone() { return conn_.headComplete(); }
+
 void Connection::dispatch() {
   state_ = ConnState::kHandling;
   http10_ = parser_.version() < 11;
@@ -595,7 +623,7 @@ void Connection::dispatch() {
   exchange_ = ex.get();
   Ref<Connection> guard(this);
   try {
-    owner_.handler()(std::move(req_), std::move(ex), owner_.loop());
+    owner_.handler().onRequest(std::move(req_), std::move(ex), owner_.loop());
   } catch (const std::exception& e) {
     spdlog::error("http handler threw: {}", e.what());
     if (exchange_ != nullptr) {
@@ -615,12 +643,19 @@ void Connection::failRequest(int status, std::string_view message, std::string_v
                              std::string_view type, const Headers& extra) {
   state_ = ConnState::kClosing;
   linger_after_ = linger;
+  HeaderLines fields;
+  try {
+    const ServerAnswer answer{status, message, type, code, req_.method.empty() ? nullptr : &req_};
+    owner_.handler().onServerAnswer(answer, owner_.loop(), fields);
+  } catch (const std::exception& e) {
+    spdlog::error("http handler threw in onServerAnswer: {}", e.what());
+  }
   head_.clear();
   const std::string body = detail::errorBody(message, type, code);
   const uint64_t len = body.size();
   Headers headers{{"content-type", "application/json"}};
   headers.insert(headers.end(), extra.begin(), extra.end());
-  appendHead(status, headers, nullptr, /*close=*/true, /*chunked=*/false, &len);
+  appendHead(status, headers, &fields, /*close=*/true, /*chunked=*/false, &len);
   head_ += body;
   send(head_, std::string(), {});
   if (state_ != ConnState::kClosed && out_bytes_ == 0 && !write_waiting_) finishClose();
@@ -1140,8 +1175,23 @@ void ServerImpl::stop(core::Nanos deadline) {
 
 }  // namespace
 
-std::unique_ptr<HttpServer> makeHttpServer(ServerOptions options, Handler handler, const core::Clock& clock) {
+std::unique_ptr<HttpServer> makeHttpServer(ServerOptions options, std::shared_ptr<RequestHandler> handler,
+                                           const core::Clock& clock) {
   return std::make_unique<ServerImpl>(std::move(options), std::move(handler), clock);
+}
+
+std::unique_ptr<HttpServer> makeHttpServer(ServerOptions options, Handler handler, const core::Clock& clock) {
+  class FunctionHandler final : public RequestHandler {
+   public:
+    explicit FunctionHandler(Handler fn) : fn_(std::move(fn)) {}
+    void onRequest(HttpRequest&& request, std::shared_ptr<ServerStream> stream, Dispatcher& loop) override {
+      fn_(std::move(request), std::move(stream), loop);
+    }
+
+   private:
+    Handler fn_;
+  };
+  return makeHttpServer(std::move(options), std::make_shared<FunctionHandler>(std::move(handler)), clock);
 }
 
 }  // namespace sluice::net

@@ -4,6 +4,7 @@
 
 #include <future>
 #include <mutex>
+#include <tuple>
 
 #include "core/clock.h"
 #include "net/event_loop.h"
@@ -360,6 +361,172 @@ TEST(HttpServer, HostRulesAndHttp10TransferEncodingGet400AndClose) {
   EXPECT_EQ(one->body, "/one");
   EXPECT_EQ(two->body, "/two");
   EXPECT_EQ(calls.load(), 2);
+  server->stop(1s);
+}
+
+// A RequestHandler that refuses requests without an Authorization field at
+// head time and records the answers the server writes itself, giving each an
+// id field.
+class TracingHandler final : public RequestHandler {
+ public:
+  struct Traced {
+    int status = 0;
+    std::string code;
+    std::string type;
+    bool had_head = false;
+    std::string target;
+  };
+  HeadAnswer onHead(const HttpRequest& head, Dispatcher&) override {
+    ++heads;
+    if (head.header("authorization").empty()) return {401, "no key", "invalid_request_error", "invalid_api_key"};
+    return {};
+  }
+  void onRequest(HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher&) override {
+    ++requests;
+    s->respond(200, {}, "got:" + req.body);
+  }
+  void onServerAnswer(const ServerAnswer& a, Dispatcher&, HeaderLines& fields) override {
+    std::lock_guard lk(mu);
+    answers.push_back({a.status, std::string(a.code), std::string(a.type), a.head != nullptr,
+                       a.head != nullptr ? a.head->target : std::string()});
+    fields.add("x-request-id", "req_" + std::to_string(answers.size()));
+  }
+  std::vector<Traced> traced() {
+    std::lock_guard lk(mu);
+    return answers;
+  }
+  std::atomic<int> heads{0};
+  std::atomic<int> requests{0};
+
+ private:
+  std::mutex mu;
+  std::vector<Traced> answers;
+};
+
+TEST(HttpServer, HeadAnswerIsSentBeforeTheBodyIsRead) {
+  auto handler = std::make_shared<TracingHandler>();
+  auto server = makeHttpServer({}, handler, realClock());
+  ASSERT_TRUE(server->start());
+  // Only the head of a 1 MB request: the answer must not wait for the body.
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  expectJsonError(*m, 401, "invalid_api_key");
+  EXPECT_NE(m->body.find(R"("message":"no key")"), std::string::npos) << m->body;
+  EXPECT_EQ(m->header("x-request-id"), "req_1");
+  // Lingers, dropping what the client still sends, then closes.
+  ASSERT_TRUE(c.sendAll(std::string(64 * 1024, 'x')));
+  EXPECT_TRUE(c.waitClosed());
+  EXPECT_EQ(handler->requests.load(), 0);
+  auto traced = handler->traced();
+  ASSERT_EQ(traced.size(), 1u);
+  EXPECT_EQ(traced[0].status, 401);
+  EXPECT_EQ(traced[0].code, "invalid_api_key");
+  EXPECT_TRUE(traced[0].had_head);
+  EXPECT_EQ(traced[0].target, "/v1/chat/completions");
+
+  // Expect: 100-continue gets the answer instead of the 100.
+  auto e = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(e.sendAll("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
+  auto first = e.readMessage();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status(), 401);
+  EXPECT_TRUE(e.waitClosed());
+
+  // A head the handler lets through is read whole and handled as before,
+  // 100-continue included.
+  auto k = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(k.sendAll("POST / HTTP/1.1\r\nHost: x\r\nAuthorization: yes\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
+  auto interim = k.readHead();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->start_line, "HTTP/1.1 100 Continue");
+  ASSERT_TRUE(k.sendAll("body"));
+  auto ok = k.readMessage();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->body, "got:body");
+  EXPECT_EQ(handler->requests.load(), 1);
+  EXPECT_EQ(handler->heads.load(), 3);
+  server->stop(1s);
+}
+
+// Every answer the server writes itself goes through onServerAnswer(), which
+// can trace it: 400, 408, 413, 431 and the 503 over max_connections.
+TEST(HttpServer, ServerAnswersAreReportedToTheHandler) {
+  core::ManualClock clock;
+  auto handler = std::make_shared<TracingHandler>();
+  ServerOptions o;
+  o.max_body_bytes = 16;
+  o.max_header_bytes = 1024;
+  o.header_timeout = 5s;
+  o.max_connections = 3;
+  auto server = makeHttpServer(o, handler, clock);
+  ASSERT_TRUE(server->start());
+  struct Case {
+    std::string wire;
+    int status;
+    std::string code;
+  };
+  const std::vector<Case> cases = {
+      {"GET /\x01 nonsense\r\n\r\n", 400, "invalid_http"},
+      {"GET /v1/models HTTP/1.1\r\n\r\n", 400, "invalid_http"},  // no Host
+      {"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n", 431,
+       "request_header_fields_too_large"},
+      {"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: k\r\nContent-Length: 100\r\n\r\n", 413,
+       "request_too_large"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto c = RawSocket::connectTo(server->port());
+    ASSERT_TRUE(c.sendAll(cases[i].wire));
+    auto m = c.readMessage();
+    ASSERT_TRUE(m) << i;
+    expectJsonError(*m, cases[i].status, cases[i].code);
+    EXPECT_EQ(m->header("x-request-id"), "req_" + std::to_string(i + 1)) << i;
+  }
+  {
+    // 408: the body never comes.
+    auto c = RawSocket::connectTo(server->port());
+    ASSERT_TRUE(c.sendAll("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: k\r\nContent-Length: 10\r\n\r\n12"));
+    ASSERT_TRUE(advanceUntil(clock, [&] { return hasData(c); }));
+    auto m = c.readMessage();
+    ASSERT_TRUE(m);
+    expectJsonError(*m, 408, "request_timeout");
+    EXPECT_EQ(m->header("x-request-id"), "req_5");
+  }
+  {
+    // 503: one connection over the cap of three.
+    std::vector<RawSocket> held;
+    for (int i = 0; i < 4; ++i) held.push_back(RawSocket::connectTo(server->port()));
+    ASSERT_TRUE(eventually([&] { return handler->traced().size() == 6; }));
+    // (The last one, unless an earlier connection of this test still counted.)
+    RawSocket* refused = &held.back();
+    for (auto& h : held) {
+      if (hasData(h)) refused = &h;
+    }
+    auto m = refused->readMessage();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->status(), 503);
+    EXPECT_EQ(m->header("x-request-id"), "req_6");
+    EXPECT_NE(m->body.find(R"("code":"server_overloaded")"), std::string::npos) << m->body;
+  }
+  const auto traced = handler->traced();
+  ASSERT_EQ(traced.size(), 6u);
+  const std::vector<std::tuple<int, std::string, bool, std::string>> want = {
+      {400, "invalid_http", false, ""},
+      {400, "invalid_http", true, "/v1/models"},  // the request line was parsed
+      {431, "request_header_fields_too_large", false, ""},
+      {413, "request_too_large", true, "/v1/embeddings"},
+      {408, "request_timeout", true, "/v1/completions"},
+      {503, "server_overloaded", false, ""},
+  };
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(traced[i].status, std::get<0>(want[i])) << i;
+    EXPECT_EQ(traced[i].code, std::get<1>(want[i])) << i;
+    EXPECT_EQ(traced[i].had_head, std::get<2>(want[i])) << i;
+    EXPECT_EQ(traced[i].target, std::get<3>(want[i])) << i;
+  }
+  EXPECT_EQ(traced[5].type, "server_error");
+  EXPECT_EQ(handler->requests.load(), 0);
   server->stop(1s);
 }
 
