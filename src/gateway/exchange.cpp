@@ -1118,7 +1118,10 @@ void Worker::handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStrea
   }
   if (gateway.draining()) {
     // Shutting down: a retryable answer, so SDKs try again (another replica).
-    return stream->respond(503, {{"content-type", "application/json"}, {"retry-after", "1"}},
+    // Traced like any refusal: a request id and a usage record.
+    std::string id = recordRefusal(&request, 503, core::wireError(ErrorCode::kUpstreamUnavailable).code,
+                                   Outcome::kRejectedOverload);
+    return stream->respond(503, {{"content-type", "application/json"}, {"retry-after", "1"}, {"x-request-id", std::move(id)}},
                            proto::errorBody(ErrorCode::kUpstreamUnavailable, "The gateway is shutting down; retry shortly."));
   }
   gateway.stats().requests.fetch_add(1, std::memory_order_relaxed);

@@ -61,8 +61,11 @@ class Gateway {
   static core::Result<std::unique_ptr<Gateway>> create(GatewayDeps deps);
   ~Gateway();
 
-  /// The handler to give the HTTP server. Workers are created lazily, one per
-  /// loop, on that loop's thread.
+  /// What to give the HTTP server: requests go to the worker of their loop
+  /// (created lazily, on that loop's thread), and so do the answers the
+  /// server writes itself, to be traced (Worker::traceServerAnswer).
+  [[nodiscard]] std::shared_ptr<net::RequestHandler> httpHandler();
+  /// Requests only (tests that drive the pipeline without a server).
   [[nodiscard]] net::Handler handler();
 
   /// Applies a new configuration (SIGHUP). Counters are kept. The running
@@ -99,6 +102,7 @@ class Gateway {
   [[nodiscard]] GatewayStats& stats() { return stats_; }
 
  private:
+  class HttpEntry;
   Gateway() = default;
   Worker& workerFor(net::Dispatcher& loop);
 

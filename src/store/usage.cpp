@@ -29,6 +29,7 @@ std::string_view toString(Outcome o) {
     case Outcome::kRejectedInvalid: return "rejected_invalid";
     case Outcome::kUpstreamError: return "upstream_error";
     case Outcome::kClientAbort: return "client_abort";
+    case Outcome::kRejectedOverload: return "rejected_overload";
   }
   return "unknown";
 }

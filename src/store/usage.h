@@ -19,7 +19,18 @@
 
 namespace sluice::store {
 
-enum class Outcome : uint8_t { kOk, kRejectedBudget, kRejectedRate, kRejectedAuth, kRejectedInvalid, kUpstreamError, kClientAbort };
+/// kRejectedOverload: refused for the gateway's own state, not the request's
+/// (over max_connections or max_buffered_body_bytes, shutting down).
+enum class Outcome : uint8_t {
+  kOk,
+  kRejectedBudget,
+  kRejectedRate,
+  kRejectedAuth,
+  kRejectedInvalid,
+  kUpstreamError,
+  kClientAbort,
+  kRejectedOverload,
+};
 enum class UsageSource : uint8_t { kNone, kProvider, kEstimated };
 
 [[nodiscard]] std::string_view toString(Outcome o);

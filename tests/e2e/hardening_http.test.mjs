@@ -1,0 +1,142 @@
+// Hardening of the HTTP edge, against a real `sluice serve` on raw TCP
+// connections (what an SDK would never send):
+//  - every answer the HTTP layer writes itself (400, 408, 413, 431, the 503s)
+//    is a traced request: an x-request-id and a usage row;
+//  - requests without a valid key are refused from their head, before the
+//    body is read; the body bytes buffered across connections are capped,
+//    and memory goes back after a burst (RSS measured from /proc).
+// SLUICE_BIN may point at a sanitizer build (scripts/test.sh runs this suite
+// under ASan+UBSan too); the RSS figures are then only reported, not checked.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { MockUpstream, Gateway, sleep } from './harness.mjs';
+
+const ID = /^req_[0-9a-f]{24}$/;
+
+// Sends `bytes` on a new connection and resolves with the parsed answer once
+// a whole response arrived, or on close / after `timeoutMs`.
+function exchange(port, bytes, { timeoutMs = 5000, keepOpen = false } = {}) {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = Buffer.alloc(0);
+    let done = false;
+    const finish = (how) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (!keepOpen || how !== 'response') sock.destroy();
+      resolve({ how, sock, ...(parseResponse(buf) ?? {}), raw: buf.toString('latin1') });
+    };
+    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (parseResponse(buf)?.complete) finish('response');
+    });
+    sock.on('close', () => finish('closed'));
+    sock.on('error', () => finish('closed'));
+    sock.on('connect', () => { if (bytes.length) sock.write(bytes); });
+  });
+}
+
+// Status, lower-case headers and body of the first response in `buf`.
+function parseResponse(buf) {
+  const text = buf.toString('latin1');
+  const end = text.indexOf('\r\n\r\n');
+  if (end < 0) return null;
+  const lines = text.slice(0, end).split('\r\n');
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0])?.[1] ?? 0);
+  const headers = {};
+  for (const l of lines.slice(1)) {
+    const c = l.indexOf(':');
+    headers[l.slice(0, c).toLowerCase()] = l.slice(c + 1).trim();
+  }
+  const rest = buf.subarray(end + 4);
+  const n = Number(headers['content-length'] ?? -1);
+  return { status, headers, body: rest.subarray(0, Math.max(n, 0)).toString('utf8'), complete: n >= 0 && rest.length >= n };
+}
+
+const post = (path, key, length, extra = '') =>
+  `POST ${path} HTTP/1.1\r\nHost: x\r\n${key ? `Authorization: Bearer ${key}\r\n` : ''}` +
+  `Content-Type: application/json\r\nContent-Length: ${length}\r\n${extra}\r\n`;
+
+function errorOf(res) {
+  assert.equal(res.headers['content-type'], 'application/json', res.raw.slice(0, 300));
+  return JSON.parse(res.body).error;
+}
+
+describe('answers the HTTP layer writes itself are traced requests', () => {
+  let mock, gw, key;
+  before(async () => {
+    mock = await MockUpstream.start();
+    gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1, max_body_bytes: 65536, header_timeout_ms: 1000, max_connections: 3}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1"}
+agents:
+  bot: {}
+`, { keys: { b: { agent: 'bot' } } });
+    key = gw.keys.b.key;
+  });
+  after(async () => { await gw?.stop(); mock?.stop(); });
+
+  // Each answer carries an x-request-id whose usage row says what happened.
+  async function traced(res, status, code, outcome = 'rejected_invalid') {
+    assert.equal(res.status, status, res.raw.slice(0, 300));
+    assert.equal(res.headers.connection, 'close');
+    assert.match(res.headers['x-request-id'] ?? '', ID, `x-request-id on the ${status}`);
+    assert.equal(errorOf(res).code, code);
+    const row = await gw.row(res.headers['x-request-id']);
+    assert.ok(row, `a usage row for the ${status}`);
+    assert.equal(row.outcome, outcome);
+    assert.equal(row.http_status, status);
+    assert.equal(row.error_code, code);
+    assert.equal(row.cost_micro_usd, 0);
+    assert.equal(res.headers['x-sluice-config-version'], row.config_version);
+    return row;
+  }
+
+  it('400 for unparseable HTTP and for a request without Host', async () => {
+    const garbage = await traced(await exchange(gw.port, Buffer.from('GET /\x01 nonsense\r\n\r\n', 'latin1')), 400, 'invalid_http');
+    assert.equal(garbage.endpoint, '');
+    assert.equal(garbage.agent, '');
+    const noHost = await traced(await exchange(gw.port, Buffer.from('GET /v1/models HTTP/1.1\r\n\r\n')), 400, 'invalid_http');
+    assert.equal(noHost.endpoint, 'models', 'the endpoint, from the request line');
+    const twoHosts = await exchange(gw.port, Buffer.from('GET /v1/models HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'));
+    await traced(twoHosts, 400, 'invalid_http');
+    const te10 = await exchange(gw.port, Buffer.from(`POST /v1/embeddings HTTP/1.0\r\nAuthorization: Bearer ${key}\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`));
+    await traced(te10, 400, 'invalid_http');
+  });
+
+  it('431 for a header block over the limit', async () => {
+    const res = await exchange(gw.port, Buffer.from(`GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`));
+    await traced(res, 431, 'request_header_fields_too_large');
+  });
+
+  it('413 for a body over max_body_bytes, with the key and agent it named', async () => {
+    const res = await exchange(gw.port, Buffer.from(post('/v1/chat/completions', key, 100000)));
+    const row = await traced(res, 413, 'request_too_large');
+    assert.equal(row.endpoint, 'chat.completions');
+    assert.equal(row.agent, 'bot');
+    assert.equal(row.key_id, gw.keys.b.id);
+  });
+
+  it('408 for a request that does not arrive in time', async () => {
+    const res = await exchange(gw.port, Buffer.from(post('/v1/embeddings', key, 100) + '{"mod'), { timeoutMs: 5000 });
+    const row = await traced(res, 408, 'request_timeout');
+    assert.equal(row.endpoint, 'embeddings');
+  });
+
+  it('503 for a connection over max_connections', async () => {
+    await sleep(200);  // the connections of the tests above are gone
+    const held = [];
+    for (let i = 0; i < 4; ++i) held.push(exchange(gw.port, Buffer.alloc(0), { timeoutMs: 800 }));
+    const answers = (await Promise.all(held)).filter((r) => r.status);
+    assert.equal(answers.length, 1, 'one connection over the cap of three');
+    const row = await traced(answers[0], 503, 'server_overloaded', 'rejected_overload');
+    assert.equal(answers[0].headers['retry-after'], '1');
+    assert.equal(errorOf(answers[0]).type, 'server_error');
+    assert.equal(row.endpoint, '');
+  });
+});
