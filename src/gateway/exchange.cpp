@@ -290,10 +290,7 @@ void Exchange::run() {
 }
 
 bool Exchange::authenticate() {
-  std::string_view auth = req_.header("authorization");
-  if (auth.size() >= 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ")) auth.remove_prefix(7);
-  else auth = {};
-  while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);
+  const std::string_view auth = presentedKey(req_.header("authorization"));
   if (auth.empty()) {
     reject(ErrorCode::kInvalidApiKey,
            "You didn't provide an API key. Provide your Sluice virtual key in the Authorization header (Bearer sk-sluice-...).",

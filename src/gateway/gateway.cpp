@@ -82,6 +82,9 @@ Worker& Gateway::workerFor(net::Dispatcher& loop) {
 class Gateway::HttpEntry final : public net::RequestHandler {
  public:
   explicit HttpEntry(Gateway& gw) : gw_(gw) {}
+  net::HeadAnswer onHead(const net::HttpRequest& head, net::Dispatcher& loop) override {
+    return gw_.workerFor(loop).checkHead(head);
+  }
   void onRequest(net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream, net::Dispatcher& loop) override {
     gw_.workerFor(loop).handle(std::move(request), std::move(stream));
   }

@@ -62,7 +62,9 @@ class Gateway {
   ~Gateway();
 
   /// What to give the HTTP server: requests go to the worker of their loop
-  /// (created lazily, on that loop's thread), and so do the answers the
+  /// (created lazily, on that loop's thread): their heads first, to refuse a
+  /// request without a valid key before its body is read
+  /// (Worker::checkHead), then whole requests; and so do the answers the
   /// server writes itself, to be traced (Worker::traceServerAnswer).
   [[nodiscard]] std::shared_ptr<net::RequestHandler> httpHandler();
   /// Requests only (tests that drive the pipeline without a server).

@@ -76,6 +76,18 @@ const store::KeyRecord* Worker::verifyKey(std::string_view presented) {
   return record;
 }
 
+net::HeadAnswer Worker::checkHead(const net::HttpRequest& head) {
+  const std::string_view target = head.target;
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (path == "/healthz" || path == "/readyz") return {};
+  static constexpr core::WireError kWire = core::wireError(core::ErrorCode::kInvalidApiKey);
+  const std::string_view key = presentedKey(head.header("authorization"));
+  if (key.empty()) return {kWire.http_status, kNoKeyMessage, kWire.type, kWire.code};
+  // Never echo the presented key: it may be a real provider key sent by mistake.
+  if (verifyKey(key) == nullptr) return {kWire.http_status, kBadKeyMessage, kWire.type, kWire.code};
+  return {};
+}
+
 std::string Worker::recordRefusal(const net::HttpRequest* head, int status, std::string_view error_code,
                                   store::Outcome outcome) {
   store::UsageRecord rec;

@@ -22,6 +22,12 @@ namespace sluice::gateway {
 /// check and the exchange's authentication must agree.
 [[nodiscard]] std::string_view presentedKey(std::string_view authorization);
 
+/// The 401 messages for a missing and for an unknown or revoked key, the same
+/// whether the head check or the exchange refuses it.
+inline constexpr std::string_view kNoKeyMessage =
+    "You didn't provide an API key. Provide your Sluice virtual key in the Authorization header (Bearer sk-sluice-...).";
+inline constexpr std::string_view kBadKeyMessage = "Incorrect API key provided, or the key was revoked.";
+
 /// The usage record's endpoint name for a request target ("/v1/embeddings"
 /// -> "embeddings"; "unknown" for a path the gateway does not serve).
 [[nodiscard]] std::string_view endpointName(std::string_view target);
@@ -32,6 +38,14 @@ class Worker {
 
   /// Entry point for one request (see exchange.cpp).
   void handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream);
+
+  /// The head-time check (net::RequestHandler::onHead), before a byte of the
+  /// body is buffered: a request without a key, or with one that does not
+  /// verify, is answered 401 (invalid_api_key) from its head; /healthz and
+  /// /readyz need no key. The rest of authentication (pipeline agents,
+  /// revoked agents) stays with the exchange, which finds the key in the
+  /// verified-key cache. Allocation-free but for a key's first verification.
+  [[nodiscard]] net::HeadAnswer checkHead(const net::HttpRequest& head);
 
   /// An answer the HTTP server wrote by itself (net::RequestHandler::
   /// onServerAnswer: 400, 408, 413, 431, 503) becomes a traced request like

@@ -10,6 +10,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import { MockUpstream, Gateway, sleep } from './harness.mjs';
 
 const ID = /^req_[0-9a-f]{24}$/;
@@ -138,5 +139,117 @@ agents:
     assert.equal(answers[0].headers['retry-after'], '1');
     assert.equal(errorOf(answers[0]).type, 'server_error');
     assert.equal(row.endpoint, '');
+  });
+});
+
+// Resident memory of a process, in MiB (VmRSS of /proc/PID/status).
+function rssMiB(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m[1]) / 1024;
+}
+// An ASan build keeps freed memory in quarantine: its RSS proves nothing.
+const sanitized = (pid) => readFileSync(`/proc/${pid}/maps`, 'utf8').includes('libasan');
+const fmt = (x) => x.toFixed(1);
+
+const NO_KEY = "You didn't provide an API key. Provide your Sluice virtual key in the Authorization header (Bearer sk-sluice-...).";
+const BAD_KEY = 'Incorrect API key provided, or the key was revoked.';
+const MiB = 1024 * 1024;
+
+describe('requests without a valid key are refused from their head', () => {
+  let mock, gw, key;
+  before(async () => {
+    mock = await MockUpstream.start({ completion_tokens: 2 });
+    gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 2}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1"}
+agents:
+  bot: {}
+`, { keys: { b: { agent: 'bot' } } });
+    key = gw.keys.b.key;
+  });
+  after(async () => { await gw?.stop(); mock?.stop(); });
+
+  async function refused(res, message) {
+    assert.equal(res.status, 401, res.raw.slice(0, 300));
+    assert.equal(res.headers.connection, 'close');
+    const err = errorOf(res);
+    assert.deepEqual([err.type, err.code, err.message], ['invalid_request_error', 'invalid_api_key', message]);
+    assert.match(res.headers['x-request-id'] ?? '', ID);
+    const row = await gw.row(res.headers['x-request-id']);
+    assert.equal(row?.outcome, 'rejected_auth');
+    assert.equal(row.http_status, 401);
+    assert.equal(row.error_code, 'invalid_api_key');
+    assert.equal(row.agent, '');
+    return row;
+  }
+
+  it('answers a missing key 401 before the body is sent', async () => {
+    // Only the head of a 1 MiB request: the answer must not wait for the body.
+    const res = await exchange(gw.port, Buffer.from(post('/v1/chat/completions', null, MiB)), { timeoutMs: 3000 });
+    const row = await refused(res, NO_KEY);
+    assert.equal(row.endpoint, 'chat.completions');
+  });
+
+  it('answers an unknown key 401 before the body, never echoing it', async () => {
+    const stranger = 'sk-sluice-aaaaaaaaaaaa_' + 'b'.repeat(43);
+    const res = await exchange(gw.port, Buffer.from(post('/v1/embeddings', stranger, MiB)), { timeoutMs: 3000 });
+    await refused(res, BAD_KEY);
+    assert.ok(!res.raw.includes('bbbbbbbb'));
+  });
+
+  it('answers Expect: 100-continue without a key with the 401, not a 100', async () => {
+    const res = await exchange(gw.port, Buffer.from(post('/v1/chat/completions', null, 5000, 'Expect: 100-continue\r\n')), { timeoutMs: 3000 });
+    assert.ok(res.raw.startsWith('HTTP/1.1 401 '), res.raw.slice(0, 100));
+    await refused(res, NO_KEY);
+    // With a key, the 100 comes and then the answer.
+    const body = JSON.stringify({ model: 'gpt-4o-mini', max_tokens: 2, messages: [{ role: 'user', content: 'hi' }] });
+    const ok = await new Promise((resolve) => {
+      const sock = net.connect(gw.port, '127.0.0.1');
+      let text = '';
+      sock.on('connect', () => sock.write(post('/v1/chat/completions', key, body.length, 'Expect: 100-continue\r\n')));
+      sock.on('data', (d) => {
+        text += d.toString();
+        if (text === 'HTTP/1.1 100 Continue\r\n\r\n') sock.write(body);
+        if (parseResponse(Buffer.from(text.slice(text.indexOf('\r\n\r\n') + 4)))?.complete) { sock.destroy(); resolve(text); }
+      });
+      sock.on('error', () => resolve(text));
+    });
+    assert.ok(ok.startsWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 '), ok.slice(0, 200));
+  });
+
+  it('serves /healthz and /readyz without a key', async () => {
+    for (const path of ['/healthz', '/readyz']) {
+      const res = await exchange(gw.port, Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`));
+      assert.equal(res.status, 200, `${path}: ${res.raw.slice(0, 200)}`);
+    }
+  });
+
+  it('buffers nothing for keyless bodies: 100 connections sending 1 MiB each leave RSS flat', async (t) => {
+    const pid = gw.child.pid;
+    const before = rssMiB(pid);
+    const body = Buffer.alloc(MiB, 'x');
+    const socks = [];
+    const answers = await Promise.all(Array.from({ length: 100 }, () => new Promise((resolve) => {
+      const sock = net.connect(gw.port, '127.0.0.1');
+      socks.push(sock);
+      let buf = Buffer.alloc(0);
+      sock.on('connect', () => { sock.write(post('/v1/chat/completions', null, MiB)); sock.write(body); });
+      sock.on('data', (d) => { buf = Buffer.concat([buf, d]); if (parseResponse(buf)?.complete) resolve(parseResponse(buf).status); });
+      sock.on('error', () => resolve(parseResponse(buf)?.status ?? 'reset'));
+      sock.on('close', () => resolve(parseResponse(buf)?.status ?? 'closed'));
+    })));
+    const during = rssMiB(pid);  // every connection answered, most still open (lingering)
+    for (const s of socks) s.destroy();
+    await sleep(1500);
+    const after = rssMiB(pid);
+    const counts = {};
+    for (const a of answers) counts[a] = (counts[a] ?? 0) + 1;
+    t.diagnostic(`keyless burst, VmRSS MiB: before ${fmt(before)}, during ${fmt(during)}, after ${fmt(after)}; answers ${JSON.stringify(counts)}`);
+    assert.ok((counts[401] ?? 0) >= 95, `the keyless requests were answered 401: ${JSON.stringify(counts)}`);
+    if (sanitized(pid)) return;
+    assert.ok(during - before < 20, `RSS grew by ${fmt(during - before)} MiB during the burst`);
+    assert.ok(after - before < 20, `RSS stayed ${fmt(after - before)} MiB above the start after the burst`);
   });
 });

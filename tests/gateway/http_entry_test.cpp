@@ -162,6 +162,44 @@ TEST_F(HttpEntryTest, DrainingRefusalIsTracedToo) {
   EXPECT_EQ(r.endpoint, "chat.completions");
 }
 
+TEST_F(HttpEntryTest, HeadWithoutAValidKeyIsAnswered401BeforeTheBody) {
+  auto head = [&](std::string target, net::Headers headers) {
+    return entry_->onHead(net::HttpRequest{"POST", std::move(target), std::move(headers), ""}, loop_);
+  };
+  const auto none = head("/v1/chat/completions", {{"host", "x"}});
+  EXPECT_EQ(none.status, 401);
+  EXPECT_EQ(none.type, "invalid_request_error");
+  EXPECT_EQ(none.code, "invalid_api_key");
+  EXPECT_EQ(none.message, kNoKeyMessage);
+  EXPECT_EQ(head("/v1/embeddings", {{"authorization", "Basic dXNlcg=="}}).message, kNoKeyMessage);
+  const auto unknown = head("/v1/chat/completions", {{"authorization", "Bearer sk-sluice-aaaaaaaaaaaa_" + std::string(43, 'b')}});
+  EXPECT_EQ(unknown.status, 401);
+  EXPECT_EQ(unknown.message, kBadKeyMessage);
+  EXPECT_EQ(head("/v1/models", {}).status, 401) << "every API path, whatever the method";
+  EXPECT_EQ(head("/nowhere", {}).status, 401) << "identity first: strangers learn nothing about paths";
+  // Let through: probes, and a valid key (a pipeline key without its agent
+  // too: the exchange answers that one, 403).
+  EXPECT_EQ(head("/healthz", {}).status, 0);
+  EXPECT_EQ(head("/readyz?verbose=1", {}).status, 0);
+  EXPECT_EQ(head("/v1/chat/completions", {{"Authorization", "Bearer " + bot_secret_}}).status, 0);
+  EXPECT_EQ(head("/v1/chat/completions", {{"authorization", "bearer  " + pipe_secret_}}).status, 0);
+  EXPECT_TRUE(sink_->records().empty()) << "the server reports the answer (onServerAnswer), not the check";
+}
+
+// The exchange still authenticates in full (the head check is not the only
+// gate: tests and the Handler entry skip it), with the same answers.
+TEST_F(HttpEntryTest, TheExchangeRefusesKeysWithTheSameAnswers) {
+  for (const auto& [headers, message] : std::vector<std::pair<net::Headers, std::string_view>>{
+           {{}, kNoKeyMessage}, {{{"authorization", "Bearer sk-sluice-nope"}}, kBadKeyMessage}}) {
+    auto stream = std::make_shared<FakeServerStream>();
+    gw_->handler()(net::HttpRequest{"POST", "/v1/chat/completions", headers, "{}"}, stream, loop_);
+    loop_.runReady();
+    EXPECT_EQ(stream->status(), 401);
+    EXPECT_NE(stream->body().find(R"("code":"invalid_api_key")"), std::string::npos) << stream->body();
+    EXPECT_NE(stream->body().find(std::string(message)), std::string::npos) << stream->body();
+  }
+}
+
 TEST(PresentedKey, ReadsTheBearerToken) {
   EXPECT_EQ(presentedKey("Bearer sk-sluice-x"), "sk-sluice-x");
   EXPECT_EQ(presentedKey("bearer   sk-sluice-x"), "sk-sluice-x");
