@@ -134,6 +134,7 @@ int serveCommand(const std::string& config_path) {
   opts.header_timeout = std::chrono::milliseconds(cfg->server.header_timeout_ms);
   opts.idle_timeout = std::chrono::milliseconds(cfg->server.idle_timeout_ms);
   opts.max_connections = static_cast<size_t>(cfg->server.max_connections);
+  opts.max_buffered_body_bytes = static_cast<size_t>(cfg->server.max_buffered_body_bytes);
   auto server = net::makeHttpServer(opts, (*gw)->httpHandler(), clock);
   if (!server->start()) {
     fmt::print(stderr, "error: cannot listen on {}\n", cfg->server.listen);

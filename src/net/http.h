@@ -278,14 +278,21 @@ struct ServerOptions {
   /// Open client connections, all loops together; a connection accepted over
   /// it gets a 503 (OpenAI-shaped, retry-after: 1) and is closed. 0 = no cap.
   size_t max_connections = 10'000;
+  /// Request body bytes held, all connections together: a declared
+  /// Content-Length counts in full from the head, a chunked body as it
+  /// arrives, until the request's exchange ends. A request that would take
+  /// the total above it gets a 503 (server_overloaded, retry-after: 1), from
+  /// its head when its length is declared, and is closed. Keep it at least
+  /// max_body_bytes. 0 = no cap.
+  size_t max_buffered_body_bytes = 256 * 1024 * 1024;
 };
 
 /// What a server answers by itself, before any handler: 413 for a body over
 /// the limit, 431 for oversized headers, 400 for unparseable HTTP (also an
 /// HTTP/1.1 request without exactly one Host, and an HTTP/1.0 one with
 /// Transfer-Encoding: RFC 9112 3.2, 6.1), 408 on a read timeout, 503 to a
-/// connection over max_connections, and what RequestHandler::onHead() asks
-/// for. Bodies are OpenAI-shaped errors; each such answer closes the
+/// connection over max_connections and to a request over
+/// max_buffered_body_bytes, and what RequestHandler::onHead() asks for. Bodies are OpenAI-shaped errors; each such answer closes the
 /// connection and is reported to RequestHandler::onServerAnswer() first. A
 /// handler that drops its stream without answering gets a 500 sent for it (a
 /// started stream is cut).

@@ -127,10 +127,7 @@ class RequestParser final : public detail::Http1Callbacks {
     req_.headers.push_back(Header{HeaderName(name), std::string(value)});
   }
   bool onHeaderDone() override;  // after Connection
-  bool onBody(std::string_view data) override {
-    req_.body.append(data);
-    return true;
-  }
+  bool onBody(std::string_view data) override;
 
   Connection& conn_;
   HttpRequest& req_;
@@ -238,9 +235,13 @@ class Connection final : public detail::LoopRefCounted {
                    std::string_view type = "invalid_request_error", const Headers& extra = {});
 
  public:
-  /// The parser's onHeaderDone(): asks the handler about the head. False
-  /// stops the parser (early_ then holds the answer).
+  /// The parser's onHeaderDone(): asks the handler about the head, and
+  /// counts a declared body against max_buffered_body_bytes. False stops the
+  /// parser (early_ or body_refused_ then says why).
   bool headComplete();
+  /// Counts `n` more body bytes of this request; false (body_refused_) when
+  /// that would pass max_buffered_body_bytes.
+  bool chargeBody(size_t n);
 
  private:
   void finishExchange(bool close_after);
@@ -252,6 +253,7 @@ class Connection final : public detail::LoopRefCounted {
   void queue(std::string&& s);
   void flush();
   void consume(size_t n);
+  void releaseBodyCharge();
   void waitWritable();
   void onDrained();
   void finishClose();
@@ -279,6 +281,8 @@ class Connection final : public detail::LoopRefCounted {
   RequestParser sink_{*this, req_, parser_};
   bool continue_sent_ = false;
   HeadAnswer early_;  // what onHead() answered (status 0: nothing)
+  size_t body_charge_ = 0;     // this request's body bytes counted in the server's total
+  bool body_refused_ = false;  // the body would pass max_buffered_body_bytes
 
   // Exchange.
   Exchange* exchange_ = nullptr;
@@ -321,6 +325,8 @@ class LoopServer final : public detail::Tickable {
   [[nodiscard]] const ServerOptions& options() const;
   [[nodiscard]] RequestHandler& handler() const;
   [[nodiscard]] bool draining() const { return draining_; }
+  [[nodiscard]] bool chargeBody(size_t n);
+  void releaseBody(size_t n);
 
  private:
   void accept();
@@ -359,6 +365,18 @@ class ServerImpl final : public HttpServer {
   RequestHandler& handler() const { return *handler_; }
   void connectionOpened() { connections_.fetch_add(1, std::memory_order_relaxed); }
   [[nodiscard]] size_t openConnections() const { return connections_.load(std::memory_order_relaxed); }
+  /// Counts `n` more body bytes held; false (nothing counted) when that
+  /// would take the total above max_buffered_body_bytes.
+  [[nodiscard]] bool chargeBody(size_t n) {
+    const size_t total = buffered_body_.fetch_add(n, std::memory_order_relaxed) + n;
+    const size_t cap = options_.max_buffered_body_bytes;
+    if (cap != 0 && total > cap) {
+      buffered_body_.fetch_sub(n, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+  void releaseBody(size_t n) { buffered_body_.fetch_sub(n, std::memory_order_relaxed); }
   void connectionClosed() {
     if (connections_.fetch_sub(1, std::memory_order_acq_rel) == 1 && draining_.load()) {
       std::lock_guard lk(mu_);
@@ -375,6 +393,7 @@ class ServerImpl final : public HttpServer {
   uint16_t port_ = 0;
   bool started_ = false;
   std::atomic<size_t> connections_{0};
+  std::atomic<size_t> buffered_body_{0};  // see ServerOptions::max_buffered_body_bytes
   std::atomic<bool> draining_{false};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -384,6 +403,8 @@ class ServerImpl final : public HttpServer {
 
 const ServerOptions& LoopServer::options() const { return server_.options(); }
 RequestHandler& LoopServer::handler() const { return server_.handler(); }
+bool LoopServer::chargeBody(size_t n) { return server_.chargeBody(n); }
+void LoopServer::releaseBody(size_t n) { server_.releaseBody(n); }
 
 // ------------------------------------------------------------------ Exchange
 
@@ -474,6 +495,8 @@ void Connection::resetRequest() {
   continue_sent_ = false;
   header_armed_ = false;
   early_ = {};
+  releaseBodyCharge();
+  body_refused_ = false;
 }
 
 void Connection::armRead() {
@@ -581,6 +604,11 @@ void Connection::process() {
       failRequest(early_.status, early_.message, early_.code, true, early_.type);
       break;
     }
+    if (err == detail::ParseError::kAborted && body_refused_) {
+      failRequest(503, "The gateway is holding too many request bodies; retry shortly.", "server_overloaded", true,
+                  "server_error", {{"retry-after", "1"}});
+      break;
+    }
     if (err != detail::ParseError::kNone && err != detail::ParseError::kNeedMore) {
       failRequest(400,
                   err == detail::ParseError::kBadHost ? "an HTTP/1.1 request needs exactly one Host header"
@@ -609,11 +637,38 @@ bool Connection::headComplete() {
     early_ = {};
   }
   if (early_.status != 0) return false;
-  if (auto length = parser_.contentLength()) req_.body.reserve(std::min<uint64_t>(*length, kMaxBodyReserve));
+  if (auto length = parser_.contentLength(); length && *length > 0) {
+    // The whole declared body counts from now: a request that does not fit
+    // is refused before its first byte is read.
+    if (!chargeBody(*length)) return false;
+    req_.body.reserve(std::min<uint64_t>(*length, kMaxBodyReserve));
+  }
   return true;
 }
 
+bool Connection::chargeBody(size_t n) {
+  if (!owner_.chargeBody(n)) {
+    body_refused_ = true;
+    return false;
+  }
+  body_charge_ += n;
+  return true;
+}
+
+void Connection::releaseBodyCharge() {
+  if (body_charge_ == 0) return;
+  owner_.releaseBody(body_charge_);
+  body_charge_ = 0;
+}
+
 bool RequestParser::onHeaderDone() { return conn_.headComplete(); }
+
+bool RequestParser::onBody(std::string_view data) {
+  // A chunked body counts as it arrives (a declared one counted at the head).
+  if (parser_.chunked() && !conn_.chargeBody(data.size())) return false;
+  req_.body.append(data);
+  return true;
+}
 
 void Connection::dispatch() {
   state_ = ConnState::kHandling;
@@ -641,6 +696,7 @@ void Connection::dispatch() {
 
 void Connection::failRequest(int status, std::string_view message, std::string_view code, bool linger,
                              std::string_view type, const Headers& extra) {
+  releaseBodyCharge();
   state_ = ConnState::kClosing;
   linger_after_ = linger;
   HeaderLines fields;
@@ -788,6 +844,7 @@ void Connection::exchangeAbandoned(bool started) {
 }
 
 void Connection::finishExchange(bool close_after) {
+  releaseBodyCharge();  // the exchange is over: its body no longer counts
   if (exchange_ != nullptr) {
     exchange_->detach();
     exchange_ = nullptr;
@@ -966,6 +1023,7 @@ void Connection::breakConnection() {
 void Connection::closeNow() {
   if (state_ == ConnState::kClosed) return;
   state_ = ConnState::kClosed;
+  releaseBodyCharge();
   error_code ec;
   sock_.close(ec);  // pending operations complete with operation_aborted
   out_.clear();

@@ -253,3 +253,73 @@ agents:
     assert.ok(after - before < 20, `RSS stayed ${fmt(after - before)} MiB above the start after the burst`);
   });
 });
+
+// A chat request body of exactly `size` bytes (the content pads it).
+function chatBody(size, max_tokens = 2) {
+  const shell = JSON.stringify({ model: 'gpt-4o-mini', max_tokens, messages: [{ role: 'user', content: '' }] });
+  return JSON.stringify({ model: 'gpt-4o-mini', max_tokens, messages: [{ role: 'user', content: 'x'.repeat(size - shell.length) }] });
+}
+
+// A connection that sends a request's head and part of its body, and the
+// rest on demand; `answer` resolves with the response.
+function partialRequest(port, head, body, sentBytes) {
+  const sock = net.connect(port, '127.0.0.1');
+  let buf = Buffer.alloc(0);
+  const answer = new Promise((resolve) => {
+    sock.on('data', (d) => { buf = Buffer.concat([buf, d]); const r = parseResponse(buf); if (r?.complete) resolve(r); });
+    sock.on('close', () => resolve(parseResponse(buf) ?? { status: 0 }));
+    sock.on('error', () => {});
+  });
+  sock.on('connect', () => sock.write(head + body.slice(0, sentBytes)));
+  return { sock, answer, rest: () => sock.write(body.slice(sentBytes)) };
+}
+
+describe('request bodies held across connections are capped (server.max_buffered_body_bytes)', () => {
+  let mock, gw, key;
+  before(async () => {
+    mock = await MockUpstream.start({ completion_tokens: 2 });
+    gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 2, max_body_bytes: ${MiB}, max_buffered_body_bytes: ${2 * MiB}}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1"}
+agents:
+  bot: {}
+`, { keys: { b: { agent: 'bot' } } });
+    key = gw.keys.b.key;
+  });
+  after(async () => { await gw?.stop(); mock?.stop(); });
+
+  it('answers 503 server_overloaded with retry-after from the head above the cap, and serves again below it', async () => {
+    const body = chatBody(MiB);
+    const head = post('/v1/chat/completions', key, body.length);
+    // Two 1 MiB bodies on their way: the cap of 2 MiB is taken.
+    const one = partialRequest(gw.port, head, body, 1000);
+    const two = partialRequest(gw.port, head, body, 1000);
+    await sleep(300);
+    const over = await exchange(gw.port, Buffer.from(head), { timeoutMs: 3000 });  // its body is not even sent
+    assert.equal(over.status, 503, over.raw.slice(0, 300));
+    assert.equal(over.headers['retry-after'], '1');
+    assert.equal(over.headers.connection, 'close');
+    const err = errorOf(over);
+    assert.deepEqual([err.type, err.code], ['server_error', 'server_overloaded']);
+    assert.match(over.headers['x-request-id'] ?? '', ID);
+    const row = await gw.row(over.headers['x-request-id']);
+    assert.equal(row?.outcome, 'rejected_overload');
+    assert.equal(row.http_status, 503);
+    assert.equal(row.error_code, 'server_overloaded');
+    assert.equal(row.agent, 'bot', 'the head named a valid key');
+    assert.equal(row.endpoint, 'chat.completions');
+    // A small body does not fit either while both are held.
+    const small = chatBody(200);
+    assert.equal((await exchange(gw.port, Buffer.from(post('/v1/chat/completions', key, small.length) + small))).status, 503);
+    // The two complete and are served; then there is room again.
+    one.rest();
+    two.rest();
+    assert.deepEqual([(await one.answer).status, (await two.answer).status], [200, 200]);
+    one.sock.destroy();
+    two.sock.destroy();
+    const again = await exchange(gw.port, Buffer.from(head + body), { timeoutMs: 5000 });
+    assert.equal(again.status, 200, again.raw.slice(0, 300));
+  });
+});
