@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/memory_release.h"
 #include "config/loader.h"
 #include "gateway/gateway.h"
 #include "net/http.h"
@@ -144,6 +145,9 @@ int serveCommand(const std::string& config_path) {
              config_path, cfg->hash.substr(0, 12), opts.threads, opts.threads == 1 ? "" : "s");
   std::fflush(stdout);
 
+  // After a burst of request bodies, give the freed memory back (see
+  // memory_release.h): checked on this thread's one-second tick.
+  BurstReleasePolicy release_policy;
   const timespec tick{1, 0};
   while (true) {
     siginfo_t info{};
@@ -168,6 +172,10 @@ int serveCommand(const std::string& config_path) {
     }
     if (sig == SIGINT || sig == SIGTERM) break;
     (*gw)->maintain();
+    if (const auto bodies = server->takeBufferedBodies(); release_policy.tick(bodies.now, bodies.peak)) {
+      releaseFreeMemory();
+      spdlog::debug("released free memory ({}) after a burst of request bodies", memoryReleaser());
+    }
   }
   // Shutdown: refuse new requests, let in-flight ones finish (up to 10 s),
   // cancel and settle what is left, then stop the loops.

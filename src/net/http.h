@@ -309,6 +309,15 @@ class HttpServer {
   virtual void wait() = 0;
   /// The loops, e.g. to create one UpstreamClient per loop at startup.
   [[nodiscard]] virtual std::vector<Dispatcher*> loops() = 0;
+
+  /// Request body bytes held (as ServerOptions::max_buffered_body_bytes
+  /// counts them): now, and the most at any moment since the last call (the
+  /// call starts a new period). Thread-safe.
+  struct BufferedBodies {
+    size_t now = 0;
+    size_t peak = 0;
+  };
+  [[nodiscard]] virtual BufferedBodies takeBufferedBodies() = 0;
 };
 
 [[nodiscard]] std::unique_ptr<HttpServer> makeHttpServer(ServerOptions options, std::shared_ptr<RequestHandler> handler,

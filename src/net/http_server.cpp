@@ -374,7 +374,16 @@ class ServerImpl final : public HttpServer {
       buffered_body_.fetch_sub(n, std::memory_order_relaxed);
       return false;
     }
+    // The period's high-water mark: a plain load unless this is a new one.
+    size_t peak = buffered_peak_.load(std::memory_order_relaxed);
+    while (total > peak && !buffered_peak_.compare_exchange_weak(peak, total, std::memory_order_relaxed)) {
+    }
     return true;
+  }
+  BufferedBodies takeBufferedBodies() override {
+    const size_t now = buffered_body_.load(std::memory_order_relaxed);
+    const size_t peak = buffered_peak_.exchange(now, std::memory_order_relaxed);
+    return {now, std::max(now, peak)};
   }
   void releaseBody(size_t n) { buffered_body_.fetch_sub(n, std::memory_order_relaxed); }
   void connectionClosed() {
@@ -394,6 +403,7 @@ class ServerImpl final : public HttpServer {
   bool started_ = false;
   std::atomic<size_t> connections_{0};
   std::atomic<size_t> buffered_body_{0};  // see ServerOptions::max_buffered_body_bytes
+  std::atomic<size_t> buffered_peak_{0};  // its most since takeBufferedBodies()
   std::atomic<bool> draining_{false};
   std::mutex mu_;
   std::condition_variable cv_;

@@ -323,3 +323,55 @@ agents:
     assert.equal(again.status, 200, again.raw.slice(0, 300));
   });
 });
+
+describe('memory goes back after a burst of request bodies', () => {
+  let mock, gw, key;
+  before(async () => {
+    mock = await MockUpstream.start({ completion_tokens: 2 });
+    gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 2}
+storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
+providers:
+  openai: {base_url: "${mock.url}/v1"}
+agents:
+  bot: {}
+`, { keys: { b: { agent: 'bot' } } });
+    key = gw.keys.b.key;
+  });
+  after(async () => { await gw?.stop(); mock?.stop(); });
+
+  it('100 keyed 1 MiB bodies at once: RSS rises by their size, then falls back within seconds', async (t) => {
+    const pid = gw.child.pid;
+    const body = chatBody(MiB);
+    const head = post('/v1/chat/completions', key, body.length);
+    const warm = await exchange(gw.port, Buffer.from(head + body), { timeoutMs: 5000 });
+    assert.equal(warm.status, 200, warm.raw.slice(0, 300));
+    await sleep(1500);  // past any release the warm-up itself triggered
+    const before = rssMiB(pid);
+    // Every body held at once: all but its last byte sent.
+    const burst = Array.from({ length: 100 }, () => partialRequest(gw.port, head, body, body.length - 1));
+    let during = rssMiB(pid);
+    for (let i = 0; i < 40; ++i) {  // until the bytes are in (RSS stops growing)
+      await sleep(100);
+      const now = rssMiB(pid);
+      if (now - during < 1 && now - before > 80) break;
+      during = Math.max(during, now);
+    }
+    during = Math.max(during, rssMiB(pid));
+    for (const r of burst) r.rest();
+    const statuses = await Promise.all(burst.map((r) => r.answer.then((a) => a.status)));
+    for (const r of burst) r.sock.destroy();
+    const answered = rssMiB(pid);
+    let after = answered;
+    for (let i = 0; i < 40 && after - before >= 20; ++i) {  // the release runs on a one-second tick
+      await sleep(250);
+      after = rssMiB(pid);
+    }
+    t.diagnostic(`keyed burst of 100 x 1 MiB, VmRSS MiB: before ${fmt(before)}, during ${fmt(during)}, ` +
+                 `answered ${fmt(answered)}, after ${fmt(after)}`);
+    assert.deepEqual([...new Set(statuses)], [200]);
+    if (sanitized(pid)) return;
+    assert.ok(during - before > 60, `the bodies were held at once (RSS +${fmt(during - before)} MiB)`);
+    assert.ok(after - before < 20, `RSS fell back to within 20 MiB of the start (+${fmt(after - before)} MiB)`);
+  });
+});
