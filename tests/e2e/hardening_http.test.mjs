@@ -110,6 +110,11 @@ agents:
     await traced(te10, 400, 'invalid_http');
   });
 
+  it('ignores one empty line before a request line (RFC 9112 2.2)', async () => {
+    const res = await exchange(gw.port, Buffer.from('\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
+    assert.equal(res.status, 200, res.raw.slice(0, 200));
+  });
+
   it('431 for a header block over the limit', async () => {
     const res = await exchange(gw.port, Buffer.from(`GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`));
     await traced(res, 431, 'request_header_fields_too_large');
