@@ -66,6 +66,17 @@ function errorOf(res) {
   return JSON.parse(res.body).error;
 }
 
+// The last test of each suite: the gateway stops cleanly (SIGTERM), without
+// a sanitizer report when SLUICE_BIN is an ASan build.
+function itStopsCleanly(getGateway) {
+  it('stops cleanly', async () => {
+    const gw = getGateway();
+    const code = await gw.terminate();
+    assert.equal(code, 0, gw.stderr.slice(-2000));
+    assert.doesNotMatch(gw.stderr, /AddressSanitizer|runtime error|LeakSanitizer/);
+  });
+}
+
 describe('answers the HTTP layer writes itself are traced requests', () => {
   let mock, gw, key;
   before(async () => {
@@ -145,6 +156,8 @@ agents:
     assert.equal(errorOf(answers[0]).type, 'server_error');
     assert.equal(row.endpoint, '');
   });
+
+  itStopsCleanly(() => gw);
 });
 
 // Resident memory of a process, in MiB (VmRSS of /proc/PID/status).
@@ -257,6 +270,8 @@ agents:
     assert.ok(during - before < 20, `RSS grew by ${fmt(during - before)} MiB during the burst`);
     assert.ok(after - before < 20, `RSS stayed ${fmt(after - before)} MiB above the start after the burst`);
   });
+
+  itStopsCleanly(() => gw);
 });
 
 // A chat request body of exactly `size` bytes (the content pads it).
@@ -327,6 +342,8 @@ agents:
     const again = await exchange(gw.port, Buffer.from(head + body), { timeoutMs: 5000 });
     assert.equal(again.status, 200, again.raw.slice(0, 300));
   });
+
+  itStopsCleanly(() => gw);
 });
 
 describe('memory goes back after a burst of request bodies', () => {
@@ -379,4 +396,6 @@ agents:
     assert.ok(during - before > 60, `the bodies were held at once (RSS +${fmt(during - before)} MiB)`);
     assert.ok(after - before < 20, `RSS fell back to within 20 MiB of the start (+${fmt(after - before)} MiB)`);
   });
+
+  itStopsCleanly(() => gw);
 });
