@@ -64,22 +64,31 @@ const store::KeyRecord* Worker::verifyKey(std::string_view presented) {
     // served from the cache.
     verified_.clear();
     cache_map_ = map.get();
+    last_record_ = nullptr;
   }
-  if (auto it = verified_.find(presented); it != verified_.end()) return it->second;
-  const store::KeyRecord* record = map->verify(presented);
-  if (record) {
+  if (last_record_ != nullptr && presented == last_key_) return last_record_;
+  const store::KeyRecord* record = nullptr;
+  if (auto it = verified_.find(presented); it != verified_.end()) {
+    record = it->second;
+  } else {
+    record = map->verify(presented);
+    if (!record) return nullptr;
     // Only keys that verified are cached, so a flood of wrong keys cannot
     // grow it; the bound covers a flood of valid ones.
     if (verified_.size() >= kMaxCachedKeys) verified_.clear();
     verified_.emplace(std::string(presented), record);
   }
+  last_key_.assign(presented);  // keys have one length: no allocation after the first
+  last_record_ = record;
   return record;
 }
 
 net::HeadAnswer Worker::checkHead(const net::HttpRequest& head) {
   const std::string_view target = head.target;
-  const std::string_view path = target.substr(0, target.find('?'));
-  if (path == "/healthz" || path == "/readyz") return {};
+  // The probes (with or without a query) need no key.
+  for (const std::string_view probe : {std::string_view("/healthz"), std::string_view("/readyz")}) {
+    if (target.starts_with(probe) && (target.size() == probe.size() || target[probe.size()] == '?')) return {};
+  }
   static constexpr core::WireError kWire = core::wireError(core::ErrorCode::kInvalidApiKey);
   const std::string_view key = presentedKey(head.header("authorization"));
   if (key.empty()) return {kWire.http_status, kNoKeyMessage, kWire.type, kWire.code};

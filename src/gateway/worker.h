@@ -99,6 +99,10 @@ class Worker {
   std::map<std::string, ClientEntry, std::less<>> clients_;
   const KeyMap* cache_map_ = nullptr;
   std::unordered_map<std::string, const store::KeyRecord*, core::StringHash, std::equal_to<>> verified_;
+  // The last key that verified: a request's head check and its exchange look
+  // the same key up back to back, and a compare is cheaper than a hash.
+  std::string last_key_;
+  const store::KeyRecord* last_record_ = nullptr;
   // Replaced clients stay alive while calls started on them still run.
   std::vector<std::unique_ptr<net::UpstreamClient>> retired_;
   std::shared_ptr<const Snapshot> reconciled_;  // the snapshot clients_ was last checked against

@@ -413,10 +413,9 @@ inline unsigned ctlMask16(const char* p) {
 #endif
 
 // A cheap filter before parseField: the length and first letter of
-// Host, Expect, Connection, Content-Length, Proxy-Connection, Transfer-Encoding.
+// Expect, Connection, Content-Length, Proxy-Connection, Transfer-Encoding.
 constexpr std::array<char, 32> kFramingFirstLetter = [] {
   std::array<char, 32> t{};
-  t[4] = 'h';
   t[6] = 'e';
   t[10] = 'c';
   t[14] = 'c';
@@ -813,7 +812,9 @@ ParseError Http1Parser::scanHeader(const char* p, const char* he, const char* li
   FieldRef batch[kFieldBatch];  // left uninitialized: only [0, batched) is read
   uint32_t batched = 0;
   auto addField = [&](std::string_view name, std::string_view value) -> ParseError {
-    if (mayMatterForFraming(name)) {
+    if (name.size() == 4) {  // every request has a Host: counted here, without a call
+      if (lowerEquals(name, "host") && host_fields_ < 2) ++host_fields_;
+    } else if (mayMatterForFraming(name)) {
       if (const ParseError e = parseField(name, value); e != ParseError::kNone) return e;
     }
     if (batched == kFieldBatch) {
@@ -898,9 +899,6 @@ ParseError Http1Parser::scanHeader(const char* p, const char* he, const char* li
 // tokens, so lowerEquals applies; so do the list elements checked as tokens.
 ParseError Http1Parser::parseField(std::string_view name, std::string_view value) {
   switch (name.size()) {
-    case 4:
-      if (lowerEquals(name, "host") && host_fields_ < 2) ++host_fields_;
-      return ParseError::kNone;
     case 6:
       if (lowerEquals(name, "expect") && lowerEquals(value, "100-continue")) expect_continue_ = true;
       return ParseError::kNone;

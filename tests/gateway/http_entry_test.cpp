@@ -41,6 +41,7 @@ class HttpEntryTest : public ::testing::Test {
     ASSERT_TRUE((*keys)->insert(bot.record));
     bot_secret_ = bot.secret_key;
     bot_id_ = bot.record.id;
+    keys_ = keys->get();  // the gateway owns the store; the test revokes through it
     auto pipe = store::generateKey("", true, {"bot", "helper"}, 0);
     ASSERT_TRUE((*keys)->insert(pipe.record));
     pipe_secret_ = pipe.secret_key;
@@ -78,6 +79,7 @@ class HttpEntryTest : public ::testing::Test {
   std::unique_ptr<Gateway> gw_;
   std::shared_ptr<net::RequestHandler> entry_;
   std::string bot_secret_, bot_id_, pipe_secret_;
+  store::KeyStore* keys_ = nullptr;
 };
 
 std::string_view field(const net::HeaderLines& lines, std::string_view name) {
@@ -198,6 +200,20 @@ TEST_F(HttpEntryTest, TheExchangeRefusesKeysWithTheSameAnswers) {
     EXPECT_NE(stream->body().find(R"("code":"invalid_api_key")"), std::string::npos) << stream->body();
     EXPECT_NE(stream->body().find(std::string(message)), std::string::npos) << stream->body();
   }
+}
+
+// Keys that verified are remembered per loop (the last one too, for the
+// exchange right after the head check); a revocation empties both.
+TEST_F(HttpEntryTest, ARevokedKeyIsRefusedAtTheHeadOnceTheKeysRefresh) {
+  const net::HttpRequest head{"POST", "/v1/chat/completions", {{"authorization", "Bearer " + bot_secret_}}, ""};
+  EXPECT_EQ(entry_->onHead(head, loop_).status, 0);
+  EXPECT_EQ(entry_->onHead(head, loop_).status, 0);
+  ASSERT_TRUE(keys_->revoke(bot_id_, 1));
+  gw_->maintain();  // the key refresh a running gateway does every second
+  EXPECT_EQ(entry_->onHead(head, loop_).status, 401);
+  const net::HttpRequest pipeline{"POST", "/v1/chat/completions", {{"authorization", "Bearer " + pipe_secret_}}, ""};
+  EXPECT_EQ(entry_->onHead(pipeline, loop_).status, 0);
+  EXPECT_EQ(entry_->onHead(head, loop_).status, 401);
 }
 
 TEST(PresentedKey, ReadsTheBearerToken) {

@@ -1040,6 +1040,36 @@ TEST(HttpServer, StartFailsWhenThePortIsTaken) {
   first->stop(1s);
 }
 
+// findHeader compares names eight bytes at a time: every pair of bytes, in
+// a word and in the overlapping tail, must compare as iequalsAscii's
+// byte-by-byte rule says (ASCII letters fold, nothing else does: not
+// 0x80-0xFF, not '@' / '`').
+TEST(FindHeader, FoldsCaseLikeIequalsAsciiForEveryBytePair) {
+  auto lower = [](unsigned char c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; };
+  size_t failures = 0;
+  for (const size_t len : {size_t{3}, size_t{8}, size_t{13}, size_t{16}}) {
+    for (const size_t pos : {size_t{0}, len / 2, len - 1}) {
+      for (int x = 0; x < 256; ++x) {
+        for (int y = 0; y < 256; ++y) {
+          std::string a(len, 'k');
+          std::string b(len, 'K');
+          a[pos] = static_cast<char>(x);
+          b[pos] = static_cast<char>(y);
+          const bool want = lower(static_cast<unsigned char>(x)) == lower(static_cast<unsigned char>(y));
+          const Headers h{{"x", "no"}, {HeaderName(a), "yes"}};
+          if (iequalsAscii(a, b) != want && ++failures < 10) ADD_FAILURE() << len << " " << pos << " " << x << " " << y;
+          if ((findHeader(h, b) == "yes") != want && ++failures < 10) {
+            ADD_FAILURE() << "findHeader " << len << " " << pos << " " << x << " " << y;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(failures, 0u);
+  EXPECT_FALSE(iequalsAscii("authorization", "authorizatio"));
+  EXPECT_TRUE(iequalsAscii("", ""));
+}
+
 TEST(FindHeader, IsCaseInsensitive) {
   const Headers h{{"Content-Type", "a"}, {"x-y", "b"}};
   EXPECT_EQ(findHeader(h, "content-type"), "a");
