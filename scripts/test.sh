@@ -22,8 +22,8 @@ bash scripts/build-release.sh -j "$(nproc)"
 # and the HTTP/1.1 parser, where hostile input lands, and the gateway
 # pipeline and mock provider suites, where object lifetimes across async
 # callbacks are the risk, under ASan+UBSan; then a sanitized `sluice serve`
-# takes the hostile-traffic suites (hostile clients, a hostile provider) and
-# the billing chaos suite.
+# takes the hostile-traffic suites (hostile clients, a hostile provider), the
+# billing chaos suite and the HTTP hardening suite.
 if [ "${SLUICE_SKIP_ASAN:-0}" != 1 ]; then
   cmake --preset asan >/dev/null
   cmake --build --preset asan -j "$(nproc)" --target sluice_core_tests sluice_proto_tests sluice_store_tests sluice_config_tests \
@@ -35,7 +35,7 @@ if [ "${SLUICE_SKIP_ASAN:-0}" != 1 ]; then
   # The whole server under hostile traffic from both sides: a memory error or
   # undefined behaviour kills the process and fails the suite.
   SLUICE_BIN="$PWD/build/asan/src/app/sluice" node --test tests/e2e/hostile.test.mjs tests/e2e/hostile_upstream.test.mjs \
-    tests/e2e/billing_chaos.test.mjs tests/e2e/hardening.test.mjs
+    tests/e2e/billing_chaos.test.mjs tests/e2e/hardening.test.mjs tests/e2e/hardening_http.test.mjs
 fi
 # The libFuzzer targets (tests/fuzz: HTTP/1.1 parser, SSE and stream filter,
 # request rewrite, usage, config loader) under ASan+UBSan, 30 s each from

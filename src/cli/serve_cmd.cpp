@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/memory_release.h"
 #include "config/loader.h"
 #include "gateway/gateway.h"
 #include "net/http.h"
@@ -135,7 +136,8 @@ int serveCommand(const std::string& config_path) {
   opts.header_timeout = std::chrono::milliseconds(cfg->server.header_timeout_ms);
   opts.idle_timeout = std::chrono::milliseconds(cfg->server.idle_timeout_ms);
   opts.max_connections = static_cast<size_t>(cfg->server.max_connections);
-  auto server = net::makeHttpServer(opts, (*gw)->handler(), clock);
+  opts.max_buffered_body_bytes = static_cast<size_t>(cfg->server.max_buffered_body_bytes);
+  auto server = net::makeHttpServer(opts, (*gw)->httpHandler(), clock);
   if (!server->start()) {
     fmt::print(stderr, "error: cannot listen on {}\n", cfg->server.listen);
     return 1;
@@ -149,6 +151,9 @@ int serveCommand(const std::string& config_path) {
   // (reloads, log rotations) must not starve it.
   constexpr core::Nanos kMaintainEvery = std::chrono::seconds(1);
   core::MonoTime next_maintain = clock.monotonicNow() + kMaintainEvery;
+  // After a burst of request bodies, give the freed memory back (see
+  // memory_release.h): checked with the upkeep, about once a second.
+  BurstReleasePolicy release_policy;
   while (true) {
     const auto wait = std::clamp<int64_t>((next_maintain - clock.monotonicNow()).count(), 1'000'000, 1'000'000'000);
     const timespec tick{wait / 1'000'000'000, wait % 1'000'000'000};
@@ -158,6 +163,10 @@ int serveCommand(const std::string& config_path) {
     if (const core::MonoTime now = clock.monotonicNow(); now >= next_maintain) {
       (*gw)->maintain();
       next_maintain = now + kMaintainEvery;
+      if (const auto bodies = server->takeBufferedBodies(); release_policy.tick(bodies.now, bodies.peak)) {
+        releaseFreeMemory();
+        spdlog::debug("released free memory ({}) after a burst of request bodies", memoryReleaser());
+      }
     }
     if (sig == SIGHUP) {
       auto next = config::loadConfigFile(config_path);

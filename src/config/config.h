@@ -24,6 +24,11 @@ struct ServerConfig {
   int64_t idle_timeout_ms = 60'000;    // keep-alive connection idle limit
   int threads = 0;                     // 0 = hardware concurrency
   int64_t max_connections = 10'000;    // open client connections; over it: 503 and close; 0 = no cap
+  // Request body bytes held, all connections together (declared when the
+  // head arrives, until the exchange ends); a request over it: 503 before its
+  // body is read. At least max_body_bytes (the default, 256 MiB, is raised to
+  // it), or 0 = no cap.
+  int64_t max_buffered_body_bytes = 256 * 1024 * 1024;
   std::string usage_log = "";          // JSON-lines usage sink path; empty = none
 };
 

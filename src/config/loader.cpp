@@ -281,6 +281,7 @@ void Loader::checkReservationTtl() {
 
 void Loader::readServer(const Entry& e) {
   auto& s = cfg_.server;
+  std::optional<YAML::Mark> buffered;  // where max_buffered_body_bytes was set
   w_.readFields(e, {
                        {"listen",
                         [this, &s](const Entry& f) {
@@ -299,8 +300,23 @@ void Loader::readServer(const Entry& e) {
                        intField("idle_timeout_ms", s.idle_timeout_ms, 1, kDayMs),
                        intField("threads", s.threads, 0, 1024),
                        intField("max_connections", s.max_connections, 0, 10'000'000),
+                       {"max_buffered_body_bytes",
+                        [this, &s, &buffered](const Entry& f) {
+                          if (auto v = w_.integer(f, 0, int64_t{1} << 40)) {
+                            s.max_buffered_body_bytes = *v;
+                            buffered = f.mark();
+                          }
+                        }},
                        stringField("usage_log", s.usage_log),
                    });
+  // A body the size limit allows must fit under the cap, or it is never
+  // served: the default grows with max_body_bytes, a value set must cover it.
+  if (!buffered && s.max_buffered_body_bytes < s.max_body_bytes) s.max_buffered_body_bytes = s.max_body_bytes;
+  if (buffered && s.max_buffered_body_bytes != 0 && s.max_buffered_body_bytes < s.max_body_bytes) {
+    w_.error(*buffered, fmt::format("server.max_buffered_body_bytes ({}) must be at least server.max_body_bytes ({}), "
+                                    "or 0 for no cap",
+                                    s.max_buffered_body_bytes, s.max_body_bytes));
+  }
 }
 
 void Loader::readStorage(const Entry& e) {

@@ -46,6 +46,8 @@
 /// * budgets: on_short_budget clamp|reject; time_zone an IANA name known to
 ///   the tz database; reservation_ttl_s 1..86'400; run.ttl_s 1..604'800.
 /// * server: listen host:port (port 0..65535); max_body_bytes 1..1 GiB;
+///   max_buffered_body_bytes 0 (no cap) or max_body_bytes..1 TiB (when
+///   absent: 256 MiB, or max_body_bytes if that is larger);
 ///   header_timeout_ms 1..3'600'000; idle_timeout_ms 1..86'400'000;
 ///   threads 0..1'024. Environment variable names (`*_env`) must look like
 ///   one: letters, digits and '_', not starting with a digit.

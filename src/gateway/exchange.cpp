@@ -326,10 +326,7 @@ void Exchange::run() {
 }
 
 bool Exchange::authenticate() {
-  std::string_view auth = req_.header("authorization");
-  if (auth.size() >= 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ")) auth.remove_prefix(7);
-  else auth = {};
-  while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);
+  const std::string_view auth = presentedKey(req_.header("authorization"));
   if (auth.empty()) {
     reject(ErrorCode::kInvalidApiKey,
            "You didn't provide an API key. Provide your Sluice virtual key in the Authorization header (Bearer sk-sluice-...).",
@@ -1249,7 +1246,10 @@ void Worker::handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStrea
   }
   if (gateway.draining()) {
     // Shutting down: a retryable answer, so SDKs try again (another replica).
-    return stream->respond(503, {{"content-type", "application/json"}, {"retry-after", "1"}},
+    // Traced like any refusal: a request id and a usage record.
+    std::string id = recordRefusal(&request, 503, core::wireError(ErrorCode::kUpstreamUnavailable).code,
+                                   Outcome::kRejectedOverload);
+    return stream->respond(503, {{"content-type", "application/json"}, {"retry-after", "1"}, {"x-request-id", std::move(id)}},
                            proto::errorBody(ErrorCode::kUpstreamUnavailable, "The gateway is shutting down; retry shortly."));
   }
   gateway.stats().requests.fetch_add(1, std::memory_order_relaxed);

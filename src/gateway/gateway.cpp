@@ -80,6 +80,25 @@ Worker& Gateway::workerFor(net::Dispatcher& loop) {
   return *found;
 }
 
+class Gateway::HttpEntry final : public net::RequestHandler {
+ public:
+  explicit HttpEntry(Gateway& gw) : gw_(gw) {}
+  net::HeadAnswer onHead(const net::HttpRequest& head, net::Dispatcher& loop) override {
+    return gw_.workerFor(loop).checkHead(head);
+  }
+  void onRequest(net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream, net::Dispatcher& loop) override {
+    gw_.workerFor(loop).handle(std::move(request), std::move(stream));
+  }
+  void onServerAnswer(const net::ServerAnswer& answer, net::Dispatcher& loop, net::HeaderLines& fields) override {
+    gw_.workerFor(loop).traceServerAnswer(answer, fields);
+  }
+
+ private:
+  Gateway& gw_;
+};
+
+std::shared_ptr<net::RequestHandler> Gateway::httpHandler() { return std::make_shared<HttpEntry>(*this); }
+
 net::Handler Gateway::handler() {
   return [this](net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream, net::Dispatcher& loop) {
     workerFor(loop).handle(std::move(request), std::move(stream));

@@ -66,8 +66,13 @@ class Gateway {
   static core::Result<std::unique_ptr<Gateway>> create(GatewayDeps deps);
   ~Gateway();
 
-  /// The handler to give the HTTP server. Workers are created lazily, one per
-  /// loop, on that loop's thread.
+  /// What to give the HTTP server: requests go to the worker of their loop
+  /// (created lazily, on that loop's thread): their heads first, to refuse a
+  /// request without a valid key before its body is read
+  /// (Worker::checkHead), then whole requests; and so do the answers the
+  /// server writes itself, to be traced (Worker::traceServerAnswer).
+  [[nodiscard]] std::shared_ptr<net::RequestHandler> httpHandler();
+  /// Requests only (tests that drive the pipeline without a server).
   [[nodiscard]] net::Handler handler();
 
   /// Applies a new configuration (SIGHUP). Counters are kept. The running
@@ -104,6 +109,7 @@ class Gateway {
   [[nodiscard]] GatewayStats& stats() { return stats_; }
 
  private:
+  class HttpEntry;
   Gateway() = default;
   Worker& workerFor(net::Dispatcher& loop);
 

@@ -2,9 +2,29 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+
+#include "core/money.h"
 #include "mock/mock_client.h"
 
 namespace sluice::gateway {
+
+std::string_view presentedKey(std::string_view auth) {
+  if (auth.size() >= 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ")) auth.remove_prefix(7);
+  else return {};
+  while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);
+  return auth;
+}
+
+std::string_view endpointName(std::string_view target) {
+  std::string_view path = target.substr(0, target.find('?'));
+  if (path.starts_with("/v1/")) path.remove_prefix(3);
+  if (path == "/chat/completions") return "chat.completions";
+  if (path == "/completions") return "completions";
+  if (path == "/embeddings") return "embeddings";
+  if (path == "/models" || path.starts_with("/models/")) return "models";
+  return "unknown";
+}
 
 Worker::Worker(Gateway& gw, net::Dispatcher& l)
     : gateway(gw),
@@ -50,16 +70,86 @@ const store::KeyRecord* Worker::verifyKey(std::string_view presented) {
     // served from the cache.
     verified_.clear();
     cache_map_ = map.get();
+    last_record_ = nullptr;
   }
-  if (auto it = verified_.find(presented); it != verified_.end()) return it->second;
-  const store::KeyRecord* record = map->verify(presented);
-  if (record) {
+  if (last_record_ != nullptr && ConstantTimeEqual{}(presented, last_key_)) return last_record_;
+  const store::KeyRecord* record = nullptr;
+  if (auto it = verified_.find(presented); it != verified_.end()) {
+    record = it->second;
+  } else {
+    record = map->verify(presented);
+    if (!record) return nullptr;
     // Only keys that verified are cached, so a flood of wrong keys cannot
     // grow it; the bound covers a flood of valid ones.
     if (verified_.size() >= kMaxCachedKeys) verified_.clear();
     verified_.emplace(std::string(presented), record);
   }
+  last_key_.assign(presented);  // keys have one length: no allocation after the first
+  last_record_ = record;
   return record;
+}
+
+net::HeadAnswer Worker::checkHead(const net::HttpRequest& head) {
+  const std::string_view target = head.target;
+  // The probes (with or without a query) need no key.
+  for (const std::string_view probe : {std::string_view("/healthz"), std::string_view("/readyz")}) {
+    if (target.starts_with(probe) && (target.size() == probe.size() || target[probe.size()] == '?')) return {};
+  }
+  static constexpr core::WireError kWire = core::wireError(core::ErrorCode::kInvalidApiKey);
+  const std::string_view key = presentedKey(head.header("authorization"));
+  if (key.empty()) return {kWire.http_status, kNoKeyMessage, kWire.type, kWire.code};
+  // Never echo the presented key: it may be a real provider key sent by mistake.
+  if (verifyKey(key) == nullptr) return {kWire.http_status, kBadKeyMessage, kWire.type, kWire.code};
+  return {};
+}
+
+std::string Worker::recordRefusal(const net::HttpRequest* head, int status, std::string_view error_code,
+                                  store::Outcome outcome) {
+  store::UsageRecord rec;
+  rec.request_id = ids.next();
+  rec.started_unix_ms = rec.finished_unix_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(loop.clock().wallNow().time_since_epoch()).count();
+  const auto& snap = snapshot.get();
+  rec.config_version = snap->config_version;
+  rec.http_status = status;
+  rec.outcome = outcome;
+  rec.error_code = std::string(error_code);
+  if (head != nullptr) {
+    rec.endpoint = std::string(endpointName(head->target));
+    // Who sent it, when the head names a valid key (no agent otherwise; a
+    // 401 was about the key: it is not looked up twice).
+    const auto key = outcome == store::Outcome::kRejectedAuth ? std::string_view() : presentedKey(head->header("authorization"));
+    if (!key.empty()) {
+      if (const store::KeyRecord* k = verifyKey(key)) {
+        rec.key_id = k->id;
+        std::string_view agent = k->agent;
+        if (k->pipeline) {
+          const std::string_view named = head->header("x-sluice-agent");
+          if (!named.empty() && std::find(k->acts_for.begin(), k->acts_for.end(), named) != k->acts_for.end()) {
+            agent = named;
+          }
+        }
+        if (const AgentRuntime* a = snap->agent(agent)) {
+          rec.agent = std::string(agent);
+          rec.tier = a->tier;
+        }
+      }
+    }
+  }
+  std::string id = rec.request_id;
+  gateway.usage().submit(std::move(rec));
+  return id;
+}
+
+void Worker::traceServerAnswer(const net::ServerAnswer& answer, net::HeaderLines& fields) {
+  const store::Outcome outcome = answer.status == 401   ? store::Outcome::kRejectedAuth
+                                 : answer.status == 503 ? store::Outcome::kRejectedOverload
+                                                        : store::Outcome::kRejectedInvalid;
+  const std::string id =
+      recordRefusal(answer.head, answer.status, answer.code.empty() ? answer.type : answer.code, outcome);
+  fields.add("x-request-id", id);
+  fields.add("x-sluice-config-version", snapshot.get()->config_version);
+  fields.add("x-sluice-cost-usd", core::formatUsd(0));
 }
 
 void Worker::retire(std::unique_ptr<net::UpstreamClient> client) {

@@ -17,12 +17,43 @@
 
 namespace sluice::gateway {
 
+/// The virtual key in an Authorization value ("Bearer sk-sluice-..."), or
+/// empty when there is none. The one reading of the header: the head-time
+/// check and the exchange's authentication must agree.
+[[nodiscard]] std::string_view presentedKey(std::string_view authorization);
+
+/// The 401 messages for a missing and for an unknown or revoked key, the same
+/// whether the head check or the exchange refuses it.
+inline constexpr std::string_view kNoKeyMessage =
+    "You didn't provide an API key. Provide your Sluice virtual key in the Authorization header (Bearer sk-sluice-...).";
+inline constexpr std::string_view kBadKeyMessage = "Incorrect API key provided, or the key was revoked.";
+
+/// The usage record's endpoint name for a request target ("/v1/embeddings"
+/// -> "embeddings"; "unknown" for a path the gateway does not serve).
+[[nodiscard]] std::string_view endpointName(std::string_view target);
+
 class Worker {
  public:
   Worker(Gateway& gateway, net::Dispatcher& loop);
 
   /// Entry point for one request (see exchange.cpp).
   void handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream);
+
+  /// The head-time check (net::RequestHandler::onHead), before a byte of the
+  /// body is buffered: a request without a key, or with one that does not
+  /// verify, is answered 401 (invalid_api_key) from its head; /healthz and
+  /// /readyz need no key. The rest of authentication (pipeline agents,
+  /// revoked agents) stays with the exchange, which finds the key in the
+  /// verified-key cache. Allocation-free but for a key's first verification.
+  [[nodiscard]] net::HeadAnswer checkHead(const net::HttpRequest& head);
+
+  /// An answer the HTTP server wrote by itself (net::RequestHandler::
+  /// onServerAnswer: 400, 408, 413, 431, 503) becomes a traced request like
+  /// any other: a request id in `fields` (x-request-id, with
+  /// x-sluice-config-version) and a usage record (rejected_invalid, or
+  /// rejected_overload for a 503), with the key and agent when the head
+  /// named a valid key.
+  void traceServerAnswer(const net::ServerAnswer& answer, net::HeaderLines& fields);
 
   /// The client of `provider` on this loop, (re)created when its settings changed.
   net::UpstreamClient& client(std::string_view name, const ProviderRuntime& provider);
@@ -68,11 +99,19 @@ class Worker {
   /// removed, and destroys retired pools whose calls all ended. Called from
   /// handle(), a fresh stack frame, never from inside a client's callback.
   void reconcileClients(const std::shared_ptr<const Snapshot>& snap);
+  /// Hands the usage record of a request refused before any Exchange (by the
+  /// server, or while draining) to the sink; returns its request id.
+  std::string recordRefusal(const net::HttpRequest* head, int status, std::string_view error_code,
+                            store::Outcome outcome);
 
   static constexpr size_t kMaxCachedKeys = 4096;
   std::map<std::string, ClientEntry, std::less<>> clients_;
   const KeyMap* cache_map_ = nullptr;
   VerifiedKeyCache verified_;
+  // The last key that verified: a request's head check and its exchange look
+  // the same key up back to back, and a compare is cheaper than a hash.
+  std::string last_key_;
+  const store::KeyRecord* last_record_ = nullptr;
   // Replaced clients stay alive while calls started on them still run.
   std::vector<std::unique_ptr<net::UpstreamClient>> retired_;
   std::shared_ptr<const Snapshot> reconciled_;  // the snapshot clients_ was last checked against

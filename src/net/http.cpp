@@ -170,9 +170,41 @@ Headers HeaderLines::toHeaders() const {
   return out;
 }
 
+namespace {
+
+// Eight bytes with 'A'-'Z' made lowercase, every other byte (0x80-0xFF
+// included) unchanged: SWAR, no byte carries into the next.
+inline uint64_t lowerAscii8(const char* p) {
+  constexpr uint64_t k7f = 0x7F7F7F7F7F7F7F7FULL;
+  constexpr uint64_t k80 = 0x8080808080808080ULL;
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  const uint64_t low7 = x & k7f;
+  const uint64_t at_least_a = low7 + 0x3F3F3F3F3F3F3F3FULL;  // bit 7 set where low7 >= 'A'
+  const uint64_t above_z = low7 + 0x2525252525252525ULL;     // bit 7 set where low7 > 'Z'
+  const uint64_t upper = at_least_a & ~above_z & ~x & k80;   // ASCII 'A'..'Z'
+  return x | (upper >> 2);                                   // + 0x20 there
+}
+
+// iequalsAscii for two strings of the same length, eight bytes at a time
+// (the last word overlaps the one before when n is not a multiple of 8).
+inline bool equalsIgnoringCase(const char* p, const char* q, size_t n) {
+  if (n < 8) return iequalsAscii(std::string_view(p, n), std::string_view(q, n));
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    if (lowerAscii8(p + i) != lowerAscii8(q + i)) return false;
+  }
+  return n % 8 == 0 || lowerAscii8(p + n - 8) == lowerAscii8(q + n - 8);
+}
+
+}  // namespace
+
 std::string_view findHeader(const Headers& headers, std::string_view name) {
+  // Runs several times per request (the gateway looks up authorization,
+  // x-sluice-agent, ...): the length rules out most fields, and a candidate
+  // is compared a word at a time.
   for (const auto& h : headers) {
-    if (iequalsAscii(h.name, name)) return h.value;
+    const std::string_view n = h.name.view();
+    if (n.size() == name.size() && equalsIgnoringCase(n.data(), name.data(), n.size())) return h.value;
   }
   return {};
 }

@@ -213,6 +213,59 @@ class ServerStream {
 
 using Handler = std::function<void(HttpRequest&& request, std::shared_ptr<ServerStream> stream, Dispatcher& loop)>;
 
+/// An answer decided from a request's head alone (RequestHandler::onHead).
+/// The server sends it as an OpenAI-shaped error (`{"error":{...}}`) and
+/// closes the connection without buffering the body. The views must outlive
+/// the call (string literals).
+struct HeadAnswer {
+  int status = 0;  ///< 0: no answer; the body is read and onRequest() called
+  std::string_view message;
+  std::string_view type;  ///< error.type
+  std::string_view code;  ///< error.code; empty = null
+};
+
+/// An answer the server wrote by itself (RequestHandler::onServerAnswer).
+struct ServerAnswer {
+  int status = 0;
+  std::string_view message;
+  std::string_view type;  ///< error.type
+  std::string_view code;  ///< error.code; empty = null
+  /// The request so far once its request line was parsed (method, target,
+  /// the fields parsed before the answer; never a body), else nullptr: a
+  /// connection refused over max_connections, or a head too large, cut
+  /// short or unparseable.
+  const HttpRequest* head = nullptr;
+};
+
+/// What a server asks of the code it serves. All three run on the loop of
+/// the request's connection.
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+
+  /// The header block of a request is complete; its body (if any) is not
+  /// read yet. A non-zero status answers the request now, before a byte of
+  /// the body is buffered: `Expect: 100-continue` gets that answer instead
+  /// of the 100. It runs for every request: keep it cheap, allocation-free.
+  [[nodiscard]] virtual HeadAnswer onHead(const HttpRequest& head, Dispatcher& loop) {
+    (void)head;
+    (void)loop;
+    return {};
+  }
+
+  /// A whole request (head and body) to answer on `stream`.
+  virtual void onRequest(HttpRequest&& request, std::shared_ptr<ServerStream> stream, Dispatcher& loop) = 0;
+
+  /// The server is about to send an answer it wrote itself (see HttpServer):
+  /// the handler may trace it (a request id, a log line) and add fields to it
+  /// in `fields` (e.g. x-request-id). Answers from onHead() come here too.
+  virtual void onServerAnswer(const ServerAnswer& answer, Dispatcher& loop, HeaderLines& fields) {
+    (void)answer;
+    (void)loop;
+    (void)fields;
+  }
+};
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;  // 0 = pick a free port
@@ -225,12 +278,24 @@ struct ServerOptions {
   /// Open client connections, all loops together; a connection accepted over
   /// it gets a 503 (OpenAI-shaped, retry-after: 1) and is closed. 0 = no cap.
   size_t max_connections = 10'000;
+  /// Request body bytes held, all connections together: a declared
+  /// Content-Length counts in full from the head, a chunked body as it
+  /// arrives, until the request's exchange ends. A request that would take
+  /// the total above it gets a 503 (server_overloaded, retry-after: 1), from
+  /// its head when its length is declared, and is closed. Keep it at least
+  /// max_body_bytes. 0 = no cap.
+  size_t max_buffered_body_bytes = 256 * 1024 * 1024;
 };
 
 /// What a server answers by itself, before any handler: 413 for a body over
-/// the limit, 431 for oversized headers, 400 for unparseable HTTP, 408 on a
-/// read timeout, 503 to a connection over max_connections. Bodies are OpenAI-shaped errors. A handler that drops its
-/// stream without answering gets a 500 sent for it (a started stream is cut).
+/// the limit, 431 for oversized headers, 400 for unparseable HTTP (also an
+/// HTTP/1.1 request without exactly one Host, and an HTTP/1.0 one with
+/// Transfer-Encoding: RFC 9112 3.2, 6.1), 408 on a read timeout, 503 to a
+/// connection over max_connections and to a request over
+/// max_buffered_body_bytes, and what RequestHandler::onHead() asks for. Bodies are OpenAI-shaped errors; each such answer closes the
+/// connection and is reported to RequestHandler::onServerAnswer() first. A
+/// handler that drops its stream without answering gets a 500 sent for it (a
+/// started stream is cut).
 class HttpServer {
  public:
   virtual ~HttpServer() = default;
@@ -244,8 +309,20 @@ class HttpServer {
   virtual void wait() = 0;
   /// The loops, e.g. to create one UpstreamClient per loop at startup.
   [[nodiscard]] virtual std::vector<Dispatcher*> loops() = 0;
+
+  /// Request body bytes held (as ServerOptions::max_buffered_body_bytes
+  /// counts them): now, and the most at any moment since the last call (the
+  /// call starts a new period). Thread-safe.
+  struct BufferedBodies {
+    size_t now = 0;
+    size_t peak = 0;
+  };
+  [[nodiscard]] virtual BufferedBodies takeBufferedBodies() = 0;
 };
 
+[[nodiscard]] std::unique_ptr<HttpServer> makeHttpServer(ServerOptions options, std::shared_ptr<RequestHandler> handler,
+                                                         const core::Clock& clock);
+/// The same with a plain request handler (no head check, answers untraced).
 [[nodiscard]] std::unique_ptr<HttpServer> makeHttpServer(ServerOptions options, Handler handler, const core::Clock& clock);
 
 // ---------------------------------------------------------------- upstream

@@ -459,6 +459,7 @@ std::string_view parseErrorName(ParseError e) {
     case ParseError::kBadField: return "bad_field";
     case ParseError::kBadFraming: return "bad_framing";
     case ParseError::kBadChunk: return "bad_chunk";
+    case ParseError::kBadHost: return "bad_host";
     case ParseError::kPartialMessage: return "partial_message";
     case ParseError::kAborted: return "aborted";
   }
@@ -501,6 +502,7 @@ void Http1Parser::clearHeaderState() {
   conn_close_ = false;
   conn_keep_alive_ = false;
   expect_continue_ = false;
+  host_fields_ = 0;
 }
 
 void Http1Parser::reset(bool head_response) {
@@ -512,6 +514,7 @@ void Http1Parser::reset(bool head_response) {
   error_ = ParseError::kNone;
   head_response_ = head_response && !is_request_;
   header_done_ = false;
+  skipped_empty_line_ = false;
 }
 
 bool Http1Parser::keepAlive() const {
@@ -571,7 +574,21 @@ size_t Http1Parser::put(const char* data, size_t n, Http1Callbacks& cb, ParseErr
   for (;;) {
     switch (state_) {
       case State::kHeader: {
-        const size_t used = putHeader(data, n, cb, err);
+        // RFC 9112 2.2: one empty line (CRLF) before a request line is
+        // ignored (a client may end a body with a stray CRLF). Only one, and
+        // not counted against the header limit.
+        size_t skip = 0;
+        if (is_request_ && !skipped_empty_line_ && n > 0 && data[0] == '\r') {
+          if (n == 1) {
+            err = ParseError::kNeedMore;
+            return 0;
+          }
+          if (data[1] == '\n') {
+            skipped_empty_line_ = true;
+            skip = 2;
+          }
+        }
+        const size_t used = skip + putHeader(data + skip, n - skip, cb, err);
         if (state_ == State::kHeader || state_ == State::kError) return used;
         p = data + used;
         break;
@@ -795,7 +812,9 @@ ParseError Http1Parser::scanHeader(const char* p, const char* he, const char* li
   FieldRef batch[kFieldBatch];  // left uninitialized: only [0, batched) is read
   uint32_t batched = 0;
   auto addField = [&](std::string_view name, std::string_view value) -> ParseError {
-    if (mayMatterForFraming(name)) {
+    if (name.size() == 4) {  // every request has a Host: counted here, without a call
+      if (lowerEquals(name, "host") && host_fields_ < 2) ++host_fields_;
+    } else if (mayMatterForFraming(name)) {
       if (const ParseError e = parseField(name, value); e != ParseError::kNone) return e;
     }
     if (batched == kFieldBatch) {
@@ -975,21 +994,24 @@ ParseError Http1Parser::parseField(std::string_view name, std::string_view value
 ParseError Http1Parser::finishHeader() {
   if (has_transfer_encoding_ && !te_coding_) return ParseError::kBadFraming;
   if (is_request_) {
+    // RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty
+    // framing, even with a Content-Length.
+    if (has_transfer_encoding_ && version_ < 11) return ParseError::kBadFraming;
     if (has_transfer_encoding_) {
       // chunked is guaranteed by parseField. TE + CL in a request is the
       // classic smuggling vector: refuse it (RFC 9112 6.1 allows that).
       if (has_content_length_) return ParseError::kBadFraming;
       body_left_ = body_limit_;
       state_ = State::kChunkSize;
-      return ParseError::kNone;
-    }
-    if (has_content_length_) {
+    } else if (has_content_length_) {
       if (content_length_ > body_limit_) return ParseError::kBodyLimit;
       remaining_ = content_length_;
       state_ = content_length_ > 0 ? State::kBodyLength : State::kDone;
-      return ParseError::kNone;
+    } else {
+      state_ = State::kDone;
     }
-    state_ = State::kDone;
+    // RFC 9112 3.2: exactly one Host (HTTP/1.0 clients may send none).
+    if (host_fields_ > 1 || (host_fields_ == 0 && version_ >= 11)) return ParseError::kBadHost;
     return ParseError::kNone;
   }
 

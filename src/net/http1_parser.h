@@ -32,6 +32,7 @@ enum class ParseError : uint8_t {
   kBadField,      ///< field name/value syntax, bare CR/LF, obs-fold
   kBadFraming,    ///< Content-Length / Transfer-Encoding invalid or conflicting
   kBadChunk,      ///< chunk size line, chunk extension, chunk CRLF, trailer
+  kBadHost,       ///< a request with two Host fields, or an HTTP/1.1 one with none (RFC 9112 3.2)
   kPartialMessage,///< putEof() before the message was complete
   kAborted,       ///< a callback returned false
 };
@@ -76,7 +77,8 @@ class Http1Callbacks {
 /// start of the next put(), followed by any newly received bytes.
 ///
 /// - The header block is parsed only once it is complete (its empty line is
-///   in the buffer); until then put() consumes nothing and reports kNeedMore,
+///   in the buffer); until then put() consumes nothing (but one empty line
+///   before a request line, which it drops: RFC 9112 2.2) and reports kNeedMore,
 ///   or kHeaderLimit as soon as the buffered bytes reach headerLimit()
 ///   without the block being complete (start line + fields + final CRLF
 ///   count). So a syntax error too shows once the block is complete, and the
@@ -89,6 +91,10 @@ class Http1Callbacks {
 /// - Once done(), put() consumes nothing more (pipelined bytes stay with the
 ///   caller); reset() prepares the next message.
 /// - After an error, every later put()/putEof() returns the same error.
+/// - Requests: exactly one Host field, or none in HTTP/1.0 (else kBadHost,
+///   RFC 9112 3.2); an HTTP/1.0 request with Transfer-Encoding is
+///   kBadFraming (RFC 9112 6.1: its framing cannot be trusted). A server
+///   answers both 400 and closes.
 ///
 /// Never allocates, never recurses, never reads past the given bytes.
 /// Not thread-safe (one connection, one thread).
@@ -190,6 +196,8 @@ class Http1Parser {
   bool conn_close_ = false;
   bool conn_keep_alive_ = false;
   bool expect_continue_ = false;
+  bool skipped_empty_line_ = false;  // the one CRLF allowed before a request line was dropped
+  uint8_t host_fields_ = 0;          // Host fields seen (counted up to 2)
 };
 
 }  // namespace sluice::net::detail

@@ -108,11 +108,14 @@ void appendNumber(std::string& out, uint64_t v, int base = 10) {
 // Parses a request straight into a reused HttpRequest.
 constexpr size_t kHeadersReserve = 16;
 
+class Connection;
+
 // Fills an HttpRequest from the parser's callbacks (views into the read
 // buffer, copied out here: the request outlives the buffer's contents).
 class RequestParser final : public detail::Http1Callbacks {
  public:
-  RequestParser(HttpRequest& req, const detail::Http1Parser& parser) : req_(req), parser_(parser) {}
+  RequestParser(Connection& conn, HttpRequest& req, const detail::Http1Parser& parser)
+      : conn_(conn), req_(req), parser_(parser) {}
 
  private:
   void onRequestLine(std::string_view method, std::string_view target, int /*version*/) override {
@@ -123,21 +126,15 @@ class RequestParser final : public detail::Http1Callbacks {
   void onField(std::string_view name, std::string_view value) override {
     req_.headers.push_back(Header{HeaderName(name), std::string(value)});
   }
-  bool onHeaderDone() override {
-    if (auto length = parser_.contentLength()) req_.body.reserve(std::min<uint64_t>(*length, kMaxBodyReserve));
-    return true;
-  }
-  bool onBody(std::string_view data) override {
-    req_.body.append(data);
-    return true;
-  }
+  bool onHeaderDone() override;  // after Connection
+  bool onBody(std::string_view data) override;
 
+  Connection& conn_;
   HttpRequest& req_;
   const detail::Http1Parser& parser_;
 };
 
 class LoopServer;
-class Connection;
 
 // The ServerStream of one exchange. It points at its connection only while
 // the exchange runs; the connection clears the pointer when the exchange ends
@@ -236,6 +233,17 @@ class Connection final : public detail::LoopRefCounted {
   void resetRequest();
   void failRequest(int status, std::string_view message, std::string_view code, bool linger,
                    std::string_view type = "invalid_request_error", const Headers& extra = {});
+
+ public:
+  /// The parser's onHeaderDone(): asks the handler about the head, and
+  /// counts a declared body against max_buffered_body_bytes. False stops the
+  /// parser (early_ or body_refused_ then says why).
+  bool headComplete();
+  /// Counts `n` more body bytes of this request; false (body_refused_) when
+  /// that would pass max_buffered_body_bytes.
+  bool chargeBody(size_t n);
+
+ private:
   void finishExchange(bool close_after);
   void appendHead(int status, const Headers& headers, const HeaderLines* lines, bool close, bool chunked,
                   const uint64_t* content_length);
@@ -245,6 +253,7 @@ class Connection final : public detail::LoopRefCounted {
   void queue(std::string&& s);
   void flush();
   void consume(size_t n);
+  void releaseBodyCharge();
   void waitWritable();
   void onDrained();
   void finishClose();
@@ -269,8 +278,11 @@ class Connection final : public detail::LoopRefCounted {
   size_t linger_bytes_ = 0;
   HttpRequest req_;
   detail::Http1Parser parser_{/*is_request=*/true};
-  RequestParser sink_{req_, parser_};
+  RequestParser sink_{*this, req_, parser_};
   bool continue_sent_ = false;
+  HeadAnswer early_;  // what onHead() answered (status 0: nothing)
+  size_t body_charge_ = 0;     // this request's body bytes counted in the server's total
+  bool body_refused_ = false;  // the body would pass max_buffered_body_bytes
 
   // Exchange.
   Exchange* exchange_ = nullptr;
@@ -311,8 +323,10 @@ class LoopServer final : public detail::Tickable {
 
   Loop& loop() { return loop_; }
   [[nodiscard]] const ServerOptions& options() const;
-  [[nodiscard]] const Handler& handler() const;
+  [[nodiscard]] RequestHandler& handler() const;
   [[nodiscard]] bool draining() const { return draining_; }
+  [[nodiscard]] bool chargeBody(size_t n);
+  void releaseBody(size_t n);
 
  private:
   void accept();
@@ -328,7 +342,7 @@ class LoopServer final : public detail::Tickable {
 
 class ServerImpl final : public HttpServer {
  public:
-  ServerImpl(ServerOptions options, Handler handler, const core::Clock& clock)
+  ServerImpl(ServerOptions options, std::shared_ptr<RequestHandler> handler, const core::Clock& clock)
       : options_(std::move(options)), handler_(std::move(handler)), clock_(clock) {}
   ~ServerImpl() override {
     if (started_) stop(core::Nanos{0});
@@ -348,9 +362,30 @@ class ServerImpl final : public HttpServer {
   }
 
   const ServerOptions& options() const { return options_; }
-  const Handler& handler() const { return handler_; }
+  RequestHandler& handler() const { return *handler_; }
   void connectionOpened() { connections_.fetch_add(1, std::memory_order_relaxed); }
   [[nodiscard]] size_t openConnections() const { return connections_.load(std::memory_order_relaxed); }
+  /// Counts `n` more body bytes held; false (nothing counted) when that
+  /// would take the total above max_buffered_body_bytes.
+  [[nodiscard]] bool chargeBody(size_t n) {
+    const size_t total = buffered_body_.fetch_add(n, std::memory_order_relaxed) + n;
+    const size_t cap = options_.max_buffered_body_bytes;
+    if (cap != 0 && total > cap) {
+      buffered_body_.fetch_sub(n, std::memory_order_relaxed);
+      return false;
+    }
+    // The period's high-water mark: a plain load unless this is a new one.
+    size_t peak = buffered_peak_.load(std::memory_order_relaxed);
+    while (total > peak && !buffered_peak_.compare_exchange_weak(peak, total, std::memory_order_relaxed)) {
+    }
+    return true;
+  }
+  BufferedBodies takeBufferedBodies() override {
+    const size_t now = buffered_body_.load(std::memory_order_relaxed);
+    const size_t peak = buffered_peak_.exchange(now, std::memory_order_relaxed);
+    return {now, std::max(now, peak)};
+  }
+  void releaseBody(size_t n) { buffered_body_.fetch_sub(n, std::memory_order_relaxed); }
   void connectionClosed() {
     if (connections_.fetch_sub(1, std::memory_order_acq_rel) == 1 && draining_.load()) {
       std::lock_guard lk(mu_);
@@ -360,13 +395,15 @@ class ServerImpl final : public HttpServer {
 
  private:
   ServerOptions options_;
-  Handler handler_;
+  std::shared_ptr<RequestHandler> handler_;
   const core::Clock& clock_;
   std::vector<std::unique_ptr<LoopServer>> loops_;
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;
   bool started_ = false;
   std::atomic<size_t> connections_{0};
+  std::atomic<size_t> buffered_body_{0};  // see ServerOptions::max_buffered_body_bytes
+  std::atomic<size_t> buffered_peak_{0};  // its most since takeBufferedBodies()
   std::atomic<bool> draining_{false};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -375,7 +412,9 @@ class ServerImpl final : public HttpServer {
 };
 
 const ServerOptions& LoopServer::options() const { return server_.options(); }
-const Handler& LoopServer::handler() const { return server_.handler(); }
+RequestHandler& LoopServer::handler() const { return server_.handler(); }
+bool LoopServer::chargeBody(size_t n) { return server_.chargeBody(n); }
+void LoopServer::releaseBody(size_t n) { server_.releaseBody(n); }
 
 // ------------------------------------------------------------------ Exchange
 
@@ -465,6 +504,9 @@ void Connection::resetRequest() {
   parser_.bodyLimit(o.max_body_bytes);
   continue_sent_ = false;
   header_armed_ = false;
+  early_ = {};
+  releaseBodyCharge();
+  body_refused_ = false;
 }
 
 void Connection::armRead() {
@@ -567,8 +609,21 @@ void Connection::process() {
       failRequest(413, "request body is too large", "request_too_large", true);
       break;
     }
+    if (err == detail::ParseError::kAborted && early_.status != 0) {
+      // Answered from the head: the body is not read (lingering drops it).
+      failRequest(early_.status, early_.message, early_.code, true, early_.type);
+      break;
+    }
+    if (err == detail::ParseError::kAborted && body_refused_) {
+      failRequest(503, "The gateway is holding too many request bodies; retry shortly.", "server_overloaded", true,
+                  "server_error", {{"retry-after", "1"}});
+      break;
+    }
     if (err != detail::ParseError::kNone && err != detail::ParseError::kNeedMore) {
-      failRequest(400, "malformed HTTP request", "invalid_http", true);
+      failRequest(400,
+                  err == detail::ParseError::kBadHost ? "an HTTP/1.1 request needs exactly one Host header"
+                                                      : "malformed HTTP request",
+                  "invalid_http", true);
       break;
     }
     if (parser_.done()) {
@@ -584,6 +639,47 @@ void Connection::process() {
   in_process_ = false;
 }
 
+bool Connection::headComplete() {
+  try {
+    early_ = owner_.handler().onHead(req_, owner_.loop());
+  } catch (const std::exception& e) {
+    spdlog::error("http handler threw in onHead: {}", e.what());
+    early_ = {};
+  }
+  if (early_.status != 0) return false;
+  if (auto length = parser_.contentLength(); length && *length > 0) {
+    // The whole declared body counts from now: a request that does not fit
+    // is refused before its first byte is read.
+    if (!chargeBody(*length)) return false;
+    req_.body.reserve(std::min<uint64_t>(*length, kMaxBodyReserve));
+  }
+  return true;
+}
+
+bool Connection::chargeBody(size_t n) {
+  if (!owner_.chargeBody(n)) {
+    body_refused_ = true;
+    return false;
+  }
+  body_charge_ += n;
+  return true;
+}
+
+void Connection::releaseBodyCharge() {
+  if (body_charge_ == 0) return;
+  owner_.releaseBody(body_charge_);
+  body_charge_ = 0;
+}
+
+bool RequestParser::onHeaderDone() { return conn_.headComplete(); }
+
+bool RequestParser::onBody(std::string_view data) {
+  // A chunked body counts as it arrives (a declared one counted at the head).
+  if (parser_.chunked() && !conn_.chargeBody(data.size())) return false;
+  req_.body.append(data);
+  return true;
+}
+
 void Connection::dispatch() {
   state_ = ConnState::kHandling;
   http10_ = parser_.version() < 11;
@@ -592,7 +688,7 @@ void Connection::dispatch() {
   exchange_ = ex.get();
   Ref<Connection> guard(this);
   try {
-    owner_.handler()(std::move(req_), std::move(ex), owner_.loop());
+    owner_.handler().onRequest(std::move(req_), std::move(ex), owner_.loop());
   } catch (const std::exception& e) {
     spdlog::error("http handler threw: {}", e.what());
     if (exchange_ != nullptr) {
@@ -610,14 +706,22 @@ void Connection::dispatch() {
 
 void Connection::failRequest(int status, std::string_view message, std::string_view code, bool linger,
                              std::string_view type, const Headers& extra) {
+  releaseBodyCharge();
   state_ = ConnState::kClosing;
   linger_after_ = linger;
+  HeaderLines fields;
+  try {
+    const ServerAnswer answer{status, message, type, code, req_.method.empty() ? nullptr : &req_};
+    owner_.handler().onServerAnswer(answer, owner_.loop(), fields);
+  } catch (const std::exception& e) {
+    spdlog::error("http handler threw in onServerAnswer: {}", e.what());
+  }
   head_.clear();
   const std::string body = detail::errorBody(message, type, code);
   const uint64_t len = body.size();
   Headers headers{{"content-type", "application/json"}};
   headers.insert(headers.end(), extra.begin(), extra.end());
-  appendHead(status, headers, nullptr, /*close=*/true, /*chunked=*/false, &len);
+  appendHead(status, headers, &fields, /*close=*/true, /*chunked=*/false, &len);
   head_ += body;
   send(head_, std::string(), {});
   if (state_ != ConnState::kClosed && out_bytes_ == 0 && !write_waiting_) finishClose();
@@ -750,6 +854,7 @@ void Connection::exchangeAbandoned(bool started) {
 }
 
 void Connection::finishExchange(bool close_after) {
+  releaseBodyCharge();  // the exchange is over: its body no longer counts
   if (exchange_ != nullptr) {
     exchange_->detach();
     exchange_ = nullptr;
@@ -928,6 +1033,7 @@ void Connection::breakConnection() {
 void Connection::closeNow() {
   if (state_ == ConnState::kClosed) return;
   state_ = ConnState::kClosed;
+  releaseBodyCharge();
   error_code ec;
   sock_.close(ec);  // pending operations complete with operation_aborted
   out_.clear();
@@ -1137,8 +1243,23 @@ void ServerImpl::stop(core::Nanos deadline) {
 
 }  // namespace
 
-std::unique_ptr<HttpServer> makeHttpServer(ServerOptions options, Handler handler, const core::Clock& clock) {
+std::unique_ptr<HttpServer> makeHttpServer(ServerOptions options, std::shared_ptr<RequestHandler> handler,
+                                           const core::Clock& clock) {
   return std::make_unique<ServerImpl>(std::move(options), std::move(handler), clock);
+}
+
+std::unique_ptr<HttpServer> makeHttpServer(ServerOptions options, Handler handler, const core::Clock& clock) {
+  class FunctionHandler final : public RequestHandler {
+   public:
+    explicit FunctionHandler(Handler fn) : fn_(std::move(fn)) {}
+    void onRequest(HttpRequest&& request, std::shared_ptr<ServerStream> stream, Dispatcher& loop) override {
+      fn_(std::move(request), std::move(stream), loop);
+    }
+
+   private:
+    Handler fn_;
+  };
+  return makeHttpServer(std::move(options), std::make_shared<FunctionHandler>(std::move(handler)), clock);
 }
 
 }  // namespace sluice::net

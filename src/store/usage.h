@@ -19,6 +19,8 @@
 
 namespace sluice::store {
 
+/// kRejectedOverload: refused for the gateway's own state, not the request's
+/// (over max_connections or max_buffered_body_bytes, shutting down).
 enum class Outcome : uint8_t {
   kOk,
   kRejectedBudget,

@@ -79,6 +79,7 @@ TEST(LoaderTest, DefaultsComeFromTheDataModel) {
   const Config defaults;
   EXPECT_EQ(c.server.listen, defaults.server.listen);
   EXPECT_EQ(c.server.max_body_bytes, defaults.server.max_body_bytes);
+  EXPECT_EQ(c.server.max_buffered_body_bytes, defaults.server.max_buffered_body_bytes);
   EXPECT_EQ(c.resilience.retries.max, defaults.resilience.retries.max);
   EXPECT_EQ(c.resilience.breaker.open_ms, defaults.resilience.breaker.open_ms);
   EXPECT_EQ(c.budgets.time_zone, "UTC");
@@ -92,7 +93,8 @@ TEST(LoaderTest, DefaultsComeFromTheDataModel) {
 TEST(LoaderTest, EveryFieldIsRead) {
   const auto r = loadText(
       "server: {listen: \"0.0.0.0:8080\", max_body_bytes: 1024, admin_key_env: ADMIN, header_timeout_ms: 5,\n"
-      "         idle_timeout_ms: 6, threads: 3, max_connections: 13, usage_log: u.jsonl}\n"
+      "         idle_timeout_ms: 6, threads: 3, max_connections: 13, max_buffered_body_bytes: 4096,\n"
+      "         usage_log: u.jsonl}\n"
       "storage: {state: \"redis://localhost:6379\", ledger: \"postgresql://db/sluice\"}\n"
       "providers:\n"
       "  p: {kind: openai, base_url: \"http://localhost:9000/v1/\", api_key_env: K, timeout_ms: 7,\n"
@@ -124,6 +126,7 @@ TEST(LoaderTest, EveryFieldIsRead) {
   EXPECT_EQ(c.server.idle_timeout_ms, 6);
   EXPECT_EQ(c.server.threads, 3);
   EXPECT_EQ(c.server.max_connections, 13);
+  EXPECT_EQ(c.server.max_buffered_body_bytes, 4096);
   EXPECT_EQ(c.server.usage_log, "u.jsonl");
   EXPECT_EQ(c.storage.state, "redis://localhost:6379");
   EXPECT_EQ(c.storage.ledger, "postgresql://db/sluice");

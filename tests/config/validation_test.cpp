@@ -221,6 +221,32 @@ TEST(ValidationTest, DuplicateKeysAndNamesAreErrors) {
   EXPECT_EQ(testing::errorCount(r), 2u) << testing::dump(r);
 }
 
+// The cap on buffered request bodies must leave room for one body of the
+// largest size allowed (else such a body could never be served), or be 0.
+TEST(ValidationTest, BufferedBodyCapCoversTheLargestBody) {
+  const std::string text = "providers: {demo: {kind: mock}}\nserver: {max_body_bytes: 2048, max_buffered_body_bytes: 1024}\n";
+  const auto r = loadText(text);
+  EXPECT_TRUE(hasError(r, text, "1024}",
+                       "server.max_buffered_body_bytes (1024) must be at least server.max_body_bytes (2048), or 0 for "
+                       "no cap"));
+  EXPECT_EQ(testing::errorCount(r), 1u) << testing::dump(r);
+  const std::string negative = "providers: {demo: {kind: mock}}\nserver: {max_buffered_body_bytes: -1}\n";
+  EXPECT_TRUE(hasError(loadText(negative), negative, "-1}", "server.max_buffered_body_bytes must not be negative, got -1"));
+  auto ok = loadText("providers: {demo: {kind: mock}}\nserver: {max_body_bytes: 2048, max_buffered_body_bytes: 2048}\n");
+  ASSERT_TRUE(ok.has_value()) << testing::dump(ok);
+  EXPECT_EQ(ok->server.max_buffered_body_bytes, 2048);
+  ok = loadText("providers: {demo: {kind: mock}}\nserver: {max_buffered_body_bytes: 0}\n");
+  ASSERT_TRUE(ok.has_value()) << testing::dump(ok);
+  EXPECT_EQ(ok->server.max_buffered_body_bytes, 0);
+  // Not set: 256 MiB, raised to max_body_bytes when that is larger.
+  ok = loadText("providers: {demo: {kind: mock}}\n");
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->server.max_buffered_body_bytes, 256 * 1024 * 1024);
+  ok = loadText("providers: {demo: {kind: mock}}\nserver: {max_body_bytes: 1073741824}\n");
+  ASSERT_TRUE(ok.has_value()) << testing::dump(ok);
+  EXPECT_EQ(ok->server.max_buffered_body_bytes, 1073741824);
+}
+
 TEST(ValidationTest, ActiveProfileRules) {
   // One profile: it is active even when not named.
   auto r = loadText("providers: {demo: {kind: mock}}\nprofiles: {only: {}}\n");

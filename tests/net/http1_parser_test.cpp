@@ -356,7 +356,7 @@ TEST(Http1ParserRequest, HeaderCompleteButBodyPending) {
   Result r;
   Recorder rec(r);
   Http1Parser p(true);
-  const std::string head = "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n";
+  const std::string head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n";
   ParseError err;
   EXPECT_EQ(p.put(head.data(), head.size(), rec, err), head.size());
   EXPECT_EQ(err, ParseError::kNeedMore);
@@ -391,7 +391,8 @@ TEST(Http1ParserRequest, NothingConsumedUntilHeaderComplete) {
 TEST(Http1ParserRequest, StartLineErrors) {
   const std::vector<std::pair<std::string, ParseError>> bad = {
       {" GET / HTTP/1.1\r\n\r\n", ParseError::kBadStartLine},
-      {"\r\nGET / HTTP/1.1\r\n\r\n", ParseError::kBadStartLine},
+      {"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", ParseError::kBadStartLine},  // one empty line only
+      {"\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", ParseError::kBadStartLine},
       {"GE(T / HTTP/1.1\r\n\r\n", ParseError::kBadStartLine},
       {"GET  / HTTP/1.1\r\n\r\n", ParseError::kBadStartLine},
       {"GET / HTTP/1.1 \r\n\r\n", ParseError::kBadStartLine},
@@ -417,23 +418,91 @@ TEST(Http1ParserRequest, StartLineErrors) {
   }
 }
 
+// RFC 9112 2.2: a server ignores at least one empty line before a request
+// line (a client may send a stray CRLF after a body). One is dropped, not
+// counted against the header limit; a second one is an error. Responses get
+// no such leniency.
+TEST(Http1ParserRequest, OneEmptyLineBeforeTheRequestLineIsIgnored) {
+  Result r = parseEveryWay("\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n", req());
+  ASSERT_TRUE(r.accepted) << describe(r);
+  EXPECT_EQ(r.method, "GET");
+  EXPECT_EQ(r.target, "/a");
+  EXPECT_EQ(r.consumed, 30u);
+  r = parseEveryWay("\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi", req());
+  ASSERT_TRUE(r.accepted) << describe(r);
+  EXPECT_EQ(r.body, "hi");
+  Opts tight = req();
+  tight.header_limit = 28;  // the request's own header block, without the empty line
+  EXPECT_TRUE(parseEveryWay("\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n", tight).accepted);
+  EXPECT_EQ(parseEveryWay("\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n", req()).error, ParseError::kBadStartLine);
+  EXPECT_EQ(parseEveryWay("\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", resp()).error,
+            ParseError::kBadVersion);
+
+  // After a message on the same connection, as a pipelining client sends it.
+  Http1Parser p(true);
+  Result one;
+  Recorder rec1(one);
+  const std::string wire = "POST /1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n";
+  ParseError err;
+  const size_t used = p.put(wire.data(), wire.size(), rec1, err);
+  ASSERT_EQ(err, ParseError::kNone);
+  EXPECT_EQ(one.body, "hi");
+  p.reset();
+  Result two;
+  Recorder rec2(two);
+  EXPECT_EQ(p.put(wire.data() + used, wire.size() - used, rec2, err), wire.size() - used);
+  EXPECT_EQ(err, ParseError::kNone);
+  EXPECT_EQ(two.target, "/2");
+  // reset() allows one again.
+  p.reset();
+  const std::string again = "\r\nGET /3 HTTP/1.1\r\nHost: x\r\n\r\n";
+  EXPECT_EQ(p.put(again.data(), again.size(), rec2, err), again.size());
+  EXPECT_EQ(err, ParseError::kNone);
+}
+
+// RFC 9112 3.2: an HTTP/1.1 request carries exactly one Host; HTTP/1.0 may
+// omit it but never repeat it. Refused once the header block is complete.
+TEST(Http1ParserRequest, HostIsRequiredOnce) {
+  const std::vector<std::string> bad = {
+      "GET / HTTP/1.1\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+      "GET / HTTP/1.1\r\nhost: a\r\nX: y\r\nHOST: b\r\n\r\n",
+      "GET / HTTP/1.1\r\nHosts: a\r\nX-Host: b\r\nHost-: c\r\n\r\n",
+      "POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi",
+      "GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+  };
+  for (const auto& msg : bad) {
+    const Result r = parseEveryWay(msg, req());
+    EXPECT_EQ(r.error, ParseError::kBadHost) << printable(msg) << " got " << parseErrorName(r.error);
+    EXPECT_EQ(r.header_done_calls, 0) << printable(msg);
+    EXPECT_EQ(r.body, "") << printable(msg);
+  }
+  for (const std::string msg : {"GET / HTTP/1.1\r\nhOST: a\r\n\r\n", "GET / HTTP/1.1\r\nHost:\r\n\r\n",
+                                "GET / HTTP/1.0\r\n\r\n", "GET / HTTP/1.0\r\nHost: a\r\n\r\n"}) {
+    EXPECT_TRUE(parseEveryWay(msg, req()).accepted) << printable(msg);
+  }
+  // Responses need none.
+  EXPECT_TRUE(parseEveryWay("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", resp()).accepted);
+  EXPECT_EQ(parseErrorName(ParseError::kBadHost), "bad_host");
+}
+
 TEST(Http1ParserRequest, BareLfNeverEndsTheHeader) {
   // Strict: without CRLFCRLF the header never completes.
   const Result r = parseEveryWay("GET / HTTP/1.1\nHost: x\n\n", req());
   EXPECT_FALSE(r.accepted);
   EXPECT_EQ(r.error, ParseError::kNeedMore);
   // ... and once a CRLFCRLF shows up, the bare LF is an error.
-  const Result r2 = parseEveryWay("GET / HTTP/1.1\r\nA: b\nC: d\r\n\r\n", req());
+  const Result r2 = parseEveryWay("GET / HTTP/1.1\r\nHost: x\r\nA: b\nC: d\r\n\r\n", req());
   EXPECT_EQ(r2.error, ParseError::kBadField);
 }
 
 TEST(Http1ParserRequest, ExpectContinue) {
-  Result r = parseEveryWay("POST / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\nx", req());
+  Result r = parseEveryWay("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\nx", req());
   ASSERT_TRUE(r.accepted);
   EXPECT_TRUE(r.expect_continue);
-  r = parseEveryWay("POST / HTTP/1.1\r\nEXPECT:   100-continue  \r\n\r\n", req());
+  r = parseEveryWay("POST / HTTP/1.1\r\nHost: x\r\nEXPECT:   100-continue  \r\n\r\n", req());
   EXPECT_TRUE(r.expect_continue);
-  r = parseEveryWay("POST / HTTP/1.1\r\nExpect: 100-continuex\r\n\r\n", req());
+  r = parseEveryWay("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continuex\r\n\r\n", req());
   EXPECT_FALSE(r.expect_continue);
   r = parseEveryWay("POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", req());
   EXPECT_FALSE(r.expect_continue);  // RFC 9110 10.1.1: ignored for HTTP/1.0
@@ -443,7 +512,7 @@ TEST(Http1ParserRequest, ExpectContinueVisibleWhileBodyPending) {
   Result r;
   Recorder rec(r);
   Http1Parser p(true);
-  const std::string head = "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+  const std::string head = "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
   ParseError err;
   EXPECT_EQ(p.put(head.data(), head.size(), rec, err), head.size());
   EXPECT_EQ(err, ParseError::kNeedMore);
@@ -455,20 +524,22 @@ TEST(Http1ParserRequest, ExpectContinueVisibleWhileBodyPending) {
 
 TEST(Http1ParserFields, ValuesAreOwsTrimmed) {
   const Result r = parseEveryWay(
-      "GET / HTTP/1.1\r\nA:b\r\nB: \t c d \t \r\nC:\r\nD:   \r\nE: \x80\xff obs\r\nF: x\ty\r\n\r\n", req());
+      "GET / HTTP/1.1\r\nHost: x\r\nA:b\r\nB: \t c d \t \r\nC:\r\nD:   \r\nE: \x80\xff obs\r\nF: x\ty\r\n\r\n", req());
   ASSERT_TRUE(r.accepted) << describe(r);
-  EXPECT_EQ(r.fields, (Fields{{"A", "b"}, {"B", "c d"}, {"C", ""}, {"D", ""}, {"E", "\x80\xff obs"}, {"F", "x\ty"}}));
+  EXPECT_EQ(r.fields,
+            (Fields{{"Host", "x"}, {"A", "b"}, {"B", "c d"}, {"C", ""}, {"D", ""}, {"E", "\x80\xff obs"}, {"F", "x\ty"}}));
 }
 
 TEST(Http1ParserFields, AnyTokenName) {
   // Names beyond ALPHA and "-" (digits, the other tchars) and long names
   // take other paths than the common ones.
   const std::string name64(64, 'n');
-  const Result r = parseEveryWay("GET / HTTP/1.1\r\nX-Limit-2: a\r\nx_under: b\r\nA1!#$%&'*+-.^_`|~: c\r\n" + name64 +
+  const Result r = parseEveryWay("GET / HTTP/1.1\r\nHost: x\r\nX-Limit-2: a\r\nx_under: b\r\nA1!#$%&'*+-.^_`|~: c\r\n" + name64 +
                                      ":d\r\nThe-Header-Name-Of-Twenty-Nine: " + std::string(40, 'v') + "\r\n\r\n",
                                  req());
   ASSERT_TRUE(r.accepted) << describe(r);
-  EXPECT_EQ(r.fields, (Fields{{"X-Limit-2", "a"},
+  EXPECT_EQ(r.fields, (Fields{{"Host", "x"},
+                              {"X-Limit-2", "a"},
                               {"x_under", "b"},
                               {"A1!#$%&'*+-.^_`|~", "c"},
                               {name64, "d"},
@@ -478,8 +549,8 @@ TEST(Http1ParserFields, AnyTokenName) {
 TEST(Http1ParserFields, ManyFields) {
   // More fields than are handed over in one batch, and more lines than the
   // line index holds: the rest are scanned one after the other.
-  std::string msg = "POST / HTTP/1.1\r\n";
-  Fields want;
+  std::string msg = "POST / HTTP/1.1\r\nHost: x\r\n";
+  Fields want{{"Host", "x"}};
   for (int i = 0; i < 300; ++i) {
     const std::string name = "F" + std::to_string(i);
     const std::string value = std::string(static_cast<size_t>(i % 7), 'x') + std::to_string(i);
@@ -549,17 +620,17 @@ TEST(Http1ParserFields, ConnectionAndKeepAlive) {
       {"1.0", "keep-alive, close", false},  // close wins (Beast would keep it alive)
   };
   for (const auto& c : cases) {
-    std::string msg = "GET / HTTP/" + c.version + "\r\n";
+    std::string msg = "GET / HTTP/" + c.version + "\r\nHost: x\r\n";
     if (!c.connection.empty()) msg += "Connection: " + c.connection + "\r\n";
     msg += "\r\n";
     const Result r = parseEveryWay(msg, req());
     ASSERT_TRUE(r.accepted) << msg;
     EXPECT_EQ(r.keep_alive, c.keep_alive) << msg;
   }
-  Result r = parseEveryWay("GET / HTTP/1.1\r\nProxy-Connection: close\r\n\r\n", req());
+  Result r = parseEveryWay("GET / HTTP/1.1\r\nHost: x\r\nProxy-Connection: close\r\n\r\n", req());
   EXPECT_FALSE(r.keep_alive);  // as Beast
   for (const std::string v : {"close keep-alive", "close;x", "\"close\"", "a/b"}) {
-    r = parseEveryWay("GET / HTTP/1.1\r\nConnection: " + v + "\r\n\r\n", req());
+    r = parseEveryWay("GET / HTTP/1.1\r\nHost: x\r\nConnection: " + v + "\r\n\r\n", req());
     EXPECT_EQ(r.error, ParseError::kBadField) << v;
   }
 }
@@ -567,43 +638,43 @@ TEST(Http1ParserFields, ConnectionAndKeepAlive) {
 // ------------------------------------------------------------------ framing
 
 TEST(Http1ParserFraming, ContentLength) {
-  Result r = parseEveryWay("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", req());
+  Result r = parseEveryWay("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", req());
   ASSERT_TRUE(r.accepted);
   EXPECT_EQ(r.content_length, 0u);
-  r = parseEveryWay("POST / HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc", req());
+  r = parseEveryWay("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc", req());
   ASSERT_TRUE(r.accepted);
   EXPECT_EQ(r.body, "abc");
-  r = parseEveryWay("POST / HTTP/1.1\r\nContent-Length: 3 , 3,3\r\n\r\nabc", req());
+  r = parseEveryWay("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3 , 3,3\r\n\r\nabc", req());
   ASSERT_TRUE(r.accepted);
   EXPECT_EQ(r.content_length, 3u);
-  r = parseEveryWay("POST / HTTP/1.1\r\nContent-Length: 003\r\n\r\nabc", req());
+  r = parseEveryWay("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 003\r\n\r\nabc", req());
   ASSERT_TRUE(r.accepted);
   EXPECT_EQ(r.content_length, 3u);
   for (const std::string v : {"", "a", "-1", "+1", "1 2", "1,2", "1,,1", ",1", "1,", "0x1", "1.0",
                               "18446744073709551616", "99999999999999999999"}) {
-    r = parseEveryWay("POST / HTTP/1.1\r\nContent-Length: " + v + "\r\n\r\n", req());
+    r = parseEveryWay("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + v + "\r\n\r\n", req());
     EXPECT_EQ(r.error, ParseError::kBadFraming) << v;
   }
-  r = parseEveryWay("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", req());
+  r = parseEveryWay("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", req());
   EXPECT_EQ(r.error, ParseError::kBadFraming);
   // The largest value parses (and then meets the body limit).
-  r = parseEveryWay("POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\n", req());
+  r = parseEveryWay("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\n\r\n", req());
   EXPECT_EQ(r.error, ParseError::kBodyLimit);
   Opts big = req();
   big.body_limit = UINT64_MAX;
-  r = parseOursWhole("POST / HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\nab", big);
+  r = parseOursWhole("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551615\r\n\r\nab", big);
   EXPECT_EQ(r.error, ParseError::kNeedMore);
   EXPECT_EQ(r.content_length, UINT64_MAX);
   EXPECT_EQ(r.body, "ab");
 }
 
 TEST(Http1ParserFraming, RequestTransferEncoding) {
-  Result r = parseEveryWay("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", req());
+  Result r = parseEveryWay("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", req());
   ASSERT_TRUE(r.accepted) << describe(r);
   EXPECT_TRUE(r.chunked);
   EXPECT_EQ(r.body, "abc");
   EXPECT_EQ(r.content_length, std::nullopt);
-  r = parseEveryWay("POST / HTTP/1.1\r\nTransfer-Encoding: , chunked ,\r\n\r\n0\r\n\r\n", req());
+  r = parseEveryWay("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: , chunked ,\r\n\r\n0\r\n\r\n", req());
   EXPECT_TRUE(r.accepted);
   const std::vector<std::string> bad = {
       "Transfer-Encoding: gzip, chunked\r\n",
@@ -618,10 +689,23 @@ TEST(Http1ParserFraming, RequestTransferEncoding) {
       "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
   };
   for (const auto& f : bad) {
-    r = parseEveryWay("POST / HTTP/1.1\r\n" + f + "\r\n0\r\n\r\n", req());
+    r = parseEveryWay("POST / HTTP/1.1\r\nHost: x\r\n" + f + "\r\n0\r\n\r\n", req());
     EXPECT_EQ(r.error, ParseError::kBadFraming) << f;
     EXPECT_EQ(r.header_done_calls, 0);
   }
+}
+
+// RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 request means its framing
+// is faulty, even with a Content-Length: refused (the server closes).
+TEST(Http1ParserFraming, Http10RequestWithTransferEncodingIsRefused) {
+  for (const std::string f : {"Transfer-Encoding: chunked\r\n", "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n",
+                              "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n"}) {
+    const std::string msg = "POST / HTTP/1.0\r\nHost: x\r\n" + f + "\r\n3\r\nabc\r\n0\r\n\r\n";
+    const Result r = parseEveryWay(msg, req());
+    EXPECT_EQ(r.error, ParseError::kBadFraming) << printable(msg);
+    EXPECT_EQ(r.header_done_calls, 0);
+  }
+  EXPECT_TRUE(parseEveryWay("POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc", req()).accepted);
 }
 
 TEST(Http1ParserFraming, ResponseBodies) {
@@ -745,7 +829,7 @@ TEST(Http1ParserFraming, StatusLineErrors) {
 // ------------------------------------------------------------------ chunked
 
 std::string chunkedRequest(std::string_view body_wire) {
-  return "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(body_wire);
+  return "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(body_wire);
 }
 
 TEST(Http1ParserChunked, DecodesChunksExtensionsAndTrailers) {
@@ -764,7 +848,7 @@ TEST(Http1ParserChunked, DecodesChunksExtensionsAndTrailers) {
     const Result r = parseEveryWay(chunkedRequest(wire), req());
     ASSERT_TRUE(r.accepted) << printable(wire) << " " << describe(r);
     EXPECT_EQ(r.body, body);
-    EXPECT_EQ(r.fields.size(), 1u);  // trailers are not reported
+    EXPECT_EQ(r.fields.size(), 2u);  // Host, Transfer-Encoding: trailers are not reported
   }
 }
 
@@ -892,7 +976,7 @@ TEST(Http1ParserLimits, HeaderLimitExactlyAtAndOnePast) {
 }
 
 TEST(Http1ParserLimits, BodyLimitContentLength) {
-  const std::string msg = "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n0123456789";
+  const std::string msg = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789";
   Opts o = req();
   o.body_limit = 10;
   EXPECT_TRUE(parseEveryWay(msg, o).accepted);
@@ -925,9 +1009,9 @@ TEST(Http1ParserLimits, BodyLimitChunkedAndEof) {
 // ------------------------------------------------------------------ lifecycle
 
 TEST(Http1ParserLifecycle, PipelinedMessagesStayWithTheCaller) {
-  const std::string one = "POST /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
-  const std::string two = "GET /b HTTP/1.1\r\n\r\n";
-  const std::string three = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n";
+  const std::string one = "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+  const std::string two = "GET /b HTTP/1.1\r\nHost: x\r\n\r\n";
+  const std::string three = "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n";
   const std::string wire = one + two + three + "GET";
   Http1Parser p(true);
   size_t off = 0;
@@ -954,7 +1038,7 @@ TEST(Http1ParserLifecycle, PipelinedMessagesStayWithTheCaller) {
 }
 
 TEST(Http1ParserLifecycle, CallbacksCanAbort) {
-  const std::string msg = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n1\r\nb\r\n0\r\n\r\n";
+  const std::string msg = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n1\r\nb\r\n0\r\n\r\n";
   {
     Result r;
     Recorder rec(r);
@@ -1021,7 +1105,7 @@ TEST(Http1ParserLifecycle, ResetClearsEverything) {
   Result r;
   Recorder rec(r);
   ParseError err;
-  const std::string bad = "GET / HTTP/1.1\r\nA : b\r\n\r\n";
+  const std::string bad = "GET / HTTP/1.1\r\nHost: x\r\nA : b\r\n\r\n";
   p.put(bad.data(), bad.size(), rec, err);
   EXPECT_EQ(err, ParseError::kBadField);
   p.reset();
@@ -1063,10 +1147,16 @@ TEST(Http1ParserLifecycle, ResetClearsEverything) {
 //  D9  header limit: ours bounds start line + fields together (Beast bounds
 //      them separately); trailers are bounded by the header limit (Beast: no
 //      bound). Not exercised here: the limits are far above the messages.
+//  D10 a request with two Host fields, or an HTTP/1.1 one without (RFC 9112
+//      3.2): Beast does not look at Host.
+//  D11 an HTTP/1.0 request with Transfer-Encoding (RFC 9112 6.1): Beast
+//      decodes it.
 //  L1  (lenient) a response with Transfer-Encoding chunked and Content-Length:
 //      Beast refuses it, we decode chunked and ignore Content-Length
 //      (RFC 9112 6.3: Transfer-Encoding overrides Content-Length), and the
 //      connection is not reused (keepAlive() false, RFC 9112 6.1).
+//  L2  (lenient) one empty line before a request line is ignored (RFC 9112
+//      2.2); Beast refuses it.
 
 class Rng {
  public:
@@ -1184,7 +1274,7 @@ struct Generated {
 };
 
 void addFields(Rng& rng, std::string& m, bool is_request) {
-  static const std::vector<std::string> names = {"Host", "User-Agent", "Accept", "Authorization", "X-Stainless-Lang",
+  static const std::vector<std::string> names = {"User-Agent", "Accept", "Authorization", "X-Stainless-Lang",
                                                  "Content-Type", "X-Request-Id", "Cache-Control", "Upgrade", "Date"};
   const size_t n = rng.below(9);
   for (size_t i = 0; i < n; ++i) {
@@ -1215,6 +1305,9 @@ Generated generate(Rng& rng) {
     m += (rng.chance(4, 5) ? rng.pick(methods) : randomToken(rng, 1, 8)) + " ";
     m += rng.chance(4, 5) ? rng.pick(targets) : randomToken(rng, 1, 30);
     m += rng.chance(5, 6) ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n";
+    // Mostly the one Host RFC 9112 3.2 asks for; sometimes none, or two.
+    const size_t hosts = rng.chance(7, 8) ? 1 : 2 * rng.below(2);
+    for (size_t k = 0; k < hosts; ++k) m += randomCase(rng, "Host") + ":" + ows(rng) + "api.example.com" + ows(rng) + "\r\n";
   } else {
     static const std::vector<int> statuses = {200, 200, 200, 201, 204, 304, 100, 101, 103, 404, 429, 500, 99, 600};
     const int status = rng.chance(5, 6) ? rng.pick(statuses) : static_cast<int>(100 + rng.below(500));
@@ -1276,7 +1369,8 @@ Generated generate(Rng& rng) {
   }
   addFields(rng, m, g.opts.is_request);
   m += "\r\n" + body_wire;
-  if (rng.chance(1, 4)) m += rng.chance(1, 2) ? "GET / HTTP/1.1\r\n\r\n" : randomBody(rng, 20);
+  if (rng.chance(1, 4)) m += rng.chance(1, 2) ? "GET / HTTP/1.1\r\nHost: x\r\n\r\n" : randomBody(rng, 20);
+  if (g.opts.is_request && rng.chance(1, 25)) m.insert(0, "\r\n");  // L2
   g.opts.body_limit = rng.chance(1, 5) ? body.size() - std::min<size_t>(body.size(), rng.below(2)) : 1024 * 1024;
   return g;
 }
@@ -1407,6 +1501,12 @@ const char* stricterReason(std::string_view msg, const Opts& o, const Result& b,
       }
     }
   }
+  if (o.is_request) {
+    size_t hosts = 0;
+    for (const auto& [n, v] : b.fields) hosts += ieq(n, "host") ? 1 : 0;
+    if (te && b.version == 10) return "D11 HTTP/1.0 Transfer-Encoding";
+    if (hosts > 1 || (hosts == 0 && b.version == 11)) return "D10 Host";
+  }
   return nullptr;
 }
 
@@ -1466,6 +1566,8 @@ TEST(Http1ParserDifferential, AgreesWithBeast) {
                   ours.need_eof == beast.need_eof && ours.content_length == beast.content_length &&
                   (ka_exception || ours.keep_alive == beast.keep_alive) && ours.header_done_calls == 1)
           << ctx;
+    } else if (ours.accepted && o.is_request && msg.starts_with("\r\n")) {
+      ++counts["ours only: L2"];
     } else if (ours.accepted) {
       // L1 only: a response with chunked and Content-Length.
       bool has_cl = false;
@@ -1489,8 +1591,10 @@ TEST(Http1ParserDifferential, AgreesWithBeast) {
   EXPECT_GT(counts["both accept"], kMessages / 4);
   EXPECT_GT(counts["both reject"], kMessages / 10);
   EXPECT_GT(counts["ours only: L1"], 10);
+  EXPECT_GT(counts["ours only: L2"], 10);
   for (const char* d : {"D1 obs-fold", "D2 target obs-text", "D3 request coding", "D3 chunked not last",
-                        "D3 coding + CL", "D4 chunk digits", "D5 chunk ext CTL", "D6 trailer field", "D7 status"}) {
+                        "D3 coding + CL", "D4 chunk digits", "D5 chunk ext CTL", "D6 trailer field", "D7 status",
+                        "D10 Host", "D11 HTTP/1.0 Transfer-Encoding"}) {
     EXPECT_GT(counts[std::string("beast only: ") + d], 0) << d;
   }
 }
@@ -1502,7 +1606,7 @@ TEST(Http1ParserDifferential, SurvivesGarbage) {
   Rng rng(7);
   for (int i = 0; i < 3000; ++i) {
     std::string msg;
-    if (rng.chance(1, 2)) msg = rng.chance(1, 2) ? "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    if (rng.chance(1, 2)) msg = rng.chance(1, 2) ? "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                                                  : "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
     const size_t n = rng.below(200);
     static constexpr std::string_view kChunky = "0123456789abcdef\r\n;= \t\"";

@@ -4,6 +4,7 @@
 
 #include <future>
 #include <mutex>
+#include <tuple>
 
 #include "core/clock.h"
 #include "net/event_loop.h"
@@ -321,6 +322,283 @@ TEST(HttpServer, MalformedRequestGets400) {
   auto m = c.readMessage();
   ASSERT_TRUE(m);
   expectJsonError(*m, 400, "invalid_http");
+  server->stop(1s);
+}
+
+// RFC 9112 3.2 and 6.1: no Host, two Hosts, and an HTTP/1.0 request with
+// Transfer-Encoding get a 400 and the connection closes; the handler never
+// sees them. 2.2: one empty line before a request line is ignored.
+TEST(HttpServer, HostRulesAndHttp10TransferEncodingGet400AndClose) {
+  std::atomic<int> calls{0};
+  auto server = makeHttpServer(
+      {}, [&](HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher&) {
+        ++calls;
+        s->respond(200, {}, req.target);
+      },
+      realClock());
+  ASSERT_TRUE(server->start());
+  for (const std::string bad : {"GET / HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+                                "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"}) {
+    auto c = RawSocket::connectTo(server->port());
+    ASSERT_TRUE(c.sendAll(bad));
+    auto m = c.readMessage();
+    ASSERT_TRUE(m) << bad;
+    expectJsonError(*m, 400, "invalid_http");
+    EXPECT_TRUE(c.waitClosed()) << bad;
+  }
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll("GET / HTTP/1.1\r\n\r\n"));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  EXPECT_NE(m->body.find("exactly one Host header"), std::string::npos) << m->body;
+  EXPECT_EQ(calls.load(), 0);
+  // A stray CRLF after a body, before the next request on the connection.
+  auto k = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(k.sendAll("\r\n" + post("/one", "a") + "\r\n" + post("/two", "b")));
+  auto one = k.readMessage();
+  auto two = k.readMessage();
+  ASSERT_TRUE(one && two);
+  EXPECT_EQ(one->body, "/one");
+  EXPECT_EQ(two->body, "/two");
+  EXPECT_EQ(calls.load(), 2);
+  server->stop(1s);
+}
+
+// A RequestHandler that refuses requests without an Authorization field at
+// head time and records the answers the server writes itself, giving each an
+// id field.
+class TracingHandler final : public RequestHandler {
+ public:
+  struct Traced {
+    int status = 0;
+    std::string code;
+    std::string type;
+    bool had_head = false;
+    std::string target;
+  };
+  HeadAnswer onHead(const HttpRequest& head, Dispatcher&) override {
+    ++heads;
+    if (head.header("authorization").empty()) return {401, "no key", "invalid_request_error", "invalid_api_key"};
+    return {};
+  }
+  void onRequest(HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher&) override {
+    ++requests;
+    s->respond(200, {}, "got:" + req.body);
+  }
+  void onServerAnswer(const ServerAnswer& a, Dispatcher&, HeaderLines& fields) override {
+    std::lock_guard lk(mu);
+    answers.push_back({a.status, std::string(a.code), std::string(a.type), a.head != nullptr,
+                       a.head != nullptr ? a.head->target : std::string()});
+    fields.add("x-request-id", "req_" + std::to_string(answers.size()));
+  }
+  std::vector<Traced> traced() {
+    std::lock_guard lk(mu);
+    return answers;
+  }
+  std::atomic<int> heads{0};
+  std::atomic<int> requests{0};
+
+ private:
+  std::mutex mu;
+  std::vector<Traced> answers;
+};
+
+TEST(HttpServer, HeadAnswerIsSentBeforeTheBodyIsRead) {
+  auto handler = std::make_shared<TracingHandler>();
+  auto server = makeHttpServer({}, handler, realClock());
+  ASSERT_TRUE(server->start());
+  // Only the head of a 1 MB request: the answer must not wait for the body.
+  auto c = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(c.sendAll("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n"));
+  auto m = c.readMessage();
+  ASSERT_TRUE(m);
+  expectJsonError(*m, 401, "invalid_api_key");
+  EXPECT_NE(m->body.find(R"("message":"no key")"), std::string::npos) << m->body;
+  EXPECT_EQ(m->header("x-request-id"), "req_1");
+  // Lingers, dropping what the client still sends, then closes.
+  ASSERT_TRUE(c.sendAll(std::string(64 * 1024, 'x')));
+  EXPECT_TRUE(c.waitClosed());
+  EXPECT_EQ(handler->requests.load(), 0);
+  auto traced = handler->traced();
+  ASSERT_EQ(traced.size(), 1u);
+  EXPECT_EQ(traced[0].status, 401);
+  EXPECT_EQ(traced[0].code, "invalid_api_key");
+  EXPECT_TRUE(traced[0].had_head);
+  EXPECT_EQ(traced[0].target, "/v1/chat/completions");
+
+  // Expect: 100-continue gets the answer instead of the 100.
+  auto e = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(e.sendAll("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
+  auto first = e.readMessage();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status(), 401);
+  EXPECT_TRUE(e.waitClosed());
+
+  // A head the handler lets through is read whole and handled as before,
+  // 100-continue included.
+  auto k = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(k.sendAll("POST / HTTP/1.1\r\nHost: x\r\nAuthorization: yes\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
+  auto interim = k.readHead();
+  ASSERT_TRUE(interim);
+  EXPECT_EQ(interim->start_line, "HTTP/1.1 100 Continue");
+  ASSERT_TRUE(k.sendAll("body"));
+  auto ok = k.readMessage();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->body, "got:body");
+  EXPECT_EQ(handler->requests.load(), 1);
+  EXPECT_EQ(handler->heads.load(), 3);
+  server->stop(1s);
+}
+
+// Every answer the server writes itself goes through onServerAnswer(), which
+// can trace it: 400, 408, 413, 431 and the 503 over max_connections.
+TEST(HttpServer, ServerAnswersAreReportedToTheHandler) {
+  core::ManualClock clock;
+  auto handler = std::make_shared<TracingHandler>();
+  ServerOptions o;
+  o.max_body_bytes = 16;
+  o.max_header_bytes = 1024;
+  o.header_timeout = 5s;
+  o.max_connections = 3;
+  auto server = makeHttpServer(o, handler, clock);
+  ASSERT_TRUE(server->start());
+  struct Case {
+    std::string wire;
+    int status;
+    std::string code;
+  };
+  const std::vector<Case> cases = {
+      {"GET /\x01 nonsense\r\n\r\n", 400, "invalid_http"},
+      {"GET /v1/models HTTP/1.1\r\n\r\n", 400, "invalid_http"},  // no Host
+      {"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(4000, 'a') + "\r\n\r\n", 431,
+       "request_header_fields_too_large"},
+      {"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nAuthorization: k\r\nContent-Length: 100\r\n\r\n", 413,
+       "request_too_large"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    auto c = RawSocket::connectTo(server->port());
+    ASSERT_TRUE(c.sendAll(cases[i].wire));
+    auto m = c.readMessage();
+    ASSERT_TRUE(m) << i;
+    expectJsonError(*m, cases[i].status, cases[i].code);
+    EXPECT_EQ(m->header("x-request-id"), "req_" + std::to_string(i + 1)) << i;
+  }
+  {
+    // 408: the body never comes.
+    auto c = RawSocket::connectTo(server->port());
+    ASSERT_TRUE(c.sendAll("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: k\r\nContent-Length: 10\r\n\r\n12"));
+    ASSERT_TRUE(advanceUntil(clock, [&] { return hasData(c); }));
+    auto m = c.readMessage();
+    ASSERT_TRUE(m);
+    expectJsonError(*m, 408, "request_timeout");
+    EXPECT_EQ(m->header("x-request-id"), "req_5");
+  }
+  {
+    // 503: one connection over the cap of three.
+    std::vector<RawSocket> held;
+    for (int i = 0; i < 4; ++i) held.push_back(RawSocket::connectTo(server->port()));
+    ASSERT_TRUE(eventually([&] { return handler->traced().size() == 6; }));
+    // (The last one, unless an earlier connection of this test still counted.)
+    RawSocket* refused = &held.back();
+    for (auto& h : held) {
+      if (hasData(h)) refused = &h;
+    }
+    auto m = refused->readMessage();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->status(), 503);
+    EXPECT_EQ(m->header("x-request-id"), "req_6");
+    EXPECT_NE(m->body.find(R"("code":"server_overloaded")"), std::string::npos) << m->body;
+  }
+  const auto traced = handler->traced();
+  ASSERT_EQ(traced.size(), 6u);
+  const std::vector<std::tuple<int, std::string, bool, std::string>> want = {
+      {400, "invalid_http", false, ""},
+      {400, "invalid_http", true, "/v1/models"},  // the request line was parsed
+      {431, "request_header_fields_too_large", false, ""},
+      {413, "request_too_large", true, "/v1/embeddings"},
+      {408, "request_timeout", true, "/v1/completions"},
+      {503, "server_overloaded", false, ""},
+  };
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(traced[i].status, std::get<0>(want[i])) << i;
+    EXPECT_EQ(traced[i].code, std::get<1>(want[i])) << i;
+    EXPECT_EQ(traced[i].had_head, std::get<2>(want[i])) << i;
+    EXPECT_EQ(traced[i].target, std::get<3>(want[i])) << i;
+  }
+  EXPECT_EQ(traced[5].type, "server_error");
+  EXPECT_EQ(handler->requests.load(), 0);
+  server->stop(1s);
+}
+
+// max_buffered_body_bytes: request bodies held across connections, a declared
+// length counted from the head until the exchange ends. Over the cap: a 503
+// from the head, the body never read; a chunked body is counted as it comes.
+TEST(HttpServer, BufferedBodyCapAnswers503FromTheHead) {
+  StreamHolder holder;
+  ServerOptions o;
+  o.max_body_bytes = 1000;
+  o.max_buffered_body_bytes = 2500;
+  auto server = makeHttpServer(
+      o, [&](HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher& loop) {
+        s->beginStream(200, {{"x-size", std::to_string(req.body.size())}});  // the exchange stays open
+        holder.add(std::move(s), loop);
+      },
+      realClock());
+  ASSERT_TRUE(server->start());
+  auto head = [](size_t n, std::string_view extra = "") {
+    return "POST /v1/embeddings HTTP/1.1\r\nHost: x\r\n" + std::string(extra) + "Content-Length: " + std::to_string(n) +
+           "\r\n\r\n";
+  };
+  auto expect503 = [](RawSocket& c) {
+    auto m = c.readMessage();
+    ASSERT_TRUE(m);
+    EXPECT_EQ(m->status(), 503);
+    EXPECT_EQ(m->header("retry-after"), "1");
+    EXPECT_EQ(m->header("connection"), "close");
+    EXPECT_NE(m->body.find(R"("code":"server_overloaded")"), std::string::npos) << m->body;
+    EXPECT_NE(m->body.find(R"("type":"server_error")"), std::string::npos) << m->body;
+    EXPECT_TRUE(c.waitClosed());
+  };
+  auto a = RawSocket::connectTo(server->port());  // 1000 held by a running exchange
+  ASSERT_TRUE(a.sendAll(head(1000) + std::string(1000, 'a')));
+  ASSERT_TRUE(eventually([&] { return holder.size() == 1; }));
+  auto b = RawSocket::connectTo(server->port());  // 1000 declared, not sent yet
+  ASSERT_TRUE(b.sendAll(head(1000)));
+  auto c = RawSocket::connectTo(server->port());  // 3000 > 2500: refused from its head
+  ASSERT_TRUE(c.sendAll(head(1000)));
+  expect503(c);
+  auto e = RawSocket::connectTo(server->port());  // also instead of a 100
+  ASSERT_TRUE(e.sendAll(head(1000, "Expect: 100-continue\r\n")));
+  expect503(e);
+  auto d = RawSocket::connectTo(server->port());  // 2400 fits
+  ASSERT_TRUE(d.sendAll(head(400) + std::string(400, 'd')));
+  ASSERT_TRUE(eventually([&] { return holder.size() == 2; }));
+  // The first exchange ends: its 1000 bytes no longer count.
+  holder.loop->post([&] { holder.at(0)->end(); });
+  ASSERT_TRUE(a.readMessage());
+  auto f = RawSocket::connectTo(server->port());  // 1000 + 400 + 1000
+  ASSERT_TRUE(f.sendAll(head(1000) + std::string(1000, 'f')));
+  ASSERT_TRUE(eventually([&] { return holder.size() == 3; }));
+  // A client that leaves before sending its body frees what it declared.
+  b.close();
+  bool fits = false;
+  RawSocket g;
+  for (int i = 0; i < 200 && !fits; ++i) {
+    g = RawSocket::connectTo(server->port());
+    ASSERT_TRUE(g.sendAll(head(1000)));
+    fits = !g.fill(20);  // no 503 within 20 ms: it waits for its body
+    if (!fits) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(fits);
+  // 2400 held now. A chunked body is counted as it arrives: cut off once it
+  // passes the cap (100 bytes fit, 300 do not).
+  auto h = RawSocket::connectTo(server->port());
+  ASSERT_TRUE(h.sendAll("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n" + std::string(100, 'h') +
+                        "\r\n"));
+  EXPECT_FALSE(h.fill(50)) << "100 bytes fit";
+  ASSERT_TRUE(h.sendAll("c8\r\n" + std::string(200, 'h') + "\r\n"));
+  expect503(h);
+  holder.clearOn(*server);
   server->stop(1s);
 }
 
@@ -760,6 +1038,36 @@ TEST(HttpServer, StartFailsWhenThePortIsTaken) {
   auto second = makeHttpServer(o, handler, realClock());
   EXPECT_FALSE(second->start());
   first->stop(1s);
+}
+
+// findHeader compares names eight bytes at a time: every pair of bytes, in
+// a word and in the overlapping tail, must compare as iequalsAscii's
+// byte-by-byte rule says (ASCII letters fold, nothing else does: not
+// 0x80-0xFF, not '@' / '`').
+TEST(FindHeader, FoldsCaseLikeIequalsAsciiForEveryBytePair) {
+  auto lower = [](unsigned char c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; };
+  size_t failures = 0;
+  for (const size_t len : {size_t{3}, size_t{8}, size_t{13}, size_t{16}}) {
+    for (const size_t pos : {size_t{0}, len / 2, len - 1}) {
+      for (int x = 0; x < 256; ++x) {
+        for (int y = 0; y < 256; ++y) {
+          std::string a(len, 'k');
+          std::string b(len, 'K');
+          a[pos] = static_cast<char>(x);
+          b[pos] = static_cast<char>(y);
+          const bool want = lower(static_cast<unsigned char>(x)) == lower(static_cast<unsigned char>(y));
+          const Headers h{{"x", "no"}, {HeaderName(a), "yes"}};
+          if (iequalsAscii(a, b) != want && ++failures < 10) ADD_FAILURE() << len << " " << pos << " " << x << " " << y;
+          if ((findHeader(h, b) == "yes") != want && ++failures < 10) {
+            ADD_FAILURE() << "findHeader " << len << " " << pos << " " << x << " " << y;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_EQ(failures, 0u);
+  EXPECT_FALSE(iequalsAscii("authorization", "authorizatio"));
+  EXPECT_TRUE(iequalsAscii("", ""));
 }
 
 TEST(FindHeader, IsCaseInsensitive) {

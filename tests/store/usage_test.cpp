@@ -359,7 +359,7 @@ TEST(UsageJsonLine, AttemptCountsAndEnumsMatchReference) {
     SCOPED_TRACE(n);
     expectSameLine(r);
   }
-  for (int o = 0; o <= 7; ++o) {  // 7 is out of range: written as "unknown"
+  for (int o = 0; o <= 8; ++o) {  // 8 is out of range: written as "unknown"
     for (int s = 0; s <= 3; ++s) {
       UsageRecord r;
       r.outcome = static_cast<Outcome>(o);
@@ -405,7 +405,7 @@ class RandomRecords {
       r.attempts.push_back(std::move(a));
     }
     r.http_status = smallNum();
-    r.outcome = static_cast<Outcome>(below(8));
+    r.outcome = static_cast<Outcome>(below(9));
     r.error_code = str();
     r.usage = usage();
     r.cost_micro_usd = num();
@@ -507,6 +507,24 @@ TEST(Usage, JsonLineHasLedgerFields) {
   EXPECT_EQ(j["cost_micro_usd"], 123);
   EXPECT_EQ(j["usage_source"], "estimated");
   EXPECT_EQ(j["attempts"].size(), 1u);
+}
+
+TEST(Usage, OutcomesHaveTheirLedgerNames) {
+  const std::vector<std::pair<Outcome, std::string>> names = {
+      {Outcome::kOk, "ok"},
+      {Outcome::kRejectedBudget, "rejected_budget"},
+      {Outcome::kRejectedRate, "rejected_rate"},
+      {Outcome::kRejectedAuth, "rejected_auth"},
+      {Outcome::kRejectedInvalid, "rejected_invalid"},
+      {Outcome::kRejectedOverload, "rejected_overload"},
+      {Outcome::kUpstreamError, "upstream_error"},
+      {Outcome::kClientAbort, "client_abort"},
+  };
+  for (const auto& [o, name] : names) {
+    UsageRecord r;
+    r.outcome = o;
+    EXPECT_EQ(nlohmann::json::parse(toJsonLine(r))["outcome"], name);
+  }
 }
 
 TEST(Usage, InvalidUtf8FromClientsDoesNotThrow) {
