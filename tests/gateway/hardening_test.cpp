@@ -44,6 +44,11 @@ TEST(GatewayHardening, ReservationTableFullIsARetryable503NotA500) {
   const auto r = p.lastRecord();
   EXPECT_EQ(r.outcome, store::Outcome::kRejectedOverload);
   EXPECT_EQ(r.http_status, 503);
+  // Let the stalled call run out of attempts, so nothing is in flight when
+  // the gateway goes away.
+  p.loop.advance(10s);
+  EXPECT_EQ(holding->status(), 504) << holding->body();
+  EXPECT_EQ(p.gw->budgets().outstandingReservations(), 0u);
 }
 
 TEST(GatewayHardening, ARefusedSnapshotLeavesTheBudgetEngineUnchanged) {
