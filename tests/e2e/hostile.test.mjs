@@ -247,7 +247,13 @@ agents:
           problems.push(`${where}: ${res.status} ${res.body.slice(0, 200)}`);
         }
         if (n % 200 === 0) {
-          const ok = await chat(gw, key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'still there?' }], max_tokens: 4 });
+          // fetch keeps its connection from the last check; the gateway closes
+          // connections idle for HEADER_TIMEOUT_MS, about the time between
+          // checks, so a reuse can race the close. That is a transport error
+          // (the SDKs retry it); try once more on a fresh connection. A dead
+          // gateway still fails below.
+          const check = () => chat(gw, key, { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'still there?' }], max_tokens: 4 });
+          const ok = await check().catch(() => check());
           if (ok.status !== 200) problems.push(`after request #${n}: a valid request got ${ok.status}`);
           else seenIds.add(ok.headers.get('x-request-id'));
           await ok.text();
