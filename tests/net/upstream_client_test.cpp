@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include <future>
 #include <mutex>
 
@@ -277,14 +279,15 @@ TEST(UpstreamClient, CancelMidStreamClosesTheConnection) {
   // the fixture's destructor waits for the loop to be done with it.
   Recorder rec;
   ClientFixture f({.base_url = baseUrl(server->port())});
-  size_t index = 0;
+  // Written by this thread, read by the loop's: atomic (TSan saw the race).
+  std::atomic<size_t> index{0};
   // Cancelled from inside onData: onComplete comes once, before cancel() returns.
   rec.on_data = [&](std::string_view) {
-    f.call(index)->cancel();
+    f.call(index.load())->cancel();
     EXPECT_TRUE(rec.done());
-    f.call(index)->cancel();  // idempotent
+    f.call(index.load())->cancel();  // idempotent
   };
-  index = f.start(req("/stream"), rec);
+  index.store(f.start(req("/stream"), rec));
   EXPECT_EQ(rec.waitResult(), UpstreamErrorKind::kCancelled);
   EXPECT_EQ(rec.body(), "first");
   EXPECT_TRUE(eventually([&] { return held.gone.load() == 1; }));  // not pooled: closed
