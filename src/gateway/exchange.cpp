@@ -44,17 +44,6 @@ constexpr int64_t kMaxChoicesBilled = 1'000'000;
 
 int64_t micros(Nanos d) { return d.count() / 1000; }
 
-std::string_view stripQuery(std::string_view target) {
-  const auto q = target.find('?');
-  return q == std::string_view::npos ? target : target.substr(0, q);
-}
-
-// "/v1/x" and "/x" both name endpoint x (base URLs with or without /v1).
-std::string_view apiPath(std::string_view path) {
-  if (path.starts_with("/v1/")) return path.substr(3);
-  return path;
-}
-
 std::optional<Nanos> parseRetryAfter(const net::Headers& headers) {
   if (auto ms = net::findHeader(headers, "retry-after-ms"); !ms.empty()) {
     double v = 0;
@@ -165,6 +154,13 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   /// Removes every configured provider key from text relayed from a provider.
   void redact(std::string& text) const {
     if (!snap_->provider_keys.empty() && !text.empty()) core::redactSecrets(text, snap_->provider_keys);
+  }
+  /// Writes the client-bound stream bytes filtered so far (redacted).
+  void flushOut() {
+    if (out_.empty()) return;
+    redact(out_);
+    stream_->write(std::move(out_));
+    out_.clear();
   }
   void addCommonHeaders(net::HeaderLines& h) const;
   void addRateHeaders(net::HeaderLines& h) const;
@@ -293,23 +289,19 @@ void Exchange::run() {
   });
 
   const std::string_view path = apiPath(stripQuery(req_.target));
+  rec_.endpoint = endpointName(req_.target);
   if (path == "/models" || path.starts_with("/models/")) {
-    rec_.endpoint = "models";
     if (req_.method != "GET") return reject(ErrorCode::kMethodNotAllowed, "Use GET for " + std::string(path) + ".", Outcome::kRejectedInvalid);
     if (!authenticate()) return;
     return handleModels(path.size() > 8 ? path.substr(8) : std::string_view{});
   }
   if (path == "/chat/completions") {
     endpoint_ = proto::Endpoint::kChatCompletions;
-    rec_.endpoint = "chat.completions";
   } else if (path == "/completions") {
     endpoint_ = proto::Endpoint::kCompletions;
-    rec_.endpoint = "completions";
   } else if (path == "/embeddings") {
     endpoint_ = proto::Endpoint::kEmbeddings;
-    rec_.endpoint = "embeddings";
   } else {
-    rec_.endpoint = "unknown";
     return reject(ErrorCode::kNotFound, "Unknown request URL: " + req_.method + " " + std::string(stripQuery(req_.target)) + ".",
                   Outcome::kRejectedInvalid);
   }
@@ -328,15 +320,13 @@ void Exchange::run() {
 bool Exchange::authenticate() {
   const std::string_view auth = presentedKey(req_.header("authorization"));
   if (auth.empty()) {
-    reject(ErrorCode::kInvalidApiKey,
-           "You didn't provide an API key. Provide your Sluice virtual key in the Authorization header (Bearer sk-sluice-...).",
-           Outcome::kRejectedAuth);
+    reject(ErrorCode::kInvalidApiKey, std::string(kNoKeyMessage), Outcome::kRejectedAuth);
     return false;
   }
   const store::KeyRecord* key = w_.verifyKey(auth);
   if (!key) {
     // Never echo the presented key: it may be a real provider key sent by mistake.
-    reject(ErrorCode::kInvalidApiKey, "Incorrect API key provided, or the key was revoked.", Outcome::kRejectedAuth);
+    reject(ErrorCode::kInvalidApiKey, std::string(kBadKeyMessage), Outcome::kRejectedAuth);
     return false;
   }
   rec_.key_id = key->id;
@@ -725,11 +715,7 @@ void Exchange::onData(std::string_view data) {
     if (call_) call_->cancel();
     return;
   }
-  if (!out_.empty() && !client_gone_) {
-    redact(out_);
-    stream_->write(std::move(out_));
-    out_.clear();
-  }
+  if (!client_gone_) flushOut();
 }
 
 void Exchange::commitStream() {
@@ -852,11 +838,7 @@ void Exchange::onComplete(net::UpstreamErrorKind error) {
       return finish(Outcome::kClientAbort);
     }
     if (error == net::UpstreamErrorKind::kNone && (acc.done || filter_->finished() || !filter_->midEvent())) {
-      if (!out_.empty()) {
-        redact(out_);
-        stream_->write(std::move(out_));
-      }
-      out_.clear();
+      flushOut();
       if (!acc.done) {
         // Upstream closed without [DONE]: end the client's stream properly.
         std::string done;
@@ -890,11 +872,7 @@ void Exchange::onComplete(net::UpstreamErrorKind error) {
     // A 2xx stream that ended before any token: forward what it had (finish
     // chunk, usage, [DONE]) as a complete, empty answer.
     commitStream();
-    if (!out_.empty()) {
-      redact(out_);
-      stream_->write(std::move(out_));
-    }
-    out_.clear();
+    flushOut();
     if (!filter_->accounting().done) stream_->write("data: [DONE]\n\n");
     stream_->endWithTrailers(streamTrailers());
     closeAttempt("");
@@ -1209,9 +1187,7 @@ void Exchange::finish(Outcome outcome) {
     // Saturating: a provider may claim counts up to INT64_MAX on any attempt.
     total += a.usage;
     cost = core::addSaturating(cost, a.cost_micro_usd);
-    if (a.usage_source == UsageSource::kClamped) source = UsageSource::kClamped;
-    else if (a.usage_source == UsageSource::kEstimated && source != UsageSource::kClamped) source = UsageSource::kEstimated;
-    else if (a.usage_source == UsageSource::kProvider && source == UsageSource::kNone) source = UsageSource::kProvider;
+    source = std::max(source, a.usage_source);  // the least trustworthy attempt names the record's source
   }
   rec_.usage = total;
   rec_.cost_micro_usd = cost;

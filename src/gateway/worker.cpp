@@ -16,9 +16,12 @@ std::string_view presentedKey(std::string_view auth) {
   return auth;
 }
 
+std::string_view stripQuery(std::string_view target) { return target.substr(0, target.find('?')); }
+
+std::string_view apiPath(std::string_view path) { return path.starts_with("/v1/") ? path.substr(3) : path; }
+
 std::string_view endpointName(std::string_view target) {
-  std::string_view path = target.substr(0, target.find('?'));
-  if (path.starts_with("/v1/")) path.remove_prefix(3);
+  const std::string_view path = apiPath(stripQuery(target));
   if (path == "/chat/completions") return "chat.completions";
   if (path == "/completions") return "completions";
   if (path == "/embeddings") return "embeddings";

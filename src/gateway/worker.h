@@ -28,6 +28,11 @@ inline constexpr std::string_view kNoKeyMessage =
     "You didn't provide an API key. Provide your Sluice virtual key in the Authorization header (Bearer sk-sluice-...).";
 inline constexpr std::string_view kBadKeyMessage = "Incorrect API key provided, or the key was revoked.";
 
+/// A request target without its query ("/v1/models?x" -> "/v1/models").
+[[nodiscard]] std::string_view stripQuery(std::string_view target);
+/// "/v1/x" and "/x" both name endpoint x (base URLs with or without /v1).
+[[nodiscard]] std::string_view apiPath(std::string_view path);
+
 /// The usage record's endpoint name for a request target ("/v1/embeddings"
 /// -> "embeddings"; "unknown" for a path the gateway does not serve).
 [[nodiscard]] std::string_view endpointName(std::string_view target);

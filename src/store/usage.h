@@ -34,7 +34,9 @@ enum class Outcome : uint8_t {
 /// Where a record's token counts come from: the provider's report, Sluice's
 /// own count (the provider sent none), or the provider's report cut down to
 /// what the request made possible (a count above the output cap sent, cached
-/// above prompt, prompt above what the request's bytes allow).
+/// above prompt, prompt above what the request's bytes allow). Ordered from
+/// most to least trustworthy after kNone: a record of several attempts takes
+/// the greatest of theirs.
 enum class UsageSource : uint8_t { kNone, kProvider, kEstimated, kClamped };
 
 [[nodiscard]] std::string_view toString(Outcome o);
