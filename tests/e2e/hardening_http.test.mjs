@@ -77,19 +77,25 @@ function itStopsCleanly(getGateway) {
   });
 }
 
-describe('answers the HTTP layer writes itself are traced requests', () => {
-  let mock, gw, key;
-  before(async () => {
-    mock = await MockUpstream.start();
-    gw = await Gateway.start(`
-server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 1, max_body_bytes: 65536, header_timeout_ms: 1000, max_connections: 3}
+// A mock provider and a gateway in front of it with one agent, `bot`, and
+// its key; `server` is the rest of the server: mapping.
+async function oneBotGateway(server, mockKnobs) {
+  const mock = await MockUpstream.start(mockKnobs);
+  const gw = await Gateway.start(`
+server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", ${server}}
 storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
 providers:
   openai: {base_url: "${mock.url}/v1"}
 agents:
   bot: {}
 `, { keys: { b: { agent: 'bot' } } });
-    key = gw.keys.b.key;
+  return { mock, gw, key: gw.keys.b.key };
+}
+
+describe('answers the HTTP layer writes itself are traced requests', () => {
+  let mock, gw, key;
+  before(async () => {
+    ({ mock, gw, key } = await oneBotGateway('threads: 1, max_body_bytes: 65536, header_timeout_ms: 1000, max_connections: 3', {}));
   });
   after(async () => { await gw?.stop(); mock?.stop(); });
 
@@ -176,16 +182,7 @@ const MiB = 1024 * 1024;
 describe('requests without a valid key are refused from their head', () => {
   let mock, gw, key;
   before(async () => {
-    mock = await MockUpstream.start({ completion_tokens: 2 });
-    gw = await Gateway.start(`
-server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 2}
-storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
-providers:
-  openai: {base_url: "${mock.url}/v1"}
-agents:
-  bot: {}
-`, { keys: { b: { agent: 'bot' } } });
-    key = gw.keys.b.key;
+    ({ mock, gw, key } = await oneBotGateway('threads: 2', { completion_tokens: 2 }));
   });
   after(async () => { await gw?.stop(); mock?.stop(); });
 
@@ -297,16 +294,7 @@ function partialRequest(port, head, body, sentBytes) {
 describe('request bodies held across connections are capped (server.max_buffered_body_bytes)', () => {
   let mock, gw, key;
   before(async () => {
-    mock = await MockUpstream.start({ completion_tokens: 2 });
-    gw = await Gateway.start(`
-server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 2, max_body_bytes: ${MiB}, max_buffered_body_bytes: ${2 * MiB}}
-storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
-providers:
-  openai: {base_url: "${mock.url}/v1"}
-agents:
-  bot: {}
-`, { keys: { b: { agent: 'bot' } } });
-    key = gw.keys.b.key;
+    ({ mock, gw, key } = await oneBotGateway(`threads: 2, max_body_bytes: ${MiB}, max_buffered_body_bytes: ${2 * MiB}`, { completion_tokens: 2 }));
   });
   after(async () => { await gw?.stop(); mock?.stop(); });
 
@@ -349,16 +337,7 @@ agents:
 describe('memory goes back after a burst of request bodies', () => {
   let mock, gw, key;
   before(async () => {
-    mock = await MockUpstream.start({ completion_tokens: 2 });
-    gw = await Gateway.start(`
-server: {listen: "127.0.0.1:0", usage_log: "\${DIR}/usage.jsonl", threads: 2}
-storage: {state: "sqlite:\${DIR}/state.db", ledger: "sqlite:\${DIR}/state.db"}
-providers:
-  openai: {base_url: "${mock.url}/v1"}
-agents:
-  bot: {}
-`, { keys: { b: { agent: 'bot' } } });
-    key = gw.keys.b.key;
+    ({ mock, gw, key } = await oneBotGateway('threads: 2', { completion_tokens: 2 }));
   });
   after(async () => { await gw?.stop(); mock?.stop(); });
 

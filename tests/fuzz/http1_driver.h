@@ -249,4 +249,22 @@ inline std::string describe(const Outcome& o) {
   return s;
 }
 
+/// Runs `input` as one connection whole, then cut into pieces at the
+/// positions cutSets() draws (byte by byte once, with the SSE2 kernels), and
+/// checks every split run reports exactly what the whole one did. Returns
+/// the whole run.
+inline Outcome runWholeAndSplit(std::string_view input, const DriverOptions& o, InputRng& rng) {
+  const Outcome whole = runConnection(input, o, {});
+  for (const auto& cuts : cutSets(input.size(), rng)) {
+    const bool baseline = cuts.size() + 1 == input.size();  // byte by byte: the SSE2 kernels
+    net::detail::http1AllowAvx2ForTesting(!baseline);
+    const Outcome split = runConnection(input, o, cuts);
+    net::detail::http1AllowAvx2ForTesting(true);
+    FUZZ_CHECK(split == whole, "fed in " + std::to_string(cuts.size() + 1) + " pieces" +
+                                   (baseline ? " (SSE2 kernels)" : "") + "\n     whole: " + describe(whole) +
+                                   "\n     split: " + describe(split));
+  }
+  return whole;
+}
+
 }  // namespace sluice::fuzz

@@ -58,16 +58,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   InputRng rng(input);
   const DriverOptions o = optionsFor(rng);
 
-  const Outcome whole = runConnection(input, o, {});
-  for (const auto& cuts : cutSets(input.size(), rng)) {
-    const bool baseline = cuts.size() + 1 == input.size();  // byte by byte: the SSE2 kernels
-    sluice::net::detail::http1AllowAvx2ForTesting(!baseline);
-    const Outcome split = runConnection(input, o, cuts);
-    sluice::net::detail::http1AllowAvx2ForTesting(true);
-    FUZZ_CHECK(split == whole, "fed in " + std::to_string(cuts.size() + 1) + " pieces" +
-                                   (baseline ? " (SSE2 kernels)" : "") + "\n     whole: " + describe(whole) +
-                                   "\n     split: " + describe(split));
-  }
+  const Outcome whole = runWholeAndSplit(input, o, rng);
   for (const Message& m : whole.messages) checkRoundTrip(m);
   return 0;
 }
