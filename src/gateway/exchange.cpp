@@ -386,6 +386,8 @@ bool Exchange::inspect() {
       shape.images_low = v->prompt.images_low;
       shape.images_high = v->prompt.images_high;
       shape.tools = v->prompt.tools;
+      // Audio and file parts, bounded by their size (core/media_tokens.h).
+      shape.extra_tokens = v->prompt.media_tokens;
       // Tool JSON is measured in bytes only; 3 bytes a token errs high for JSON.
       shape.tools_tokens = (v->prompt.tools_json_bytes + 2) / 3;
       shape.text_tokens = text_tokens;

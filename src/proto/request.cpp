@@ -7,6 +7,8 @@
 
 #include "proto/json_dom.h"
 #include "core/json_text.h"
+#include "core/media_tokens.h"
+#include "core/pricing.h"
 
 namespace sluice::proto {
 namespace {
@@ -228,29 +230,81 @@ struct ChatMeasure {
     }
   }
 
-  void addPart(element part) {
+  // One entry of a message's `content` array. Every part type the API
+  // accepts gets a bound (text by its words, images by their largest tile
+  // count, audio and files by their size: core/media_tokens.h); a part the
+  // estimate could not bound is refused rather than counted as zero.
+  std::optional<RequestError> addPart(element part, std::string_view where) {
     simdjson::dom::object obj;
-    if (part.get_object().get(obj)) {
-      ++shape.other_parts;
-      return;
-    }
-    bool measured = false;
-    for (const auto kv : obj) {
+    if (part.get_object().get(obj)) return invalidType(where, "an object", part);
+    element type_el;
+    if (obj["type"].get(type_el)) return missing(fmt::format("{}.type", where));
+    std::string_view type;
+    if (type_el.get_string().get(type)) return invalidType(fmt::format("{}.type", where), "a string", type_el);
+    auto payload = [&](std::string_view key) -> RequestResult<element> {
+      element v;
+      if (obj[key].get(v)) return std::unexpected(missing(fmt::format("{}.{}", where, key)));
+      return v;
+    };
+    auto stringIn = [&](std::string_view key, element v) -> RequestResult<std::string_view> {
       std::string_view s;
-      if ((kv.key == "text" || kv.key == "refusal") && !kv.value.get_string().get(s)) {
-        addText(s);
-        measured = true;
-      } else if (kv.key == "image_url") {
-        std::string_view detail;
-        const bool low = !kv.value["detail"].get_string().get(detail) && detail == "low";
-        ++(low ? shape.images_low : shape.images_high);
-        measured = true;
-      }
+      if (v.get_string().get(s)) return std::unexpected(invalidType(fmt::format("{}.{}", where, key), "a string", v));
+      return s;
+    };
+    if (type == "text" || type == "refusal") {
+      auto v = payload(type);
+      if (!v) return v.error();
+      auto s = stringIn(type, *v);
+      if (!s) return s.error();
+      addText(*s);
+      return std::nullopt;
     }
-    if (!measured) ++shape.other_parts;
+    if (type == "image_url") {
+      auto v = payload("image_url");
+      if (!v) return v.error();
+      std::string_view detail;
+      const bool low = !(*v)["detail"].get_string().get(detail) && detail == "low";
+      ++(low ? shape.images_low : shape.images_high);
+      return std::nullopt;
+    }
+    if (type == "input_audio") {
+      auto v = payload("input_audio");
+      if (!v) return v.error();
+      element data;
+      if ((*v)["data"].get(data)) return missing(fmt::format("{}.input_audio.data", where));
+      auto s = stringIn("input_audio.data", data);
+      if (!s) return s.error();
+      ++shape.audio_parts;
+      shape.media_tokens = core::addSaturating(shape.media_tokens,
+                                               core::audioPartTokens(static_cast<int64_t>(s->size())));
+      return std::nullopt;
+    }
+    if (type == "file") {
+      auto v = payload("file");
+      if (!v) return v.error();
+      element data;
+      if ((*v)["file_data"].get(data) || data.is_null()) {
+        return invalid(fmt::format("Sluice cannot bound the cost of a file it cannot see: '{}.file' has no "
+                                   "'file_data'. Send the file inline as 'file_data' rather than by 'file_id'.",
+                                   where),
+                       fmt::format("{}.file.file_data", where));
+      }
+      auto s = stringIn("file.file_data", data);
+      if (!s) return s.error();
+      std::string_view filename;
+      if (!(*v)["filename"].get_string().get(filename)) addText(filename);
+      ++shape.file_parts;
+      shape.media_tokens = core::addSaturating(shape.media_tokens,
+                                               core::filePartTokens(static_cast<int64_t>(s->size())));
+      return std::nullopt;
+    }
+    return invalid(fmt::format("Invalid value for '{}.type': Sluice bounds the cost of the content part types "
+                               "'text', 'image_url', 'input_audio', 'file' and 'refusal' only.",
+                               where),
+                   fmt::format("{}.type", where));
   }
 
-  void addMessage(simdjson::dom::object msg) {
+  std::optional<RequestError> addMessage(simdjson::dom::object msg, size_t index) {
     for (const auto kv : msg) {
       const std::string_view key = kv.key;
       std::string_view s;
@@ -258,7 +312,11 @@ struct ChatMeasure {
         if (!kv.value.get_string().get(s)) {
           addText(s);
         } else if (kv.value.is_array()) {
-          for (const element part : detail::arrayOf(kv.value)) addPart(part);
+          size_t j = 0;
+          for (const element part : detail::arrayOf(kv.value)) {
+            if (auto err = addPart(part, fmt::format("messages[{}].content[{}]", index, j))) return err;
+            ++j;
+          }
         }
       } else if (key == "refusal") {
         if (!kv.value.get_string().get(s)) addText(s);
@@ -281,6 +339,7 @@ struct ChatMeasure {
         addToolCall(kv.value);
       }
     }
+    return std::nullopt;
   }
 
   void finish() {
@@ -299,7 +358,7 @@ std::optional<RequestError> readMessages(element v, ChatPromptShape& shape, cons
   for (const element msg : arr) {
     simdjson::dom::object obj;
     if (msg.get_object().get(obj)) return invalidType(fmt::format("messages[{}]", i), "an object", msg);
-    m.addMessage(obj);
+    if (auto err = m.addMessage(obj, i)) return err;
     ++i;
   }
   if (i == 0) {

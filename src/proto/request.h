@@ -101,7 +101,9 @@ struct ChatPromptShape {
   int64_t name_bytes = 0;
   int64_t images_low = 0;           ///< image_url parts with detail "low"
   int64_t images_high = 0;          ///< image_url parts with detail "high", "auto" or none (priced as high)
-  int64_t other_parts = 0;          ///< audio/file/unknown content parts (no text measured)
+  int64_t audio_parts = 0;          ///< input_audio parts
+  int64_t file_parts = 0;           ///< file parts (inline file_data; a file_id alone is refused)
+  int64_t media_tokens = 0;         ///< Σ core::audioPartTokens / filePartTokens of those parts
   int64_t tool_call_argument_bytes = 0;  ///< assistant tool_calls / function_call name + arguments
   int64_t tools_json_bytes = 0;     ///< minified bytes of "tools" + "functions"
   int64_t tools = 0;                ///< entries in "tools" + "functions"

@@ -97,7 +97,8 @@ Inspected inspect(Endpoint endpoint, std::string_view body, size_t capacity) {
                " text=" + std::to_string(p.text_bytes) + " non_ascii=" + std::to_string(p.non_ascii) +
                " names=" + std::to_string(p.names) + "/" + std::to_string(p.name_bytes) +
                " images=" + std::to_string(p.images_low) + "/" + std::to_string(p.images_high) +
-               " other=" + std::to_string(p.other_parts) + " tool_args=" + std::to_string(p.tool_call_argument_bytes) +
+               " media=" + std::to_string(p.audio_parts) + "/" + std::to_string(p.file_parts) + "/" +
+               std::to_string(p.media_tokens) + " tool_args=" + std::to_string(p.tool_call_argument_bytes) +
                " tools=" + std::to_string(p.tools) + "/" + std::to_string(p.tools_json_bytes) +
                " system=" + std::to_string(p.has_system_message);
       break;

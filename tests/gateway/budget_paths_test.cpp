@@ -121,5 +121,45 @@ TEST_F(BudgetPathsTest, OwnCountsAreBoundedByTheCapAndTheEndpoint) {
   EXPECT_LE(r.usage.output, 30);
 }
 
+std::string audioCall(size_t data_bytes) {
+  return R"({"model":"big","max_tokens":5,"messages":[{"role":"user","content":[{"type":"input_audio",)"
+         R"("input_audio":{"format":"wav","data":")" +
+         std::string(data_bytes, 'A') + R"("}}]}]})";
+}
+
+TEST_F(BudgetPathsTest, AnAudioPartIsReservedByItsSize) {
+  // Regression: input_audio parts counted zero in the prompt estimate: one
+  // 100 KB part with max_tokens 5 against a 1,000 µUSD day was admitted and
+  // billed 25,032 µUSD.
+  auto s = send("day", audioCall(100'000));
+  EXPECT_EQ(s->status(), 429) << s->body();
+  EXPECT_EQ(gw_->mockState()->bill().snapshot().requests_total, 0u);
+  // tokens_per_call was exceeded the same way.
+  auto t = send("tokcall", audioCall(2'000));
+  EXPECT_EQ(t->status(), 429) << t->body();
+  EXPECT_EQ(gw_->mockState()->bill().snapshot().requests_total, 0u);
+}
+
+TEST_F(BudgetPathsTest, FilePartsAreReservedByTheirSize) {
+  // Regression: file parts counted zero: 20 concurrent calls with a file
+  // against a 5,000 µUSD day spent 120,760. Here the day is 1 USD and each
+  // call carries 200 KB of base64, billed ~50,000 µUSD by the mock: 24 calls
+  // were all admitted (1.2 USD). Reserved at their bound (~201,500 tokens),
+  // the calls stop while less than one bound is left.
+  const std::string body = R"({"model":"big","max_tokens":5,"messages":[{"role":"user","content":[{"type":"file",)"
+                           R"("file":{"filename":"a.pdf","file_data":"data:application/pdf;base64,)" +
+                           std::string(200'000, 'J') + R"("}}]}]})";
+  std::vector<std::shared_ptr<FakeServerStream>> calls;
+  for (int i = 0; i < 24; ++i) calls.push_back(send("roomy", body));
+  loop_.advance(2s);
+  int served = 0;
+  for (const auto& c : calls) served += c->status() == 200 ? 1 : 0;
+  EXPECT_GT(served, 0);
+  EXPECT_LT(served, 24);
+  const auto bill = gw_->mockState()->bill().snapshot().totals;
+  EXPECT_LE(bill.prompt_tokens + 2 * bill.completion_tokens, 1'000'000u);
+  EXPECT_EQ(gw_->budgets().outstandingReservations(), 0u);
+}
+
 }  // namespace
 }  // namespace sluice::gateway

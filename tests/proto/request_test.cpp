@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/media_tokens.h"
 #include "proto/proto_test_util.h"
 
 namespace sluice::proto {
@@ -101,7 +102,9 @@ TEST(InspectChat, PromptShape) {
   EXPECT_EQ(p.name_bytes, 5);
   EXPECT_EQ(p.images_low, 1);
   EXPECT_EQ(p.images_high, 2);  // "high" and absent (auto)
-  EXPECT_EQ(p.other_parts, 1);
+  EXPECT_EQ(p.audio_parts, 1);
+  EXPECT_EQ(p.file_parts, 0);
+  EXPECT_EQ(p.media_tokens, core::audioPartTokens(4));
   const int64_t args = 11 + static_cast<int64_t>(std::string_view("{\"city\":\"東京\"}").size());
   EXPECT_EQ(p.tool_call_argument_bytes, args);
   EXPECT_EQ(p.non_ascii, 2 + 2);  // ü ß + 東 京
@@ -240,6 +243,63 @@ TEST(InspectChat, WrongTypesNameTheParam) {
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":{}})", "tools", "expected an array"},
   };
   for (const BadField& c : cases) {
+    const RequestError e = chatError(c.body);
+    EXPECT_EQ(e.code, ErrorCode::kInvalidRequest) << c.body;
+    EXPECT_EQ(e.param, c.param) << c.body;
+    EXPECT_NE(e.message.find(c.message_part), std::string::npos) << c.body << " -> " << e.message;
+  }
+}
+
+// Every content part type the API accepts is bounded; none counts zero
+// (#12 item 2: a 100 KB audio part and file parts were free before).
+TEST(InspectChat, AudioAndFilePartsAreBoundedByTheirSize) {
+  const std::string audio(100'000, 'A');
+  const std::string pdf(30'000, 'J');
+  const std::string body = R"({"model":"m","messages":[{"role":"user","content":[)"
+                           R"({"type":"input_audio","input_audio":{"data":")" + audio + R"(","format":"wav"}},)"
+                           R"({"type":"file","file":{"filename":"report.pdf","file_data":"data:application/pdf;base64,)" +
+                           pdf + R"("}}]}]})";
+  auto r = inspectChatRequest(body);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->prompt.audio_parts, 1);
+  EXPECT_EQ(r->prompt.file_parts, 1);
+  const int64_t data_url = static_cast<int64_t>(pdf.size() + std::string_view("data:application/pdf;base64,").size());
+  EXPECT_EQ(r->prompt.media_tokens, core::audioPartTokens(100'000) + core::filePartTokens(data_url));
+  EXPECT_GE(r->prompt.media_tokens, 100'000 / 2 + 30'000);
+  // The filename is text the model reads.
+  EXPECT_EQ(r->prompt.text_bytes, 10);
+}
+
+TEST(InspectChat, PartsThatCannotBeBoundedAreRefusedByName) {
+  const auto wrap = [](std::string_view part) {
+    return std::string(R"({"model":"m","messages":[{"role":"user","content":"hi"},{"role":"user","content":[)"
+                       R"({"type":"text","text":"ok"},)") +
+           std::string(part) + "]}]}";
+  };
+  struct Case {
+    std::string body;
+    std::string_view param;
+    std::string_view message_part;
+  };
+  const std::vector<Case> cases = {
+      {wrap(R"({"type":"text","text":{"value":"hidden words"}})"), "messages[1].content[1].text", "expected a string"},
+      {wrap(R"({"type":"text"})"), "messages[1].content[1].text", "Missing required parameter"},
+      {wrap(R"({"text":"no type"})"), "messages[1].content[1].type", "Missing required parameter"},
+      {wrap(R"({"type":7})"), "messages[1].content[1].type", "expected a string"},
+      {wrap(R"({"type":"input_video","input_video":{"data":"AAAA"}})"), "messages[1].content[1].type",
+       "'text', 'image_url', 'input_audio', 'file' and 'refusal'"},
+      {wrap(R"("a bare string")"), "messages[1].content[1]", "expected an object"},
+      {wrap(R"({"type":"input_audio","input_audio":{"format":"wav"}})"), "messages[1].content[1].input_audio.data",
+       "Missing required parameter"},
+      {wrap(R"({"type":"input_audio","input_audio":{"data":["AAAA"]}})"), "messages[1].content[1].input_audio.data",
+       "expected a string"},
+      {wrap(R"({"type":"file","file":{"file_id":"file-abc"}})"), "messages[1].content[1].file.file_data",
+       "Send the file inline"},
+      {wrap(R"({"type":"file","file":{"file_data":null,"file_id":"file-abc"}})"),
+       "messages[1].content[1].file.file_data", "Send the file inline"},
+      {wrap(R"({"type":"image_url"})"), "messages[1].content[1].image_url", "Missing required parameter"},
+  };
+  for (const Case& c : cases) {
     const RequestError e = chatError(c.body);
     EXPECT_EQ(e.code, ErrorCode::kInvalidRequest) << c.body;
     EXPECT_EQ(e.param, c.param) << c.body;
