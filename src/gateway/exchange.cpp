@@ -688,6 +688,12 @@ void Exchange::onData(std::string_view data) {
     body_.append(data);
     return;
   }
+  if (cancel_ == CancelReason::kClient && committed_) {
+    // Draining after the client left: account only, never relay.
+    (void)filter_->put(data, out_);
+    out_.clear();
+    return;
+  }
   if (cancel_ != CancelReason::kNone) return;
   if (auto r = filter_->put(data, out_); !r) {
     cancel_ = CancelReason::kStreamError;
@@ -1002,7 +1008,13 @@ void Exchange::onClientGone() {
   if (finished_) return;
   if (call_ && cancel_ == CancelReason::kNone) {
     cancel_ = CancelReason::kClient;
-    call_->cancel();  // onComplete(kCancelled) settles
+    // Tokens the provider sent before it could notice are billed: count
+    // them (onData accounts without relaying) before closing.
+    if (committed_) {
+      call_->drainThenCancel();  // onComplete settles
+    } else {
+      call_->cancel();  // onComplete(kCancelled) settles
+    }
   } else if (!call_ || timer_) {
     // Waiting for a backoff: nothing in flight upstream.
     finish(Outcome::kClientAbort);

@@ -369,6 +369,15 @@ class UpstreamCall {
   /// Destroying the UpstreamCall before onComplete aborts the call silently:
   /// no callback runs after that.
   virtual void cancel() = 0;
+  /// Cancels after handing over what the provider already sent: body bytes
+  /// waiting in the connection's receive buffer are read without waiting and
+  /// delivered through onData (callbacks may end the call meanwhile; if the
+  /// answer completes, onComplete(kNone) ends it), then cancel(). What a
+  /// provider sent before the cut is what it bills, so a caller that counts
+  /// tokens drains rather than cancels. Called from inside one of the call's
+  /// own callbacks, the drain and cancel run when that callback returns.
+  /// The default only cancels.
+  virtual void drainThenCancel() { cancel(); }
 };
 
 /// A client for one provider origin on one loop, with its own keep-alive pool.

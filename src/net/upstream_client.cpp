@@ -153,6 +153,7 @@ class CallState final : public detail::LoopRefCounted {
       : client_(client), req_(std::move(req)), cb_(&cb) {}
 
   void cancel(bool notify);
+  void drainThenCancel();
 
   ClientImpl* client_;
   UpstreamRequest req_;
@@ -162,6 +163,7 @@ class CallState final : public detail::LoopRefCounted {
   bool retried_ = false;
   bool got_byte_ = false;
   bool queued_ = false;
+  bool drain_pending_ = false;  // drainThenCancel() ran inside a parser callback
   core::MonoTime total_deadline_{};
   core::MonoTime phase_deadline_{};
   int status_ = 0;
@@ -175,6 +177,7 @@ class CallHandle final : public UpstreamCall {
   explicit CallHandle(Ref<CallState> st) : st_(std::move(st)) {}
   ~CallHandle() override { st_->cancel(/*notify=*/false); }
   void cancel() override { st_->cancel(/*notify=*/true); }
+  void drainThenCancel() override { st_->drainThenCancel(); }
 
  private:
   Ref<CallState> st_;
@@ -220,6 +223,7 @@ class UpConn final : public detail::LoopRefCounted {
   size_t begin_ = 0;
   size_t end_ = 0;
   bool reading_ = false;
+  bool in_parse_ = false;  // parser_.put() is running (its callbacks may call back in)
   Headers headers_;  // the current response's fields (reused, see onField)
   size_t header_count_ = 0;
   // Plain-TCP reads (TLS reads go through tls_); see read_op.h.
@@ -258,6 +262,11 @@ class ClientImpl final : public UpstreamClient, public detail::Tickable {
   bool onHeader(UpConn& c);
   bool onBody(UpConn& c, std::string_view body);
   void onRead(UpConn* c, const error_code& ec, size_t n);
+  /// Parses the bytes in c's buffer for st. True when st may want more
+  /// (the parser needs more bytes); false when the answer finished, failed,
+  /// or the call ended in a callback.
+  bool parseBuffered(UpConn* c, const Ref<CallState>& st);
+  void drainBuffered(CallState* st);
 
  private:
   void assign(const Ref<CallState>& st);
@@ -321,6 +330,22 @@ void CallState::cancel(bool notify) {
   }
   // The connection is closed, not pooled: the response may be half-read.
   client_->complete(this, UpstreamErrorKind::kCancelled);
+}
+
+void CallState::drainThenCancel() {
+  if (phase_ == Phase::kDone) return;
+  const Ref<CallState> self(this);  // the callbacks may drop the caller's handle
+  if (client_ != nullptr && phase_ == Phase::kReceiving && conn_) {
+    if (conn_->in_parse_) {
+      // Called from a callback inside the parser: the read buffer is still
+      // being consumed. The read loop drains and cancels when the parser
+      // returns (ClientImpl::onRead).
+      drain_pending_ = true;
+      return;
+    }
+    client_->drainBuffered(this);
+  }
+  cancel(/*notify=*/true);  // a no-op if the answer completed while draining
 }
 
 // ------------------------------------------------------------------ client
@@ -720,17 +745,29 @@ void ClientImpl::onRead(UpConn* c, const error_code& ec, size_t n) {
     st->phase_ = Phase::kReceiving;
     st->phase_deadline_ = loop_.now() + st->req_.idle_timeout;
   }
+  if (!parseBuffered(c, st)) return;
+  if (st->drain_pending_) {
+    drainBuffered(st.get());
+    st->cancel(/*notify=*/true);  // a no-op if the drain completed the answer
+    return;
+  }
+  armRead(c);
+}
+
+bool ClientImpl::parseBuffered(UpConn* c, const Ref<CallState>& st) {
   while (c->begin_ < c->end_) {
     detail::ParseError pec = detail::ParseError::kNone;
+    c->in_parse_ = true;
     const size_t used = c->parser_.put(c->buf_.get() + c->begin_, c->end_ - c->begin_, c->sink_, pec);
+    c->in_parse_ = false;
     c->begin_ += used;
-    if (c->call_ != st) return;  // cancelled, abandoned or client destroyed in a callback
+    if (c->call_ != st) return false;  // cancelled, abandoned or client destroyed in a callback
     if (pec == detail::ParseError::kNeedMore) break;
     if (pec != detail::ParseError::kNone) {
       detach(st.get());
       closeConn(c);
       complete(st.get(), UpstreamErrorKind::kProtocol);
-      return;
+      return false;
     }
     if (c->parser_.done()) {
       if (st->status_ / 100 == 1 && st->status_ != 101) {  // interim response: the real one follows
@@ -740,10 +777,38 @@ void ClientImpl::onRead(UpConn* c, const error_code& ec, size_t n) {
       finishResponse(c);
       // A pooled (or already reassigned) connection keeps its read outstanding.
       if (c->client_ != nullptr && c->state_ != ConnState::kClosed) c->client_->armRead(c);
-      return;
+      return false;
     }
   }
-  armRead(c);
+  return true;
+}
+
+// What the provider already sent (and billed) lies in the kernel's receive
+// buffer until we read it; closing the socket would throw it away unseen.
+// Reads it without waiting (recv with MSG_DONTWAIT until EAGAIN, EOF or
+// kMaxDrainBytes) and hands it to the call as any body bytes. Plain TCP only:
+// a TLS stream has a read outstanding inside its engine that a second read
+// must not interleave with, so there only the bytes already parsed count.
+void ClientImpl::drainBuffered(CallState* raw) {
+  static constexpr size_t kMaxDrainBytes = size_t{8} << 20;
+  const Ref<CallState> st(raw);
+  const Ref<UpConn> c = st->conn_;
+  if (!c || c->tls_ || c->state_ == ConnState::kClosed) return;
+  size_t drained = 0;
+  while (drained < kMaxDrainBytes && c->call_ == st) {
+    if (c->begin_ == c->end_) c->begin_ = c->end_ = 0;
+    if (c->end_ == c->cap_) {
+      if (c->begin_ == 0) return;  // an unfinished header filled the buffer: nothing billable
+      std::memmove(c->buf_.get(), c->buf_.get() + c->begin_, c->end_ - c->begin_);
+      c->end_ -= c->begin_;
+      c->begin_ = 0;
+    }
+    const ssize_t n = ::recv(c->sock_.native_handle(), c->buf_.get() + c->end_, c->cap_ - c->end_, MSG_DONTWAIT);
+    if (n <= 0) return;  // drained (EAGAIN), closed (0) or failed: the caller cancels
+    c->end_ += static_cast<size_t>(n);
+    drained += static_cast<size_t>(n);
+    if (!parseBuffered(c.get(), st)) return;
+  }
 }
 
 void ClientImpl::onResponseStart(UpConn& c, int status) {

@@ -153,9 +153,10 @@ export class Gateway {
   }
 }
 
-export function chat(gw, key, body, headers = {}) {
+export function chat(gw, key, body, headers = {}, signal = undefined) {
   return fetch(`${gw.url}/v1/chat/completions`, {
     method: 'POST',
+    signal,
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });

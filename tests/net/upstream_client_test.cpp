@@ -296,6 +296,64 @@ TEST(UpstreamClient, CancelMidStreamClosesTheConnection) {
   server->stop(1s);
 }
 
+// What the provider sent before a cut is what it bills: drainThenCancel()
+// hands over the bytes already in the receive buffer before closing, where
+// cancel() drops them (#12 item 6).
+TEST(UpstreamClient, DrainThenCancelDeliversWhatIsAlreadyBuffered) {
+  const std::string rest(48 * 1024, 'x');
+  std::atomic<bool> sent{false};
+  std::atomic<bool> release{false};
+  RawHttpServer upstream([&](RawSocket& s, const RawMessage&, int, int) {
+    s.sendAll("HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\nfirst");
+    std::this_thread::sleep_for(50ms);  // "first" arrives on its own
+    s.sendAll(rest);
+    sent = true;
+    eventually([&] { return release.load(); });
+  });
+  Recorder rec;
+  ClientFixture f({.base_url = baseUrl(upstream.port())});
+  std::atomic<size_t> index{0};
+  std::atomic<int> drains{0};
+  rec.on_data = [&](std::string_view) {
+    if (drains++ > 0) return;  // the drain's own deliveries
+    EXPECT_TRUE(eventually([&] { return sent.load(); }));
+    std::this_thread::sleep_for(20ms);  // loopback: the bytes are in our receive buffer
+    // From inside onData: the drain runs once this callback returns.
+    f.call(index.load())->drainThenCancel();
+    EXPECT_FALSE(rec.done());
+  };
+  index.store(f.start(req("/stream"), rec));
+  EXPECT_EQ(rec.waitResult(), UpstreamErrorKind::kCancelled);
+  EXPECT_EQ(rec.body().size(), 5 + rest.size());
+  EXPECT_EQ(rec.completes(), 1);
+  release = true;
+}
+
+// A drain that reaches the end of the answer completes it normally.
+TEST(UpstreamClient, DrainThatReachesTheEndCompletesTheCall) {
+  std::atomic<bool> sent{false};
+  RawHttpServer upstream([&](RawSocket& s, const RawMessage&, int, int) {
+    s.sendAll("HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\nfirst");
+    std::this_thread::sleep_for(50ms);
+    s.sendAll("0123456789");
+    sent = true;
+  });
+  Recorder rec;
+  ClientFixture f({.base_url = baseUrl(upstream.port())});
+  std::atomic<size_t> index{0};
+  std::atomic<int> calls{0};
+  rec.on_data = [&](std::string_view) {
+    if (calls++ > 0) return;
+    EXPECT_TRUE(eventually([&] { return sent.load(); }));
+    std::this_thread::sleep_for(20ms);
+    f.call(index.load())->drainThenCancel();
+  };
+  index.store(f.start(req("/x"), rec));
+  EXPECT_EQ(rec.waitResult(), UpstreamErrorKind::kNone);
+  EXPECT_EQ(rec.body(), "first0123456789");
+  EXPECT_EQ(rec.completes(), 1);
+}
+
 TEST(UpstreamClient, CancelBeforeAnyResponse) {
   Held held;
   auto server = heldServer(held);
