@@ -496,8 +496,8 @@ std::expected<uint64_t, MockPlan> messageTokens(dom::element msg, size_t i) {
           continue;
         }
         std::string_view text;
-        if (p.at_key("text").get(text) == simdjson::SUCCESS) {
-          bytes += text.size();
+        if (p.at_key("text").get(text) == simdjson::SUCCESS || p.at_key("refusal").get(text) == simdjson::SUCCESS) {
+          bytes += text.size();  // text and refusal parts: the words are what is read
         } else {
           bytes += simdjson::minify(part).size();  // audio, files, ...: bill their size
         }

@@ -13,8 +13,9 @@
 /// truth the gateway must bill):
 /// - every generated word is exactly one completion token;
 /// - text tokens = ceil(utf8 bytes / 4) (`textTokens`);
-/// - chat prompt = 3 + Σ over messages (3 + textTokens(content text + name
-///   + tool-call names/arguments) + 85 per image part) + textTokens(minified
+/// - chat prompt = 3 + Σ over messages (3 + textTokens(content text, text
+///   and refusal parts, name, tool-call names/arguments, and the minified
+///   JSON of audio and file parts) + 85 per image part) + textTokens(minified
 ///   `tools` JSON), i.e. the "+3 per message, +3 priming" shape of tiktoken
 ///   counting with a byte-based tokenizer;
 /// - /completions prompt = Σ textTokens(prompt) (token arrays: their length);
