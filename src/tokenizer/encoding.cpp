@@ -26,24 +26,36 @@ uint32_t load32(const char* p) {
   return v;
 }
 
-// A fast mix of the bytes and their length (collisions only cost a memcmp).
+uint16_t load16(const char* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// The first min(n, 8) bytes of p, zero-padded, without reading past p + n.
+uint64_t shortKey(const char* p, size_t n) {
+  if (n >= 8) return load64(p);
+  if (n >= 4) return load32(p) | (static_cast<uint64_t>(load32(p + n - 4)) << ((n - 4) * 8));
+  if (n >= 2) {
+    return load16(p) | (static_cast<uint64_t>(static_cast<unsigned char>(p[n - 1])) << ((n - 1) * 8));
+  }
+  return n == 1 ? static_cast<unsigned char>(p[0]) : 0;
+}
+
+// A fast mix of the bytes and their length (collisions only cost a compare).
 uint64_t hashBytes(const char* p, size_t n) {
   uint64_t h = 0x9E3779B97F4A7C15ull ^ (n * 0xFF51AFD7ED558CCDull);
-  while (n >= 8) {
-    h = (h ^ load64(p)) * 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 29;
-    p += 8;
-    n -= 8;
+  if (n <= 8) {
+    h = (h ^ shortKey(p, n)) * 0xBF58476D1CE4E5B9ull;
+  } else {
+    while (n >= 8) {
+      h = (h ^ load64(p)) * 0xBF58476D1CE4E5B9ull;
+      h ^= h >> 29;
+      p += 8;
+      n -= 8;
+    }
+    h = (h ^ shortKey(p, n)) * 0x94D049BB133111EBull;
   }
-  uint64_t tail = 0;
-  if (n >= 4) {
-    tail = (static_cast<uint64_t>(load32(p)) << 32) | load32(p + n - 4);
-  } else if (n > 0) {
-    tail = (static_cast<uint64_t>(static_cast<unsigned char>(p[0])) << 16) |
-           (static_cast<uint64_t>(static_cast<unsigned char>(p[n / 2])) << 8) |
-           static_cast<unsigned char>(p[n - 1]);
-  }
-  h = (h ^ tail) * 0x94D049BB133111EBull;
   h ^= h >> 31;
   h *= 0x9E3779B97F4A7C15ull;
   return h ^ (h >> 32);
@@ -155,15 +167,24 @@ std::expected<Encoding, std::string> Encoding::load(std::string_view name, std::
   const size_t n = e.offsets_.size() - 1;
   if (n < 256) return fail("the rank file has " + std::to_string(n) + " tokens; a byte-level BPE needs all 256 bytes");
   const size_t slots = std::bit_ceil(n * 5 / 2);
-  e.slots_.assign(slots, 0);
+  e.slots_.assign(slots, Slot{0, 0, 0, 0});
   e.mask_ = slots - 1;
   for (uint32_t r = 0; r < n; ++r) {
     const std::string_view tok = e.tokenBytes(r);
-    const uint64_t h = hashBytes(tok.data(), tok.size());
+    if (tok.size() > UINT16_MAX) return fail("token " + std::to_string(r) + " is longer than 64 KiB");
     if (e.lookup(tok.data(), tok.size()) != kNoRank) return fail("token " + std::to_string(r) + " is listed twice");
+    const uint64_t h = hashBytes(tok.data(), tok.size());
     uint64_t i = h & e.mask_;
-    while (e.slots_[i] != 0) i = (i + 1) & e.mask_;
-    e.slots_[i] = (h & 0xFFFFFFFF00000000ull) | (static_cast<uint64_t>(r) + 1);
+    while (e.slots_[i].len != 0) i = (i + 1) & e.mask_;
+    e.slots_[i] = Slot{tok.size() <= 8 ? shortKey(tok.data(), tok.size()) : e.offsets_[r], r,
+                       static_cast<uint16_t>(tok.size()), static_cast<uint16_t>(h >> 48)};
+  }
+  e.pair_ranks_.assign(65536, kNoRank);
+  for (uint32_t r = 0; r < n; ++r) {
+    const std::string_view tok = e.tokenBytes(r);
+    if (tok.size() == 2) {
+      e.pair_ranks_[(static_cast<unsigned char>(tok[0]) << 8) | static_cast<unsigned char>(tok[1])] = r;
+    }
   }
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
@@ -195,15 +216,13 @@ std::expected<Encoding, std::string> Encoding::loadFile(std::string_view name, c
 
 uint32_t Encoding::lookup(const char* p, size_t n) const {
   const uint64_t h = hashBytes(p, n);
-  const uint64_t tag = h & 0xFFFFFFFF00000000ull;
+  const auto tag = static_cast<uint16_t>(h >> 48);
+  const uint64_t key = n <= 8 ? shortKey(p, n) : 0;
   for (uint64_t i = h & mask_;; i = (i + 1) & mask_) {
-    const uint64_t v = slots_[i];
-    if (v == 0) return kNoRank;
-    if ((v & 0xFFFFFFFF00000000ull) == tag) {
-      const uint32_t r = static_cast<uint32_t>(v) - 1;
-      const uint32_t off = offsets_[r];
-      if (offsets_[r + 1] - off == n && std::memcmp(arena_.data() + off, p, n) == 0) return r;
-    }
+    const Slot& s = slots_[i];
+    if (s.len == 0) return kNoRank;
+    if (s.len != n || s.tag != tag) continue;
+    if (n <= 8 ? s.bytes == key : std::memcmp(arena_.data() + s.bytes, p, n) == 0) return s.rank;
   }
 }
 
@@ -218,7 +237,7 @@ void Encoding::mergeShort(std::string_view piece, Emit&& emit) const {
   uint32_t min_rank = kNoRank;
   size_t min_i = 0;
   for (uint32_t i = 0; i + 1 < n; ++i) {
-    const uint32_t r = lookup(p + i, 2);
+    const uint32_t r = pair_ranks_[(static_cast<unsigned char>(p[i]) << 8) | static_cast<unsigned char>(p[i + 1])];
     if (r < min_rank) {
       min_rank = r;
       min_i = i;

@@ -110,8 +110,18 @@ class Encoding {
   Pattern pattern_ = Pattern::kO200k;
   std::string arena_;              // every token's bytes, by rank
   std::vector<uint32_t> offsets_;  // token r is arena_[offsets_[r], offsets_[r+1])
-  std::vector<uint64_t> slots_;    // open addressing: (hash >> 32) << 32 | (rank + 1); 0 = empty
+  // Open addressing, linear probing, at most 40% full. A token of up to 8
+  // bytes is kept in its slot (zero-padded), so most lookups touch one
+  // cache line; longer ones compare against arena_.
+  struct Slot {
+    uint64_t bytes;  // len <= 8: the bytes; else the offset into arena_
+    uint32_t rank;
+    uint16_t len;    // 0: empty
+    uint16_t tag;    // hash bits not used for the index
+  };
+  std::vector<Slot> slots_;
   uint64_t mask_ = 0;
+  std::vector<uint32_t> pair_ranks_;  // rank of every 2-byte token, by (b0 << 8 | b1); kNoRank if none
   Pcre2Splitter reference_;
 };
 
