@@ -14,6 +14,10 @@ PKGS=(
   libspdlog-dev libfmt-dev libcli11-dev libhowardhinnant-date-dev tzdata
   libgoogle-perftools-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  # src/tokenizer: PCRE2 (UTF + UCP) is the reference pre-tokenizer and the
+  # source of its Unicode class table; vim-runtime's tutorials (many
+  # languages) are part of the tokenizer's differential test corpus.
+  libpcre2-dev vim-runtime
   # The fuzz targets (scripts/fuzz.sh): clang 19, the first of Debian 12's
   # clangs whose C++23 mode libstdc++ 12's <expected> accepts; its runtime
   # package holds libFuzzer and the sanitizers; llvm-19 the symbolizer.
@@ -45,5 +49,10 @@ if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/de
 # The official OpenAI SDK for the end-to-end tests.
 if [ -f tests/e2e/package.json ] && [ ! -d tests/e2e/node_modules/openai ]; then
   (cd tests/e2e && npm install --no-audit --no-fund --loglevel=error)
+fi
+# The reference tokenizer (OpenAI's tiktoken, WASM) for the tokenizer's
+# differential test (tools/tokenizers/differential.sh), from its lockfile.
+if [ -f tools/tokenizers/package-lock.json ] && [ ! -d tools/tokenizers/node_modules/tiktoken ]; then
+  (cd tools/tokenizers && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: ok"

@@ -50,4 +50,8 @@ fi
 if [ "${SLUICE_SKIP_TSAN:-0}" != 1 ]; then
   bash scripts/tsan.sh -j "$(nproc)"
 fi
+# ctest includes tokenizer_differential (label tokenizer): src/tokenizer
+# against OpenAI's tiktoken (npm, WASM) on a >10 MB corpus in 26 scripts and
+# ~30 languages, code, JSON, numbers, whitespace and emoji
+# (tools/tokenizers/differential.sh, ~30 s).
 ctest --preset release

@@ -58,6 +58,19 @@ int run(int argc, char** argv) {
   mock->add_option("--set", knobs, "behaviour knob KEY=VALUE (repeatable), e.g. ttft_ms=50 error_rate_500=0.1");
   mock->callback([&] { throw CLI::RuntimeError(mockUpstreamCommand(mock_host, mock_port, mock_threads, knobs)); });
 
+  std::string tokens_model, tokens_encoding, tokens_file;
+  bool tokens_chat = false;
+  auto* tokens = app.add_subcommand("tokens", "count tokens exactly with an OpenAI model's tokenizer");
+  tokens->add_option("--model", tokens_model, "model whose encoding to use (the price catalog's encoding field)");
+  tokens->add_option("--encoding", tokens_encoding, "encoding to use: o200k_base or cl100k_base");
+  tokens->add_flag("--chat", tokens_chat,
+                   "the input is a chat completion request (JSON): print its prompt tokens as OpenAI bills them "
+                   "(the request's model picks the encoding when neither --model nor --encoding is given)");
+  tokens->add_option("file", tokens_file, "file to count (default or -: standard input)");
+  tokens->callback([&] {
+    throw CLI::RuntimeError(tokensCommand(tokens_model, tokens_encoding, tokens_chat, tokens_file));
+  });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

@@ -13,6 +13,10 @@ int keysCreateCommand(const std::string& config_path, const std::string& agent, 
                       const std::vector<std::string>& acts_for, bool json);
 int keysListCommand(const std::string& config_path, bool json);
 int keysRevokeCommand(const std::string& config_path, const std::string& id);
+/// `sluice tokens`: counts `file` ("" or "-": stdin) under `encoding`, or
+/// the encoding the price catalog gives `model`; `chat`: the input is a chat
+/// completion request and the prompt is counted as OpenAI bills it.
+int tokensCommand(const std::string& model, const std::string& encoding, bool chat, const std::string& file);
 int mockUpstreamCommand(const std::string& host, int port, int threads, const std::vector<std::string>& knobs);
 
 }  // namespace sluice::cli

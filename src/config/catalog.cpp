@@ -48,6 +48,15 @@ void readEntry(Walker& w, const Entry& e, Catalog& out) {
       {"cached_input", [&](const Entry& f) { cached = w.usd(f, false); }},
       {"output", [&](const Entry& f) { mark(f); output = w.usd(f, false); }},
       {"embedding", [&](const Entry& f) { c.embedding = w.boolean(f).value_or(false); }},
+      {"encoding", [&](const Entry& f) {
+         auto s = w.string(f);
+         if (!s) return;
+         if (tokenizer::findEncoding(*s) == nullptr) {
+           w.error(f, fmt::format("{} must be one of {}, got '{}'", f.what(), tokenizer::knownEncodingNames(), *s));
+           return;
+         }
+         c.encoding = *s;
+       }},
       {"source", [&](const Entry& f) {
          mark(f);
          if (auto s = w.string(f)) c.source = *s;

@@ -12,6 +12,7 @@
 ///         cached_input: 0.50           # optional; defaults to input (never under-bills)
 ///         output: 8.00                 # optional for embedding models (default 0)
 ///         embedding: false             # optional
+///         encoding: o200k_base         # optional: the tokenizer that counts its tokens exactly
 ///         source: https://openai.com/api/pricing/
 ///         effective_date: 2025-04-14   # YYYY-MM-DD
 ///
@@ -25,6 +26,7 @@
 
 #include "config/diagnostic.h"
 #include "core/pricing.h"
+#include "tokenizer/registry.h"
 
 namespace sluice::config {
 
@@ -35,6 +37,9 @@ struct CatalogEntry {
   bool embedding = false;
   std::string source;          // URL or document name
   std::string effective_date;  // YYYY-MM-DD
+  /// OpenAI BPE encoding of the model's tokens (tokenizer/registry.h:
+  /// o200k_base, cl100k_base); empty for models without a published one.
+  std::string encoding;
 };
 
 using Catalog = std::map<std::string, CatalogEntry>;

@@ -25,25 +25,26 @@ struct Row {
   core::MicroUsdPerMTok input, cached, output;
   const char* hint;
   bool embedding;
+  const char* encoding;
 };
 
 TEST(ShippedCatalogTest, HasTheListPricesExactly) {
   const auto cat = loadCatalogFile(shippedCatalogPath());
   ASSERT_TRUE(cat.has_value()) << dumpCatalog(cat);
   const Row rows[] = {
-      {"gpt-4.1", 2'000'000, 500'000, 8'000'000, "openai", false},
-      {"gpt-4.1-mini", 400'000, 100'000, 1'600'000, "openai", false},
-      {"gpt-4o", 2'500'000, 1'250'000, 10'000'000, "openai", false},
-      {"gpt-4o-mini", 150'000, 75'000, 600'000, "openai", false},
-      {"o3", 2'000'000, 500'000, 8'000'000, "openai", false},
-      {"o4-mini", 1'100'000, 275'000, 4'400'000, "openai", false},
-      {"claude-sonnet-4.5", 3'000'000, 300'000, 15'000'000, "anthropic", false},
-      {"claude-haiku-4.5", 1'000'000, 100'000, 5'000'000, "anthropic", false},
-      {"gemini-2.5-flash", 300'000, 75'000, 2'500'000, "google", false},
-      {"gemini-2.5-pro", 1'250'000, 310'000, 10'000'000, "google", false},
-      {"deepseek-v3.2", 280'000, 28'000, 420'000, "deepseek", false},
-      {"text-embedding-3-small", 20'000, 0, 0, "openai", true},
-      {"text-embedding-3-large", 130'000, 0, 0, "openai", true},
+      {"gpt-4.1", 2'000'000, 500'000, 8'000'000, "openai", false, "o200k_base"},
+      {"gpt-4.1-mini", 400'000, 100'000, 1'600'000, "openai", false, "o200k_base"},
+      {"gpt-4o", 2'500'000, 1'250'000, 10'000'000, "openai", false, "o200k_base"},
+      {"gpt-4o-mini", 150'000, 75'000, 600'000, "openai", false, "o200k_base"},
+      {"o3", 2'000'000, 500'000, 8'000'000, "openai", false, "o200k_base"},
+      {"o4-mini", 1'100'000, 275'000, 4'400'000, "openai", false, "o200k_base"},
+      {"claude-sonnet-4.5", 3'000'000, 300'000, 15'000'000, "anthropic", false, ""},
+      {"claude-haiku-4.5", 1'000'000, 100'000, 5'000'000, "anthropic", false, ""},
+      {"gemini-2.5-flash", 300'000, 75'000, 2'500'000, "google", false, ""},
+      {"gemini-2.5-pro", 1'250'000, 310'000, 10'000'000, "google", false, ""},
+      {"deepseek-v3.2", 280'000, 28'000, 420'000, "deepseek", false, ""},
+      {"text-embedding-3-small", 20'000, 0, 0, "openai", true, "cl100k_base"},
+      {"text-embedding-3-large", 130'000, 0, 0, "openai", true, "cl100k_base"},
   };
   for (const Row& row : rows) {
     SCOPED_TRACE(row.name);
@@ -52,6 +53,7 @@ TEST(ShippedCatalogTest, HasTheListPricesExactly) {
     EXPECT_EQ(e.price, (core::Price{row.input, row.cached, row.output}));
     EXPECT_EQ(e.provider_hint, row.hint);
     EXPECT_EQ(e.embedding, row.embedding);
+    EXPECT_EQ(e.encoding, row.encoding);
   }
   for (const auto& [name, e] : *cat) {
     EXPECT_FALSE(e.source.empty()) << name;
@@ -76,6 +78,24 @@ TEST(CatalogParseTest, ReportsEveryBrokenRow) {
   EXPECT_THAT(all, HasSubstr("cat.yaml:5:40: unknown key 'ouput' in models.d; did you mean 'output'?"));
   EXPECT_THAT(all, HasSubstr("cat.yaml:5:3: catalog model 'd' has no output price"));
   EXPECT_EQ(r.error().size(), 6u) << all;
+}
+
+TEST(CatalogParseTest, EncodingIsOptionalAndMustBeAShippedOne) {
+  const auto ok = parseCatalog(
+      "models:\n"
+      "  a: {provider_hint: openai, encoding: cl100k_base, input: 1, output: 2, source: s, effective_date: 2025-01-01}\n"
+      "  b: {provider_hint: other, input: 1, output: 2, source: s, effective_date: 2025-01-01}\n",
+      "cat.yaml");
+  ASSERT_TRUE(ok.has_value()) << dumpCatalog(ok);
+  EXPECT_EQ(ok->at("a").encoding, "cl100k_base");
+  EXPECT_EQ(ok->at("b").encoding, "");
+  const auto bad = parseCatalog(
+      "models:\n"
+      "  a: {provider_hint: openai, encoding: p50k_base, input: 1, output: 2, source: s, effective_date: 2025-01-01}\n",
+      "cat.yaml");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(formatDiagnostics(bad.error()),
+            "cat.yaml:2:40: models.a.encoding must be one of o200k_base, cl100k_base, got 'p50k_base'\n");
 }
 
 TEST(CatalogParseTest, EmptyCatalogIsAllowedButAnEmptyFileIsNot) {
