@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <thread>
 #include <ctime>
+#include <set>
+#include <string>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -21,6 +23,7 @@
 #include "store/counters.h"
 #include "store/keys.h"
 #include "store/usage.h"
+#include "tokenizer/registry.h"
 
 namespace sluice::cli {
 namespace {
@@ -127,6 +130,23 @@ int serveCommand(const std::string& config_path) {
     fmt::print(stderr, "error: {}\n", gw.error().message);
     return 1;
   }
+
+  // The tokenizers of the configured models (exact counts where money
+  // depends on them) load in the background, ~0.25 s each, so the first call
+  // that needs one does not hold its event loop; a call that needs one
+  // sooner waits for that load (tokenizer::sharedEncoding).
+  std::set<std::string> encodings;
+  for (const auto& [name, m] : cfg->models) {
+    if (!m.encoding.empty()) encodings.insert(m.encoding);
+  }
+  std::jthread tokenizer_warmup([encodings = std::move(encodings)] {
+    for (const std::string& e : encodings) {
+      if (auto loaded = tokenizer::sharedEncoding(e); !loaded) {
+        spdlog::warn("tokenizer {}: {}; calls to its models are billed by the bound where Sluice counts", e,
+                     loaded.error());
+      }
+    }
+  });
 
   net::ServerOptions opts;
   opts.host = listen->host;

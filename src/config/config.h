@@ -64,6 +64,7 @@ struct ModelConfig {
   std::string effective_date;      // catalog rows: YYYY-MM-DD
   bool embedding = false;          // embedding model (no output tokens)
   int64_t max_output_tokens = 16'384;  // cap used when a request names none
+  std::string encoding;            // tokenizer (o200k_base, cl100k_base) counting it exactly; "" = none known
 };
 
 struct Substitution {

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "config/catalog.h"
+#include "tokenizer/registry.h"
 #include "config/yaml_walker.h"
 
 namespace sluice::config {
@@ -36,6 +37,7 @@ struct ModelRow {
   std::optional<core::MicroUsdPerMTok> input, cached_input, output;
   std::optional<bool> embedding;
   std::optional<int64_t> max_output_tokens;
+  std::optional<std::string> encoding;
   bool had_errors = false;  // a field was wrong: don't pile "no price" on top
 };
 
@@ -414,6 +416,17 @@ void Loader::readModels(const Entry& e) {
                          price("output", row.output),
                          {"embedding", [this, &row](const Entry& f) { row.embedding = w_.boolean(f); }},
                          intField("max_output_tokens", row.max_output_tokens, 1, 10'000'000),
+                         {"encoding",
+                          [this, &row](const Entry& f) {
+                            auto v = w_.string(f);
+                            if (!v) return;
+                            if (!v->empty() && tokenizer::findEncoding(*v) == nullptr) {
+                              w_.error(f, fmt::format("{} must be one of {} (or \"\" for none), got '{}'", f.what(),
+                                                      tokenizer::knownEncodingNames(), *v));
+                              return;
+                            }
+                            row.encoding = *v;
+                          }},
                      });
     row.had_errors = w_.errorCount() != before;
     model_rows_.push_back(std::move(row));
@@ -474,6 +487,7 @@ void Loader::resolveModels() {
     mc.effective_date = (!priced_here && cat) ? cat->effective_date : "";
     mc.upstream_name = row.upstream_name.value_or(row.name);
     if (row.max_output_tokens) mc.max_output_tokens = *row.max_output_tokens;
+    mc.encoding = row.encoding.value_or(cat ? cat->encoding : "");
 
     if (ok) {
       cfg_.models[row.name] = std::move(mc);
@@ -492,6 +506,7 @@ void Loader::resolveModels() {
     mc.price_source = "catalog";
     mc.effective_date = cat.effective_date;
     mc.embedding = cat.embedding;
+    mc.encoding = cat.encoding;
     cfg_.models[name] = std::move(mc);
   }
 }

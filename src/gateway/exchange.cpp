@@ -28,6 +28,7 @@
 #include "proto/rewrite.h"
 #include "proto/stream_filter.h"
 #include "proto/usage.h"
+#include "tokenizer/registry.h"
 
 namespace sluice::gateway {
 namespace {
@@ -74,6 +75,23 @@ int64_t outputTokensAtLeast(const proto::StreamAccounting& acc, int64_t choices)
   const int64_t by_bytes = acc.output_text_bytes / 8;
   const int64_t by_events = acc.events - 2 * choices - 1;  // minus role, finish and usage chunks
   return std::max<int64_t>({by_bytes, by_events, 0});
+}
+
+// The prompt of a chat request, for core::estimatePromptTokens, with its
+// text counted as `text_tokens` (the bound, or an exact count).
+core::PromptShape chatShape(const proto::ChatPromptShape& p, int64_t text_tokens) {
+  core::PromptShape shape;
+  shape.messages = p.messages;
+  shape.names = p.names;
+  shape.images_low = p.images_low;
+  shape.images_high = p.images_high;
+  shape.tools = p.tools;
+  // Audio and file parts, bounded by their size (core/media_tokens.h).
+  shape.extra_tokens = p.media_tokens;
+  // Tool JSON is measured in bytes only; 3 bytes a token errs high for JSON.
+  shape.tools_tokens = (p.tools_json_bytes + 2) / 3;
+  shape.text_tokens = text_tokens;
+  return shape;
 }
 
 // Destroys `objects` later on `loop`, outside whatever callback is running
@@ -170,6 +188,20 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   [[nodiscard]] core::TokenUsage attemptUsage(UsageSource& source) const;
   [[nodiscard]] core::TokenUsage unboundedAttemptUsage(UsageSource& source) const;
   [[nodiscard]] core::UsageBounds usageBounds() const;
+
+  // Exact counts (src/tokenizer), only where money depends on them: before
+  // refusing or clamping a call whose bound does not fit, and when Sluice
+  // bills its own count. The encoding of a model (null: none known or its
+  // files are missing), of every model of the plan (null unless they share
+  // one), the prompt's exact count under one (computed at most once), the
+  // output the current attempt relayed.
+  [[nodiscard]] const tokenizer::Encoding* encodingOf(std::string_view model) const;
+  [[nodiscard]] const tokenizer::Encoding* planEncoding() const;
+  [[nodiscard]] int64_t exactPromptTokens(const tokenizer::Encoding& encoding) const;
+  [[nodiscard]] int64_t exactOutputTokens(const tokenizer::Encoding& encoding) const;
+  /// Replaces the prompt bound by the exact count when the plan's encoding is
+  /// known and the count is lower; true when it did.
+  bool recountPromptExactly();
   [[nodiscard]] std::string serverTiming() const;
   /// Trailers of a stream that ends now, the relayed attempt still open:
   /// what the request cost (x-sluice-cost-usd, as the usage record will say)
@@ -229,7 +261,13 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   std::optional<int64_t> client_cap_;
   int64_t choices_ = 1;
   int64_t prompt_estimate_ = 0;
+  bool prompt_recounted_ = false;  // recountPromptExactly() ran
   int64_t cap_ = 0;  // output cap sent upstream (per choice)
+  // Exact counting state (see exactPromptTokens).
+  const tokenizer::Encoding* cur_encoding_ = nullptr;
+  proto::OutputText output_text_;
+  mutable const tokenizer::Encoding* exact_prompt_encoding_ = nullptr;
+  mutable int64_t exact_prompt_ = 0;
 
   // admission
   std::optional<core::RoutePlan> plan_;
@@ -360,7 +398,6 @@ bool Exchange::authenticate() {
 
 bool Exchange::inspect() {
   proto::reserveJsonPadding(req_.body);
-  core::PromptShape shape;
   int64_t text_tokens = 0;
   auto visit = [&](proto::TextKind, std::string_view text) { text_tokens += core::estimateTextTokens(text); };
   const proto::TextVisitor visitor(visit);
@@ -381,17 +418,7 @@ bool Exchange::inspect() {
       client_cap_ = v->outputCap();
       choices_ = v->n;
       layout_ = v->layout;
-      shape.messages = v->prompt.messages;
-      shape.names = v->prompt.names;
-      shape.images_low = v->prompt.images_low;
-      shape.images_high = v->prompt.images_high;
-      shape.tools = v->prompt.tools;
-      // Audio and file parts, bounded by their size (core/media_tokens.h).
-      shape.extra_tokens = v->prompt.media_tokens;
-      // Tool JSON is measured in bytes only; 3 bytes a token errs high for JSON.
-      shape.tools_tokens = (v->prompt.tools_json_bytes + 2) / 3;
-      shape.text_tokens = text_tokens;
-      prompt_estimate_ = core::estimatePromptTokens(shape);
+      prompt_estimate_ = core::estimatePromptTokens(chatShape(v->prompt, text_tokens));
       break;
     }
     case proto::Endpoint::kCompletions: {
@@ -484,6 +511,12 @@ bool Exchange::admit() {
   if (agent_->rate.rpm > 0 || agent_->rate.tpm > 0) {
     rate_keys_[0] = core::RateLimitRequest{agent_->rate_key, agent_->rate};
     rate_ = gw_.rateLimiter().check(rate_keys_, rate_tokens_, w_.loop.clock().monotonicNow());
+    if (!rate_.allowed && rate_.limited_by == core::RateLimited::kTokens && recountPromptExactly()) {
+      // The bound did not fit the TPM; the exact count may (a refused check
+      // consumed nothing).
+      rate_tokens_ = core::addSaturating(prompt_estimate_, has_output_ ? core::mulSaturating(choices_, cap_) : 0);
+      rate_ = gw_.rateLimiter().check(rate_keys_, rate_tokens_, w_.loop.clock().monotonicNow());
+    }
     rate_checked_ = true;
     if (!rate_.allowed) {
       const bool tokens = rate_.limited_by == core::RateLimited::kTokens;
@@ -526,6 +559,17 @@ bool Exchange::admit() {
   budget_scope_count_ = n;
   ask_ = core::Ask{prompt_estimate_, has_output_ ? cap_ : 0, price, choices_, policy};
   auto res = gw_.budgets().reserve(std::span(scopes.data(), n), ask_);
+  const bool short_of_budget = res ? res->clamped() : res.error().kind == core::BudgetRejection::Kind::kExhausted;
+  if (short_of_budget && recountPromptExactly()) {
+    // The bound would refuse or clamp this call: decide on the exact count,
+    // so a call that fits is never refused. (The TPM check above counted
+    // the bound; that only errs high.)
+    if (res) {
+      [[maybe_unused]] const core::Reservation released = std::move(*res);
+    }
+    ask_.prompt_tokens = prompt_estimate_;
+    res = gw_.budgets().reserve(std::span(scopes.data(), n), ask_);
+  }
   if (!res) {
     rejectBudget(res.error());
     return false;
@@ -613,6 +657,8 @@ void Exchange::startCall(const core::RouteAttempt& a, const ProviderRuntime& pro
   cur_.model = cur_model_;
   cur_.provider = cur_provider_;
   cur_price_ = snap_->priceOf(a.model).value_or(core::Price{});
+  cur_encoding_ = stream_req_ ? encodingOf(a.model) : nullptr;
+  output_text_.clear();
   status_ = 0;
   body_complete_ = false;
   retry_after_.reset();
@@ -671,7 +717,8 @@ void Exchange::onHeaders(int status, const net::Headers& headers) {
   }
   retry_after_ = parseRetryAfter(headers);
   if (stream_req_ && status >= 200 && status < 300) {
-    filter_.emplace(proto::StreamFilter::Options{.client_wants_usage = client_wants_usage_});
+    filter_.emplace(proto::StreamFilter::Options{.client_wants_usage = client_wants_usage_,
+                                                 .capture = cur_encoding_ != nullptr ? &output_text_ : nullptr});
   }
 }
 
@@ -778,6 +825,72 @@ core::UsageBounds Exchange::usageBounds() const {
       .output = has_output_ ? core::mulSaturating(cap_, std::max<int64_t>(choices_, 1)) : 0};
 }
 
+const tokenizer::Encoding* Exchange::encodingOf(std::string_view model) const {
+  const config::ModelConfig* m = snap_->model(model);
+  if (m == nullptr || m->encoding.empty()) return nullptr;
+  // Loaded once per process (`serve` loads the configured ones at start).
+  auto e = tokenizer::sharedEncoding(m->encoding);
+  return e ? *e : nullptr;
+}
+
+const tokenizer::Encoding* Exchange::planEncoding() const {
+  const tokenizer::Encoding* shared = nullptr;
+  for (const auto& a : *plan_) {
+    const tokenizer::Encoding* e = encodingOf(a.model);
+    if (e == nullptr || (shared != nullptr && e != shared)) return nullptr;
+    shared = e;
+  }
+  return shared;
+}
+
+int64_t Exchange::exactPromptTokens(const tokenizer::Encoding& encoding) const {
+  if (exact_prompt_encoding_ == &encoding) return exact_prompt_;
+  // The body is read again with the exact counter as visitor: text is
+  // counted exactly, the rest (framing, images, media, tool JSON) as the
+  // bound counts it. Inspection succeeded once, so it succeeds again.
+  int64_t text_tokens = 0;
+  auto visit = [&](proto::TextKind, std::string_view text) {
+    text_tokens += static_cast<int64_t>(encoding.count(text));
+  };
+  const proto::TextVisitor visitor(visit);
+  const std::string_view body(req_.body);
+  const size_t cap = req_.body.capacity();
+  int64_t exact = prompt_estimate_;
+  switch (endpoint_) {
+    case proto::Endpoint::kChatCompletions:
+      if (auto v = proto::inspectChatRequest(body, cap, &visitor)) {
+        exact = core::estimatePromptTokens(chatShape(v->prompt, text_tokens));
+      }
+      break;
+    case proto::Endpoint::kCompletions:
+      if (auto v = proto::inspectCompletionRequest(body, cap, &visitor)) exact = text_tokens + v->prompt.token_ids;
+      break;
+    case proto::Endpoint::kEmbeddings:
+      if (auto v = proto::inspectEmbeddingRequest(body, cap, &visitor)) exact = text_tokens + v->input.token_ids;
+      break;
+  }
+  exact_prompt_encoding_ = &encoding;
+  exact_prompt_ = exact;
+  return exact;
+}
+
+int64_t Exchange::exactOutputTokens(const tokenizer::Encoding& encoding) const {
+  int64_t tokens = 0;
+  output_text_.forEachPiece([&](std::string_view piece) { tokens += static_cast<int64_t>(encoding.count(piece)); });
+  return core::addSaturating(tokens, estimateOutputTokens(output_text_.overflow_bytes, output_text_.overflow_non_ascii));
+}
+
+bool Exchange::recountPromptExactly() {
+  if (prompt_recounted_) return false;
+  prompt_recounted_ = true;
+  const tokenizer::Encoding* e = planEncoding();
+  if (e == nullptr) return false;
+  const int64_t exact = exactPromptTokens(*e);
+  if (exact >= prompt_estimate_) return false;
+  prompt_estimate_ = exact;
+  return true;
+}
+
 core::TokenUsage Exchange::attemptUsage(UsageSource& source) const {
   core::TokenUsage usage = unboundedAttemptUsage(source);
   // Sluice's own estimate is bounded silently (it errs high by design); a
@@ -795,6 +908,14 @@ core::TokenUsage Exchange::unboundedAttemptUsage(UsageSource& source) const {
     }
     // The provider answered 2xx, so it took the prompt: a stream cut before
     // its first event (a reset, a first-token timeout) still cost its input.
+    // With the model's tokenizer, the prompt and the output relayed are
+    // counted exactly; without, the bounds are billed.
+    if (cur_encoding_ != nullptr) {
+      source = UsageSource::kCounted;
+      const int64_t input = exactPromptTokens(*cur_encoding_);
+      if (acc.events == 0) return core::TokenUsage{.input = input};
+      return core::TokenUsage{.input = input, .output = exactOutputTokens(*cur_encoding_)};
+    }
     source = UsageSource::kEstimated;
     if (acc.events == 0) return core::TokenUsage{.input = prompt_estimate_};
     return core::TokenUsage{.input = prompt_estimate_,

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/json_text.h"
 #include "proto/json_dom.h"
 #include "proto/json_scan.h"
 
@@ -18,12 +19,35 @@ bool hasLineBreak(std::string_view s) {
   return std::memchr(s.data(), '\n', s.size()) != nullptr || std::memchr(s.data(), '\r', s.size()) != nullptr;
 }
 
+}  // namespace
+
+void OutputText::add(std::string_view piece) {
+  if (piece.empty()) return;
+  if (text.size() + piece.size() > kMaxBytes) {
+    overflow_bytes += static_cast<int64_t>(piece.size());
+    overflow_non_ascii += static_cast<int64_t>(core::countNonAscii(piece));
+    return;
+  }
+  text.append(piece);
+  ends.push_back(static_cast<uint32_t>(text.size()));
+}
+
+void OutputText::clear() {
+  text.clear();
+  ends.clear();
+  overflow_bytes = 0;
+  overflow_non_ascii = 0;
+}
+
+namespace {
+
 class ChunkAccounting {
  public:
-  explicit ChunkAccounting(StreamAccounting& acc) : acc_(acc) {}
+  ChunkAccounting(StreamAccounting& acc, OutputText* capture) : acc_(acc), capture_(capture) {}
 
   void addText(std::string_view s) {
     text_.add(s);
+    if (capture_ != nullptr) capture_->add(s);
   }
 
   void addToolCall(element fn) {
@@ -32,7 +56,7 @@ class ChunkAccounting {
     std::string_view s;
     for (const char* key : {"name", "arguments"}) {
       if (!obj[key].get_string().get(s)) {
-        text_.add(s);
+        addText(s);
         acc_.tool_call_bytes += static_cast<int64_t>(s.size());
       }
     }
@@ -78,6 +102,7 @@ class ChunkAccounting {
 
  private:
   StreamAccounting& acc_;
+  OutputText* capture_;
   detail::TextCount text_;
 };
 
@@ -149,7 +174,7 @@ void StreamFilter::onEvent(const SseEvent& event, std::string& out) {
   bool usage_non_null = false;
   bool choices_empty = true;
   {
-    ChunkAccounting chunk(accounting_);
+    ChunkAccounting chunk(accounting_, options_.capture);
     for (const auto kv : obj) {
       const std::string_view key = kv.key;
       if (key == "usage") {

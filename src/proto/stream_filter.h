@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include "core/error.h"
@@ -58,12 +59,41 @@ struct StreamAccounting {
   std::string upstream_error_message;
 };
 
+/// The output text a stream carried, kept while Sluice may have to bill its
+/// own exact count (a stream cut before the provider's usage, a client that
+/// left). Each piece of text (one delta's content, one tool call's name or
+/// arguments) is kept apart, so it can be counted as the provider generated
+/// it: providers stream about a token a delta, and a token never spans two.
+/// Bounded: text past kMaxBytes is only measured (bytes, non-ASCII), for the
+/// byte-based estimate.
+struct OutputText {
+  static constexpr size_t kMaxBytes = size_t{4} << 20;
+  std::string text;
+  std::vector<uint32_t> ends;  ///< end offset in `text` of each piece
+  int64_t overflow_bytes = 0;
+  int64_t overflow_non_ascii = 0;
+
+  void add(std::string_view piece);
+  void clear();
+  /// Calls f(piece) for every piece kept.
+  template <class F>
+  void forEachPiece(F&& f) const {
+    uint32_t begin = 0;
+    for (const uint32_t end : ends) {
+      f(std::string_view(text).substr(begin, end - begin));
+      begin = end;
+    }
+  }
+};
+
 class StreamFilter {
  public:
   struct Options {
     /// The client asked for stream_options.include_usage=true: forward usage.
     bool client_wants_usage = false;
     size_t max_event_bytes = SseParser::kDefaultMaxEventBytes;
+    /// When set, every piece of output text is also appended here.
+    OutputText* capture = nullptr;
   };
 
   explicit StreamFilter(Options options) : options_(options), parser_(options.max_event_bytes) {}

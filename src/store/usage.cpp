@@ -38,6 +38,7 @@ std::string_view toString(UsageSource s) {
   switch (s) {
     case UsageSource::kNone: return "none";
     case UsageSource::kProvider: return "provider";
+    case UsageSource::kCounted: return "counted";
     case UsageSource::kEstimated: return "estimated";
     case UsageSource::kClamped: return "clamped";
   }

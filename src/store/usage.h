@@ -31,13 +31,16 @@ enum class Outcome : uint8_t {
   kClientAbort,
   kRejectedOverload,  ///< the gateway is at a capacity limit (503 server_overloaded)
 };
-/// Where a record's token counts come from: the provider's report, Sluice's
-/// own count (the provider sent none), or the provider's report cut down to
-/// what the request made possible (a count above the output cap sent, cached
-/// above prompt, prompt above what the request's bytes allow). Ordered from
-/// most to least trustworthy after kNone: a record of several attempts takes
-/// the greatest of theirs.
-enum class UsageSource : uint8_t { kNone, kProvider, kEstimated, kClamped };
+/// Where a record's token counts come from: the provider's report; Sluice's
+/// own exact count with the model's tokenizer (the provider sent none, the
+/// model's encoding is known: text counted exactly, images, audio and files
+/// by their bounds); Sluice's own estimate (no known encoding: the bound,
+/// which errs high); or the provider's report cut down to what the request
+/// made possible (a count above the output cap sent, cached above prompt,
+/// prompt above what the request's bytes allow). Ordered from most to least
+/// trustworthy after kNone: a record of several attempts takes the greatest
+/// of theirs.
+enum class UsageSource : uint8_t { kNone, kProvider, kCounted, kEstimated, kClamped };
 
 [[nodiscard]] std::string_view toString(Outcome o);
 [[nodiscard]] std::string_view toString(UsageSource s);

@@ -141,7 +141,7 @@ TEST_F(ExchangeTest, ClientThatLeavesMidStreamIsBilledFromTheGatewaysCount) {
   s->disconnect();
   auto r = lastRecord();
   EXPECT_EQ(r.outcome, store::Outcome::kClientAbort);
-  EXPECT_EQ(r.usage_source, store::UsageSource::kEstimated);
+  EXPECT_EQ(r.usage_source, store::UsageSource::kCounted) << "gpt-4o-mini's tokenizer is known";
   EXPECT_GT(r.usage.output, 0);
   EXPECT_LT(r.usage.output, 50);
   EXPECT_GT(r.cost_micro_usd, 0);
@@ -184,7 +184,7 @@ TEST_F(ExchangeTest, StreamCutBeforeItsFirstEventIsBilledItsPrompt) {
   auto r = lastRecord();
   ASSERT_FALSE(r.attempts.empty());
   for (const auto& a : r.attempts) {
-    EXPECT_EQ(a.usage_source, store::UsageSource::kEstimated) << a.error;
+    EXPECT_EQ(a.usage_source, store::UsageSource::kCounted) << a.error;
     EXPECT_GT(a.usage.input, 0);
     EXPECT_EQ(a.usage.output, 0);
   }
