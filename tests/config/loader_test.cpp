@@ -273,6 +273,28 @@ TEST(CatalogMergeTest, ConfigRowsOverrideTheCatalogFieldByField) {
   EXPECT_EQ(r->models.at("my-embed").price.output, 0);
 }
 
+TEST(CatalogMergeTest, ModelsTakeTheCatalogsEncodingUnlessTheirRowSetsOne) {
+  const auto r = loadText(
+      "providers:\n"
+      "  openai: {base_url: \"https://api.openai.com/v1\"}\n"
+      "  relay: {base_url: \"https://relay.example/v1\"}\n"
+      "models:\n"
+      "  gpt-4.1: {provider: relay}\n"
+      "  gpt-4.1-mini: {encoding: \"\"}\n"
+      "  house-model: {provider: relay, input: 1, output: 2, encoding: cl100k_base}\n"
+      "  other: {provider: relay, input: 1, output: 2}\n");
+  ASSERT_TRUE(r.has_value()) << dump(r);
+  EXPECT_EQ(r->models.at("gpt-4.1").encoding, "o200k_base");          // from the catalog
+  EXPECT_EQ(r->models.at("gpt-4.1-mini").encoding, "");               // the row says none
+  EXPECT_EQ(r->models.at("house-model").encoding, "cl100k_base");     // the row's own
+  EXPECT_EQ(r->models.at("other").encoding, "");                      // unknown: the bound counts it
+  EXPECT_EQ(r->models.at("text-embedding-3-small").encoding, "cl100k_base");
+  const std::string bad_text =
+      "providers: {relay: {base_url: \"https://relay.example/v1\"}}\n"
+      "models: {m: {provider: relay, input: 1, output: 2, encoding: p50k_base}}\n";
+  EXPECT_TRUE(hasError(loadText(bad_text), bad_text, "p50k_base", "must be one of o200k_base, cl100k_base"));
+}
+
 TEST(LoaderTest, HashIsSha256OfTheBytes) {
   const auto r = loadText("providers: {demo: {kind: mock}}\n");
   ASSERT_TRUE(r.has_value()) << dump(r);
