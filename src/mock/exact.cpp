@@ -97,6 +97,28 @@ ExactCounter::ExactCounter(const tokenizer::Encoding& encoding, tokenizer::ChatF
   can_fill_ = fill[0] && fill[1] && fill[2] && fill[3];
 }
 
+uint64_t ExactCounter::countCached(std::string_view text) const {
+  struct Entry {
+    const ExactCounter* owner = nullptr;
+    std::string text;
+    uint64_t tokens = 0;
+  };
+  thread_local std::array<Entry, 4> entries;
+  thread_local size_t next = 0;
+  for (const Entry& e : entries) {
+    if (e.owner == this && e.text == text) return e.tokens;
+  }
+  const uint64_t tokens = encoding_->count(text);
+  if (text.size() <= kCacheMaxBytes) {
+    Entry& e = entries[next];
+    next = (next + 1) % entries.size();
+    e.owner = this;
+    e.text.assign(text);
+    e.tokens = tokens;
+  }
+  return tokens;
+}
+
 const ExactCounter* exactCounterFor(std::string_view model) {
   const Resolver& r = resolver();
   const auto it = r.model_encoding.find(model);

@@ -610,6 +610,9 @@ uint64_t exactChatPrompt(const ExactCounter& exact, dom::array messages, dom::ob
   std::vector<tokenizer::ChatMessage> msgs;
   msgs.reserve(messages.size());
   uint64_t extra = 0;
+  // Content text adds its tokens to the framing (chat.h's formula), so it is
+  // counted here, through ExactCounter::count's cache of large texts.
+  uint64_t content_tokens = 0;
   for (dom::element el : messages) {
     dom::object m;
     if (el.get(m) != simdjson::SUCCESS) continue;
@@ -617,7 +620,7 @@ uint64_t exactChatPrompt(const ExactCounter& exact, dom::array messages, dom::ob
     msg.role = stringOr(m, "role");
     if (auto content = field(m, "content")) {
       if (content->is_string()) {
-        msg.content.emplace_back(content->get_string().value_unsafe());
+        content_tokens += exact.count(content->get_string().value_unsafe());
       } else if (dom::array parts; content->get(parts) == simdjson::SUCCESS) {
         for (dom::element part : parts) {
           dom::object p;
@@ -625,7 +628,8 @@ uint64_t exactChatPrompt(const ExactCounter& exact, dom::array messages, dom::ob
           std::string_view type;
           if (p.at_key("type").get(type) != simdjson::SUCCESS) type = {};
           if (type == "text" || type == "refusal") {
-            msg.content.push_back(stringOr(p, type));
+            std::string_view text;
+            if (p.at_key(type).get(text) == simdjson::SUCCESS) content_tokens += exact.count(text);
           } else if (type == "image_url") {
             std::string_view detail;
             const bool low = p.at_pointer("/image_url/detail").get(detail) == simdjson::SUCCESS && detail == "low";
@@ -666,7 +670,7 @@ uint64_t exactChatPrompt(const ExactCounter& exact, dom::array messages, dom::ob
     }
   }
   const int64_t framed = tokenizer::countChatPrompt(exact.encoding(), exact.framing(), msgs, tools);
-  return static_cast<uint64_t>(std::max<int64_t>(framed, 0)) + extra;
+  return static_cast<uint64_t>(std::max<int64_t>(framed, 0)) + content_tokens + extra;
 }
 
 /// A prompt or embedding input: its token count and a seed from its content.

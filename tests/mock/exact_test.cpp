@@ -188,6 +188,24 @@ TEST(MockExact, SixteenThousandSpacesAreAFewHundredTokens) {
   EXPECT_LT(embedding.prompt_tokens, 1000u);
 }
 
+TEST(MockExact, LargeTextsAreRememberedButNeverConfused) {
+  const ExactCounter* c = exactCounterFor("gpt-4o");
+  ASSERT_NE(c, nullptr);
+  const std::string xs(200'000, 'x');
+  std::string words;
+  while (words.size() < xs.size()) words += "lorem ipsum ";
+  words.resize(xs.size());
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(c->count(xs), enc("o200k_base").count(xs));
+    EXPECT_EQ(c->count(words), enc("o200k_base").count(words));
+  }
+  EXPECT_NE(c->count(xs), c->count(words));
+  // A chat prompt with a large part: the framing plus the remembered count.
+  const std::string body = R"({"model":"gpt-4o","messages":[{"role":"user","content":")" + xs + R"("}]})";
+  EXPECT_EQ(gen("/v1/chat/completions", body).prompt_tokens, tokenizerChatCount("o200k_base", body));
+  EXPECT_EQ(gen("/v1/chat/completions", body).prompt_tokens, tokenizerChatCount("o200k_base", body));
+}
+
 TEST(MockExact, CompletionsAndEmbeddingsInputsAreCountedOneByOne) {
   const std::vector<std::string> texts = {"Say hi, please", "Ünïcödé 東京 🙂", "x", "  indented\n\tcode();"};
   std::string arr = "[";
