@@ -1,7 +1,10 @@
 #include <fmt/format.h>
 
+#include <thread>
+
 #include "cli/commands.h"
 #include "mock/behavior.h"
+#include "mock/exact.h"
 #include "mock/mock_server.h"
 
 namespace sluice::cli {
@@ -21,7 +24,13 @@ int mockUpstreamCommand(const std::string& host, int port, int threads, const st
       return 2;
     }
   }
-  return mock::runMockUpstream(options);
+  // The catalog and the encodings of its models load while the server starts
+  // (~0.2 s each), not on the first request for one of them; a request that
+  // comes first waits for the same load.
+  std::thread warm([] { mock::warmExactCounting(); });
+  const int rc = mock::runMockUpstream(options);
+  warm.join();
+  return rc;
 }
 
 }  // namespace sluice::cli

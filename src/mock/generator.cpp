@@ -1,6 +1,7 @@
 #include "mock/generator.h"
 
 #include "core/backoff.h"
+#include "core/token_estimate.h"
 
 #include <simdjson.h>
 
@@ -12,7 +13,9 @@
 #include <expected>
 #include <vector>
 
+#include "mock/exact.h"
 #include "mock/json_out.h"
+#include "mock/words.h"
 
 namespace sluice::mock {
 namespace {
@@ -74,43 +77,77 @@ std::string randomHex(Rng& rng, std::string_view prefix, size_t len) {
 
 // ------------------------------------------------------------------ content
 
-constexpr std::array<std::string_view, 62> kWords = {
-    "lorem",     "ipsum",     "dolor",      "sit",      "amet",     "consectetur", "adipiscing", "elit",
-    "sed",       "do",        "eiusmod",    "tempor",   "incididunt", "ut",        "labore",     "et",
-    "dolore",    "magna",     "aliqua",     "enim",     "ad",       "minim",       "veniam",     "quis",
-    "nostrud",   "exercitation", "ullamco", "laboris",  "nisi",     "aliquip",     "ex",         "ea",
-    "commodo",   "consequat", "duis",       "aute",     "irure",    "in",          "reprehenderit", "voluptate",
-    "velit",     "esse",      "cillum",     "fugiat",   "nulla",    "pariatur",    "excepteur",  "sint",
-    "occaecat",  "cupidatat", "non",        "proident", "sunt",     "culpa",       "qui",        "officia",
-    "deserunt",  "mollit",    "anim",       "id",       "est",      "laborum"};
-
-/// Deterministic lorem-ipsum words; every appended word is one token.
+/// Deterministic lorem-ipsum words within a token budget. Without an exact
+/// counter every word is one token; with one, a word costs its exact tokens
+/// (ExactCounter::wordCost), and a word that would pass the budget is written
+/// without its sentence's "." or replaced by the first following word that
+/// fits, so the budget is met exactly (ExactCounter::canFillExactly).
 class ContentGen {
  public:
-  explicit ContentGen(uint64_t seed) : rng_(seed) {}
+  ContentGen(uint64_t seed, uint64_t budget, const ExactCounter* exact)
+      : rng_(seed), left_(budget), exact_(exact) {}
 
-  void appendTokens(std::string& out, uint64_t n) {
-    for (uint64_t i = 0; i < n; ++i) appendToken(out);
+  /// Appends up to `words` words; returns the tokens appended.
+  uint64_t appendWords(std::string& out, uint64_t words) {
+    uint64_t tokens = 0;
+    for (uint64_t i = 0; i < words && left_ > 0; ++i) tokens += appendWord(out);
+    return tokens;
   }
+  /// Every word until the budget is spent; returns the tokens appended.
+  uint64_t appendAll(std::string& out) { return appendWords(out, UINT64_MAX); }
+  [[nodiscard]] bool done() const { return left_ == 0; }
 
  private:
-  void appendToken(std::string& out) {
+  uint32_t cost(size_t w, bool capital, bool space, bool dot) const {
+    return exact_ ? exact_->wordCost(w, capital, space, dot) : 1;
+  }
+
+  uint32_t appendWord(std::string& out) {
     if (sentence_left_ == 0) sentence_left_ = 4 + static_cast<uint32_t>(rng_.next() % 9);
-    const bool capitalize = sentence_start_;
-    std::string_view w = kWords[rng_.next() % kWords.size()];
-    if (!first_) out.push_back(' ');
-    first_ = false;
-    if (capitalize) {
-      out.push_back(static_cast<char>(w[0] - 'a' + 'A'));
-      out.append(w.substr(1));
-    } else {
-      out.append(w);
+    const bool capital = sentence_start_;
+    const bool space = !first_;
+    size_t w = rng_.next() % kWords.size();
+    bool dot = sentence_left_ == 1;
+    uint32_t c = cost(w, capital, space, dot);
+    if (c > left_) {  // exact counting only: fill the rest of the budget exactly
+      dot = false;
+      for (size_t k = 0; k < kWords.size(); ++k) {
+        const size_t cand = (w + k) % kWords.size();
+        if (cost(cand, capital, space, false) <= left_) {
+          w = cand;
+          break;
+        }
+      }
+      c = cost(w, capital, space, false);
+      if (c > left_) {  // unreachable with canFillExactly(); stop rather than pass the budget
+        left_ = 0;
+        return 0;
+      }
     }
-    sentence_start_ = (--sentence_left_ == 0);
-    if (sentence_start_) out.push_back('.');
+    const std::string_view word = kWords[w];
+    if (space) out.push_back(' ');
+    first_ = false;
+    if (capital) {
+      out.push_back(static_cast<char>(word[0] - 'a' + 'A'));
+      out.append(word.substr(1));
+    } else {
+      out.append(word);
+    }
+    if (dot) {
+      out.push_back('.');
+      sentence_left_ = 0;
+      sentence_start_ = true;
+    } else {
+      if (sentence_left_ > 1) --sentence_left_;  // a "." held back keeps the sentence open
+      sentence_start_ = false;
+    }
+    left_ -= c;
+    return c;
   }
 
   Rng rng_;
+  uint64_t left_;
+  const ExactCounter* exact_;
   uint32_t sentence_left_ = 0;
   bool sentence_start_ = true;
   bool first_ = true;
@@ -219,6 +256,7 @@ struct CompletionSpec {
   std::string model;
   std::vector<uint64_t> choice_seeds;  // one per choice
   uint64_t length = 0;                 // tokens per choice
+  const ExactCounter* exact = nullptr; // exact counting (exact.h), else one token per word
   uint32_t per_chunk = 1;
   std::string_view finish_reason = "stop";
   bool include_usage = false;
@@ -268,7 +306,7 @@ std::string completionBody(const CompletionSpec& s) {
   for (size_t i = 0; i < s.choice_seeds.size(); ++i) {
     if (i) out.push_back(',');
     text.clear();
-    ContentGen(s.choice_seeds[i]).appendTokens(text, s.length);
+    ContentGen(s.choice_seeds[i], s.length, s.exact).appendAll(text);
     if (s.chat) {
       out += "{\"index\":";
       json::appendUint(out, i);
@@ -304,7 +342,8 @@ class CompletionStream final : public StreamSource {
   explicit CompletionStream(CompletionSpec spec)
       : spec_(std::move(spec)), head_(spec_.chunkHead()), tail_(spec_.chunkTail()) {
     gens_.reserve(spec_.choice_seeds.size());
-    for (uint64_t seed : spec_.choice_seeds) gens_.emplace_back(seed);
+    for (uint64_t seed : spec_.choice_seeds) gens_.emplace_back(seed, spec_.length, spec_.exact);
+    active_ = spec_.length == 0 ? 0 : gens_.size();
     phase_ = spec_.chat ? Phase::kRole : Phase::kContent;
   }
 
@@ -318,26 +357,30 @@ class CompletionStream final : public StreamSource {
         return ev;
       }
       case Phase::kContent: {
-        const uint64_t sent = group_ * spec_.per_chunk;
-        if (sent >= spec_.length || choices == 0) {
+        if (active_ == 0) {
           phase_ = Phase::kFinish;
           choice_ = 0;
           return next();
         }
-        const uint64_t n = std::min<uint64_t>(spec_.per_chunk, spec_.length - sent);
+        // Round robin over the choices that still have words (with exact
+        // counting their word counts differ).
+        while (gens_[choice_].done()) choice_ = (choice_ + 1) % choices;
+        const size_t c = choice_;
         std::string text;
-        gens_[choice_].appendTokens(text, n);  // words after a choice's first carry their leading space
+        // Words after a choice's first carry their leading space, so the
+        // tokens of the events add up to the tokens of the whole text.
+        const uint64_t tokens = gens_[c].appendWords(text, spec_.per_chunk);
+        if (gens_[c].done()) --active_;
         StreamEvent ev;
-        ev.completion_tokens = static_cast<uint32_t>(n);
-        if (choice_ == 0) ev.delay = firstDelay(n);
+        ev.completion_tokens = static_cast<uint32_t>(tokens);
+        if (!content_started_ || c <= last_choice_) ev.delay = firstDelay(tokens);  // a new round
+        content_started_ = true;
+        last_choice_ = c;
         std::string delta = "{\"content\":";
         json::appendString(delta, text);
         delta.push_back('}');
-        ev.bytes = spec_.chat ? chunk(choiceJson(choice_, delta, {})) : chunk(textChoiceJson(choice_, text, {}));
-        if (++choice_ == choices) {
-          choice_ = 0;
-          ++group_;
-        }
+        ev.bytes = spec_.chat ? chunk(choiceJson(c, delta, {})) : chunk(textChoiceJson(c, text, {}));
+        choice_ = (c + 1) % choices;
         return ev;
       }
       case Phase::kFinish: {
@@ -432,7 +475,9 @@ class CompletionStream final : public StreamSource {
   std::vector<ContentGen> gens_;
   Phase phase_ = Phase::kRole;
   size_t choice_ = 0;
-  uint64_t group_ = 0;
+  size_t active_ = 0;       // choices with words left
+  size_t last_choice_ = 0;  // of the last content event
+  bool content_started_ = false;
   bool first_content_sent_ = false;
 };
 
@@ -518,6 +563,116 @@ std::expected<uint64_t, MockPlan> messageTokens(dom::element msg, size_t i) {
   return 3 + (bytes + 3) / 4 + kImagePartTokens * images;
 }
 
+std::string stringOr(dom::object obj, std::string_view key) {
+  std::string_view v;
+  if (obj.at_key(key).get(v) == simdjson::SUCCESS) return std::string(v);
+  return {};
+}
+
+/// A tool definition for the tokenizer's count (as tokenizer::parseChatRequest
+/// reads it; a value of the wrong type counts as absent).
+tokenizer::ToolFunction toolFunction(dom::object f) {
+  tokenizer::ToolFunction out;
+  out.name = stringOr(f, "name");
+  out.description = stringOr(f, "description");
+  dom::object props;
+  if (f.at_pointer("/parameters/properties").get(props) != simdjson::SUCCESS) return out;
+  for (auto [key, value] : props) {
+    tokenizer::ToolProperty prop;
+    prop.name = std::string(key);
+    dom::object p;
+    if (value.get(p) == simdjson::SUCCESS) {
+      dom::element t;
+      if (p.at_key("type").get(t) == simdjson::SUCCESS) {
+        prop.type = t.is_string() ? std::string(t.get_string().value_unsafe()) : simdjson::minify(t);
+      }
+      prop.description = stringOr(p, "description");
+      dom::array items;
+      if (p.at_key("enum").get(items) == simdjson::SUCCESS) {
+        for (dom::element item : items) {
+          prop.enum_items.push_back(item.is_string() ? std::string(item.get_string().value_unsafe())
+                                                     : simdjson::minify(item));
+        }
+      }
+    }
+    out.properties.push_back(std::move(prop));
+  }
+  return out;
+}
+
+/// Chat prompt tokens under an exact counter: the tokenizer's framing
+/// (tokenizer/chat.h) over role, text and refusal parts, name, refusal,
+/// tool_call_id, tool calls and tool definitions, plus what it does not
+/// count: image parts at the gateway's bound (core/token_estimate.h: 85 for
+/// detail "low", 85 + 170 x 8 otherwise) and audio/file parts at
+/// textTokens(minified JSON). The messages were validated by messageTokens.
+uint64_t exactChatPrompt(const ExactCounter& exact, dom::array messages, dom::object obj) {
+  std::vector<tokenizer::ChatMessage> msgs;
+  msgs.reserve(messages.size());
+  uint64_t extra = 0;
+  // Content text adds its tokens to the framing (chat.h's formula), so it is
+  // counted here, through ExactCounter::count's cache of large texts.
+  uint64_t content_tokens = 0;
+  for (dom::element el : messages) {
+    dom::object m;
+    if (el.get(m) != simdjson::SUCCESS) continue;
+    tokenizer::ChatMessage msg;
+    msg.role = stringOr(m, "role");
+    if (auto content = field(m, "content")) {
+      if (content->is_string()) {
+        content_tokens += exact.count(content->get_string().value_unsafe());
+      } else if (dom::array parts; content->get(parts) == simdjson::SUCCESS) {
+        for (dom::element part : parts) {
+          dom::object p;
+          if (part.get(p) != simdjson::SUCCESS) continue;
+          std::string_view type;
+          if (p.at_key("type").get(type) != simdjson::SUCCESS) type = {};
+          if (type == "text" || type == "refusal") {
+            std::string_view text;
+            if (p.at_key(type).get(text) == simdjson::SUCCESS) content_tokens += exact.count(text);
+          } else if (type == "image_url") {
+            std::string_view detail;
+            const bool low = p.at_pointer("/image_url/detail").get(detail) == simdjson::SUCCESS && detail == "low";
+            extra += static_cast<uint64_t>(low ? core::kImageLowTokens : core::kImageHighTokens);
+          } else {
+            extra += textTokens(simdjson::minify(part));  // audio, files, ...: bill their size
+          }
+        }
+      }
+    }
+    std::string_view v;
+    if (m.at_key("name").get(v) == simdjson::SUCCESS) msg.name = std::string(v);
+    if (m.at_key("refusal").get(v) == simdjson::SUCCESS) msg.refusal = std::string(v);
+    if (m.at_key("tool_call_id").get(v) == simdjson::SUCCESS) msg.tool_call_id = std::string(v);
+    dom::array calls;
+    if (m.at_key("tool_calls").get(calls) == simdjson::SUCCESS) {
+      for (dom::element call : calls) {
+        tokenizer::ToolCall tc;
+        if (call.at_pointer("/function/name").get(v) == simdjson::SUCCESS) tc.name = std::string(v);
+        if (call.at_pointer("/function/arguments").get(v) == simdjson::SUCCESS) tc.arguments = std::string(v);
+        msg.tool_calls.push_back(std::move(tc));
+      }
+    }
+    msgs.push_back(std::move(msg));
+  }
+  std::vector<tokenizer::ToolFunction> tools;
+  dom::array arr;
+  if (obj.at_key("tools").get(arr) == simdjson::SUCCESS) {
+    for (dom::element t : arr) {
+      dom::object f;
+      if (t.at_key("function").get(f) == simdjson::SUCCESS) tools.push_back(toolFunction(f));
+    }
+  }
+  if (obj.at_key("functions").get(arr) == simdjson::SUCCESS) {
+    for (dom::element t : arr) {
+      dom::object f;
+      if (t.get(f) == simdjson::SUCCESS) tools.push_back(toolFunction(f));
+    }
+  }
+  const int64_t framed = tokenizer::countChatPrompt(exact.encoding(), exact.framing(), msgs, tools);
+  return static_cast<uint64_t>(std::max<int64_t>(framed, 0)) + content_tokens + extra;
+}
+
 /// A prompt or embedding input: its token count and a seed from its content.
 struct Input {
   uint64_t tokens = 0;
@@ -525,7 +680,8 @@ struct Input {
 };
 
 /// string | string[] | int[] | int[][] (the shape /completions and /embeddings share).
-std::expected<std::vector<Input>, MockPlan> parseInputs(dom::object obj, std::string_view key, bool allow_empty_text) {
+std::expected<std::vector<Input>, MockPlan> parseInputs(dom::object obj, std::string_view key, bool allow_empty_text,
+                                                       const ExactCounter* exact) {
   auto e = field(obj, key);
   if (!e) {
     return invalid("Missing required parameter: '" + std::string(key) + "'.", key, "missing_required_parameter");
@@ -538,7 +694,7 @@ std::expected<std::vector<Input>, MockPlan> parseInputs(dom::object obj, std::st
   std::vector<Input> inputs;
   auto addText = [&](std::string_view text) -> bool {
     if (text.empty() && !allow_empty_text) return false;
-    inputs.push_back({textTokens(text), hashBytes(text)});
+    inputs.push_back({exact ? exact->count(text) : textTokens(text), hashBytes(text)});
     return true;
   };
   auto addTokens = [&](dom::array arr) -> bool {
@@ -771,7 +927,12 @@ std::expected<MockPlan, MockPlan> chatCompletions(std::string_view body, const M
     if (!t) return Fail(std::move(t.error()));
     prompt += *t;
   }
-  if (auto tools = field(obj, "tools")) prompt += textTokens(simdjson::minify(*tools));
+  const ExactCounter* exact = exactCounterFor(common->model);
+  if (exact) {
+    prompt = exactChatPrompt(*exact, messages, obj);
+  } else if (auto tools = field(obj, "tools")) {
+    prompt += textTokens(simdjson::minify(*tools));
+  }
 
   auto flags = parseStream(obj);
   if (!flags) return Fail(std::move(flags.error()));
@@ -800,6 +961,7 @@ std::expected<MockPlan, MockPlan> chatCompletions(std::string_view body, const M
   const uint64_t content_seed = mix(mix(b.seed, hashBytes(common->model)), hashBytes(simdjson::minify(messages)));
   for (uint64_t c = 0; c < choices; ++c) spec.choice_seeds.push_back(mix(content_seed, c));
   spec.prompt_tokens = prompt;
+  spec.exact = exact;
   return completionPlan(std::move(spec), *flags, d, b);
 }
 
@@ -808,7 +970,8 @@ std::expected<MockPlan, MockPlan> legacyCompletions(std::string_view body, const
   auto common = parseCommon(tl_parser, body, b);
   if (!common) return Fail(std::move(common.error()));
   dom::object obj = common->obj;
-  auto prompts = parseInputs(obj, "prompt", /*allow_empty_text=*/true);
+  const ExactCounter* exact = exactCounterFor(common->model);
+  auto prompts = parseInputs(obj, "prompt", /*allow_empty_text=*/true, exact);
   if (!prompts) return Fail(std::move(prompts.error()));
   auto flags = parseStream(obj);
   if (!flags) return Fail(std::move(flags.error()));
@@ -827,6 +990,7 @@ std::expected<MockPlan, MockPlan> legacyCompletions(std::string_view body, const
   if (auto e = injectedError(d, b, common->model)) return Fail(std::move(*e));
 
   CompletionSpec spec = baseSpec(/*chat=*/false, d, ctx, common->model, len, *flags, b);
+  spec.exact = exact;
   const uint64_t model_seed = mix(b.seed, hashBytes(common->model));
   for (const Input& in : *prompts) {
     spec.prompt_tokens += in.tokens;
@@ -840,7 +1004,7 @@ std::expected<MockPlan, MockPlan> embeddings(std::string_view body, const MockBe
   auto common = parseCommon(tl_parser, body, b);
   if (!common) return Fail(std::move(common.error()));
   dom::object obj = common->obj;
-  auto inputs = parseInputs(obj, "input", /*allow_empty_text=*/false);
+  auto inputs = parseInputs(obj, "input", /*allow_empty_text=*/false, exactCounterFor(common->model));
   if (!inputs) return Fail(std::move(inputs.error()));
   bool base64 = false;
   if (auto fmt = field(obj, "encoding_format")) {

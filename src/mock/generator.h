@@ -10,7 +10,31 @@
 /// Anything else is a 404 `Invalid URL (METHOD /path)`, like OpenAI.
 ///
 /// Token accounting (the mock *is* the provider, so these counts are the
-/// truth the gateway must bill):
+/// truth the gateway must bill). Two rules, chosen per request by `model`:
+///
+/// Exact, for a model whose price catalog entry (data/prices.yaml) names an
+/// `encoding` (gpt-4o, gpt-4o-mini, gpt-4.1, gpt-4.1-mini, o3, o4-mini:
+/// o200k_base; text-embedding-3-*: cl100k_base); see exact.h:
+/// - chat prompt = tokenizer::countChatPrompt over the request (3 per
+///   message, role, text and refusal parts, name (+1), message refusal,
+///   tool_call_id, tool-call names/arguments, 3 priming, the cookbook's rule
+///   for `tools`/`functions` definitions), plus what the tokenizer does not
+///   count: an image part costs the gateway's bound (core/token_estimate.h:
+///   85 for detail "low", 85 + 170 x 8 = 1445 for "high", "auto" or none),
+///   an audio or file part textTokens(its minified JSON);
+/// - /completions prompt and /embeddings input = Encoding::count of each
+///   string (token arrays: their length);
+/// - output: the generated text's exact token count. Words are written as
+///   [" "]word["."]; both encodings split before the space and before the
+///   ".", so a text's tokens are the sum of its words' tokens, and a stream
+///   event is billed (StreamEvent::completion_tokens) by the exact tokens
+///   of the words it carries, which add up to the usage the mock reports.
+///   A choice's length is met exactly: a word that would pass it loses its
+///   "." or is replaced by the first following word that fits (every
+///   shipped encoding has one-token words).
+///
+/// Byte rule, for any other model ("m", "big", a catalog model without an
+/// encoding, or when the catalog or a rank file cannot be loaded):
 /// - every generated word is exactly one completion token;
 /// - text tokens = ceil(utf8 bytes / 4) (`textTokens`);
 /// - chat prompt = 3 + Σ over messages (3 + textTokens(content text, text
@@ -20,11 +44,13 @@
 ///   counting with a byte-based tokenizer;
 /// - /completions prompt = Σ textTokens(prompt) (token arrays: their length);
 /// - /embeddings prompt = Σ textTokens(input) (token arrays: their length).
-/// Output length per choice = min(cap, completion_tokens) where
+///
+/// Output length per choice, in the rule's tokens = min(cap, completion_tokens) where
 /// cap = max_completion_tokens ?? max_tokens ?? (none for chat; 16 for
 /// /completions); with `ignore_max_tokens` it is max(completion_tokens,
 /// 2 x cap), clamped to kMaxCompletionTokens. finish_reason is "length" when
-/// the request's cap cut the output, else "stop".
+/// the request's cap cut the output, else "stop". A stream event carries
+/// `tokens_per_chunk` words (one token each under the byte rule).
 ///
 /// Content is a lorem-ipsum-like word sequence seeded by `seed`, the model
 /// and the prompt, so a repeated request gets the same text; ids and the

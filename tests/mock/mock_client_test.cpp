@@ -16,7 +16,7 @@ using net::UpstreamErrorKind;
 using sluice::testing::FakeDispatcher;
 using testing::ssePayloads;
 
-constexpr std::string_view kModel = "gpt-4o-mini";
+constexpr std::string_view kModel = "mock-chat";  // not in the price catalog: the byte rule
 // 3 + (3 + ceil(2/4))
 constexpr uint64_t kPrompt = 7;
 

@@ -110,7 +110,7 @@ Response call(uint16_t port, std::string_view method, std::string_view target, s
   return r;
 }
 
-constexpr std::string_view kChat = R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}])";
+constexpr std::string_view kChat = R"({"model":"mock-chat","messages":[{"role":"user","content":"hi"}])";
 
 std::string chat(std::string_view extra) { return std::string(kChat) + "," + std::string(extra) + "}"; }
 
@@ -125,7 +125,7 @@ class MockServerTest : public ::testing::Test {
   void TearDown() override {
     if (server_) server_->stop();
   }
-  ModelBill bill() { return server_->state()->bill().snapshot().models["gpt-4o-mini"]; }
+  ModelBill bill() { return server_->state()->bill().snapshot().models["mock-chat"]; }
 
   std::unique_ptr<MockServer> server_;
   uint16_t port_ = 0;
