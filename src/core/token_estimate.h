@@ -57,6 +57,16 @@ namespace sluice::core {
 /// with a reservation should allow for the over-count.
 [[nodiscard]] int64_t estimateTextTokens(std::string_view text);
 
+/// What one pass over a text measures: the estimate and the count of
+/// non-ASCII characters (bytes >= 0xC0, as countNonAscii in
+/// core/json_text.h counts them), so callers that need both read the text
+/// once.
+struct TextMeasure {
+  int64_t tokens = 0;
+  int64_t non_ascii = 0;
+};
+[[nodiscard]] TextMeasure measureText(std::string_view text);
+
 /// `detail` of an image_url content part.
 enum class ImageDetail : uint8_t { kLow, kHigh, kAuto };
 
