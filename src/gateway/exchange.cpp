@@ -373,7 +373,9 @@ bool Exchange::inspect() {
   };
   switch (endpoint_) {
     case proto::Endpoint::kChatCompletions: {
-      auto v = proto::inspectChatRequest(body, cap, &visitor);
+      // The prompt's strings are measured (estimate and non-ASCII count in
+      // one pass each) while they are parsed: no visitor walks them again.
+      auto v = proto::inspectChatRequest(body, cap);
       if (!v) return bad(v.error());
       model_ = std::move(v->model);
       stream_req_ = v->stream;
@@ -390,7 +392,7 @@ bool Exchange::inspect() {
       shape.extra_tokens = v->prompt.media_tokens;
       // Tool JSON is measured in bytes only; 3 bytes a token errs high for JSON.
       shape.tools_tokens = (v->prompt.tools_json_bytes + 2) / 3;
-      shape.text_tokens = text_tokens;
+      shape.text_tokens = v->prompt.text_tokens;
       prompt_estimate_ = core::estimatePromptTokens(shape);
       break;
     }
