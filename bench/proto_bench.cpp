@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/json_text.h"
+#include "core/token_estimate.h"
 #include "proto/errors.h"
 #include "proto/request.h"
 #include "proto/rewrite.h"
@@ -67,6 +69,50 @@ BENCHMARK(BM_InspectChat);
 
 // The request bench/load.sh sends: a short two-message chat (189 bytes),
 // where per-call costs dominate.
+// Inspection as the gateway does it (gateway/exchange.cpp inspect()): parse
+// a 128 KB chat request whose messages mix prose, code and JSON, measure
+// every prompt string once (estimate and non-ASCII count together) and sum
+// the prompt estimate.
+std::string largeChatRequest(size_t bytes) {
+  static constexpr std::string_view kUnits[] = {
+      "The committee met on Tuesday to review the quarterly results. Revenue grew in every region except the "
+      "north-east, where a late shipment pushed two large orders into the next quarter. ",
+      "template <typename T>\nstd::vector<T> topK(std::vector<T> values, std::size_t k) {\n"
+      "  k = std::min(k, values.size());\n  return values;\n}\n",
+      R"({"type":"function","function":{"name":"get_weather","parameters":{"city":"Paris","unit":"c"}}} )",
+      "Bewegen Sie den Cursor zu der Zeile, die mit ---> markiert ist, und löschen Sie die Zeichen. ",
+      "Переместите курсор к строке, помеченной --->, и удалите лишние символы. ",
+      "将光标移动到标记为 ---> 的行，然后删除多余的字符。"};
+  std::string body = R"({"model":"gpt-4.1","messages":[)";
+  size_t k = 0;
+  while (body.size() < bytes) {
+    std::string text;
+    for (int i = 0; i < 40; ++i) text += kUnits[(k + static_cast<size_t>(i)) % std::size(kUnits)];
+    body += k % 2 == 0 ? R"({"role":"user","content":)" : R"({"role":"assistant","content":)";
+    sluice::core::appendJsonString(body, text);
+    body += "},";
+    ++k;
+  }
+  body.back() = ']';
+  body += R"(,"max_tokens":1000})";
+  reserveJsonPadding(body);
+  return body;
+}
+
+void BM_InspectChat128K(benchmark::State& state) {
+  const std::string body = largeChatRequest(128 << 10);
+  for (auto _ : state) {
+    auto view = inspectChatRequest(body, body.capacity());
+    sluice::core::PromptShape shape;
+    shape.messages = view->prompt.messages;
+    shape.text_tokens = view->prompt.text_tokens;
+    benchmark::DoNotOptimize(sluice::core::estimatePromptTokens(shape));
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
+  state.counters["body_bytes"] = static_cast<double>(body.size());
+}
+BENCHMARK(BM_InspectChat128K)->Unit(benchmark::kMicrosecond);
+
 void BM_InspectChatSmall(benchmark::State& state) {
   std::string body =
       R"({"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a support agent."},)"

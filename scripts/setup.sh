@@ -18,6 +18,9 @@ PKGS=(
   # source of its Unicode class table; vim-runtime's tutorials (many
   # languages) are part of the tokenizer's differential test corpus.
   libpcre2-dev vim-runtime
+  # Text for the token corpus (tools/token_samples/corpus.mjs): glibc's
+  # locale sources, Python's standard library (and vim's tutors above).
+  locales libpython3.11-stdlib
   # The fuzz targets (scripts/fuzz.sh): clang 19, the first of Debian 12's
   # clangs whose C++23 mode libstdc++ 12's <expected> accepts; its runtime
   # package holds libFuzzer and the sanitizers; llvm-19 the symbolizer.
@@ -54,5 +57,10 @@ fi
 # differential test (tools/tokenizers/differential.sh), from its lockfile.
 if [ -f tools/tokenizers/package-lock.json ] && [ ! -d tools/tokenizers/node_modules/tiktoken ]; then
   (cd tools/tokenizers && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# gpt-tokenizer (real token counts) and lodash (code text) for the token
+# corpus, pinned by tools/token_samples/package-lock.json.
+if [ ! -d tools/token_samples/node_modules/gpt-tokenizer ] || [ ! -d tools/token_samples/node_modules/lodash ]; then
+  (cd tools/token_samples && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "setup: ok"

@@ -1,26 +1,73 @@
 #include "core/token_estimate.h"
 
 #include <array>
+#include <bit>
+#include <cstring>
 #include <limits>
+
+#include "core/token_estimate_detail.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define SLUICE_ESTIMATE_AVX2 1
+#endif
 
 namespace sluice::core {
 namespace {
 
-// Costs are kept in twelfths of a token so every weight is an integer.
-constexpr int64_t kUnit = 12;
-constexpr int64_t kAsciiLetter = 3;       // ~4 letters per token in dictionary words
-constexpr int64_t kAsciiCapsRun = 6;      // ALL-CAPS words tokenize about twice as badly
-constexpr int64_t kRarePair = 12;         // BPE splits where letter pairs are rare
-constexpr int64_t kTwoByteLetter = 6;     // Latin accents, Greek, Cyrillic, Arabic, Hebrew
-constexpr int64_t kTwoByteCapsRun = 12;   // Greek/Cyrillic capitals: ~1 token each
-constexpr int64_t kThreeByteChar = 14;    // CJK, kana, Hangul, Indic, Thai: >= 1 token each
-constexpr int64_t kFourByteChar = 24;     // emoji and rare CJK: 1-4 tokens each
-constexpr int64_t kInvalidByte = 12;      // byte fallback: one token per byte
-constexpr int64_t kScriptChange = 6;      // "klávesu": the accent splits the word
-constexpr int64_t kDigitsPerToken = 3;    // \p{N}{1,3} in both pre-tokenizers
-constexpr int64_t kPunctPerToken = 2;
-constexpr int64_t kWhitespacePerToken = 8;
-constexpr int64_t kAccentedPercent = 2;   // accented share marking non-English Latin text
+// How the estimate is computed (token_estimate.h has the rules): the text
+// is cut into 64-byte blocks; each block becomes a bitmask per byte class
+// (bit i = byte i of the block), computed by AVX2 compares or, in the
+// portable fallback, one table lookup per byte. Everything after that is
+// the same code for both: run starts and "k-th byte of a run" positions
+// are shifts and ANDs of the masks (carried across blocks), and the cost is
+// a weighted sum of popcounts, in 1/kUnit of a token, rounded up once at
+// the end. Nothing in the count depends on a byte-at-a-time state machine,
+// so the loop has no branches that depend on the text.
+
+constexpr uint64_t kUnit = 24;
+
+// Weights, in 1/kUnit of a token.
+// ASCII letters. A "part" is a run of ASCII letters that a camelCase hump
+// (an upper-case letter after a lower-case one) does not split. A part of
+// n letters costs ceil(n/4) (a token at its 1st and 5th letter, then 1/4
+// per letter from the 9th on, rounded up there), plus:
+constexpr uint64_t kPartStart = 24;       // its 1st letter
+constexpr uint64_t kPartFifth = 24;       // its 5th letter
+constexpr uint64_t kPartNinth = 24;       // its 9th letter
+constexpr uint64_t kPartThirteenth = 18;  // its 13th letter: rounds the 1/4s below up
+constexpr uint64_t kPartLong = 6;         // each letter from the 13th on
+constexpr uint64_t kCapsRun = 6;          // an upper-case letter after two: ALL-CAPS costs 1/2 per letter
+constexpr uint64_t kRarePair = 24;        // a letter pair rare in English and code (kCommonPairs)
+// Other scripts, by UTF-8 lead byte.
+constexpr uint64_t kTwoByte = 12;         // Latin accents, Greek, Cyrillic, Arabic, Hebrew
+constexpr uint64_t kTwoByteCapsRun = 12;  // a Greek or Cyrillic capital after one: 1 token each
+constexpr uint64_t kThreeByte = 28;       // CJK, kana, Hangul, Indic, Thai, symbols: 7/6
+constexpr uint64_t kFourByte = 48;        // emoji, rare CJK
+constexpr uint64_t kInvalid = 24;         // byte fallback: an invalid lead, a stray or missing continuation
+constexpr uint64_t kHighRunStart = 12;    // a run of non-ASCII bytes: rounds its halves up
+constexpr uint64_t kScriptChange = 12;    // an ASCII letter next to a non-ASCII character in a word
+// Digits: a run of n costs ceil(n/3) (1st and 4th digit, then 1/3 per digit
+// from the 7th on, rounded up there).
+constexpr uint64_t kDigitStart = 24;
+constexpr uint64_t kDigitFourth = 24;
+constexpr uint64_t kDigitSeventh = 16;
+constexpr uint64_t kDigitLong = 8;
+// Punctuation (every other ASCII byte, control characters too): a run of n
+// costs ceil(n/2) (1st and 3rd, then 1/2 per byte from the 5th on).
+constexpr uint64_t kPunctStart = 24;
+constexpr uint64_t kPunctThird = 24;
+constexpr uint64_t kPunctFifth = 12;
+constexpr uint64_t kPunctLong = 12;
+// Whitespace.
+constexpr uint64_t kNewlineRun = 24;      // a run of \n and \r
+constexpr uint64_t kBlankRun = 24;        // a run of spaces and tabs, unless a single space before a word
+constexpr uint64_t kDigitAfterBlanks = 24;  // 2+ blanks before a number split differently
+constexpr uint64_t kWhitespaceEighth = 24;  // the 8th and 16th byte of a whitespace run
+constexpr uint64_t kWhitespaceLong = 3;   // each byte from the 17th on: 1 token per 8
+// Non-English Latin script: at least 2% of the letters accented adds 1/8
+// token per ASCII letter.
+constexpr int64_t kAccentedPercent = 2;
 constexpr int64_t kAccentedTextLettersPerToken = 8;
 
 // Letter pairs (case-folded) common in English text and source code: the
@@ -56,438 +103,337 @@ constexpr std::array<uint32_t, 26> kCommonPairs = {
     0x0000111,  // z: aei
 };
 
-// How the estimate is computed. One pass, one run at a time: the pass looks
-// at the class of a byte (one lookup in kByteCls) and hands the whole run
-// that starts there to a loop made for it, which prices the run when it
-// ends. Runs are independent: only the totals carry over, and a whitespace
-// run peeks at the byte after it to see whether that absorbs a space. This
-// computes exactly what a byte-at-a-time state machine over the same rules
-// would (tests/core/token_estimate_test.cpp keeps such a reference and
-// compares the two on many inputs).
-//
-// English prose is words of lower-case letters (the first maybe upper case)
-// separated by single spaces, so that shape has the fastest path: a loop
-// over the words and the spaces between them, and inside it a loop over
-// lower-case letters that needs neither a bounds check (Text::lower_tail)
-// nor any state but the previous letter. Everything else in a word (humps,
-// caps runs, other scripts) goes through wordRest. Whitespace runs other
-// than a single space go through whitespace(), kept out of line so that it
-// does not cost the hot loops registers.
-//
-// Measured with bench/core_bench.cpp (BM_EstimateTextTokens_*) against the
-// byte-at-a-time version: 2.2-2.3x faster on English prose and chat, 1.9x
-// on JSON, 1.5x on source code, 2x on Cyrillic, 4.5x on CJK.
-
-// Byte classes. Every byte >= 0x80 belongs to a letter of some script. The
-// letter classes come first, so `cls <= kInvalid` means "part of a word",
-// and punctuation right after them, so `cls <= kPunct` means "absorbs the
-// space before it" and `cls <= kDigit` "not whitespace".
-enum Cls : uint8_t {
-  kLower,       // a-z
-  kUpper,       // A-Z
-  kLead2,       // C2-DF: lead of a 2-byte character
-  kLead3,       // E0-EF: lead of a 3-byte character
-  kLead4,       // F0-F4: lead of a 4-byte character
-  kInvalid,     // 80-C1 (stray continuation, overlong lead), F5-FF
-  kPunct,       // every other ASCII byte, control characters included
-  kDigit,       // 0-9
-  kSpace,       // ' '
-  kNewline,     // \n \r
-  kOtherSpace,  // \t \v \f
-};
-
-constexpr std::array<Cls, 256> makeByteClasses() {
-  std::array<Cls, 256> t{};
-  for (size_t c = 0; c < 256; ++c) {
-    Cls cls = kPunct;
-    if (c >= 'a' && c <= 'z') cls = kLower;
-    else if (c >= 'A' && c <= 'Z') cls = kUpper;
-    else if (c >= '0' && c <= '9') cls = kDigit;
-    else if (c == ' ') cls = kSpace;
-    else if (c == '\n' || c == '\r') cls = kNewline;
-    else if (c == '\t' || c == '\v' || c == '\f') cls = kOtherSpace;
-    else if (c >= 0xC2 && c <= 0xDF) cls = kLead2;
-    else if (c >= 0xE0 && c <= 0xEF) cls = kLead3;
-    else if (c >= 0xF0 && c <= 0xF4) cls = kLead4;
-    else if (c >= 0x80) cls = kInvalid;
-    t[c] = cls;
-  }
-  return t;
-}
-constexpr std::array<Cls, 256> kByteCls = makeByteClasses();
-
-constexpr bool isLower(unsigned c) { return c - 'a' < 26U; }
-constexpr bool isUpper(unsigned c) { return c - 'A' < 26U; }
-constexpr bool isDigit(unsigned c) { return c - '0' < 10U; }
-
-// kCommonPairs rearranged for the letter loops, which keep the previous
-// letter as its byte: row = first letter's byte - '@' (upper and lower case
-// both have one), bit = second letter's byte & 31 (1-26 in both cases), and
-// a set bit marks a RARE pair. '@' stands for "no letter before": its row
-// is empty, so the first letter of a word takes the same lookup.
-constexpr unsigned kNoLetter = '@';
-constexpr std::array<uint32_t, 64> makeRarePairs() {
-  std::array<uint32_t, 64> t{};
-  for (size_t first = 0; first < 26; ++first) {
-    uint32_t rare = 0;
+// The pair table by byte: row = first byte & 31, bit = second byte & 31
+// (a letter's & 31 is 1-26 in both cases); a set bit marks a RARE pair.
+// Rows and bits of non-letters are meaningless: the count only looks at
+// pairs of letters.
+constexpr std::array<uint32_t, 32> kRare32 = [] {
+  std::array<uint32_t, 32> t{};
+  for (uint32_t first = 0; first < 26; ++first) {
     for (uint32_t second = 0; second < 26; ++second) {
-      if (((kCommonPairs[first] >> second) & 1U) == 0) rare |= 1U << (second + 1);
-    }
-    t['A' - kNoLetter + first] = rare;
-    t['a' - kNoLetter + first] = rare;
-  }
-  return t;
-}
-constexpr std::array<uint32_t, 64> kRarePairs = makeRarePairs();
-
-// 1 if the pair (`prev`: a letter or kNoLetter, `c`: a letter) is rare. A
-// rare pair costs exactly one token, so the loops add it to the token total
-// at once instead of to the word's units: ceil((units + 12 r) / 12) is
-// r + ceil(units / 12).
-static_assert(kRarePair == kUnit);
-inline unsigned rarePair(unsigned prev, unsigned c) {
-  // A 64-bit index lets the compiler fold "- kNoLetter" into the address.
-  return (kRarePairs[size_t{prev} - kNoLetter] >> (c & 31U)) & 1U;
-}
-
-// Upper-case 2-byte code points of the scripts where case matters for the
-// estimate (Latin-1, Latin Extended-A, Greek, Cyrillic); approximate on
-// purpose: Latin Extended-A mostly alternates upper/lower.
-constexpr bool isUpperCodePoint(uint32_t cp) {
-  if (cp >= 0xC0 && cp <= 0xDE) return cp != 0xD7;
-  if (cp >= 0x100 && cp <= 0x17F) return (cp & 1U) == 0;
-  if (cp >= 0x386 && cp <= 0x3AB) return true;
-  if (cp >= 0x400 && cp <= 0x42F) return true;
-  return false;
-}
-
-// isUpperCodePoint as a bitmap: row = lead byte & 0x1F, bit = next byte &
-// 0x3F (the next byte is not validated: a 2-byte lead always takes it).
-constexpr std::array<uint64_t, 32> makeUpperTwoByte() {
-  std::array<uint64_t, 32> t{};
-  for (uint32_t lead = 0; lead < 32; ++lead) {
-    for (uint32_t next = 0; next < 64; ++next) {
-      if (isUpperCodePoint((lead << 6) | next)) t[lead] |= uint64_t{1} << next;
+      if (((kCommonPairs[first] >> second) & 1U) == 0) t[first + 1] |= 1U << (second + 1);
     }
   }
   return t;
-}
-constexpr std::array<uint64_t, 32> kUpperTwoByte = makeUpperTwoByte();
+}();
 
-// Whether the 2-byte character `lead next` is an upper-case letter.
-inline bool isUpperTwoByte(unsigned lead, unsigned next) {
-  return ((kUpperTwoByte[lead & 31U] >> (next & 63U)) & 1U) != 0;
-}
+// The class masks of one block, bit i for byte i. Bytes past the end of the
+// text belong to no class.
+struct Classes {
+  uint64_t lo = 0;   // a-z
+  uint64_t up = 0;   // A-Z
+  uint64_t dg = 0;   // 0-9
+  uint64_t sp = 0;   // ' '
+  uint64_t nl = 0;   // \n \r
+  uint64_t os = 0;   // \t \v \f
+  uint64_t pu = 0;   // every other ASCII byte
+  uint64_t l2 = 0;   // C2-DF
+  uint64_t l3 = 0;   // E0-EF
+  uint64_t l4 = 0;   // F0-F4
+  uint64_t ct = 0;   // 80-BF
+  uint64_t bad = 0;  // C0 C1 F5-FF
+  uint64_t rare = 0; // the byte and the one before it (letters or not) make a rare pair in kRare32
+  uint64_t ced0 = 0;   // CE D0: leads of Greek and Cyrillic capitals
+  uint64_t ct80af = 0; // 80-AF
 
-constexpr int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// ceil(len / per_token) for the length of a run (unsigned: cheaper).
-constexpr int64_t runTokens(size_t len, int64_t per_token) {
-  const auto per = static_cast<size_t>(per_token);
-  return static_cast<int64_t>((len + per - 1) / per);
-}
-
-// The text as bytes.
-struct Text {
-  explicit Text(std::string_view text)
-      : p(reinterpret_cast<const unsigned char*>(text.data())), n(text.size()), lower_tail(n) {
-    while (lower_tail > 0 && isLower(p[lower_tail - 1])) --lower_tail;
+  void keep(uint64_t valid) {
+    lo &= valid, up &= valid, dg &= valid, sp &= valid, nl &= valid, os &= valid, pu &= valid;
+    l2 &= valid, l3 &= valid, l4 &= valid, ct &= valid, bad &= valid, rare &= valid, ced0 &= valid, ct80af &= valid;
   }
-
-  const unsigned char* p;
-  size_t n;
-  // Where the lower-case letters that end the text start: a run of them
-  // that starts before this index is ended by a byte of the text.
-  size_t lower_tail;
 };
 
-// Token total and the letter counts of the accent rule.
-struct Counts {
-  int64_t tokens = 0;
-  int64_t ascii_letters = 0;
-  int64_t two_byte_letters = 0;
+// Masks of the previous block that the next one shifts in.
+struct Carry {
+  uint64_t lo = 0, up = 0, A = 0, C = 0, G2 = 0, G4 = 0, G8 = 0, G12 = 0, ced0 = 0, caps2 = 0;
+  uint64_t H = 0, lead = 0, l34 = 0, l4 = 0;
+  uint64_t dg = 0, D1 = 0, D3 = 0, D6 = 0;
+  uint64_t pu = 0, P1 = 0, P2 = 0, P4 = 0;
+  uint64_t nl = 0, sp = 0, Bl = 0, Ws = 0, W1 = 0, W2 = 0, W4 = 0, W8 = 0;
 };
 
-// Where a scan stopped, and what it counted.
-struct Scan {
-  size_t end;
-  Counts counts;
+struct Totals {
+  uint64_t units = 0;
+  uint64_t absorbed = 0;  // single spaces before a word or punctuation: free
+  uint64_t ascii_letters = 0;
+  uint64_t two_byte = 0;
+  uint64_t non_ascii = 0;
 };
 
-// The lower-case letters from p[i] on: adds their rare pairs to `tokens`
-// and returns the index after them. `prev` is the letter before them (or
-// kNoLetter) and, on return, the last letter.
-inline size_t lowerCaseRun(const Text& t, size_t i, unsigned& prev, int64_t& tokens) {
-  unsigned last = prev;
-  int64_t rare = 0;
-  if (i < t.lower_tail) {
-    // A byte that is not a lower-case letter ends the run before the end of
-    // the text: no bounds check. Two letters per iteration, so the previous
-    // letter alternates between two variables instead of being copied.
-    const unsigned char* q = t.p + i;
-    for (;;) {
-      const unsigned c = q[0];
-      if (!isLower(c)) break;
-      rare += rarePair(last, c);
-      const unsigned d = q[1];
-      if (!isLower(d)) {
-        last = c;
-        ++q;
-        break;
-      }
-      rare += rarePair(c, d);
-      last = d;
-      q += 2;
-    }
-    i = static_cast<size_t>(q - t.p);
-  } else {
-    for (; i < t.n; ++i) {  // the rest of the text is lower-case letters
-      rare += rarePair(last, t.p[i]);
-      last = t.p[i];
-    }
-  }
-  tokens += rare;
-  prev = last;
-  return i;
+// `cur` shifted one block position later by k (1-63), the top k bits of the
+// previous block's mask shifted in: bit i says "byte i-k".
+[[gnu::always_inline]] inline uint64_t sh(uint64_t cur, uint64_t prev, unsigned k) {
+  return (cur << k) | (prev >> (64 - k));
 }
 
-// The script of the previous letter of a word (a change costs
-// kScriptChange), and its case: an upper-case letter after a lower-case one
-// is a camelCase hump, after an upper-case one part of a caps run. Only
-// ASCII and 2-byte letters have a case.
-enum class Kind : uint8_t { kNone, kAscii, kTwoByte, kThreeByte, kFourByte, kInvalid };
-enum class Case : uint8_t { kNone, kLower, kUpper };
+[[gnu::always_inline]] inline uint64_t pc(uint64_t x) { return static_cast<uint64_t>(std::popcount(x)); }
 
-// Where a word stands after its last letter.
-struct WordState {
-  uint64_t units = 0;  // of the current camelCase part, rare pairs excluded
-  Kind prev_kind = Kind::kNone;
-  Case prev_case = Case::kNone;
-  unsigned prev_letter = kNoLetter;  // the previous letter if it was ASCII
+// Adds one block's cost.
+[[gnu::always_inline]] inline void step(const Classes& c, Carry& p, Totals& t) {
+  uint64_t u = 0;
+  // ASCII letters: parts, their k-th letters (Gk: at least the (k+1)-th
+  // letter of its part), caps runs and rare pairs.
+  const uint64_t A = c.lo | c.up;
+  const uint64_t hump = c.up & sh(c.lo, p.lo, 1);
+  const uint64_t C = A & sh(A, p.A, 1) & ~hump;  // continues the part of the letter before it
+  const uint64_t G2 = C & sh(C, p.C, 1);
+  const uint64_t G4 = G2 & sh(G2, p.G2, 2);
+  const uint64_t G5 = G4 & sh(G4, p.G4, 1);
+  const uint64_t G8 = G4 & sh(G4, p.G4, 4);
+  const uint64_t G9 = G8 & sh(G8, p.G8, 1);
+  const uint64_t G12 = G8 & sh(G8, p.G8, 4);
+  const uint64_t G13 = G12 & sh(G12, p.G12, 1);
+  u += kPartStart * pc(A & ~C) + kPartFifth * pc(G4 & ~G5) + kPartNinth * pc(G8 & ~G9) +
+       kPartThirteenth * pc(G12 & ~G13) + kPartLong * pc(G12);
+  u += kCapsRun * pc(c.up & sh(c.up, p.up, 1) & sh(c.up, p.up, 2)) + kRarePair * pc(C & c.rare);
+  // Other scripts: lead bytes, continuations where none is expected or
+  // none where one is, runs, script changes.
+  const uint64_t lead = c.l2 | c.l3 | c.l4;
+  const uint64_t l34 = c.l3 | c.l4;
+  const uint64_t H = lead | c.ct | c.bad;
+  const uint64_t expected = sh(lead, p.lead, 1) | sh(l34, p.l34, 2) | sh(c.l4, p.l4, 3);
+  const uint64_t invalid = c.bad | (c.ct & ~expected) | (expected & ~c.ct);
+  // Greek and Cyrillic capitals (CE 80-AF, D0 80-AF; a few lower-case
+  // letters too), marked at their second byte.
+  const uint64_t caps2 = c.ct80af & sh(c.ced0, p.ced0, 1);
+  u += kTwoByteCapsRun * pc(caps2 & sh(caps2, p.caps2, 2));
+  u += kTwoByte * pc(c.l2) + kThreeByte * pc(c.l3) + kFourByte * pc(c.l4) + kInvalid * pc(invalid);
+  const uint64_t Hprev = sh(H, p.H, 1);
+  const uint64_t Aprev = sh(A, p.A, 1);
+  u += kHighRunStart * pc(H & ~Hprev) + kScriptChange * pc((A & Hprev) | (lead & Aprev));
+  // Digits: Dk = at least the (k+1)-th digit of its run.
+  const uint64_t D1 = c.dg & sh(c.dg, p.dg, 1);
+  const uint64_t D2 = D1 & sh(D1, p.D1, 1);
+  const uint64_t D3 = D2 & sh(D1, p.D1, 2);
+  const uint64_t D4 = D3 & sh(D3, p.D3, 1);
+  const uint64_t D6 = D3 & sh(D3, p.D3, 3);
+  const uint64_t D7 = D6 & sh(D6, p.D6, 1);
+  u += kDigitStart * pc(c.dg & ~D1) + kDigitFourth * pc(D3 & ~D4) + kDigitSeventh * pc(D6 & ~D7) +
+       kDigitLong * pc(D6);
+  // Punctuation.
+  const uint64_t P1 = c.pu & sh(c.pu, p.pu, 1);
+  const uint64_t P2 = P1 & sh(P1, p.P1, 1);
+  const uint64_t P3 = P2 & sh(P2, p.P2, 1);
+  const uint64_t P4 = P2 & sh(P2, p.P2, 2);
+  const uint64_t P5 = P4 & sh(P4, p.P4, 1);
+  u += kPunctStart * pc(c.pu & ~P1) + kPunctThird * pc(P2 & ~P3) + kPunctFifth * pc(P4 & ~P5) +
+       kPunctLong * pc(P4);
+  // Whitespace.
+  const uint64_t Bl = c.sp | c.os;
+  const uint64_t Ws = Bl | c.nl;
+  const uint64_t Blprev = sh(Bl, p.Bl, 1);
+  const uint64_t Blprev2 = sh(Bl, p.Bl, 2);
+  const uint64_t W1 = Ws & sh(Ws, p.Ws, 1);
+  const uint64_t W2 = W1 & sh(W1, p.W1, 1);
+  const uint64_t W4 = W2 & sh(W2, p.W2, 2);
+  const uint64_t W7 = W4 & sh(W4, p.W4, 3);
+  const uint64_t W8 = W4 & sh(W4, p.W4, 4);
+  const uint64_t W15 = W8 & sh(W8, p.W8, 7);
+  const uint64_t W16 = W8 & sh(W8, p.W8, 8);
+  u += kNewlineRun * pc(c.nl & ~sh(c.nl, p.nl, 1)) + kBlankRun * pc(Bl & ~Blprev) +
+       kDigitAfterBlanks * pc(c.dg & Blprev & Blprev2) + kWhitespaceEighth * pc((W7 & ~W8) | (W15 & ~W16)) +
+       kWhitespaceLong * pc(W16);
+  t.absorbed += pc((A | H | c.pu) & sh(c.sp, p.sp, 1) & ~Blprev2);
+  t.units += u;
+  t.ascii_letters += pc(A);
+  t.two_byte += pc(c.l2);
+  t.non_ascii += pc(lead | c.bad);
+  p = Carry{.lo = c.lo, .up = c.up, .A = A, .C = C, .G2 = G2, .G4 = G4, .G8 = G8, .G12 = G12,
+            .ced0 = c.ced0, .caps2 = caps2,
+            .H = H, .lead = lead, .l34 = l34, .l4 = c.l4,
+            .dg = c.dg, .D1 = D1, .D3 = D3, .D6 = D6,
+            .pu = c.pu, .P1 = P1, .P2 = P2, .P4 = P4,
+            .nl = c.nl, .sp = c.sp, .Bl = Bl, .Ws = Ws, .W1 = W1, .W2 = W2, .W4 = W4, .W8 = W8};
+}
+
+TextMeasure finish(const Totals& t) {
+  const auto units = static_cast<int64_t>(t.units - kUnit * t.absorbed);
+  int64_t tokens = (units + static_cast<int64_t>(kUnit) - 1) / static_cast<int64_t>(kUnit);
+  const auto letters = static_cast<int64_t>(t.ascii_letters);
+  const auto two = static_cast<int64_t>(t.two_byte);
+  if (two > 0 && two * 100 >= kAccentedPercent * (letters + two)) {
+    tokens += (letters + kAccentedTextLettersPerToken - 1) / kAccentedTextLettersPerToken;
+  }
+  return {.tokens = tokens, .non_ascii = static_cast<int64_t>(t.non_ascii)};
+}
+
+// The blocks of `text`: whole ones in place, the rest copied into a
+// zero-padded block (its padding masked off), and, when a character is cut
+// off by the end, one empty block that charges its missing continuations.
+// `classify` holds whatever it carries from block to block (the previous
+// byte, for pairs). A macro rather than a template so that the AVX2 copy is
+// compiled for AVX2 and inlines its classifier.
+#define SLUICE_ESTIMATE_RUN(text, classify)                                      \
+  do {                                                                         \
+    const auto* q = reinterpret_cast<const unsigned char*>((text).data());     \
+    const size_t n = (text).size();                                            \
+    Totals t;                                                                  \
+    Carry p;                                                                   \
+    size_t i = 0;                                                              \
+    for (; i + 64 <= n; i += 64) step(classify(q + i), p, t);                  \
+    if (i < n) {                                                               \
+      alignas(64) unsigned char buf[64] = {};                                  \
+      std::memcpy(buf, q + i, n - i);                                          \
+      Classes c = classify(buf);                                               \
+      c.keep((uint64_t{1} << (n - i)) - 1);                                    \
+      step(c, p, t);                                                           \
+    }                                                                          \
+    if (((p.lead | p.l34 | p.l4) >> 61) != 0) step(Classes{}, p, t);           \
+    return finish(t);                                                          \
+  } while (false)
+
+// ---- portable ------------------------------------------------------------
+
+enum ByteClass : uint8_t { kLo, kUp, kDg, kSp, kNl, kOs, kPu, kL2, kL3, kL4, kCt, kBad };
+
+constexpr std::array<uint8_t, 256> kByteClass = [] {
+  std::array<uint8_t, 256> t{};
+  for (unsigned b = 0; b < 256; ++b) {
+    ByteClass c = kPu;
+    if (b >= 'a' && b <= 'z') c = kLo;
+    else if (b >= 'A' && b <= 'Z') c = kUp;
+    else if (b >= '0' && b <= '9') c = kDg;
+    else if (b == ' ') c = kSp;
+    else if (b == '\n' || b == '\r') c = kNl;
+    else if (b == '\t' || b == '\v' || b == '\f') c = kOs;
+    else if (b >= 0x80 && b <= 0xBF) c = kCt;
+    else if (b >= 0xC2 && b <= 0xDF) c = kL2;
+    else if (b >= 0xE0 && b <= 0xEF) c = kL3;
+    else if (b >= 0xF0 && b <= 0xF4) c = kL4;
+    else if (b >= 0x80) c = kBad;
+    t[b] = c;
+  }
+  return t;
+}();
+
+struct ScalarClassify {
+  unsigned prev = 0;  // the byte before the block (0: none, not a letter)
+
+  Classes operator()(const unsigned char* b) {
+    std::array<uint64_t, 12> m{};
+    uint64_t rare = 0;
+    uint64_t ced0 = 0;
+    uint64_t ct80af = 0;
+    unsigned last = prev;
+    for (unsigned i = 0; i < 64; ++i) {
+      const unsigned x = b[i];
+      m[kByteClass[x]] |= uint64_t{1} << i;
+      ced0 |= uint64_t{x == 0xCE || x == 0xD0} << i;
+      ct80af |= uint64_t{x >= 0x80 && x <= 0xAF} << i;
+      rare |= uint64_t{(kRare32[last & 31U] >> (x & 31U)) & 1U} << i;
+      last = x;
+    }
+    prev = last;
+    return {.lo = m[kLo], .up = m[kUp], .dg = m[kDg], .sp = m[kSp], .nl = m[kNl], .os = m[kOs], .pu = m[kPu],
+            .l2 = m[kL2], .l3 = m[kL3], .l4 = m[kL4], .ct = m[kCt], .bad = m[kBad], .rare = rare,
+            .ced0 = ced0, .ct80af = ct80af};
+  }
 };
 
-// The rest of a word, one letter at a time with all the rules, from state
-// `s` at t.p[i] (a letter of some script) to the next ASCII non-letter.
-// Each camelCase part (an upper-case letter after a lower-case one starts
-// the next) costs ceil(units / 12), at least one token: it always has a
-// letter. The end may be past the text when it ends inside a character.
-inline Scan wordRest(const Text t, size_t i, WordState s) {
-  Counts counts;
-  // Closes the current part (at a hump or the end of the word).
-  const auto closePart = [&] {
-    counts.tokens += static_cast<int64_t>((s.units + kUnit - 1) / kUnit);
-    s = WordState{};
-  };
-  // kScriptChange if the next letter, of script `kind`, changes script.
-  const auto scriptChange = [&](Kind kind) -> uint64_t {
-    return s.prev_kind != Kind::kNone && s.prev_kind != kind ? kScriptChange : 0;
-  };
-  do {
-    const unsigned b = t.p[i];
-    if (isLower(b)) {
-      const size_t start = i;
-      i = lowerCaseRun(t, i, s.prev_letter, counts.tokens);
-      s.units += scriptChange(Kind::kAscii) + kAsciiLetter * (i - start);
-      counts.ascii_letters += static_cast<int64_t>(i - start);
-      s.prev_kind = Kind::kAscii;
-      s.prev_case = Case::kLower;
-      continue;
-    }
-    if (isUpper(b)) {
-      // A hump after lower case (no pair across it), a caps run after
-      // upper case.
-      if (s.prev_case == Case::kLower) closePart();
-      s.units += scriptChange(Kind::kAscii) + (s.prev_case == Case::kUpper ? kAsciiCapsRun : kAsciiLetter);
-      counts.tokens += rarePair(s.prev_letter, b);
-      s.prev_letter = b;
-      s.prev_kind = Kind::kAscii;
-      s.prev_case = Case::kUpper;
-      ++counts.ascii_letters;
-      ++i;
-      continue;
-    }
-    switch (kByteCls[b]) {
-      case kLead2:
-        if (i + 1 < t.n) {
-          // Latin accents, Greek, Cyrillic, Arabic, Hebrew: 1/2 token, 1
-          // inside an upper-case run.
-          unsigned lead = b;
-          do {
-            const bool upper = isUpperTwoByte(lead, t.p[i + 1]);
-            if (upper && s.prev_case == Case::kLower) closePart();
-            s.units += scriptChange(Kind::kTwoByte) +
-                       (upper && s.prev_case == Case::kUpper ? kTwoByteCapsRun : kTwoByteLetter);
-            s.prev_kind = Kind::kTwoByte;
-            s.prev_case = upper ? Case::kUpper : Case::kLower;
-            i += 2;
-            // Lower-case (or caseless) ones after it, the bulk of such
-            // text: no rule applies, 1/2 token each.
-            const size_t lower = i;
-            while (i + 1 < t.n && kByteCls[t.p[i]] == kLead2 && !isUpperTwoByte(t.p[i], t.p[i + 1])) i += 2;
-            if (i != lower) {
-              s.units += kTwoByteLetter * ((i - lower) / 2);
-              s.prev_case = Case::kLower;
-            }
-            counts.two_byte_letters += static_cast<int64_t>((i - lower) / 2) + 1;
-          } while (i + 1 < t.n && kByteCls[lead = t.p[i]] == kLead2);
-        } else {  // a lead with nothing after it
-          s.units += scriptChange(Kind::kInvalid) + kInvalidByte;
-          s.prev_kind = Kind::kInvalid;
-          s.prev_case = Case::kNone;
-          ++i;
-        }
-        break;
-      case kLead3: {
-        // CJK, kana, Hangul, Indic, Thai, symbols: a run of them at once
-        // (no case). A character cut off by the end costs in full.
-        const size_t start = i;
-        do {
-          i += 3;
-        } while (i < t.n && kByteCls[t.p[i]] == kLead3);
-        s.units += scriptChange(Kind::kThreeByte) + kThreeByteChar * ((i - start) / 3);
-        s.prev_kind = Kind::kThreeByte;
-        s.prev_case = Case::kNone;
-        break;
-      }
-      case kLead4: {  // emoji and rare CJK
-        const size_t start = i;
-        do {
-          i += 4;
-        } while (i < t.n && kByteCls[t.p[i]] == kLead4);
-        s.units += scriptChange(Kind::kFourByte) + kFourByteChar * ((i - start) / 4);
-        s.prev_kind = Kind::kFourByte;
-        s.prev_case = Case::kNone;
-        break;
-      }
-      default:  // kInvalid, byte fallback: one token per byte
-        s.units += scriptChange(Kind::kInvalid) + kInvalidByte;
-        s.prev_kind = Kind::kInvalid;
-        s.prev_case = Case::kNone;
-        ++i;
-        break;
-    }
-    s.prev_letter = kNoLetter;
-  } while (i < t.n && kByteCls[t.p[i]] <= kInvalid);
-  closePart();
-  return {i, counts};
+TextMeasure measureScalar(std::string_view text) {
+  ScalarClassify classify;
+  SLUICE_ESTIMATE_RUN(text, classify);
 }
 
-// A whitespace run from t.p[i] on: one token for its newlines, one for the
-// spaces after the last newline (less the single space a following word or
-// punctuation absorbs; a number does not absorb one), plus one per 8
-// characters.
-[[gnu::noinline]] Scan whitespace(const Text t, size_t i) {
-  const size_t start = i;
-  int64_t trail = 0;        // spaces and tabs after the last newline
-  bool newline = false;
-  bool last_space = false;  // the run ends with ' ' (not a tab)
-  for (;;) {
-    const size_t spaces = i;
-    while (i < t.n && t.p[i] == ' ') ++i;
-    if (i != spaces) {
-      trail += static_cast<int64_t>(i - spaces);
-      last_space = true;
-    }
-    if (i == t.n) break;
-    const Cls cls = kByteCls[t.p[i]];
-    if (cls == kNewline) {
-      newline = true;
-      trail = 0;
-    } else if (cls == kOtherSpace) {
-      ++trail;
-    } else {
-      break;
-    }
-    last_space = false;
-    ++i;
-  }
-  const Cls next = i < t.n ? kByteCls[t.p[i]] : kSpace;  // kSpace: the end, which absorbs nothing
-  if (last_space && next <= kPunct) --trail;             // last_space: trail >= 1
-  int64_t tokens = newline ? 1 : 0;
-  if (trail > 0) ++tokens;
-  if (next == kDigit && trail >= 2) ++tokens;
-  tokens += static_cast<int64_t>((i - start) / static_cast<size_t>(kWhitespacePerToken));
-  return {i, Counts{.tokens = tokens}};
-}
+// ---- AVX2 ----------------------------------------------------------------
 
-// Words from t.p[i] (a letter of some script) on, and the single spaces
-// between them, which are free. Adds to `c`, returns the index after them.
-//
-// The common shape of a word has a fast path: lower-case ASCII letters, the
-// first one possibly upper case, ended by an ASCII non-letter. No case rule
-// applies, so it costs 1/4 token per letter (3 units each: ceil(3 len / 12)
-// = ceil(len / 4)) plus its rare pairs. Other words go on in wordRest.
-inline size_t words(const Text& t, size_t i, Counts& c) {
-  for (;;) {
-    const size_t start = i;
-    unsigned last = kNoLetter;
-    if (isUpper(t.p[i])) [[unlikely]] {
-      last = t.p[i++];
-    }
-    i = lowerCaseRun(t, i, last, c.tokens);
-    const size_t len = i - start;
-    c.ascii_letters += static_cast<int64_t>(len);
-    if (i == t.n || t.p[i] == ' ' || kByteCls[t.p[i]] > kInvalid) [[likely]] {
-      c.tokens += static_cast<int64_t>((len + 3) / 4);  // the word ends here
-    } else {
-      // It goes on with upper-case letters or another script.
-      WordState s;
-      if (len != 0) {
-        s = {.units = kAsciiLetter * len,
-             .prev_kind = Kind::kAscii,
-             .prev_case = last < 'a' ? Case::kUpper : Case::kLower,
-             .prev_letter = last};
-      }
-      const Scan rest = wordRest(t, i, s);
-      c.tokens += rest.counts.tokens;
-      c.ascii_letters += rest.counts.ascii_letters;
-      c.two_byte_letters += rest.counts.two_byte_letters;
-      i = rest.end;
-      if (i >= t.n) return t.n;  // a cut-off character may step past the end
-    }
-    if (i + 1 >= t.n || t.p[i] != ' ' || kByteCls[t.p[i + 1]] > kInvalid) [[unlikely]] {
-      return i;
-    }
-    ++i;
-  }
-}
+#ifdef SLUICE_ESTIMATE_AVX2
+#pragma GCC push_options
+#pragma GCC target("avx2,popcnt,bmi,bmi2")
 
-int64_t estimate(const Text& t) {
-  Counts c;
-  size_t i = 0;
-  while (i < t.n) {
-    // Most frequent first: words, punctuation, the space before them.
-    const Cls cls = kByteCls[t.p[i]];
-    if (cls <= kInvalid) {
-      i = words(t, i, c);
-    } else if (cls == kPunct) {
-      const size_t start = i;
-      while (++i < t.n && kByteCls[t.p[i]] == kPunct) {
-      }
-      c.tokens += runTokens(i - start, kPunctPerToken);
-    } else if (cls == kSpace && (i + 1 == t.n || kByteCls[t.p[i + 1]] <= kDigit)) {
-      // A single space: free before a word or punctuation (which absorbs
-      // it), a token of its own before a number or at the end.
-      c.tokens += i + 1 == t.n || kByteCls[t.p[i + 1]] == kDigit ? 1 : 0;
-      ++i;
-    } else if (cls == kDigit) {
-      const size_t start = i;
-      while (++i < t.n && isDigit(t.p[i])) {
-      }
-      c.tokens += runTokens(i - start, kDigitsPerToken);
-    } else {
-      const Scan ws = whitespace(t, i);
-      c.tokens += ws.counts.tokens;
-      i = ws.end;
+// kRare32 as 128 bytes: byte r*4 + k is bits 8k..8k+7 of row r.
+constexpr std::array<uint8_t, 128> kRareBytes = [] {
+  std::array<uint8_t, 128> t{};
+  for (size_t r = 0; r < 32; ++r) {
+    for (size_t k = 0; k < 4; ++k) t[r * 4 + k] = static_cast<uint8_t>(kRare32[r] >> (8 * k));
+  }
+  return t;
+}();
+
+struct Avx2Classify {
+  __m256i prev;  // the 32 bytes before the next ones
+
+  // The class masks of 32 bytes (in the low 32 bits of each field).
+  [[gnu::always_inline]] inline Classes half(__m256i v) {
+    const __m256i before = _mm256_alignr_epi8(v, _mm256_permute2x128_si256(prev, v, 0x21), 15);
+    prev = v;
+#define bits(m) static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(m)))
+#define set(c) _mm256_set1_epi8(static_cast<char>(c))
+    const uint64_t high = bits(v);                                  // bit 7
+    const uint64_t b6 = bits(_mm256_add_epi8(v, v));                 // bit 6
+    const uint64_t b5 = bits(_mm256_slli_epi16(v, 2));               // bit 5
+    const __m256i folded = _mm256_or_si256(v, set(0x20));
+    const uint64_t letter =
+        bits(_mm256_and_si256(_mm256_cmpgt_epi8(folded, set(0x60)), _mm256_cmpgt_epi8(set(0x7B), folded)));
+    const uint64_t dg = bits(_mm256_and_si256(_mm256_cmpgt_epi8(v, set(0x2F)), _mm256_cmpgt_epi8(set(0x3A), v)));
+    const uint64_t sp = bits(_mm256_cmpeq_epi8(v, set(' ')));
+    const uint64_t nl = bits(_mm256_or_si256(_mm256_cmpeq_epi8(v, set('\n')), _mm256_cmpeq_epi8(v, set('\r'))));
+    const uint64_t ws = bits(_mm256_and_si256(_mm256_cmpgt_epi8(v, set(0x08)), _mm256_cmpgt_epi8(set(0x0E), v)));
+    const uint64_t l3 = bits(_mm256_cmpeq_epi8(_mm256_and_si256(v, set(0xF0)), set(0xE0)));
+    const uint64_t l2 = bits(_mm256_and_si256(_mm256_cmpgt_epi8(v, set(0xC1)), _mm256_cmpgt_epi8(set(0xE0), v)));
+    const uint64_t l4 = bits(_mm256_and_si256(_mm256_cmpgt_epi8(v, set(0xEF)), _mm256_cmpgt_epi8(set(0xF5), v)));
+    // Pairs: byte (row & 31) * 4 + (col & 31) / 8 of kRareBytes, bit col & 7.
+    const __m256i row = _mm256_and_si256(before, set(31));
+    const __m256i col = _mm256_and_si256(v, set(31));
+    const __m256i idx = _mm256_or_si256(_mm256_slli_epi16(row, 2), _mm256_and_si256(_mm256_srli_epi16(col, 3), set(3)));
+    __m256i t[8];
+    for (size_t k = 0; k < 8; ++k) {
+      const __m128i part = _mm_loadu_si128(reinterpret_cast<const __m128i*>(kRareBytes.data() + 16 * k));
+      t[k] = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(part), idx);
     }
+    const __m256i s4 = _mm256_slli_epi16(idx, 3);
+    const __m256i s5 = _mm256_slli_epi16(idx, 2);
+    const __m256i s6 = _mm256_slli_epi16(idx, 1);
+    const __m256i lo = _mm256_blendv_epi8(_mm256_blendv_epi8(t[0], t[1], s4), _mm256_blendv_epi8(t[2], t[3], s4), s5);
+    const __m256i hi = _mm256_blendv_epi8(_mm256_blendv_epi8(t[4], t[5], s4), _mm256_blendv_epi8(t[6], t[7], s4), s5);
+    const __m256i byte = _mm256_blendv_epi8(lo, hi, s6);
+    const __m256i bit = _mm256_shuffle_epi8(_mm256_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2,
+                                                             4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0),
+                                            _mm256_and_si256(v, set(7)));
+    const uint64_t rare = bits(_mm256_cmpeq_epi8(_mm256_and_si256(byte, bit), bit));
+    const uint64_t ced0 = bits(_mm256_or_si256(_mm256_cmpeq_epi8(v, set(0xCE)), _mm256_cmpeq_epi8(v, set(0xD0))));
+    const uint64_t ct80af = bits(_mm256_cmpgt_epi8(set(0xB0), v)) & high;
+#undef bits
+#undef set
+    const uint64_t os = ws & ~nl;
+    return {.lo = letter & b5, .up = letter & ~b5, .dg = dg, .sp = sp, .nl = nl, .os = os,
+            .pu = ~(high | letter | dg | ws | sp) & 0xFFFFFFFFULL,
+            .l2 = l2, .l3 = l3, .l4 = l4, .ct = high & ~b6, .bad = high & b6 & ~(l2 | l3 | l4), .rare = rare,
+            .ced0 = ced0, .ct80af = ct80af};
   }
-  // Non-English Latin-script text: its unaccented words are rarely whole
-  // vocabulary entries either.
-  if (c.two_byte_letters > 0 &&
-      c.two_byte_letters * 100 >= kAccentedPercent * (c.ascii_letters + c.two_byte_letters)) {
-    c.tokens += ceilDiv(c.ascii_letters, kAccentedTextLettersPerToken);
+
+  [[gnu::always_inline]] inline Classes operator()(const unsigned char* b) {
+    const Classes a = half(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));
+    const Classes z = half(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32)));
+    return {.lo = a.lo | z.lo << 32, .up = a.up | z.up << 32, .dg = a.dg | z.dg << 32, .sp = a.sp | z.sp << 32,
+            .nl = a.nl | z.nl << 32, .os = a.os | z.os << 32, .pu = a.pu | z.pu << 32, .l2 = a.l2 | z.l2 << 32,
+            .l3 = a.l3 | z.l3 << 32, .l4 = a.l4 | z.l4 << 32, .ct = a.ct | z.ct << 32, .bad = a.bad | z.bad << 32,
+            .rare = a.rare | z.rare << 32, .ced0 = a.ced0 | z.ced0 << 32, .ct80af = a.ct80af | z.ct80af << 32};
   }
-  return c.tokens;
+};
+
+TextMeasure measureAvx2(std::string_view text) {
+  Avx2Classify classify{_mm256_setzero_si256()};
+  SLUICE_ESTIMATE_RUN(text, classify);
+}
+#pragma GCC pop_options
+
+bool avx2Supported() {
+  static const bool ok = (__builtin_cpu_init(), true) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
+                         __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+  return ok;
+}
+#else
+bool avx2Supported() { return false; }
+TextMeasure measureAvx2(std::string_view text) { return measureScalar(text); }
+#endif
+
+using MeasureFn = TextMeasure (*)(std::string_view);
+
+// The implementation for this CPU (chosen on first use: other static
+// initializers may estimate).
+TextMeasure measure(std::string_view text) {
+  static const MeasureFn fn = avx2Supported() ? measureAvx2 : measureScalar;
+  return fn(text);
 }
 
 int64_t satAdd(int64_t a, int64_t b) {
@@ -502,9 +448,21 @@ int64_t satMul(int64_t count, int64_t each) {
 
 }  // namespace
 
-int64_t estimateTextTokens(std::string_view text) {
-  return estimate(Text(text));
+namespace token_estimate_detail {
+
+bool isaSupported(Isa isa) { return isa == Isa::kScalar || avx2Supported(); }
+
+Isa selectedIsa() { return avx2Supported() ? Isa::kAvx2 : Isa::kScalar; }
+
+TextMeasure measureWith(Isa isa, std::string_view text) {
+  return isa == Isa::kAvx2 ? measureAvx2(text) : measureScalar(text);
 }
+
+}  // namespace token_estimate_detail
+
+TextMeasure measureText(std::string_view text) { return measure(text); }
+
+int64_t estimateTextTokens(std::string_view text) { return measure(text).tokens; }
 
 int64_t estimatePromptTokens(const PromptShape& s) {
   int64_t total = kReplyPrimingTokens;

@@ -410,7 +410,9 @@ bool Exchange::inspect() {
   };
   switch (endpoint_) {
     case proto::Endpoint::kChatCompletions: {
-      auto v = proto::inspectChatRequest(body, cap, &visitor);
+      // The prompt's strings are measured (estimate and non-ASCII count in
+      // one pass each) while they are parsed: no visitor walks them again.
+      auto v = proto::inspectChatRequest(body, cap);
       if (!v) return bad(v.error());
       model_ = std::move(v->model);
       stream_req_ = v->stream;
@@ -418,7 +420,7 @@ bool Exchange::inspect() {
       client_cap_ = v->outputCap();
       choices_ = v->n;
       layout_ = v->layout;
-      prompt_estimate_ = core::estimatePromptTokens(chatShape(v->prompt, text_tokens));
+      prompt_estimate_ = core::estimatePromptTokens(chatShape(v->prompt, v->prompt.text_tokens));
       break;
     }
     case proto::Endpoint::kCompletions: {

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/json_text.h"
+#include "core/token_estimate.h"
 
 namespace sluice::proto::detail {
 namespace {
@@ -368,6 +369,13 @@ simdjson::error_code usageFrom(od::value& v, std::optional<core::TokenUsage>& ou
 void TextCount::add(std::string_view s) {
   bytes += static_cast<int64_t>(s.size());
   non_ascii += static_cast<int64_t>(core::countNonAscii(s));
+}
+
+void TextCount::addMeasured(std::string_view s) {
+  const core::TextMeasure m = core::measureText(s);
+  bytes += static_cast<int64_t>(s.size());
+  non_ascii += m.non_ascii;
+  tokens += m.tokens;
 }
 
 }  // namespace sluice::proto::detail

@@ -193,11 +193,14 @@ template <size_t N>
   return simdjson::SUCCESS;
 }
 
-/// Measured text: UTF-8 bytes and non-ASCII code points.
+/// Measured text: UTF-8 bytes and non-ASCII code points, and with
+/// addMeasured() the token estimate too, from the same single pass.
 struct TextCount {
   int64_t bytes = 0;
   int64_t non_ascii = 0;
+  int64_t tokens = 0;  ///< Σ core::estimateTextTokens of the texts given to addMeasured()
   void add(std::string_view s);
+  void addMeasured(std::string_view s);
 };
 
 }  // namespace sluice::proto::detail

@@ -212,7 +212,7 @@ struct ChatMeasure {
   TextCount tool_args;
 
   void addText(std::string_view s) {
-    text.add(s);
+    text.addMeasured(s);
     visit(on_text, TextKind::kContent, s);
   }
 
@@ -221,11 +221,11 @@ struct ChatMeasure {
     if (fn.get_object().get(obj)) return;
     std::string_view s;
     if (!obj["name"].get_string().get(s)) {
-      tool_args.add(s);
+      tool_args.addMeasured(s);
       visit(on_text, TextKind::kToolArguments, s);
     }
     if (!obj["arguments"].get_string().get(s)) {
-      tool_args.add(s);
+      tool_args.addMeasured(s);
       visit(on_text, TextKind::kToolArguments, s);
     }
   }
@@ -323,7 +323,7 @@ struct ChatMeasure {
       } else if (key == "name") {
         if (!kv.value.get_string().get(s)) {
           ++shape.names;
-          names.add(s);
+          names.addMeasured(s);
           visit(on_text, TextKind::kName, s);
         }
       } else if (key == "role") {
@@ -347,6 +347,7 @@ struct ChatMeasure {
     shape.name_bytes = names.bytes;
     shape.tool_call_argument_bytes = tool_args.bytes;
     shape.non_ascii = text.non_ascii + names.non_ascii + tool_args.non_ascii;
+    shape.text_tokens = text.tokens + names.tokens + tool_args.tokens;
   }
 };
 

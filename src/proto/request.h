@@ -97,6 +97,7 @@ struct ChatPromptShape {
   int64_t messages = 0;
   int64_t text_bytes = 0;           ///< content strings, text/refusal parts, assistant refusal (unescaped UTF-8)
   int64_t non_ascii = 0;            ///< code points >= U+0080 in text, names and tool arguments
+  int64_t text_tokens = 0;          ///< Σ core::estimateTextTokens of text, names and tool arguments
   int64_t names = 0;                ///< messages with a "name"
   int64_t name_bytes = 0;
   int64_t images_low = 0;           ///< image_url parts with detail "low"
