@@ -10,10 +10,13 @@
 /// - Non-stream: the whole completion is billed with the headers (the
 ///   provider generated all of it before the first byte), also when the body
 ///   is then cut by an injected reset or stall.
-/// - Stream: completion tokens are billed per SSE event as it is handed to the
-///   transport. A stream cut by a reset, a stall, a timeout or a client that
-///   disconnects is billed for the tokens of the events written before the
-///   cut, not for the ones never generated.
+/// - Stream: completion tokens are billed per SSE event as the transport
+///   takes it (the socket accepted its bytes; events still queued in the
+///   mock's own buffer behind a slow reader are not billed until they go).
+///   A stream cut by a reset, a stall, a timeout or a client that disconnects
+///   is billed for the tokens of the events sent before the cut, not for the
+///   ones never generated or never sent. When the answer is complete, the
+///   events still queued are billed with it.
 /// - Error answers (400/404 and injected 429/500/503) cost nothing; they count
 ///   in `errors` by status and, when the model is known, in the model's
 ///   `errors`.

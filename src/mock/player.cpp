@@ -96,19 +96,40 @@ bool MockPlayer::triggerFault() {
     case Fault::kStall:
       return true;  // stays unfinished: the transport sees silence
     case Fault::kMalformed:
-      sink_->data(malformedEvent());
+      send(malformedEvent(), 0);
       return finished_;
     case Fault::kNone: break;
   }
   return false;
 }
 
+void MockPlayer::send(std::string bytes, uint32_t completion_tokens) {
+  queued_bytes_ += bytes.size();
+  if (completion_tokens > 0) unbilled_.push_back({queued_bytes_, completion_tokens});
+  sink_->data(std::move(bytes));
+  if (!finished_) billSent(false);
+}
+
+void MockPlayer::billSent(bool all) {
+  // What the transport took: everything handed to it minus what it still
+  // queues (a socket that could not take it all yet).
+  const size_t pending = all ? 0 : std::min<uint64_t>(sink_->pendingBytes(), queued_bytes_);
+  const uint64_t sent = queued_bytes_ - pending;
+  while (!unbilled_.empty() && unbilled_.front().first <= sent) {
+    state_->bill().addCompletion(plan_.model, unbilled_.front().second);
+    unbilled_.pop_front();
+  }
+}
+
 void MockPlayer::pump() {
+  billSent(false);
   for (int written = 0; !finished_; ++written) {
     if (!pending_) {
       pending_ = plan_.events->next();
       pending_waited_ = false;
       if (!pending_) {
+        // The answer is complete: what is still queued goes out with it.
+        billSent(true);
         sink_->end();
         if (!finished_) finish();
         return;
@@ -131,9 +152,8 @@ void MockPlayer::pump() {
     if (triggerFault()) return;
     StreamEvent ev = std::move(*pending_);
     pending_.reset();
-    // Billed as handed to the transport (bill.h).
-    state_->bill().addCompletion(plan_.model, ev.completion_tokens);
-    sink_->data(std::move(ev.bytes));
+    // Billed as the transport takes it (bill.h).
+    send(std::move(ev.bytes), ev.completion_tokens);
     ++events_written_;
   }
 }

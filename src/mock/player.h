@@ -5,6 +5,8 @@
 /// client and the mock HTTP server, so both behave (and bill) identically.
 
 #include <cstdint>
+#include <deque>
+#include <utility>
 #include <memory>
 #include <string>
 
@@ -61,6 +63,10 @@ class MockPlayer : public std::enable_shared_from_this<MockPlayer> {
   void finish();
   void arm(core::Nanos delay, void (MockPlayer::*step)());
   bool triggerFault();
+  /// Hands an event to the transport and bills what the transport has taken.
+  void send(std::string bytes, uint32_t completion_tokens);
+  /// Bills the events whose bytes the transport took (all queued: `all`).
+  void billSent(bool all);
 
   net::Dispatcher& loop_;
   std::shared_ptr<MockState> state_;
@@ -71,6 +77,8 @@ class MockPlayer : public std::enable_shared_from_this<MockPlayer> {
   std::optional<StreamEvent> pending_;
   bool pending_waited_ = false;
   uint64_t events_written_ = 0;
+  uint64_t queued_bytes_ = 0;  // bytes handed to the sink so far
+  std::deque<std::pair<uint64_t, uint32_t>> unbilled_;  // (end offset, completion tokens) not yet taken
   bool fault_done_ = false;
   bool finished_ = false;
 };
