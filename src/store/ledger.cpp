@@ -239,9 +239,13 @@ class LedgerSink final : public UsageSink {
         if (!problem_) problem_ = "the ledger is not keeping up: its backlog is full and records are dropped";
         return;
       }
+      // Group commit: a record that finds the writer idle wakes it (one
+      // futex wake; at low load that is every record, and each is durable a
+      // commit later). Under load the writer is busy committing the previous
+      // batch and the records gather meanwhile: no wake, no context switch.
+      wake = (pending_.empty() && writer_idle_) || pending_.size() + buf.size() >= kWakeAtBytes;
       pending_.append(buf);
       ++pending_records_;
-      wake = pending_.size() >= kWakeAtBytes;
     }
     if (wake) cv_.notify_one();
   }
@@ -349,11 +353,23 @@ class LedgerSink final : public UsageSink {
     uint64_t out_records = 0;
     uint64_t failing_cycles = 0;
     uint64_t dropped_at_failure = 0;
-    const uint64_t report_every = std::max<uint64_t>(1, 10'000 / std::max<int64_t>(1, options_.batch_interval.count()));
+    const uint64_t report_every = std::max<uint64_t>(1, 10'000 / std::max<int64_t>(1, options_.retry_interval.count()));
+    auto last_batch = std::chrono::steady_clock::now();
     std::unique_lock lock(mu_);
     while (true) {
-      cv_.wait_for(lock, options_.batch_interval,
-                   [&] { return stopping_ || flush_requested_ || pending_.size() >= kWakeAtBytes; });
+      if (!out.empty()) {
+        // Writing failed: retry after a pause (or at a flush, at the stop).
+        cv_.wait_for(lock, options_.retry_interval, [&] { return stopping_ || flush_requested_; });
+      } else {
+        writer_idle_ = true;
+        cv_.wait(lock, [&] { return stopping_ || flush_requested_ || !pending_.empty(); });
+        writer_idle_ = false;
+        // Batches start at most once per batch interval: what arrives
+        // meanwhile joins this one.
+        cv_.wait_until(lock, last_batch + options_.batch_interval,
+                       [&] { return stopping_ || flush_requested_ || pending_.size() >= kWakeAtBytes; });
+      }
+      last_batch = std::chrono::steady_clock::now();
       flush_requested_ = false;
       const uint64_t cycle = ++cycles_started_;
       if (out.empty()) {
@@ -377,7 +393,7 @@ class LedgerSink final : public UsageSink {
           dropped_at_failure = dropped;
           report(true, fmt::format("ledger {}: {}; {} record(s) are kept in memory (up to {} MB) and retried every {} ms",
                                    path_, failure->message, out_records, options_.max_backlog_bytes >> 20,
-                                   options_.batch_interval.count()));
+                                   options_.retry_interval.count()));
         } else if (failing_cycles % report_every == 0) {
           report(true, fmt::format("ledger {}: still failing ({}): {} record(s) waiting, {} dropped", path_,
                                    failure->message, out_records, dropped - dropped_at_failure));
@@ -427,6 +443,7 @@ class LedgerSink final : public UsageSink {
   std::optional<std::string> problem_;
   bool flush_requested_ = false;
   bool stopping_ = false;
+  bool writer_idle_ = false;  // waiting for a record, nothing queued
   std::thread writer_;  // last: starts after the members it uses exist
 };
 

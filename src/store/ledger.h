@@ -46,10 +46,15 @@ inline constexpr int kLedgerSchemaVersion = 2;
 [[nodiscard]] core::Result<int> ledgerSchemaVersion(SqliteDb& db);
 
 struct LedgerSinkOptions {
-  /// Rows are committed in one transaction per batch: the writer wakes this
-  /// often (or earlier when much is queued). Also the retry interval while
-  /// writing fails. A hard kill loses what was queued since the last commit.
-  std::chrono::milliseconds batch_interval{50};
+  /// Group commit: the writer sleeps until a record arrives, commits what is
+  /// queued in one transaction, and meanwhile the next records gather.
+  /// Batches start at most this often (bounding commits, and so fsyncs, to
+  /// 1 / batch_interval a second). A record is committed at most one batch
+  /// interval plus one commit after it was submitted: the most a hard kill
+  /// loses.
+  std::chrono::milliseconds batch_interval{10};
+  /// While writing fails, the retry interval.
+  std::chrono::milliseconds retry_interval{50};
   /// At most this many rows per transaction (a large backlog after an
   /// outage is written in several, so a failure keeps what was committed).
   size_t max_rows_per_transaction = 16384;

@@ -275,10 +275,11 @@ TEST(Ledger, BatchesRowsIntoFewTransactions) {
     for (int i = 0; i < 1000; ++i) (*sink)->submit(sample(i));
     (*sink)->flush();
   }
-  // 1000 rows queued within one batch interval: one batch of three
-  // transactions (400 + 400 + 200 rows), not a transaction per row.
-  EXPECT_EQ(batches.load(), 1);
-  EXPECT_EQ(commits.load(), 3);
+  // 1000 rows queued within a batch interval or two: a few transactions of
+  // at most 400 rows each, not a transaction per row.
+  EXPECT_LE(batches.load(), 3);
+  EXPECT_GE(commits.load(), 3);
+  EXPECT_LE(commits.load(), 6);
   auto db = openDb(path);
   EXPECT_EQ(scalar(*db, "SELECT count(*) FROM requests"), 1000);
 }
