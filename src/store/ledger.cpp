@@ -518,7 +518,10 @@ core::Result<int> migrateLedger(SqliteDb& db, const std::string& path) {
 }
 
 core::Result<std::unique_ptr<UsageSink>> openLedgerSink(const std::string& path, LedgerSinkOptions options) {
-  auto db = SqliteDb::open(path);
+  // Opened here, then used by the writer thread alone. 16 KB pages: fewer
+  // page splits per row in the table and its four indexes (the writer's
+  // rows per second went up by ~10% over 4 KB in bench/store_bench.cpp).
+  auto db = SqliteDb::open(path, {.one_thread = true, .new_page_size = 16384});
   if (!db) return std::unexpected(db.error());
   // FULL: each batch's commit is on the disk before the next batch starts,
   // so the loss bound of a hard kill (one batch) also holds for a power cut.

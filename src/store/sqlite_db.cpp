@@ -22,9 +22,19 @@ core::Result<void> SqliteStatement::run() {
   return {};
 }
 
-core::Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path) {
+namespace {
+// SQLite counts every allocation under a global mutex unless told not to
+// (Sluice never reads those statistics); this must run before SQLite
+// initializes, hence at static initialization.
+[[maybe_unused]] const int kNoMemStatus = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}  // namespace
+
+core::Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path, Options options) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                     (options.one_thread ? SQLITE_OPEN_NOMUTEX : SQLITE_OPEN_FULLMUTEX),
+                                 nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
@@ -32,6 +42,11 @@ core::Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path) 
   }
   std::unique_ptr<SqliteDb> out(new SqliteDb(db));
   sqlite3_busy_timeout(db, 5000);
+  // Only a database with no page yet takes a page size, and only before
+  // WAL mode writes its header.
+  if (options.new_page_size > 0) {
+    if (auto r = out->exec("PRAGMA page_size=" + std::to_string(options.new_page_size)); !r) return std::unexpected(r.error());
+  }
   // WAL lets readers (the CLI, `report`) run beside the gateway's writer;
   // NORMAL sync is durable across process crashes, the case we care about.
   if (auto r = out->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !r) return std::unexpected(r.error());
