@@ -71,18 +71,35 @@ core::Result<void> rollbackAfter(SqliteDb& db, const core::Error& e) {
 // The queue's encoding of a UsageRecord: integers as 8 raw bytes, strings as
 // a 4-byte length and their bytes, in the order of the insert's columns.
 // Decoded only by this file's writer, in the same process.
-class Encoder {
+// Two passes over the same field list (encodeFields): Sizer adds up the
+// exact size, Writer copies through a raw pointer after one
+// resize_and_overwrite (no per-field capacity checks on the loop thread).
+class Sizer {
  public:
-  explicit Encoder(std::string& out) : out_(out) {}
-  void num(int64_t v) { out_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void num(int64_t) { n_ += sizeof(int64_t); }
+  void str(std::string_view s) { n_ += sizeof(uint32_t) + std::min<size_t>(s.size(), UINT32_MAX); }
+  [[nodiscard]] size_t size() const { return n_; }
+
+ private:
+  size_t n_ = 0;
+};
+
+class Writer {
+ public:
+  explicit Writer(char* p) : p_(p) {}
+  void num(int64_t v) {
+    std::memcpy(p_, &v, sizeof v);
+    p_ += sizeof v;
+  }
   void str(std::string_view s) {
     const auto n = static_cast<uint32_t>(std::min<size_t>(s.size(), UINT32_MAX));
-    out_.append(reinterpret_cast<const char*>(&n), sizeof n);
-    out_.append(s.data(), n);
+    std::memcpy(p_, &n, sizeof n);
+    std::memcpy(p_ + sizeof n, s.data(), n);
+    p_ += sizeof n + n;
   }
 
  private:
-  std::string& out_;
+  char* p_;
 };
 
 class Decoder {
@@ -116,8 +133,8 @@ int64_t billedAttempts(const UsageRecord& r) {
   return n;
 }
 
-void encode(std::string& out, const UsageRecord& r) {
-  Encoder e(out);
+template <class Out>
+void encodeFields(Out& e, const UsageRecord& r) {
   e.str(r.request_id);
   e.num(r.started_unix_ms);
   e.num(r.finished_unix_ms);
@@ -160,6 +177,20 @@ void encode(std::string& out, const UsageRecord& r) {
     e.num(static_cast<int64_t>(a.usage_source));
     e.num(a.latency_us);
   }
+}
+
+void encode(std::string& out, const UsageRecord& r) {
+  Sizer size;
+  encodeFields(size, r);
+  const size_t old_size = out.size();
+  const size_t new_size = old_size + size.size();
+  // The size is returned as computed, not the op's second argument: when it
+  // grows the string, libstdc++ 12 passes the new capacity there.
+  out.resize_and_overwrite(new_size, [&](char* data, size_t) {
+    Writer w(data + old_size);
+    encodeFields(w, r);
+    return new_size;
+  });
 }
 
 constexpr const char* kInsertRequest =
