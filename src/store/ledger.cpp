@@ -549,10 +549,12 @@ core::Result<int> migrateLedger(SqliteDb& db, const std::string& path) {
 }
 
 core::Result<std::unique_ptr<UsageSink>> openLedgerSink(const std::string& path, LedgerSinkOptions options) {
-  // Opened here, then used by the writer thread alone. 16 KB pages: fewer
-  // page splits per row in the table and its four indexes (the writer's
-  // rows per second went up by ~10% over 4 KB in bench/store_bench.cpp).
-  auto db = SqliteDb::open(path, {.one_thread = true, .new_page_size = 16384});
+  // Opened here, then used by the writer thread alone. SQLite's 4 KB pages:
+  // 16 KB pages wrote ~10% more rows a second in large batches, but a small
+  // batch (a quiet gateway commits every few requests) rewrites a page of
+  // the table, of each index and of attempts: 27 KB of WAL per 2-row commit
+  // at 4 KB, 92 KB at 16 KB.
+  auto db = SqliteDb::open(path, {.one_thread = true});
   if (!db) return std::unexpected(db.error());
   // FULL: each batch's commit is on the disk before the next batch starts,
   // so the loss bound of a hard kill (one batch) also holds for a power cut.

@@ -42,11 +42,6 @@ core::Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path, 
   }
   std::unique_ptr<SqliteDb> out(new SqliteDb(db));
   sqlite3_busy_timeout(db, 5000);
-  // Only a database with no page yet takes a page size, and only before
-  // WAL mode writes its header.
-  if (options.new_page_size > 0) {
-    if (auto r = out->exec("PRAGMA page_size=" + std::to_string(options.new_page_size)); !r) return std::unexpected(r.error());
-  }
   // WAL lets readers (the CLI, `report`) run beside the gateway's writer;
   // NORMAL sync is durable across process crashes, the case we care about.
   if (auto r = out->exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"); !r) return std::unexpected(r.error());

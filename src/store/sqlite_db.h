@@ -65,9 +65,6 @@ class SqliteDb {
     /// The connection is used by one thread at a time: no SQLite mutex
     /// around every call (the ledger's writer).
     bool one_thread = false;
-    /// Page size of a database created by this open (0 = SQLite's 4096);
-    /// an existing file keeps its own.
-    int new_page_size = 0;
   };
   static core::Result<std::unique_ptr<SqliteDb>> open(const std::string& path, Options options);
   ~SqliteDb();

@@ -194,13 +194,19 @@ agents:
         const killedAt = performance.now();
         await gw.kill9();
         assertCountersNotSaved(gw);
+        // Sequential calls: the ledger holds a prefix of them.
+        const [{ n: kept }] = sqlite(ledgerOf(gw), "SELECT count(*) AS n FROM requests WHERE outcome = 'ok'");
+        const lostAge = kept < calls.length ? killedAt - calls[kept].at : 0;
         const beforeRestart = billed(await mock.bill());
         const admitted = await afterRestart(gw);
         const bill = billed(await mock.bill());
         const recent = calls.filter((c) => killedAt - c.at <= LOSS_BOUND_MS).reduce((s, c) => s + c.cost, 0);
         console.log(`kill ${wait} ms after the budget ran out: ${calls.length} calls (${beforeRestart} µUSD) before, ` +
                     `${admitted} admitted after the restart; provider billed ${bill} µUSD of a 2000 µUSD budget ` +
-                    `(${recent} µUSD answered within ${LOSS_BOUND_MS} ms of the kill)`);
+                    `(${recent} µUSD answered within ${LOSS_BOUND_MS} ms of the kill); the ledger had ${kept} of ` +
+                    `the ${calls.length} calls, the oldest missing answered ${lostAge.toFixed(1)} ms before the kill`);
+        assert.ok(lostAge <= LOSS_BOUND_MS, `a call answered ${lostAge.toFixed(1)} ms before the kill is not in the ledger`);
+        assert.equal(admitted <= calls.length - kept, true, `${admitted} admitted after the restart, ${calls.length - kept} were missing`);
         assert.ok(beforeRestart <= 2000, `${beforeRestart}`);
         assert.ok(bill <= 2000 + recent, `provider billed ${bill} µUSD: budget 2000 + ${recent} answered within the bound`);
         if (wait >= LOSS_BOUND_MS) assert.equal(admitted, 0, 'every row was in the ledger: nothing more is admitted');
