@@ -58,6 +58,14 @@ constexpr Migration kMigrations[] = {
      "UPDATE requests SET billed_attempts = (SELECT count(*) FROM attempts a WHERE a.request = requests.id"
      " AND (a.cost_micro_usd > 0 OR a.input_tokens + a.output_tokens > 0));"
      "CREATE INDEX requests_by_run ON requests(run_id, started_unix_ms) WHERE run_id <> '';"},
+    {3, "spend_by_minute (sums per minute, agent and tier, kept with the rows)",
+     "CREATE TABLE spend_by_minute ("
+     " minute INTEGER NOT NULL, agent TEXT NOT NULL, tier TEXT NOT NULL,"
+     " tokens INTEGER NOT NULL, cost_micro_usd INTEGER NOT NULL, calls INTEGER NOT NULL, requests INTEGER NOT NULL,"
+     " PRIMARY KEY (minute, agent, tier)) WITHOUT ROWID;"
+     "INSERT INTO spend_by_minute SELECT started_unix_ms / 60000, agent, tier,"
+     " CAST(TOTAL(input_tokens + output_tokens) AS INTEGER), CAST(TOTAL(cost_micro_usd) AS INTEGER),"
+     " CAST(TOTAL(billed_attempts) AS INTEGER), count(*) FROM requests GROUP BY 1, 2, 3;"},
 };
 static_assert(std::size(kMigrations) == kLedgerSchemaVersion);
 
@@ -200,6 +208,11 @@ constexpr const char* kInsertRequest =
     " ttft_us, gateway_us, stream, finish_reason, client_retry_count)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,"
     " ?23, ?24, ?25, ?26, ?27, ?28)";
+constexpr const char* kAddSpend =
+    "INSERT INTO spend_by_minute (minute, agent, tier, tokens, cost_micro_usd, calls, requests)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (minute, agent, tier) DO UPDATE SET"
+    " tokens = tokens + excluded.tokens, cost_micro_usd = cost_micro_usd + excluded.cost_micro_usd,"
+    " calls = calls + excluded.calls, requests = requests + excluded.requests";
 constexpr const char* kInsertAttempt =
     "INSERT INTO attempts (request, attempt, model, provider, http_status, error, input_tokens, cached_tokens,"
     " output_tokens, reasoning_tokens, cost_micro_usd, usage_source, latency_us)"
@@ -235,11 +248,12 @@ UsageSource sourceOf(int64_t v) {
 
 class LedgerSink final : public UsageSink {
  public:
-  LedgerSink(std::unique_ptr<SqliteDb> db, Stmt insert_request, Stmt insert_attempt, std::string path,
-             LedgerSinkOptions options)
+  LedgerSink(std::unique_ptr<SqliteDb> db, Stmt insert_request, Stmt insert_attempt, Stmt add_spend,
+             std::string path, LedgerSinkOptions options)
       : db_(std::move(db)),
         insert_request_(std::move(insert_request)),
         insert_attempt_(std::move(insert_attempt)),
+        add_spend_(std::move(add_spend)),
         path_(std::move(path)),
         options_(std::move(options)),
         writer_([this] { run(); }) {}
@@ -313,21 +327,31 @@ class LedgerSink final : public UsageSink {
     sqlite3_stmt* rq = insert_request_.get();
     Binder b(rq);
     b.str(d.str());  // request_id
-    b.num(d.num());  // started
+    const int64_t started = d.num();
+    b.num(started);
     b.num(d.num());  // finished
-    for (int i = 0; i < 9; ++i) b.str(d.str());  // endpoint .. config_version
-    b.num(d.num());                              // http_status
+    std::array<std::string_view, 9> names;  // endpoint, agent, key_id, run_id, tier, .. config_version
+    for (auto& n : names) b.str(n = d.str());
+    b.num(d.num());  // http_status
     b.lit(toString(outcomeOf(d.num())));
-    b.str(d.str());                               // error_code
-    for (int i = 0; i < 5; ++i) b.num(d.num());  // tokens x4, cost
+    b.str(d.str());  // error_code
+    std::array<int64_t, 5> usage;  // input, cached, output, reasoning, cost
+    for (auto& u : usage) b.num(u = d.num());
     b.lit(toString(sourceOf(d.num())));
-    for (int i = 0; i < 5; ++i) b.num(d.num());  // billed_attempts, latency, ttft, gateway, stream
+    const int64_t billed = d.num();
+    b.num(billed);
+    for (int i = 0; i < 4; ++i) b.num(d.num());  // latency, ttft, gateway, stream
     b.str(d.str());                               // finish_reason
     b.num(d.num());                               // client_retry_count
     const int64_t attempts = d.num();
     const int rc = sqlite3_step(rq);
     sqlite3_reset(rq);
     if (rc != SQLITE_DONE) return sqliteFailure("insert into requests");
+    auto& sums = spend_[SpendKey{started / 60'000, names[1], names[4]}];
+    sums[0] = core::addSaturating(sums[0], core::addSaturating(usage[0], usage[2]));
+    sums[1] = core::addSaturating(sums[1], usage[4]);
+    sums[2] = core::addSaturating(sums[2], billed);
+    sums[3] += 1;
     const int64_t row = sqlite3_last_insert_rowid(db_->raw());
     sqlite3_stmt* at = insert_attempt_.get();
     for (int64_t k = 0; k < attempts; ++k) {
@@ -348,6 +372,23 @@ class LedgerSink final : public UsageSink {
     return std::nullopt;
   }
 
+  // The transaction's sums into spend_by_minute, one upsert per key.
+  std::optional<Failure> addSpend() {
+    sqlite3_stmt* st = add_spend_.get();
+    for (const auto& [k, v] : spend_) {
+      Binder b(st);
+      b.num(k.minute);
+      b.str(k.agent);
+      b.str(k.tier);
+      for (const int64_t x : v) b.num(x);
+      const int rc = sqlite3_step(st);
+      sqlite3_reset(st);
+      if (rc != SQLITE_DONE) return sqliteFailure("update spend_by_minute");
+    }
+    spend_.clear();
+    return std::nullopt;
+  }
+
   // Commits `out` (encoded records) in transactions of at most
   // max_rows_per_transaction rows. What was committed is removed from `out`;
   // on a failure the rest stays, to be retried from its first record.
@@ -361,10 +402,12 @@ class LedgerSink final : public UsageSink {
       }
       Decoder d(out.data() + committed);
       size_t rows = 0;
+      spend_.clear();
       while (d.pos() < out.data() + out.size() && rows < options_.max_rows_per_transaction) {
         if ((failure = insertOne(d))) break;
         ++rows;
       }
+      if (!failure) failure = addSpend();
       if (!failure && sqlite3_exec(db_->raw(), "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
         failure = sqliteFailure("commit");
       }
@@ -460,6 +503,16 @@ class LedgerSink final : public UsageSink {
   std::unique_ptr<SqliteDb> db_;  // writer thread only, after construction
   Stmt insert_request_;
   Stmt insert_attempt_;
+  Stmt add_spend_;
+  // The open transaction's sums per (minute, agent, tier); the views point
+  // into the batch being written.
+  struct SpendKey {
+    int64_t minute;
+    std::string_view agent;
+    std::string_view tier;
+    auto operator<=>(const SpendKey&) const = default;
+  };
+  std::map<SpendKey, std::array<int64_t, 4>> spend_;  // tokens, cost, calls, requests
   std::string path_;
   LedgerSinkOptions options_;
   mutable std::mutex mu_;
@@ -563,15 +616,18 @@ core::Result<std::unique_ptr<UsageSink>> openLedgerSink(const std::string& path,
   if (auto r = migrateLedger(**db, path); !r) return std::unexpected(r.error());
   sqlite3_stmt* rq = nullptr;
   sqlite3_stmt* at = nullptr;
+  sqlite3_stmt* sp = nullptr;
   if (sqlite3_prepare_v3((*db)->raw(), kInsertRequest, -1, SQLITE_PREPARE_PERSISTENT, &rq, nullptr) != SQLITE_OK ||
-      sqlite3_prepare_v3((*db)->raw(), kInsertAttempt, -1, SQLITE_PREPARE_PERSISTENT, &at, nullptr) != SQLITE_OK) {
+      sqlite3_prepare_v3((*db)->raw(), kInsertAttempt, -1, SQLITE_PREPARE_PERSISTENT, &at, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v3((*db)->raw(), kAddSpend, -1, SQLITE_PREPARE_PERSISTENT, &sp, nullptr) != SQLITE_OK) {
     std::string msg = sqlite3_errmsg((*db)->raw());
     sqlite3_finalize(rq);
     sqlite3_finalize(at);
+    sqlite3_finalize(sp);
     return core::fail(core::ErrorCode::kInternal, "ledger '" + path + "': " + msg);
   }
   return std::unique_ptr<UsageSink>(
-      std::make_unique<LedgerSink>(std::move(*db), Stmt(rq), Stmt(at), path, std::move(options)));
+      std::make_unique<LedgerSink>(std::move(*db), Stmt(rq), Stmt(at), Stmt(sp), path, std::move(options)));
 }
 
 core::Result<std::vector<core::CounterSnapshot>> ledgerSpend(SqliteDb& db, const core::Calendar& calendar,
@@ -614,11 +670,18 @@ core::Result<std::vector<core::CounterSnapshot>> ledgerSpend(SqliteDb& db, const
   };
   for (const Range& r : {Range{core::BudgetWindow::kDay, p.day_key, unixMs(p.day_start), unixMs(p.next_day)},
                          Range{core::BudgetWindow::kMonth, p.month_key, unixMs(p.month_start), unixMs(p.next_month)}}) {
-    auto st = db.prepare(fmt::format("SELECT agent, tier, {} WHERE started_unix_ms >= ?1 AND started_unix_ms < ?2 "
-                                     "GROUP BY agent, tier",
-                                     kSums));
+    // From the per-minute sums when the window starts and ends on a minute
+    // (every time zone in use today; a month of them is a few thousand rows
+    // per agent), else from the rows.
+    const bool by_minute = r.from_ms % 60'000 == 0 && r.to_ms % 60'000 == 0;
+    auto st = by_minute ? db.prepare("SELECT agent, tier, TOTAL(tokens), TOTAL(cost_micro_usd), TOTAL(calls) FROM "
+                                     "spend_by_minute WHERE minute >= ?1 AND minute < ?2 GROUP BY agent, tier")
+                        : db.prepare(fmt::format("SELECT agent, tier, {} WHERE started_unix_ms >= ?1 AND "
+                                                 "started_unix_ms < ?2 GROUP BY agent, tier",
+                                                 kSums));
     if (!st) return std::unexpected(st.error());
-    st->bind(1, r.from_ms).bind(2, r.to_ms);
+    if (by_minute) st->bind(1, r.from_ms / 60'000).bind(2, r.to_ms / 60'000);
+    else st->bind(1, r.from_ms).bind(2, r.to_ms);
     if (auto ok = rows(*st, [&](SqliteStatement& s) { byScope(r.window, r.key, s.text(0), s.text(1), tally(s, 2)); });
         !ok) {
       return std::unexpected(ok.error());

@@ -11,6 +11,9 @@
 ///   attempts  one row per upstream attempt, (request, attempt) as key,
 ///             WITHOUT ROWID: a request's attempts sit together, and a
 ///             report by attempt model / provider is a plain GROUP BY.
+///   spend_by_minute  tokens, cost, calls and requests per (minute of the
+///             start time, agent, tier), updated in the rows' transaction:
+///             the day and month sums read at start come from it.
 ///   indexes   requests by started_unix_ms, (agent, time), (served_model,
 ///             time), (run_id, time) for rows with a run.
 /// Migrations run in order on open, one transaction each; a file written
@@ -35,7 +38,7 @@
 namespace sluice::store {
 
 /// The schema version this build writes (and the newest it can open).
-inline constexpr int kLedgerSchemaVersion = 2;
+inline constexpr int kLedgerSchemaVersion = 3;
 
 /// Creates the schema, or brings an older one up to kLedgerSchemaVersion
 /// (each migration in its own transaction). Refuses a newer file. Returns

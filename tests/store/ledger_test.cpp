@@ -208,7 +208,7 @@ constexpr const char* kSchemaV1 =
     "INSERT INTO attempts VALUES (1, 0, 'm', 'p', 503, 'http_503', 0, 0, 0, 0, 0, 'none', 10);"
     "INSERT INTO attempts VALUES (1, 1, 'm', 'p', 200, '', 10, 0, 5, 0, 77, 'provider', 90);";
 
-TEST(Ledger, MigratesAVersion1FileAndKeepsItsRows) {
+TEST(Ledger, MigratesAVersion1FileThroughEveryVersionAndKeepsItsRows) {
   TempDir dir;
   const auto path = dir.file("old.db");
   {
@@ -229,6 +229,34 @@ TEST(Ledger, MigratesAVersion1FileAndKeepsItsRows) {
   EXPECT_EQ(scalar(*db, "SELECT billed_attempts FROM requests WHERE request_id = 'old_2'"), 0);
   EXPECT_EQ(scalar(*db, "SELECT billed_attempts FROM requests WHERE request_id = 'req_1'"), 1);
   EXPECT_EQ(scalar(*db, "SELECT count(*) FROM sqlite_master WHERE name = 'requests_by_run'"), 1);
+  // Version 3 summed the old rows per minute, and the new row joined them.
+  EXPECT_EQ(scalar(*db, "SELECT sum(cost_micro_usd) FROM spend_by_minute"), 77 + 123);
+  EXPECT_EQ(scalar(*db, "SELECT sum(calls) FROM spend_by_minute"), 2);
+  EXPECT_EQ(scalar(*db, "SELECT sum(requests) FROM spend_by_minute"), 3);
+  EXPECT_EQ(scalar(*db, "SELECT tokens FROM spend_by_minute WHERE minute = 0 AND agent = 'a'"), 15);
+}
+
+// The latest migration on its own: a version 2 file (as version 1 and the
+// migration to 2 left it) gains spend_by_minute.
+TEST(Ledger, MigratesAVersion2File) {
+  TempDir dir;
+  const auto path = dir.file("v2.db");
+  {
+    auto db = openDb(path);
+    ASSERT_TRUE(db->exec(kSchemaV1));
+    ASSERT_TRUE(db->exec("ALTER TABLE requests ADD COLUMN billed_attempts INTEGER NOT NULL DEFAULT 0;"
+                         "UPDATE requests SET billed_attempts = 1 WHERE request_id = 'old_1';"
+                         "CREATE INDEX requests_by_run ON requests(run_id, started_unix_ms) WHERE run_id <> '';"
+                         "UPDATE ledger_meta SET value = 2 WHERE key = 'schema_version';"));
+  }
+  auto db = openDb(path);
+  auto before = migrateLedger(*db, path);
+  ASSERT_TRUE(before) << before.error().message;
+  EXPECT_EQ(*before, 2);
+  EXPECT_EQ(*ledgerSchemaVersion(*db), 3);
+  EXPECT_EQ(scalar(*db, "SELECT count(*) FROM spend_by_minute"), 1) << "both rows started in minute 0, agent a, tier t";
+  EXPECT_EQ(scalar(*db, "SELECT calls FROM spend_by_minute"), 1);
+  EXPECT_EQ(scalar(*db, "SELECT requests FROM spend_by_minute"), 2);
 }
 
 TEST(Ledger, RefusesAFileFromANewerVersion) {
@@ -241,7 +269,7 @@ TEST(Ledger, RefusesAFileFromANewerVersion) {
   }
   auto sink = openLedgerSink(path);
   ASSERT_FALSE(sink);
-  EXPECT_NE(sink.error().message.find("schema version 99, newer than this Sluice can write (2)"), std::string::npos)
+  EXPECT_NE(sink.error().message.find("schema version 99, newer than this Sluice can write (3)"), std::string::npos)
       << sink.error().message;
   EXPECT_NE(sink.error().message.find(path), std::string::npos) << sink.error().message;
 }
@@ -334,6 +362,8 @@ TEST(Ledger, AFullDiskIsRetriedFromTheFailedTransactionAndLosesNothing) {
   EXPECT_EQ(scalar(*db, "SELECT count(*) FROM requests"), 700);
   EXPECT_EQ(scalar(*db, "SELECT count(DISTINCT request_id) FROM requests"), 700) << "none written twice";
   EXPECT_EQ(scalar(*db, "SELECT count(*) FROM attempts"), 700) << "no attempt of a rolled-back request kept";
+  EXPECT_EQ(scalar(*db, "SELECT sum(requests) FROM spend_by_minute"), 700) << "the sums rolled back with their rows";
+  EXPECT_EQ(scalar(*db, "SELECT sum(cost_micro_usd) FROM spend_by_minute"), 700 * 123);
   auto st = db->prepare("SELECT request_id FROM requests ORDER BY id");
   ASSERT_TRUE(st);
   for (int i = 0; i < 700; ++i) {
@@ -438,6 +468,10 @@ TEST(Ledger, SpendSumsEachWindowPerScope) {
   EXPECT_EQ(find("run:run1", core::BudgetWindow::kTotal, 0)->usd, 2000) << "the run's whole life";
   EXPECT_FALSE(find("run:run_old", core::BudgetWindow::kTotal, 0)) << "idle past its TTL: gone";
   EXPECT_FALSE(find("tier:", core::BudgetWindow::kDay, day_key));
+  EXPECT_EQ(scalar(*db, "SELECT sum(cost_micro_usd) FROM spend_by_minute"),
+            scalar(*db, "SELECT sum(cost_micro_usd) FROM requests"));
+  EXPECT_EQ(scalar(*db, "SELECT sum(tokens) FROM spend_by_minute"),
+            scalar(*db, "SELECT sum(input_tokens + output_tokens) FROM requests"));
 }
 
 }  // namespace
