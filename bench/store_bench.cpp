@@ -1,11 +1,17 @@
-// Usage-ledger hot path: serializing one usage record per proxied request as a
+// Usage-ledger hot paths: the SQLite ledger's writer (rows committed per
+// second), serializing one usage record per proxied request as a
 // JSON line (done on the sink's writer thread), and handing a record to the
 // JSONL sink (done on the request path).
 
 #include <benchmark/benchmark.h>
 
+#include <time.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <string>
 
+#include "store/ledger.h"
 #include "store/usage.h"
 
 namespace {
@@ -139,5 +145,75 @@ void BM_UsageRecordCopy(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_UsageRecordCopy);
+
+// The SQLite ledger (storage.ledger): records handed to the sink in blocks
+// of 10,000, then flushed. The caller waits in flush() while the writer
+// commits, so encoding and writing never overlap: rows/s is what one core
+// does end to end (encode on the loop, decode, bind, insert into requests,
+// attempts and four indexes, commit with synchronous=FULL). The file is in
+// the temporary directory (TMPDIR), grown over the run as a ledger is.
+void BM_LedgerWriterRows(benchmark::State& state) {
+  const auto path = std::filesystem::temp_directory_path() / ("sluice_bench_ledger_" + std::to_string(::getpid()) + ".db");
+  std::filesystem::remove(path);
+  {
+    auto sink = openLedgerSink(path.string());
+    if (!sink) {
+      state.SkipWithError(sink.error().message.c_str());
+      return;
+    }
+    UsageRecord r = typicalRecord();
+    static constexpr const char* kAgents[] = {"classifier", "retriever", "drafter", "reviewer"};
+    static constexpr const char* kModels[] = {"gpt-4o-mini", "gpt-4.1-mini", "gpt-4.1"};
+    constexpr int kBlock = 10'000;
+    int64_t n = 0;
+    timespec cpu0{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+    for (auto _ : state) {
+      for (int i = 0; i < kBlock; ++i, ++n) {
+        r.started_unix_ms = 1'767'225'600'000 + n / 8;  // ~8,000 requests a second of ledger time
+        r.finished_unix_ms = r.started_unix_ms + 1'300;
+        r.agent = kAgents[n % 4];
+        r.served_model = kModels[n % 3];
+        r.run_id = n % 2 ? "" : "run-" + std::to_string(n / 16);
+        (*sink)->submitCopy(r);
+      }
+      (*sink)->flush();
+    }
+    timespec cpu1{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+    if (auto p = (*sink)->problem()) state.SkipWithError(p->c_str());
+    state.SetItemsProcessed(state.iterations() * kBlock);
+    // CPU time of the whole process (the caller's encoding and the writer
+    // thread): rows per second of one core, whatever else the machine runs.
+    const double cpu_s = static_cast<double>(cpu1.tv_sec - cpu0.tv_sec) + (cpu1.tv_nsec - cpu0.tv_nsec) / 1e9;
+    state.counters["rows_per_cpu_s"] = static_cast<double>(state.iterations() * kBlock) / cpu_s;
+  }
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path.string() + suffix);
+}
+BENCHMARK(BM_LedgerWriterRows)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(3);
+
+// The request path's part: encoding a record and queueing its bytes.
+void BM_LedgerSinkSubmit(benchmark::State& state) {
+  static std::unique_ptr<UsageSink> owner;
+  static std::filesystem::path path;
+  if (state.thread_index() == 0) {
+    path = std::filesystem::temp_directory_path() / ("sluice_bench_submit_" + std::to_string(::getpid()) + ".db");
+    std::filesystem::remove(path);
+    auto s = openLedgerSink(path.string());
+    if (!s) {
+      state.SkipWithError(s.error().message.c_str());
+      return;
+    }
+    owner = std::move(*s);
+  }
+  const UsageRecord r = typicalRecord();
+  for (auto _ : state) owner->submitCopy(r);
+  if (state.thread_index() == 0) {
+    owner.reset();  // writes what is queued
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path.string() + suffix);
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_LedgerSinkSubmit)->Threads(1)->Threads(2)->Iterations(200000)->UseRealTime();
 
 }  // namespace

@@ -2,7 +2,8 @@
 # The main job on a fresh machine: install dependencies, build, and run the
 # gateway on examples/quickstart.yaml with the built-in offline provider.
 # Prints a virtual key plus a curl line and an OpenAI SDK snippet that work
-# against it. State (sluice.db) and the usage log go to the current directory.
+# against it. State (sluice.db), the ledger (sluice-ledger.db) and its JSON-lines
+# mirror (sluice-usage.jsonl) go to the current directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +34,10 @@ or with the OpenAI SDK (node, from tests/e2e where the SDK is installed):
     const r = await client.chat.completions.create({ model: "gpt-4.1", messages: [{ role: "user", content: "hi" }], max_tokens: 20 });
     console.log(r.choices[0].message.content, r.usage);'
 
-Every call is recorded in sluice-usage.jsonl (tokens, cost in micro-USD, latency).
+Every call is recorded in the ledger sluice-ledger.db (tokens, cost in micro-USD, latency,
+every attempt) and mirrored as JSON lines in sluice-usage.jsonl. Read the ledger with sqlite3:
+
+  sqlite3 sluice-ledger.db "SELECT agent, count(*), sum(cost_micro_usd) FROM requests GROUP BY agent"
 
 MSG
 exec "$BIN" serve --config "$CONFIG"

@@ -22,6 +22,8 @@
 #include "net/http.h"
 #include "store/counters.h"
 #include "store/keys.h"
+#include "store/ledger.h"
+#include "store/sqlite_db.h"
 #include "store/usage.h"
 #include "tokenizer/registry.h"
 
@@ -82,24 +84,48 @@ int serveCommand(const std::string& config_path) {
     fmt::print(stderr, "error: {}\n", keys.error().message);
     return 1;
   }
-  std::shared_ptr<store::UsageSink> usage;
-  std::shared_ptr<store::DiscardUsageSink> discarded;  // set when no usage log is kept
+  // Usage records go to the ledger (storage.ledger, SQLite) and, when
+  // server.usage_log is set, to a JSON-lines mirror: a fan-out when both.
+  std::vector<std::shared_ptr<store::UsageSink>> sinks;
+  std::optional<std::string> ledger_path;
+  auto report = [](bool failing, const std::string& message) {
+    if (failing) spdlog::error("{}", message);
+    else spdlog::warn("{}", message);
+  };
   if (!cfg->server.usage_log.empty()) {
     store::JsonlSinkOptions opts;
-    opts.report = [](bool failing, const std::string& message) {
-      if (failing) spdlog::error("{}", message);
-      else spdlog::warn("{}", message);
-    };
+    opts.report = report;
     auto sink = store::openJsonlSink(cfg->server.usage_log, std::move(opts));
     if (!sink) {
       fmt::print(stderr, "error: {}\n", sink.error().message);
       return 1;
     }
-    usage = std::move(*sink);
+    sinks.push_back(std::move(*sink));
+  }
+  if (auto path = store::sqlitePathOf(cfg->storage.ledger)) {
+    store::LedgerSinkOptions opts;
+    opts.report = report;
+    auto sink = store::openLedgerSink(*path, std::move(opts));
+    if (!sink) {
+      fmt::print(stderr, "error: {}\n", sink.error().message);
+      return 1;
+    }
+    sinks.push_back(std::move(*sink));
+    ledger_path = *path;
   } else {
-    // No ledger asked for: drop the records (the gateway's default sink keeps
-    // them in memory, which is for tests and would grow without bound here).
-    spdlog::warn("server.usage_log is not set: usage records are not kept");
+    spdlog::error("storage.ledger '{}' is not supported yet (only sqlite:PATH): no ledger is kept, and a crash may "
+                  "forget up to 5 s of budget spend", cfg->storage.ledger);
+  }
+  std::shared_ptr<store::UsageSink> usage;
+  std::shared_ptr<store::DiscardUsageSink> discarded;  // set when no record is kept
+  if (sinks.size() > 1) {
+    usage = std::make_shared<store::TeeUsageSink>(std::move(sinks));
+  } else if (sinks.size() == 1) {
+    usage = std::move(sinks.front());
+  } else {
+    // Nowhere to keep them: drop the records (the gateway's default sink
+    // keeps them in memory, which is for tests and would grow without bound).
+    spdlog::warn("neither a ledger nor server.usage_log is kept: usage records are dropped");
     discarded = std::make_shared<store::DiscardUsageSink>();
     usage = discarded;
   }
@@ -125,6 +151,19 @@ int serveCommand(const std::string& config_path) {
   deps.keys = std::move(*keys);
   deps.usage = usage;
   deps.counters = std::move(*counters);
+  if (ledger_path) {
+    deps.spend_floor = [path = *ledger_path](const core::Calendar& calendar, core::WallTime now,
+                                              core::Nanos run_ttl) -> core::Result<std::vector<core::CounterSnapshot>> {
+      auto db = store::SqliteDb::open(path);
+      if (!db) return std::unexpected(db.error());
+      auto spent = store::ledgerSpend(**db, calendar, now, run_ttl);
+      if (!spent) {
+        return core::fail(core::ErrorCode::kInternal, "reading what the ledger '" + path +
+                                                          "' records as spent failed: " + spent.error().message);
+      }
+      return spent;
+    };
+  }
   auto gw = gateway::Gateway::create(std::move(deps));
   if (!gw) {
     fmt::print(stderr, "error: {}\n", gw.error().message);
@@ -201,7 +240,7 @@ int serveCommand(const std::string& config_path) {
       continue;
     }
     if (sig == SIGUSR1) {  // as nginx: logrotate renamed the log, write to a new file by its name
-      if (!usage) continue;
+      if (cfg->server.usage_log.empty()) continue;
       if (auto r = usage->reopen(); !r) spdlog::error("{}", r.error().message);
       else spdlog::info("reopened the usage log {}", cfg->server.usage_log);
       continue;
@@ -220,7 +259,7 @@ int serveCommand(const std::string& config_path) {
   server->wait();
   if (auto saved = (*gw)->saveCounters(); !saved) spdlog::error("saving budget counters failed: {}", saved.error().message);
   if (usage) usage->flush();
-  if (discarded) spdlog::info("{} usage record(s) were not kept (no server.usage_log)", discarded->dropped());
+  if (discarded) spdlog::info("{} usage record(s) were not kept (no ledger, no server.usage_log)", discarded->dropped());
   spdlog::info("stopped");
   return 0;
 }

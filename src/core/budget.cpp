@@ -952,7 +952,11 @@ std::vector<CounterSnapshot> BudgetEngine::snapshot() const {
   return out;
 }
 
-size_t BudgetEngine::restore(std::span<const CounterSnapshot> counters) {
+size_t BudgetEngine::restore(std::span<const CounterSnapshot> counters) { return restoreImpl(counters, false); }
+
+size_t BudgetEngine::restoreAtLeast(std::span<const CounterSnapshot> counters) { return restoreImpl(counters, true); }
+
+size_t BudgetEngine::restoreImpl(std::span<const CounterSnapshot> counters, bool at_least) {
   const Now now = readNow();
   std::lock_guard lock(mu_);
   advanceLocked(now);
@@ -1000,7 +1004,12 @@ size_t BudgetEngine::restore(std::span<const CounterSnapshot> counters) {
       }
       default: continue;
     }
-    s->spent[w] = {clampAmount(c.tokens), clampAmount(c.usd), clampAmount(c.calls)};
+    const Tally value{clampAmount(c.tokens), clampAmount(c.usd), clampAmount(c.calls)};
+    if (at_least) {
+      for (size_t m = 0; m < 3; ++m) s->spent[w][m] = std::max(s->spent[w][m], value[m]);
+    } else {
+      s->spent[w] = value;
+    }
     ++applied;
   }
   return applied;

@@ -303,6 +303,10 @@ class BudgetEngine {
   /// its key is current (older day/month entries are skipped). Run scopes are
   /// recreated. Returns the number of entries applied.
   size_t restore(std::span<const CounterSnapshot> counters);
+  /// The same, but only raises: each matching window's spent becomes at
+  /// least the entry's amounts (the ledger's record of what was spent, after
+  /// restore() of the saved counters, which may be older than the crash).
+  size_t restoreAtLeast(std::span<const CounterSnapshot> counters);
 
   [[nodiscard]] size_t outstandingReservations() const;
   [[nodiscard]] size_t runScopeCount() const;
@@ -335,6 +339,7 @@ class BudgetEngine {
   std::optional<ScopeId> ensureRunLocked(std::string_view run_id, std::string_view owner, const Now& now,
                                          Error* error);
   SettleOutcome finish(Reservation& r, int64_t tokens, MicroUsd usd, int64_t calls);
+  size_t restoreImpl(std::span<const CounterSnapshot> counters, bool at_least);
 
   const Clock& clock_;
   Calendar calendar_;

@@ -53,6 +53,15 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(GatewayDeps deps) {
     if (!saved) return std::unexpected(saved.error());
     gw->budgets_->restore(*saved);
   }
+  // The counters were saved a few seconds apart: after a crash, what the
+  // ledger committed since the last save is taken from the ledger.
+  if (deps.spend_floor) {
+    const core::Nanos run_ttl = cfg.budgets.run ? core::Nanos(std::chrono::seconds(cfg.budgets.run->ttl_s))
+                                                : core::Nanos(std::chrono::hours(1));
+    auto floor = deps.spend_floor(gw->budgets_->calendar(), gw->clock_->wallNow(), run_ttl);
+    if (!floor) return std::unexpected(floor.error());
+    gw->budgets_->restoreAtLeast(*floor);
+  }
   return gw;
 }
 

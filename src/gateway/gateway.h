@@ -45,6 +45,14 @@ struct GatewayDeps {
   std::shared_ptr<store::UsageSink> usage;
   /// Budget counters survive restarts through this (optional).
   std::unique_ptr<store::CounterStore> counters;
+  /// What the durable ledger records as spent in the current windows
+  /// (store::ledgerSpend): at start, after the saved counters are restored,
+  /// each window is raised to at least this, so spend admitted after the
+  /// last counter save (a crash) is not granted again. Optional; an error
+  /// fails create().
+  std::function<core::Result<std::vector<core::CounterSnapshot>>(const core::Calendar&, core::WallTime now,
+                                                                 core::Nanos run_ttl)>
+      spend_floor;
   /// Resolves environment variables (provider keys). Defaults to getenv.
   std::function<std::optional<std::string>(const std::string&)> env;
   /// Budget reservations in flight, all requests together (the engine's

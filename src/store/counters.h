@@ -3,11 +3,15 @@
 /// @brief Persistence of budget counters, so a restart does not reset a
 /// day's or month's spend to zero (which would let a budget be spent twice).
 ///
-/// The gateway saves BudgetEngine::snapshot() every few seconds and at
-/// shutdown, and restores it at start. In-flight reservations are saved as
-/// spent, so a crash errs on the side of less budget, never more; the loss
-/// window of a hard kill is the save interval's settled usage *below* the
-/// reserved estimate, i.e. never an overshoot. One SQLite file serves one
+/// The gateway saves BudgetEngine::snapshot() every 5 s and at shutdown, and
+/// restores it at start. In-flight reservations are saved as spent. A hard
+/// kill (kill -9, a crash) forgets what was admitted after the last save: on
+/// its own this store lets a restarted gateway grant up to 5 s of spend a
+/// second time. `sluice serve` therefore also raises each current window to
+/// at least what the ledger recorded in it (store::ledgerSpend,
+/// BudgetEngine::restoreAtLeast), which narrows the overshoot to the rows
+/// the ledger had not committed yet (its batch interval) and the calls in
+/// flight at the crash. One SQLite file serves one
 /// gateway process: replicas that share budgets need the Redis state store.
 
 #include <memory>

@@ -22,9 +22,19 @@ core::Result<void> SqliteStatement::run() {
   return {};
 }
 
-core::Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path) {
+namespace {
+// SQLite counts every allocation under a global mutex unless told not to
+// (Sluice never reads those statistics); this must run before SQLite
+// initializes, hence at static initialization.
+[[maybe_unused]] const int kNoMemStatus = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}  // namespace
+
+core::Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path, Options options) {
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                     (options.one_thread ? SQLITE_OPEN_NOMUTEX : SQLITE_OPEN_FULLMUTEX),
+                                 nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);

@@ -44,6 +44,7 @@ class SqliteStatement {
   }
 
   [[nodiscard]] int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  [[nodiscard]] double real(int col) const { return sqlite3_column_double(stmt_, col); }
   [[nodiscard]] bool isNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   [[nodiscard]] std::string text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
@@ -59,7 +60,13 @@ class SqliteDb {
  public:
   /// Opens (creating) PATH in WAL mode with a busy timeout, so the CLI and a
   /// running server can share one file.
-  static core::Result<std::unique_ptr<SqliteDb>> open(const std::string& path);
+  static core::Result<std::unique_ptr<SqliteDb>> open(const std::string& path) { return open(path, Options{}); }
+  struct Options {
+    /// The connection is used by one thread at a time: no SQLite mutex
+    /// around every call (the ledger's writer).
+    bool one_thread = false;
+  };
+  static core::Result<std::unique_ptr<SqliteDb>> open(const std::string& path, Options options);
   ~SqliteDb();
   SqliteDb(const SqliteDb&) = delete;
   SqliteDb& operator=(const SqliteDb&) = delete;

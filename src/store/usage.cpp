@@ -340,10 +340,7 @@ std::vector<UsageRecord> MemoryUsageSink::records() const {
 }
 
 void TeeUsageSink::submit(UsageRecord&& record) {
-  for (size_t i = 0; i + 1 < sinks_.size(); ++i) {
-    UsageRecord copy = record;
-    sinks_[i]->submit(std::move(copy));
-  }
+  for (size_t i = 0; i + 1 < sinks_.size(); ++i) sinks_[i]->submitCopy(record);
   if (!sinks_.empty()) sinks_.back()->submit(std::move(record));
 }
 
@@ -464,7 +461,8 @@ class JsonlSink final : public UsageSink {
   // allocated them (freeing them on the writer thread made every request's
   // allocations travel between the allocator's per-thread caches), and the
   // lock covers one append instead of moving a 500-byte record.
-  void submit(UsageRecord&& record) override {
+  void submit(UsageRecord&& record) override { submitCopy(record); }
+  void submitCopy(const UsageRecord& record) override {
     thread_local std::string line;
     line.clear();
     appendJsonLine(line, record);

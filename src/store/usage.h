@@ -96,6 +96,13 @@ class UsageSink {
  public:
   virtual ~UsageSink() = default;
   virtual void submit(UsageRecord&& record) = 0;
+  /// The same from a record the caller keeps (a fan-out to several sinks):
+  /// sinks that encode the record on the caller's thread override this and
+  /// skip the copy.
+  virtual void submitCopy(const UsageRecord& record) {
+    UsageRecord copy = record;
+    submit(std::move(copy));
+  }
   /// Blocks until every record submitted so far is written, or a write of
   /// them failed (then problem() says why).
   virtual void flush() = 0;
@@ -161,6 +168,7 @@ class MemoryUsageSink final : public UsageSink {
 class DiscardUsageSink final : public UsageSink {
  public:
   void submit(UsageRecord&&) override { dropped_.fetch_add(1, std::memory_order_relaxed); }
+  void submitCopy(const UsageRecord&) override { dropped_.fetch_add(1, std::memory_order_relaxed); }
   void flush() override {}
   [[nodiscard]] uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
@@ -168,7 +176,8 @@ class DiscardUsageSink final : public UsageSink {
   std::atomic<uint64_t> dropped_{0};
 };
 
-/// Fans records out to several sinks.
+/// Fans records out to several sinks (`storage.ledger` and the JSON-lines
+/// mirror `server.usage_log`): each but the last gets submitCopy().
 class TeeUsageSink final : public UsageSink {
  public:
   explicit TeeUsageSink(std::vector<std::shared_ptr<UsageSink>> sinks) : sinks_(std::move(sinks)) {}

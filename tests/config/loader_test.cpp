@@ -23,7 +23,7 @@ TEST(ExamplesTest, QuickstartLoadsWithZeroErrors) {
   EXPECT_EQ(c.server.listen, "127.0.0.1:4000");
   EXPECT_EQ(c.server.usage_log, "sluice-usage.jsonl");
   EXPECT_EQ(c.storage.state, "sqlite:sluice.db");
-  EXPECT_EQ(c.storage.ledger, "sqlite:sluice.db");
+  EXPECT_EQ(c.storage.ledger, "sqlite:sluice-ledger.db");
   ASSERT_EQ(c.providers.size(), 1u);
   EXPECT_EQ(c.providers.at("demo").kind, ProviderKind::kMock);
   EXPECT_EQ(c.models.size(), 13u);

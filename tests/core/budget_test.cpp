@@ -824,6 +824,35 @@ TEST_F(BudgetTest, MinuteWindowsSurviveARestart) {
   EXPECT_EQ(usage(e3, agent3).minute.usd.spent, 0);
 }
 
+// After a crash the saved counters may be older than the ledger: the
+// ledger's sums only ever raise a window, metric by metric.
+TEST_F(BudgetTest, RestoreAtLeastRaisesWindowsAndNeverLowersThem) {
+  ScopeLimits l;
+  l.day.usd = 10'000;
+  l.minute.usd = 10'000;
+  BudgetEngine e(clock_, Calendar::utc());
+  const ScopeId agent = define(e, "agent:a", l);
+  const int64_t day = 20'454;  // the fixture's day
+  const int64_t month = 2026 * 12;
+  const int64_t sec = std::chrono::floor<std::chrono::seconds>(clock_.wallNow()).time_since_epoch().count();
+  const std::vector<CounterSnapshot> saved = {{"agent:a", BudgetWindow::kDay, day, 500, 800, 2},
+                                              {"agent:a", BudgetWindow::kMonth, month, 500, 800, 2}};
+  EXPECT_EQ(e.restore(saved), 2U);
+  const std::vector<CounterSnapshot> ledger = {{"agent:a", BudgetWindow::kDay, day, 400, 1'300, 3},
+                                               {"agent:a", BudgetWindow::kMonth, month, 100, 100, 1},
+                                               {"agent:a", BudgetWindow::kMinute, sec - 2, 10, 600, 1},
+                                               {"agent:a", BudgetWindow::kDay, day - 1, 9, 9'999, 9}};  // yesterday
+  EXPECT_EQ(e.restoreAtLeast(ledger), 3U);
+  ScopeUsage u = usage(e, agent);
+  EXPECT_EQ(u.day.usd.spent, 1'300) << "raised to the ledger";
+  EXPECT_EQ(u.day.tokens.spent, 500) << "kept: the saved counter is higher";
+  EXPECT_EQ(u.day.calls.spent, 3);
+  EXPECT_EQ(u.month.usd.spent, 800) << "never lowered";
+  EXPECT_EQ(u.minute.usd.spent, 600);
+  EXPECT_EQ(e.restoreAtLeast(ledger), 3U);
+  EXPECT_EQ(usage(e, agent).day.usd.spent, 1'300) << "twice changes nothing";
+}
+
 TEST_F(BudgetTest, UsageReportsLimitsAndResets) {
   BudgetEngine e(clock_, Calendar::utc());
   ScopeLimits l;

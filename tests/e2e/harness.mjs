@@ -138,6 +138,14 @@ export class Gateway {
       await new Promise((r) => setTimeout(r, 25));
     }
   }
+  // Kills the process hard (SIGKILL, as a crash or the OOM killer would),
+  // waiting for it to be gone; spawn() starts it again on the same files.
+  async kill9() {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.on('exit', () => r()));
+    this.child.kill('SIGKILL');
+    await exited;
+  }
   // Stops the process gracefully (SIGTERM: drain, flush the usage log) and
   // returns its exit code; the files stay for reading.
   async terminate() {
@@ -151,6 +159,13 @@ export class Gateway {
     rmSync(this.dir, { recursive: true, force: true });
     return code;
   }
+}
+
+// Runs SQL on a SQLite file (the ledger, the state store) with Debian's
+// sqlite3 CLI (scripts/setup.sh installs it); the rows as objects.
+export function sqlite(path, sql) {
+  const out = execFileSync('sqlite3', ['-json', path, sql]).toString().trim();
+  return out ? JSON.parse(out) : [];
 }
 
 export function chat(gw, key, body, headers = {}, signal = undefined) {
