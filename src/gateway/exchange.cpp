@@ -943,8 +943,11 @@ core::TokenUsage Exchange::unboundedAttemptUsage(UsageSource& source) const {
       const int64_t output = core::mulSaturating(cap_, std::max<int64_t>(choices_, 1));
       return core::TokenUsage{.input = prompt_estimate_, .output = output};
     }
-    // A whole 2xx body that is not JSON: estimated from its size.
-    return core::TokenUsage{.input = prompt_estimate_, .output = estimateOutputTokens(static_cast<int64_t>(body_.size()), 0)};
+    // A whole 2xx body Sluice cannot read (not JSON, or not an answer): the
+    // provider generated something and bills it; its size says nothing
+    // sure about how much (a truncated or mangled answer is shorter than
+    // what was generated), its bound does: the output cap sent.
+    return core::TokenUsage{.input = prompt_estimate_, .output = core::mulSaturating(cap_, std::max<int64_t>(choices_, 1))};
   }
   return {};
 }

@@ -515,6 +515,20 @@ std::expected<Common, MockPlan> parseCommon(dom::parser& parser, std::string_vie
   return c;
 }
 
+/// Bytes an audio or file part is billed by: the base64 data it carries
+/// (a provider bills audio by its length, a file by its content), plus a
+/// file's name; another part type by its whole JSON.
+uint64_t mediaPartBytes(dom::element part) {
+  std::string_view data;
+  if (part.at_pointer("/input_audio/data").get(data) == simdjson::SUCCESS) return data.size();
+  if (part.at_pointer("/file/file_data").get(data) == simdjson::SUCCESS) {
+    std::string_view name;
+    const bool named = part.at_pointer("/file/filename").get(name) == simdjson::SUCCESS;
+    return data.size() + (named ? name.size() : 0);
+  }
+  return simdjson::minify(part).size();
+}
+
 /// Prompt tokens of one chat message (see the header for the formula).
 std::expected<uint64_t, MockPlan> messageTokens(dom::element msg, size_t i) {
   dom::object m;
@@ -544,7 +558,7 @@ std::expected<uint64_t, MockPlan> messageTokens(dom::element msg, size_t i) {
         if (p.at_key("text").get(text) == simdjson::SUCCESS || p.at_key("refusal").get(text) == simdjson::SUCCESS) {
           bytes += text.size();  // text and refusal parts: the words are what is read
         } else {
-          bytes += simdjson::minify(part).size();  // audio, files, ...: bill their size
+          bytes += mediaPartBytes(part);  // audio, files, ...: bill their size
         }
       }
     } else {
@@ -605,7 +619,7 @@ tokenizer::ToolFunction toolFunction(dom::object f) {
 /// tool_call_id, tool calls and tool definitions, plus what it does not
 /// count: image parts at the gateway's bound (core/token_estimate.h: 85 for
 /// detail "low", 85 + 170 x 8 otherwise) and audio/file parts at
-/// textTokens(minified JSON). The messages were validated by messageTokens.
+/// ceil(mediaPartBytes / 4). The messages were validated by messageTokens.
 uint64_t exactChatPrompt(const ExactCounter& exact, dom::array messages, dom::object obj) {
   std::vector<tokenizer::ChatMessage> msgs;
   msgs.reserve(messages.size());
@@ -635,7 +649,7 @@ uint64_t exactChatPrompt(const ExactCounter& exact, dom::array messages, dom::ob
             const bool low = p.at_pointer("/image_url/detail").get(detail) == simdjson::SUCCESS && detail == "low";
             extra += static_cast<uint64_t>(low ? core::kImageLowTokens : core::kImageHighTokens);
           } else {
-            extra += textTokens(simdjson::minify(part));  // audio, files, ...: bill their size
+            extra += (mediaPartBytes(part) + 3) / 4;  // audio, files, ...: bill their size
           }
         }
       }

@@ -21,7 +21,8 @@
 ///   for `tools`/`functions` definitions), plus what the tokenizer does not
 ///   count: an image part costs the gateway's bound (core/token_estimate.h:
 ///   85 for detail "low", 85 + 170 x 8 = 1445 for "high", "auto" or none),
-///   an audio or file part textTokens(its minified JSON);
+///   an audio or file part ceil(bytes / 4) of its base64 data (and a
+///   file's name; another part type: of its minified JSON);
 /// - /completions prompt and /embeddings input = Encoding::count of each
 ///   string (token arrays: their length);
 /// - output: the generated text's exact token count. Words are written as
@@ -38,8 +39,8 @@
 /// - every generated word is exactly one completion token;
 /// - text tokens = ceil(utf8 bytes / 4) (`textTokens`);
 /// - chat prompt = 3 + Σ over messages (3 + textTokens(content text, text
-///   and refusal parts, name, tool-call names/arguments, and the minified
-///   JSON of audio and file parts) + 85 per image part) + textTokens(minified
+///   and refusal parts, name, tool-call names/arguments, and the base64
+///   data of audio and file parts) + 85 per image part) + textTokens(minified
 ///   `tools` JSON), i.e. the "+3 per message, +3 priming" shape of tiktoken
 ///   counting with a byte-based tokenizer;
 /// - /completions prompt = Σ textTokens(prompt) (token arrays: their length);

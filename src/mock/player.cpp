@@ -20,6 +20,7 @@ void MockPlayer::start(net::HttpRequest request, bool keep_alive) {
 
 void MockPlayer::stop() {
   if (finished_) return;
+  billSent(false);  // what the transport took before it went away
   finish();
 }
 
@@ -90,6 +91,7 @@ bool MockPlayer::triggerFault() {
   fault_done_ = true;
   switch (plan_.fault) {
     case Fault::kReset:
+      billSent(false);  // what the socket took goes out before the reset
       sink_->abort();
       if (!finished_) finish();
       return true;
@@ -107,7 +109,9 @@ void MockPlayer::send(std::string bytes, uint32_t completion_tokens) {
   queued_bytes_ += bytes.size();
   if (completion_tokens > 0) unbilled_.push_back({queued_bytes_, completion_tokens});
   sink_->data(std::move(bytes));
-  if (!finished_) billSent(false);
+  // A sink that ended the response inside data() (the in-process client
+  // cancelling from its onData) took the bytes first.
+  billSent(false);
 }
 
 void MockPlayer::billSent(bool all) {

@@ -29,7 +29,8 @@ class MockSink {
   virtual void end() = 0;
   /// The connection breaks mid-response (injected reset).
   virtual void abort() = 0;
-  /// Bytes queued and not yet taken by the transport (backpressure).
+  /// Bytes queued and not yet taken by the transport (backpressure); once
+  /// the transport is gone, the bytes it never took.
   [[nodiscard]] virtual size_t pendingBytes() const { return 0; }
 };
 

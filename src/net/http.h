@@ -199,7 +199,8 @@ class ServerStream {
     (void)trailers;
     end();
   }
-  /// Bytes queued but not yet taken by the socket (for backpressure).
+  /// Bytes queued but not yet taken by the socket (for backpressure). Once
+  /// the client is gone: the bytes it never took.
   [[nodiscard]] virtual size_t pendingBytes() const = 0;
   /// True once the client connection is gone.
   [[nodiscard]] virtual bool clientGone() const = 0;

@@ -166,9 +166,11 @@ class Exchange final : public ServerStream {
 
   // Connection side.
   void detach() { conn_ = nullptr; }
-  void markGone() {
+  // `unsent`: bytes of output the connection still held when it closed.
+  void markGone(size_t unsent) {
     conn_ = nullptr;
     gone_ = true;
+    unsent_at_gone_ = unsent;
     if (gone_cb_ && !gone_fired_) {
       gone_fired_ = true;
       auto cb = std::move(gone_cb_);
@@ -183,6 +185,7 @@ class Exchange final : public ServerStream {
   bool streaming_ = false;
   bool gone_ = false;
   bool gone_fired_ = false;
+  size_t unsent_at_gone_ = 0;  // pendingBytes() once the connection is gone: what it never sent
   std::function<void()> gone_cb_;
 };
 
@@ -463,7 +466,7 @@ void Exchange::endWithTrailers(Headers trailers) {
   conn_->streamEnd(&trailers);
 }
 
-size_t Exchange::pendingBytes() const { return conn_ != nullptr ? conn_->pendingBytes() : 0; }
+size_t Exchange::pendingBytes() const { return conn_ != nullptr ? conn_->pendingBytes() : unsent_at_gone_; }
 
 // ---------------------------------------------------------------- Connection
 
@@ -1036,6 +1039,7 @@ void Connection::closeNow() {
   releaseBodyCharge();
   error_code ec;
   sock_.close(ec);  // pending operations complete with operation_aborted
+  const size_t unsent = out_bytes_;
   out_.clear();
   out_head_ = out_off_ = out_bytes_ = 0;
   owner_.unlink(this);
@@ -1044,7 +1048,7 @@ void Connection::closeNow() {
   if (exchange_ != nullptr) {
     Exchange* ex = exchange_;
     exchange_ = nullptr;
-    ex->markGone();
+    ex->markGone(unsent);
   }
 }
 

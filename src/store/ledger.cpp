@@ -428,7 +428,9 @@ class LedgerSink final : public UsageSink {
     uint64_t failing_cycles = 0;
     uint64_t dropped_at_failure = 0;
     const uint64_t report_every = std::max<uint64_t>(1, 10'000 / std::max<int64_t>(1, options_.retry_interval.count()));
-    auto last_batch = std::chrono::steady_clock::now();
+    // The batch interval is real time on this thread (no loop clock here).
+    const core::Clock& clock = core::SystemClock::instance();
+    core::MonoTime last_batch = clock.exactMonotonicNow();
     std::unique_lock lock(mu_);
     while (true) {
       if (!out.empty()) {
@@ -443,7 +445,7 @@ class LedgerSink final : public UsageSink {
         cv_.wait_until(lock, last_batch + options_.batch_interval,
                        [&] { return stopping_ || flush_requested_ || pending_.size() >= kWakeAtBytes; });
       }
-      last_batch = std::chrono::steady_clock::now();
+      last_batch = clock.exactMonotonicNow();
       flush_requested_ = false;
       const uint64_t cycle = ++cycles_started_;
       if (out.empty()) {
