@@ -11,6 +11,10 @@
 # request (utime+stime from /proc/PID/stat over the run / requests served).
 # Then time to the first streamed event, direct and through each proxy.
 #
+# Then the cost of prompt size: the same, with a user message of 1, 16 and
+# 128 KB of prose, code and JSON (bench/make_prompt.mjs; SIZES_KB, at
+# SIZE_CONNS connections).
+#
 #   bash bench/load.sh            # DUR=10 CONNS="1 16 64 256" by default
 #
 # Prints a Markdown table; paste it into BENCHMARKS.md with the date.
@@ -20,6 +24,8 @@ BIN=${SLUICE_BIN:-build/release/src/app/sluice}
 DUR=${DUR:-10}
 CONNS=${CONNS:-"1 16 64 256"}
 TTFT_N=${TTFT_N:-300}
+SIZES_KB=${SIZES_KB:-"1 16 128"}
+SIZE_CONNS=${SIZE_CONNS:-16}
 [ -x "$BIN" ] || { echo "build first: bash scripts/build-release.sh" >&2; exit 1; }
 command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "run scripts/setup.sh first" >&2; exit 1; }
 
@@ -48,10 +54,10 @@ start_bench_gateway "$BIN" "$TMP" "$SLUICE_PORT" "$MOCK_PORT"  # sets KEY, SLUIC
 # ms from wrk's "50%   1.23ms" style figures
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n }'; }
 
-run() { # name port pid conns
-  local name=$1 port=$2 pid=$3 c=$4 t0 t1 out
+run() { # name port pid conns [wrk script]
+  local name=$1 port=$2 pid=$3 c=$4 script=${5:-$TMP/post.lua} t0 t1 out
   t0=$( [ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
-  out=$(taskset -c 1 wrk -t1 -c"$c" -d"${DUR}s" --latency -s "$TMP/post.lua" "http://127.0.0.1:$port/v1/chat/completions")
+  out=$(taskset -c 1 wrk -t1 -c"$c" -d"${DUR}s" --latency -s "$script" "http://127.0.0.1:$port/v1/chat/completions")
   t1=$( [ -n "$pid" ] && cpu_ticks "$pid" || echo 0)
   local rps p50 p99 reqs non2xx cpu
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -74,6 +80,28 @@ for c in $CONNS; do
   run nginx "$NGINX_PORT" "$NGINX_WORKER" "$c"
   run nginx+log "$NGINXLOG_PORT" "$NGINXLOG_WORKER" "$c"
   run sluice "$SLUICE_PORT" "$SLUICE_PID" "$c"
+done
+echo
+echo "## Prompt size: the same request with a 1-128 KB user message ($SIZE_CONNS connections)"
+echo
+echo "| target | prompt KB | req/s | p50 ms | p99 ms | proxy CPU µs/req | non-2xx |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for kb in $SIZES_KB; do
+  node bench/make_prompt.mjs "$kb" >"$TMP/body_$kb.json"
+  cat >"$TMP/post_$kb.lua" <<LUA
+local f = io.open("$TMP/body_$kb.json", "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $KEY"
+LUA
+  for target in "direct $MOCK_PORT -" "nginx $NGINX_PORT $NGINX_WORKER" "nginx+log $NGINXLOG_PORT $NGINXLOG_WORKER" \
+                "sluice $SLUICE_PORT $SLUICE_PID"; do
+    set -- $target
+    pid=$3; [ "$pid" = - ] && pid=""
+    run "$1" "$2" "$pid" "$SIZE_CONNS" "$TMP/post_$kb.lua" | sed "s/^| $1 | $SIZE_CONNS |/| $1 | $kb |/"
+  done
 done
 echo
 echo "## Streaming: time to the first event (median of $TTFT_N sequential requests, ms)"

@@ -337,8 +337,15 @@ TextMeasure measureScalar(std::string_view text) {
 // ---- AVX2 ----------------------------------------------------------------
 
 #ifdef SLUICE_ESTIMATE_AVX2
+// The AVX2 kernel is compiled for AVX2 whatever the build's target (chosen
+// at run time). GCC takes a target pragma; clang (the fuzz build) applies the
+// attribute to every function below, lambdas and members included.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,popcnt,bmi,bmi2"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,popcnt,bmi,bmi2")
+#endif
 
 // kRare32 as 128 bytes: byte r*4 + k is bits 8k..8k+7 of row r.
 constexpr std::array<uint8_t, 128> kRareBytes = [] {
@@ -415,7 +422,11 @@ TextMeasure measureAvx2(std::string_view text) {
   Avx2Classify classify{_mm256_setzero_si256()};
   SLUICE_ESTIMATE_RUN(text, classify);
 }
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 bool avx2Supported() {
   static const bool ok = (__builtin_cpu_init(), true) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
