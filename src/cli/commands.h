@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/ledger_common.h"
+
 namespace sluice::cli {
 
 int checkCommand(const std::string& config_path);
@@ -18,5 +20,15 @@ int keysRevokeCommand(const std::string& config_path, const std::string& id);
 /// completion request and the prompt is counted as OpenAI bills it.
 int tokensCommand(const std::string& model, const std::string& encoding, bool chat, const std::string& file);
 int mockUpstreamCommand(const std::string& host, int port, int threads, const std::vector<std::string>& knobs);
+
+
+/// `sluice report`: totals and groups of the ledger's requests.
+struct ReportOptions {
+  LedgerSource source;
+  FilterOptions filter;
+  std::vector<std::string> by;
+  std::string format = "table";  ///< table | json | csv
+};
+int reportCommand(const ReportOptions& options);
 
 }  // namespace sluice::cli
