@@ -66,6 +66,10 @@ constexpr Migration kMigrations[] = {
      "INSERT INTO spend_by_minute SELECT started_unix_ms / 60000, agent, tier,"
      " CAST(TOTAL(input_tokens + output_tokens) AS INTEGER), CAST(TOTAL(cost_micro_usd) AS INTEGER),"
      " CAST(TOTAL(billed_attempts) AS INTEGER), count(*) FROM requests GROUP BY 1, 2, 3;"},
+    {4, "imported rows: their source file, where their cost came from, one row per imported line",
+     "ALTER TABLE requests ADD COLUMN source TEXT;"
+     "ALTER TABLE requests ADD COLUMN cost_source TEXT;"
+     "CREATE UNIQUE INDEX requests_imported ON requests(request_id) WHERE source IS NOT NULL;"},
 };
 static_assert(std::size(kMigrations) == kLedgerSchemaVersion);
 

@@ -15,7 +15,11 @@
 ///             start time, agent, tier), updated in the rows' transaction:
 ///             the day and month sums read at start come from it.
 ///   indexes   requests by started_unix_ms, (agent, time), (served_model,
-///             time), (run_id, time) for rows with a run.
+///             time), (run_id, time) for rows with a run; imported rows
+///             (`source` not NULL) unique by request_id.
+///   requests.source / cost_source (v4)  NULL for the gateway's rows; for
+///             rows `sluice import` brought in, the file and where the cost
+///             came from ("file", "catalog", "unpriced").
 /// Migrations run in order on open, one transaction each; a file written
 /// by a newer Sluice (a version above kLedgerSchemaVersion) is refused.
 
@@ -38,7 +42,7 @@
 namespace sluice::store {
 
 /// The schema version this build writes (and the newest it can open).
-inline constexpr int kLedgerSchemaVersion = 3;
+inline constexpr int kLedgerSchemaVersion = 4;
 
 /// Creates the schema, or brings an older one up to kLedgerSchemaVersion
 /// (each migration in its own transaction). Refuses a newer file. Returns
