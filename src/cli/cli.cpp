@@ -105,6 +105,18 @@ int run(int argc, char** argv) {
     throw CLI::RuntimeError(reportCommand(report_options));
   });
 
+  ImportOptions import_options;
+  auto* import = app.add_subcommand(
+      "import", "bring audit logs into the ledger: Sluice's JSON lines, generic JSON lines, {summary, entries} files");
+  add_source(import);
+  import->add_option("files", import_options.files, "files to import")->required();
+  import->add_flag("--dry-run", import_options.dry_run, "show what would be added; change nothing");
+  import->callback([&] {
+    given(import);
+    import_options.source = ledger_source;
+    throw CLI::RuntimeError(importCommand(import_options));
+  });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

@@ -31,4 +31,12 @@ struct ReportOptions {
 };
 int reportCommand(const ReportOptions& options);
 
+/// `sluice import FILE...`: audit logs into the ledger (store/import.h).
+struct ImportOptions {
+  LedgerSource source;
+  std::vector<std::string> files;
+  bool dry_run = false;
+};
+int importCommand(const ImportOptions& options);
+
 }  // namespace sluice::cli
