@@ -117,6 +117,20 @@ int run(int argc, char** argv) {
     throw CLI::RuntimeError(importCommand(import_options));
   });
 
+  ExportOptions export_options;
+  auto* exp = app.add_subcommand("export", "the ledger's requests, one line each (streamed), with the report's filters");
+  add_source(exp);
+  add_filters(exp);
+  exp->add_option("--format", export_options.format,
+                  "jsonl (usage records with their attempts, as the usage log writes them) or csv (one row per request)")
+      ->capture_default_str();
+  exp->callback([&] {
+    given(exp);
+    export_options.source = ledger_source;
+    export_options.filter = filter;
+    throw CLI::RuntimeError(exportCommand(export_options));
+  });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

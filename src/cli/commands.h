@@ -39,4 +39,12 @@ struct ImportOptions {
 };
 int importCommand(const ImportOptions& options);
 
+/// `sluice export`: the matching requests, one line each, streamed.
+struct ExportOptions {
+  LedgerSource source;
+  FilterOptions filter;
+  std::string format = "jsonl";  ///< jsonl | csv
+};
+int exportCommand(const ExportOptions& options);
+
 }  // namespace sluice::cli

@@ -31,7 +31,7 @@ int64_t localDayStartMs(const core::Calendar& calendar, int64_t day) {
 
 int64_t nowUnixMs() { return msOf(core::SystemClock::instance().wallNow()); }
 
-std::optional<LedgerContext> openLedgerContext(const LedgerSource& source, bool create) {
+std::optional<LedgerContext> openLedgerContext(const LedgerSource& source, bool create, bool mmap) {
   LedgerContext ctx;
   if (source.config_given || source.ledger.empty()) {
     ctx.config = loadOrReport(source.config_path);
@@ -62,7 +62,7 @@ std::optional<LedgerContext> openLedgerContext(const LedgerSource& source, bool 
     }
     ctx.db = std::move(*db);
   } else {
-    auto db = store::openLedgerToRead(ctx.path);
+    auto db = store::openLedgerToRead(ctx.path, mmap);
     if (!db) {
       fmt::print(stderr, "error: {}\n", db.error().message);
       return std::nullopt;

@@ -42,7 +42,8 @@ struct LedgerContext {
 
 /// Prints what went wrong to stderr and returns nullopt. `create`: the
 /// file may be new (import), and it is migrated to the current schema.
-std::optional<LedgerContext> openLedgerContext(const LedgerSource& source, bool create);
+/// `mmap`: see store::openLedgerToRead (off for export: constant memory).
+std::optional<LedgerContext> openLedgerContext(const LedgerSource& source, bool create, bool mmap = true);
 
 /// Unix ms of a --since/--until value; nullopt (and a message) when it is
 /// none of the accepted forms.

@@ -356,8 +356,23 @@ core::Result<ImportCounts> importRows(SqliteDb& db, const std::vector<ImportRow>
       " tokens = tokens + excluded.tokens, cost_micro_usd = cost_micro_usd + excluded.cost_micro_usd,"
       " calls = calls + excluded.calls, requests = requests + 1");
   if (!sp) return fail(sp.error());
+  // A Sluice record may already be in this ledger as the gateway wrote it
+  // (the JSON-lines mirror of the same gateway, an export of this ledger):
+  // found by its start time (indexed) and request id.
+  auto seen = db.prepare("SELECT 1 FROM requests WHERE started_unix_ms = ?1 AND request_id = ?2 LIMIT 1");
+  if (!seen) return fail(seen.error());
   ImportCounts counts;
   for (const ImportRow& r : rows) {
+    if (!r.request_id.starts_with("imp_")) {
+      seen->bind(1, r.started_unix_ms).bind(2, std::string_view(r.request_id));
+      auto found = seen->step();
+      if (!found) return fail(found.error());
+      seen->reset();
+      if (*found) {
+        ++counts.already;
+        continue;
+      }
+    }
     const std::string tier = !r.tier.empty() || !tier_of ? r.tier : tier_of(r.agent);
     int64_t billed = 0;
     for (const auto& a : r.attempts) billed += (a.cost_micro_usd > 0 || a.usage.total() > 0) ? 1 : 0;

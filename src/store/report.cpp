@@ -73,7 +73,7 @@ void finish(Acc& a) {
 
 }  // namespace
 
-core::Result<std::unique_ptr<SqliteDb>> openLedgerToRead(const std::string& path) {
+core::Result<std::unique_ptr<SqliteDb>> openLedgerToRead(const std::string& path, bool mmap) {
   struct stat st{};
   if (::stat(path.c_str(), &st) != 0) {
     return core::fail(core::ErrorCode::kConfig, fmt::format("ledger '{}' does not exist", path));
@@ -82,7 +82,7 @@ core::Result<std::unique_ptr<SqliteDb>> openLedgerToRead(const std::string& path
   // report's time); the file is read through mmap (no copy per page).
   auto db = SqliteDb::open(path, {.one_thread = true});
   if (!db) return db;
-  (void)(*db)->exec("PRAGMA mmap_size = 4294967296");
+  if (mmap) (void)(*db)->exec("PRAGMA mmap_size = 4294967296");
   auto has = (*db)->prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'requests'");
   if (!has) return std::unexpected(has.error());
   if (auto row = has->step(); !row || !*row || has->int64(0) == 0) {
@@ -247,12 +247,18 @@ core::Result<Report> buildReport(SqliteDb& db, const LedgerFilter& filter, const
 }
 
 core::Result<void> forEachRequest(SqliteDb& db, const LedgerFilter& filter,
+                                  const std::function<void(const SqliteStatement&)>& columns,
                                   const std::function<void(const SqliteStatement&)>& row) {
   const Where w = whereOf(filter);
   auto st = db.prepare("SELECT r.* FROM requests r WHERE 1" + w.sql + " ORDER BY r.started_unix_ms, r.id");
   if (!st) return std::unexpected(st.error());
   bindWhere(*st, filter, w);
+  columns(*st);
   return eachRow(*st, [&](const SqliteStatement& s) { row(s); });
+}
+
+core::Result<SqliteStatement> prepareAttemptsOf(SqliteDb& db) {
+  return db.prepare("SELECT * FROM attempts WHERE request = ?1 ORDER BY attempt");
 }
 
 core::Result<std::vector<ModelUsage>> usageByAgentModel(SqliteDb& db, const LedgerFilter& filter) {

@@ -31,8 +31,10 @@ struct LedgerFilter {
 };
 
 /// Opens an existing ledger file to read it (never creates one: a mistyped
-/// path is an error, not an empty report).
-[[nodiscard]] core::Result<std::unique_ptr<SqliteDb>> openLedgerToRead(const std::string& path);
+/// path is an error, not an empty report). `mmap`: read the file through a
+/// memory map (faster scans; its pages count in the process's RSS, as page
+/// cache) rather than copying each page into SQLite's own bounded cache.
+[[nodiscard]] core::Result<std::unique_ptr<SqliteDb>> openLedgerToRead(const std::string& path, bool mmap = true);
 
 enum class ReportKey { kAgent, kModel, kServedModel, kProvider, kTier, kDay, kRun };
 /// "agent", "model" (the requested model), "served-model", "provider",
@@ -75,11 +77,18 @@ struct Report {
 [[nodiscard]] core::Result<Report> buildReport(SqliteDb& db, const LedgerFilter& filter,
                                                const std::vector<ReportKey>& by, const core::Calendar& calendar);
 
-/// Calls `row` once per matching request, oldest first, with a statement
-/// positioned on it: every column of `requests` (SELECT *: `id` first, then
-/// the columns in schema order). Constant memory.
+/// Calls `columns` once with the statement before its first step (names
+/// and count of the columns), then `row` once per matching request, oldest
+/// first (started_unix_ms, id), with the statement positioned on it: every
+/// column of `requests` (SELECT *: `id` first, then the columns in schema
+/// order). Constant memory: one row at a time, in the time index's order.
 [[nodiscard]] core::Result<void> forEachRequest(SqliteDb& db, const LedgerFilter& filter,
+                                                const std::function<void(const SqliteStatement&)>& columns,
                                                 const std::function<void(const SqliteStatement&)>& row);
+
+/// A statement over one request's attempts: bind ?1 = requests.id, step
+/// through them in order (every column of `attempts`), reset.
+[[nodiscard]] core::Result<SqliteStatement> prepareAttemptsOf(SqliteDb& db);
 
 /// Tokens and cost per (agent, model) over the matching requests' attempts
 /// (the model an attempt ran on is the one it was billed at).
