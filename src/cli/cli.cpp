@@ -131,6 +131,19 @@ int run(int argc, char** argv) {
     throw CLI::RuntimeError(exportCommand(export_options));
   });
 
+  RoiOptions roi_options;
+  auto* roi = app.add_subcommand("roi", "replay the ledger with models mapped to others: projected cost and saving");
+  add_source(roi);
+  add_filters(roi);
+  roi->add_option("--map", roi_options.maps, "FROM=TO: price FROM's traffic at TO's price (repeatable)")->required();
+  roi->add_flag("--explain", roi_options.explain, "show the arithmetic of each figure");
+  roi->callback([&] {
+    given(roi);
+    roi_options.source = ledger_source;
+    roi_options.filter = filter;
+    throw CLI::RuntimeError(roiCommand(roi_options));
+  });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

@@ -47,4 +47,13 @@ struct ExportOptions {
 };
 int exportCommand(const ExportOptions& options);
 
+/// `sluice roi`: the ledger replayed with models mapped to others.
+struct RoiOptions {
+  LedgerSource source;
+  FilterOptions filter;  ///< since defaults to 30d
+  std::vector<std::string> maps;  ///< FROM=TO
+  bool explain = false;
+};
+int roiCommand(const RoiOptions& options);
+
 }  // namespace sluice::cli
