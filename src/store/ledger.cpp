@@ -729,4 +729,59 @@ core::Result<std::vector<core::CounterSnapshot>> ledgerSpend(SqliteDb& db, const
   return out;
 }
 
+int64_t retentionCutoffMs(const core::Calendar& calendar, core::WallTime now, int64_t days) {
+  const int64_t month_start = unixMs(calendar.computePeriod(now).month_start);
+  const int64_t back = unixMs(now) - days * 86'400'000;
+  return std::min(back, month_start);
+}
+
+core::Result<PruneResult> pruneLedger(SqliteDb& db, int64_t cutoff_ms, int64_t runs_since_ms, int64_t max_rows) {
+  PruneResult out;
+  if (auto r = db.exec("BEGIN IMMEDIATE"); !r) return std::unexpected(r.error());
+  auto fail = [&](const core::Error& e) -> core::Result<PruneResult> {
+    (void)rollbackAfter(db, e);
+    return std::unexpected(e);
+  };
+  auto pick = db.prepare(
+      "SELECT id FROM requests WHERE started_unix_ms < ?1 AND (run_id = '' OR run_id NOT IN"
+      " (SELECT run_id FROM requests WHERE started_unix_ms >= ?2 AND run_id <> '')) ORDER BY started_unix_ms LIMIT ?3");
+  if (!pick) return fail(pick.error());
+  pick->bind(1, cutoff_ms).bind(2, runs_since_ms).bind(3, max_rows);
+  std::vector<int64_t> ids;
+  while (true) {
+    auto row = pick->step();
+    if (!row) return fail(row.error());
+    if (!*row) break;
+    ids.push_back(pick->int64(0));
+  }
+  auto del_attempts = db.prepare("DELETE FROM attempts WHERE request = ?1");
+  auto del_request = db.prepare("DELETE FROM requests WHERE id = ?1");
+  if (!del_attempts) return fail(del_attempts.error());
+  if (!del_request) return fail(del_request.error());
+  for (const int64_t id : ids) {
+    del_attempts->bind(1, id);
+    if (auto r = del_attempts->run(); !r) return fail(r.error());
+    del_request->bind(1, id);
+    if (auto r = del_request->run(); !r) return fail(r.error());
+  }
+  out.requests = static_cast<int64_t>(ids.size());
+  // Minutes wholly before the cutoff, a day of them per batch.
+  const int64_t cutoff_minute = cutoff_ms >= 0 ? cutoff_ms / 60'000 : (cutoff_ms - 59'999) / 60'000;
+  auto first = db.prepare("SELECT min(minute) FROM spend_by_minute");
+  if (!first) return fail(first.error());
+  if (auto row = first->step(); !row) return fail(row.error());
+  if (!first->isNull(0) && first->int64(0) < cutoff_minute) {
+    const int64_t upto = std::min(cutoff_minute, first->int64(0) + 1440);
+    auto del = db.prepare("DELETE FROM spend_by_minute WHERE minute < ?1");
+    if (!del) return fail(del.error());
+    del->bind(1, upto);
+    if (auto r = del->run(); !r) return fail(r.error());
+    out.minutes = sqlite3_changes(db.raw());
+    out.more = upto < cutoff_minute;
+  }
+  if (auto r = db.exec("COMMIT"); !r) return fail(r.error());
+  out.more = out.more || out.requests == max_rows;
+  return out;
+}
+
 }  // namespace sluice::store

@@ -95,4 +95,24 @@ struct LedgerSinkOptions {
                                                                          const core::Calendar& calendar,
                                                                          core::WallTime now, core::Nanos run_ttl);
 
+/// Retention (`storage.ledger_retention_days`): the start time before which
+/// rows may go at `now`, `days` days back, but never after the start of the
+/// current budget month of `calendar` (its rows and per-minute sums are
+/// what the month window is rebuilt from at start).
+[[nodiscard]] int64_t retentionCutoffMs(const core::Calendar& calendar, core::WallTime now, int64_t days);
+
+struct PruneResult {
+  int64_t requests = 0;  ///< requests deleted (with their attempts)
+  int64_t minutes = 0;   ///< spend_by_minute rows deleted
+  bool more = false;     ///< a batch was full: call again
+};
+
+/// Deletes, in one transaction, up to `max_rows` of the oldest requests
+/// started before `cutoff_ms` with their attempts, and the spend_by_minute
+/// rows of minutes wholly before it (at most a day of minutes). Rows of a
+/// run used since `runs_since_ms` stay (a live run's budget is rebuilt from
+/// its whole life).
+[[nodiscard]] core::Result<PruneResult> pruneLedger(SqliteDb& db, int64_t cutoff_ms, int64_t runs_since_ms,
+                                                    int64_t max_rows);
+
 }  // namespace sluice::store
