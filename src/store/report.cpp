@@ -138,21 +138,18 @@ core::Result<Report> buildReport(SqliteDb& db, const LedgerFilter& filter, const
       " FROM requests r WHERE 1" + w.sql + " ORDER BY r.id");
   if (!st) return std::unexpected(st.error());
   bindWhere(*st, filter, w);
-  auto bounds = db.prepare("SELECT ifnull(min(r.id), 0), ifnull(max(r.id), -1) FROM requests r WHERE 1" + w.sql);
-  if (!bounds) return std::unexpected(bounds.error());
-  bindWhere(*bounds, filter, w);
-  if (auto b = bounds->step(); !b) return std::unexpected(b.error());
-  auto att = db.prepare("SELECT request, model FROM attempts WHERE request >= ?1 AND request <= ?2 ORDER BY request, attempt");
+  // The attempts from the first matching request's id on, opened at the
+  // first row (rows come in id order: its id is the smallest).
+  auto att = db.prepare("SELECT request, model FROM attempts WHERE request >= ?1 ORDER BY request, attempt");
   if (!att) return std::unexpected(att.error());
-  att->bind(1, bounds->int64(0)).bind(2, bounds->int64(1));
   std::optional<core::Error> att_error;
+  bool att_open = false;
   bool att_row = false;
   auto advance = [&] {
     auto r = att->step();
     if (!r) att_error = r.error();
     att_row = r && *r;
   };
-  advance();
 
   Report report;
   report.by = by;
@@ -204,6 +201,11 @@ core::Result<Report> buildReport(SqliteDb& db, const LedgerFilter& filter, const
     const std::string_view outcome = s.view(14);
     const std::string_view source = s.view(15);
     const int64_t id = s.int64(16);
+    if (!att_open) {
+      att_open = true;
+      att->bind(1, id);
+      advance();
+    }
     while (att_row && att->int64(0) < id) advance();
     int64_t attempts = 0;
     bool fell_back = false;
