@@ -765,20 +765,24 @@ core::Result<PruneResult> pruneLedger(SqliteDb& db, int64_t cutoff_ms, int64_t r
     if (auto r = del_request->run(); !r) return fail(r.error());
   }
   out.requests = static_cast<int64_t>(ids.size());
-  // Minutes wholly before the cutoff, a day of them per batch.
+  // Minutes wholly before the cutoff, about max_rows rows of them per
+  // batch: up to the minute of the (max_rows + 1)-th oldest row.
   const int64_t cutoff_minute = cutoff_ms >= 0 ? cutoff_ms / 60'000 : (cutoff_ms - 59'999) / 60'000;
-  auto first = db.prepare("SELECT min(minute) FROM spend_by_minute");
-  if (!first) return fail(first.error());
-  if (auto row = first->step(); !row) return fail(row.error());
-  if (!first->isNull(0) && first->int64(0) < cutoff_minute) {
-    const int64_t upto = std::min(cutoff_minute, first->int64(0) + 1440);
-    auto del = db.prepare("DELETE FROM spend_by_minute WHERE minute < ?1");
-    if (!del) return fail(del.error());
-    del->bind(1, upto);
-    if (auto r = del->run(); !r) return fail(r.error());
-    out.minutes = sqlite3_changes(db.raw());
-    out.more = upto < cutoff_minute;
+  auto nth = db.prepare("SELECT minute FROM spend_by_minute WHERE minute < ?1 ORDER BY minute LIMIT 1 OFFSET ?2");
+  if (!nth) return fail(nth.error());
+  nth->bind(1, cutoff_minute).bind(2, max_rows);
+  auto nth_row = nth->step();
+  if (!nth_row) return fail(nth_row.error());
+  int64_t upto = cutoff_minute;
+  if (*nth_row) {
+    upto = nth->int64(0);
+    out.more = true;
   }
+  auto del = db.prepare("DELETE FROM spend_by_minute WHERE minute < ?1");
+  if (!del) return fail(del.error());
+  del->bind(1, upto);
+  if (auto r = del->run(); !r) return fail(r.error());
+  out.minutes = sqlite3_changes(db.raw());
   if (auto r = db.exec("COMMIT"); !r) return fail(r.error());
   out.more = out.more || out.requests == max_rows;
   return out;

@@ -109,7 +109,7 @@ struct PruneResult {
 
 /// Deletes, in one transaction, up to `max_rows` of the oldest requests
 /// started before `cutoff_ms` with their attempts, and the spend_by_minute
-/// rows of minutes wholly before it (at most a day of minutes). Rows of a
+/// rows of minutes wholly before it (about `max_rows` of them). Rows of a
 /// run used since `runs_since_ms` stay (a live run's budget is rebuilt from
 /// its whole life).
 [[nodiscard]] core::Result<PruneResult> pruneLedger(SqliteDb& db, int64_t cutoff_ms, int64_t runs_since_ms,

@@ -6,9 +6,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Gateway, MockUpstream, SLUICE, chat } from './harness.mjs';
+import { Gateway, MockUpstream, SLUICE, chat, sleep, sqlite } from './harness.mjs';
 
 const root = resolve(import.meta.dirname, '../..');
 
@@ -80,5 +80,42 @@ describe('reports on the quick start ledger', () => {
     assert.match(r.stdout, /^drafter\s+gpt-4\.1\s+deepseek-v3\.2\s+2\s/m);
     assert.match(r.stdout, /Monthly = the period's figure × 30 d \/ 1 d\./);
     assert.match(r.stdout, /at deepseek-v3\.2's price/);
+  });
+});
+
+describe('storage.ledger_retention_days', () => {
+  let mock, gw;
+  after(async () => { await gw?.stop(); mock?.stop(); });
+
+  it('serve prunes rows past the retention in the background, never this month\'s', async () => {
+    mock = await MockUpstream.start({});
+    const yaml = quickstart(mock).replace(/(ledger: "sqlite:\$\{DIR\}\/ledger\.db")/, '$1\n  ledger_retention_days: 1');
+    assert.match(yaml, /ledger_retention_days: 1/);
+    // Rows brought in before the gateway starts: two from 2020, one now.
+    gw = await Gateway.start(yaml, { keys: { drafter: { agent: 'drafter' } } });
+    const file = `${gw.dir}/old.json`;
+    const now = Math.floor(Date.now() / 1000);
+    writeFileSync(file, JSON.stringify({ summary: {}, entries: [
+      { timestamp: '2020-01-05T10:00:00Z', agent_name: 'drafter', model: 'gpt-4.1', input_tokens: 10, output_tokens: 5 },
+      { timestamp: '2020-02-05T10:00:00Z', agent_name: 'drafter', model: 'gpt-4.1', input_tokens: 10, output_tokens: 5 },
+      { timestamp: now, agent_name: 'drafter', model: 'gpt-4.1', input_tokens: 10, output_tokens: 5 },
+    ] }));
+    const imp = sluice('import', '--config', gw.config, file);
+    assert.equal(imp.status, 0, imp.stderr);
+    const ledger = `${gw.dir}/ledger.db`;
+    assert.equal(sqlite(ledger, 'SELECT count(*) AS n FROM requests')[0].n, 3);
+    // The first pass runs ~5 s after start, from the one-second upkeep.
+    let left;
+    for (let i = 0; i < 40; ++i) {
+      left = sqlite(ledger, 'SELECT count(*) AS n, min(started_unix_ms) AS first FROM requests')[0];
+      if (left.n === 1) break;
+      await sleep(250);
+    }
+    assert.equal(left.n, 1, gw.stderr);
+    assert.equal(left.first, now * 1000);
+    assert.equal(sqlite(ledger, 'SELECT count(*) AS n FROM attempts')[0].n, 1);
+    assert.equal(sqlite(ledger, 'SELECT count(*) AS n FROM spend_by_minute WHERE minute < 27000000')[0].n, 0);  // before 2021-05
+    assert.equal(await gw.terminate(), 0, gw.stderr);
+    assert.match(gw.stderr, /ledger retention \(1 days\): pruned 2 request\(s\) and 2 per-minute sum\(s\)/);
   });
 });
