@@ -71,6 +71,79 @@ int run(int argc, char** argv) {
     throw CLI::RuntimeError(tokensCommand(tokens_model, tokens_encoding, tokens_chat, tokens_file));
   });
 
+  // The ledger commands: --ledger or --config, and the report's filters.
+  LedgerSource ledger_source;
+  FilterOptions filter;
+  auto add_source = [&](CLI::App* sub) {
+    sub->add_option("--ledger", ledger_source.ledger, "the ledger, sqlite:PATH (default: the config's storage.ledger)");
+    sub->add_option("-c,--config", ledger_source.config_path,
+                    "configuration file (YAML): its storage.ledger, budgets.time_zone and model prices")
+        ->capture_default_str();
+  };
+  auto add_filters = [&](CLI::App* sub) {
+    sub->add_option("--since", filter.since,
+                    "from this time on: YYYY-MM-DD (local midnight), an ISO 8601 time, or a span back from now (7d, 12h)");
+    sub->add_option("--until", filter.until, "before this time (same forms as --since)");
+    sub->add_option("--agent", filter.agents, "only these agents (repeatable, comma-separated)")->delimiter(',');
+    sub->add_option("--model", filter.models, "only requests that asked for or were served by these models")
+        ->delimiter(',');
+    sub->add_option("--run", filter.runs, "only these runs (X-Sluice-Run)")->delimiter(',');
+  };
+  auto given = [&](CLI::App* sub) { ledger_source.config_given = sub->count("--config") > 0; };
+
+  ReportOptions report_options;
+  auto* report = app.add_subcommand("report", "totals and groups of the ledger: tokens, cost, latency, outcomes");
+  add_source(report);
+  add_filters(report);
+  report->add_option("--by", report_options.by, "group by agent, model, served-model, provider, tier, day, run (combinable: agent,model)")
+      ->delimiter(',');
+  report->add_option("--format", report_options.format, "table, json or csv")->capture_default_str();
+  report->callback([&] {
+    given(report);
+    report_options.source = ledger_source;
+    report_options.filter = filter;
+    throw CLI::RuntimeError(reportCommand(report_options));
+  });
+
+  ImportOptions import_options;
+  auto* import = app.add_subcommand(
+      "import", "bring audit logs into the ledger: Sluice's JSON lines, generic JSON lines, {summary, entries} files");
+  add_source(import);
+  import->add_option("files", import_options.files, "files to import")->required();
+  import->add_flag("--dry-run", import_options.dry_run, "show what would be added; change nothing");
+  import->callback([&] {
+    given(import);
+    import_options.source = ledger_source;
+    throw CLI::RuntimeError(importCommand(import_options));
+  });
+
+  ExportOptions export_options;
+  auto* exp = app.add_subcommand("export", "the ledger's requests, one line each (streamed), with the report's filters");
+  add_source(exp);
+  add_filters(exp);
+  exp->add_option("--format", export_options.format,
+                  "jsonl (usage records with their attempts, as the usage log writes them) or csv (one row per request)")
+      ->capture_default_str();
+  exp->callback([&] {
+    given(exp);
+    export_options.source = ledger_source;
+    export_options.filter = filter;
+    throw CLI::RuntimeError(exportCommand(export_options));
+  });
+
+  RoiOptions roi_options;
+  auto* roi = app.add_subcommand("roi", "replay the ledger with models mapped to others: projected cost and saving");
+  add_source(roi);
+  add_filters(roi);
+  roi->add_option("--map", roi_options.maps, "FROM=TO: price FROM's traffic at TO's price (repeatable)")->required();
+  roi->add_flag("--explain", roi_options.explain, "show the arithmetic of each figure");
+  roi->callback([&] {
+    given(roi);
+    roi_options.source = ledger_source;
+    roi_options.filter = filter;
+    throw CLI::RuntimeError(roiCommand(roi_options));
+  });
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

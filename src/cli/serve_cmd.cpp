@@ -16,6 +16,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/ledger_retention.h"
 #include "cli/memory_release.h"
 #include "config/loader.h"
 #include "gateway/gateway.h"
@@ -213,6 +214,8 @@ int serveCommand(const std::string& config_path) {
   // After a burst of request bodies, give the freed memory back (see
   // memory_release.h): checked with the upkeep, about once a second.
   BurstReleasePolicy release_policy;
+  // storage.ledger_retention_days: old rows go in small batches, from here.
+  const auto retention = LedgerRetention::create(*cfg);
   while (true) {
     const auto wait = std::clamp<int64_t>((next_maintain - clock.monotonicNow()).count(), 1'000'000, 1'000'000'000);
     const timespec tick{wait / 1'000'000'000, wait % 1'000'000'000};
@@ -222,6 +225,7 @@ int serveCommand(const std::string& config_path) {
     if (const core::MonoTime now = clock.monotonicNow(); now >= next_maintain) {
       (*gw)->maintain();
       next_maintain = now + kMaintainEvery;
+      if (retention) retention->tick(clock.wallNow(), now);
       if (const auto bodies = server->takeBufferedBodies(); release_policy.tick(bodies.now, bodies.peak)) {
         releaseFreeMemory();
         spdlog::debug("released free memory ({}) after a burst of request bodies", memoryReleaser());

@@ -35,6 +35,9 @@ struct ServerConfig {
 struct StorageConfig {
   std::string state = "sqlite:sluice.db";   // sqlite:PATH | memory | redis://...
   std::string ledger = "sqlite:sluice.db";  // sqlite:PATH | postgresql://...
+  // Ledger rows older than this many days are pruned in the background
+  // (never the current budget month's); 0 = keep everything.
+  int64_t ledger_retention_days = 0;
 };
 
 enum class ProviderKind { kOpenAI, kMock };

@@ -338,6 +338,7 @@ void Loader::readStorage(const Entry& e) {
   w_.readFields(e, {
                        url("state", s.state, isStateUrl, "memory, sqlite:PATH or redis://HOST:PORT"),
                        url("ledger", s.ledger, isLedgerUrl, "sqlite:PATH or postgresql://..."),
+                       intField("ledger_retention_days", s.ledger_retention_days, 0, 36'500),
                    });
 }
 

@@ -52,7 +52,8 @@
 ///   threads 0..1'024. Environment variable names (`*_env`) must look like
 ///   one: letters, digits and '_', not starting with a digit.
 /// * storage.state: memory | sqlite:PATH | redis://... | rediss://...;
-///   storage.ledger: sqlite:PATH | postgresql://... | postgres://...
+///   storage.ledger: sqlite:PATH | postgresql://... | postgres://...;
+///   storage.ledger_retention_days 0 (keep everything, the default)..36'500.
 /// * Unknown keys are errors, with "did you mean" when a key is a near miss.
 /// * Config::hash is the SHA-256 (hex) of the exact bytes loaded.
 ///

@@ -66,6 +66,10 @@ constexpr Migration kMigrations[] = {
      "INSERT INTO spend_by_minute SELECT started_unix_ms / 60000, agent, tier,"
      " CAST(TOTAL(input_tokens + output_tokens) AS INTEGER), CAST(TOTAL(cost_micro_usd) AS INTEGER),"
      " CAST(TOTAL(billed_attempts) AS INTEGER), count(*) FROM requests GROUP BY 1, 2, 3;"},
+    {4, "imported rows: their source file, where their cost came from, one row per imported line",
+     "ALTER TABLE requests ADD COLUMN source TEXT;"
+     "ALTER TABLE requests ADD COLUMN cost_source TEXT;"
+     "CREATE UNIQUE INDEX requests_imported ON requests(request_id) WHERE source IS NOT NULL;"},
 };
 static_assert(std::size(kMigrations) == kLedgerSchemaVersion);
 
@@ -724,6 +728,65 @@ core::Result<std::vector<core::CounterSnapshot>> ledgerSpend(SqliteDb& db, const
                                         .usd = clampToInt(t[1]),
                                         .calls = clampToInt(t[2])});
   }
+  return out;
+}
+
+int64_t retentionCutoffMs(const core::Calendar& calendar, core::WallTime now, int64_t days) {
+  const int64_t month_start = unixMs(calendar.computePeriod(now).month_start);
+  const int64_t back = unixMs(now) - days * 86'400'000;
+  return std::min(back, month_start);
+}
+
+core::Result<PruneResult> pruneLedger(SqliteDb& db, int64_t cutoff_ms, int64_t runs_since_ms, int64_t max_rows) {
+  PruneResult out;
+  if (auto r = db.exec("BEGIN IMMEDIATE"); !r) return std::unexpected(r.error());
+  auto fail = [&](const core::Error& e) -> core::Result<PruneResult> {
+    (void)rollbackAfter(db, e);
+    return std::unexpected(e);
+  };
+  auto pick = db.prepare(
+      "SELECT id FROM requests WHERE started_unix_ms < ?1 AND (run_id = '' OR run_id NOT IN"
+      " (SELECT run_id FROM requests WHERE started_unix_ms >= ?2 AND run_id <> '')) ORDER BY started_unix_ms LIMIT ?3");
+  if (!pick) return fail(pick.error());
+  pick->bind(1, cutoff_ms).bind(2, runs_since_ms).bind(3, max_rows);
+  std::vector<int64_t> ids;
+  while (true) {
+    auto row = pick->step();
+    if (!row) return fail(row.error());
+    if (!*row) break;
+    ids.push_back(pick->int64(0));
+  }
+  auto del_attempts = db.prepare("DELETE FROM attempts WHERE request = ?1");
+  auto del_request = db.prepare("DELETE FROM requests WHERE id = ?1");
+  if (!del_attempts) return fail(del_attempts.error());
+  if (!del_request) return fail(del_request.error());
+  for (const int64_t id : ids) {
+    del_attempts->bind(1, id);
+    if (auto r = del_attempts->run(); !r) return fail(r.error());
+    del_request->bind(1, id);
+    if (auto r = del_request->run(); !r) return fail(r.error());
+  }
+  out.requests = static_cast<int64_t>(ids.size());
+  // Minutes wholly before the cutoff, about max_rows rows of them per
+  // batch: up to the minute of the (max_rows + 1)-th oldest row.
+  const int64_t cutoff_minute = cutoff_ms >= 0 ? cutoff_ms / 60'000 : (cutoff_ms - 59'999) / 60'000;
+  auto nth = db.prepare("SELECT minute FROM spend_by_minute WHERE minute < ?1 ORDER BY minute LIMIT 1 OFFSET ?2");
+  if (!nth) return fail(nth.error());
+  nth->bind(1, cutoff_minute).bind(2, max_rows);
+  auto nth_row = nth->step();
+  if (!nth_row) return fail(nth_row.error());
+  int64_t upto = cutoff_minute;
+  if (*nth_row) {
+    upto = nth->int64(0);
+    out.more = true;
+  }
+  auto del = db.prepare("DELETE FROM spend_by_minute WHERE minute < ?1");
+  if (!del) return fail(del.error());
+  del->bind(1, upto);
+  if (auto r = del->run(); !r) return fail(r.error());
+  out.minutes = sqlite3_changes(db.raw());
+  if (auto r = db.exec("COMMIT"); !r) return fail(r.error());
+  out.more = out.more || out.requests == max_rows;
   return out;
 }
 

@@ -15,7 +15,11 @@
 ///             start time, agent, tier), updated in the rows' transaction:
 ///             the day and month sums read at start come from it.
 ///   indexes   requests by started_unix_ms, (agent, time), (served_model,
-///             time), (run_id, time) for rows with a run.
+///             time), (run_id, time) for rows with a run; imported rows
+///             (`source` not NULL) unique by request_id.
+///   requests.source / cost_source (v4)  NULL for the gateway's rows; for
+///             rows `sluice import` brought in, the file and where the cost
+///             came from ("file", "catalog", "unpriced").
 /// Migrations run in order on open, one transaction each; a file written
 /// by a newer Sluice (a version above kLedgerSchemaVersion) is refused.
 
@@ -38,7 +42,7 @@
 namespace sluice::store {
 
 /// The schema version this build writes (and the newest it can open).
-inline constexpr int kLedgerSchemaVersion = 3;
+inline constexpr int kLedgerSchemaVersion = 4;
 
 /// Creates the schema, or brings an older one up to kLedgerSchemaVersion
 /// (each migration in its own transaction). Refuses a newer file. Returns
@@ -90,5 +94,25 @@ struct LedgerSinkOptions {
 [[nodiscard]] core::Result<std::vector<core::CounterSnapshot>> ledgerSpend(SqliteDb& db,
                                                                          const core::Calendar& calendar,
                                                                          core::WallTime now, core::Nanos run_ttl);
+
+/// Retention (`storage.ledger_retention_days`): the start time before which
+/// rows may go at `now`, `days` days back, but never after the start of the
+/// current budget month of `calendar` (its rows and per-minute sums are
+/// what the month window is rebuilt from at start).
+[[nodiscard]] int64_t retentionCutoffMs(const core::Calendar& calendar, core::WallTime now, int64_t days);
+
+struct PruneResult {
+  int64_t requests = 0;  ///< requests deleted (with their attempts)
+  int64_t minutes = 0;   ///< spend_by_minute rows deleted
+  bool more = false;     ///< a batch was full: call again
+};
+
+/// Deletes, in one transaction, up to `max_rows` of the oldest requests
+/// started before `cutoff_ms` with their attempts, and the spend_by_minute
+/// rows of minutes wholly before it (about `max_rows` of them). Rows of a
+/// run used since `runs_since_ms` stay (a live run's budget is rebuilt from
+/// its whole life).
+[[nodiscard]] core::Result<PruneResult> pruneLedger(SqliteDb& db, int64_t cutoff_ms, int64_t runs_since_ms,
+                                                    int64_t max_rows);
 
 }  // namespace sluice::store

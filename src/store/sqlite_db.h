@@ -46,6 +46,14 @@ class SqliteStatement {
   [[nodiscard]] int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
   [[nodiscard]] double real(int col) const { return sqlite3_column_double(stmt_, col); }
   [[nodiscard]] bool isNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  /// The column's text, valid until the next step (no copy).
+  [[nodiscard]] std::string_view view(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : std::string_view();
+  }
+  [[nodiscard]] int columns() const { return sqlite3_column_count(stmt_); }
+  [[nodiscard]] std::string_view name(int col) const { return sqlite3_column_name(stmt_, col); }
+  [[nodiscard]] int type(int col) const { return sqlite3_column_type(stmt_, col); }
   [[nodiscard]] std::string text(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
     return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();

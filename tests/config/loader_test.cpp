@@ -24,6 +24,7 @@ TEST(ExamplesTest, QuickstartLoadsWithZeroErrors) {
   EXPECT_EQ(c.server.usage_log, "sluice-usage.jsonl");
   EXPECT_EQ(c.storage.state, "sqlite:sluice.db");
   EXPECT_EQ(c.storage.ledger, "sqlite:sluice-ledger.db");
+  EXPECT_EQ(c.storage.ledger_retention_days, 0) << "keep everything";
   ASSERT_EQ(c.providers.size(), 1u);
   EXPECT_EQ(c.providers.at("demo").kind, ProviderKind::kMock);
   EXPECT_EQ(c.models.size(), 13u);
@@ -95,7 +96,7 @@ TEST(LoaderTest, EveryFieldIsRead) {
       "server: {listen: \"0.0.0.0:8080\", max_body_bytes: 1024, admin_key_env: ADMIN, header_timeout_ms: 5,\n"
       "         idle_timeout_ms: 6, threads: 3, max_connections: 13, max_buffered_body_bytes: 4096,\n"
       "         usage_log: u.jsonl}\n"
-      "storage: {state: \"redis://localhost:6379\", ledger: \"postgresql://db/sluice\"}\n"
+      "storage: {state: \"redis://localhost:6379\", ledger: \"postgresql://db/sluice\", ledger_retention_days: 90}\n"
       "providers:\n"
       "  p: {kind: openai, base_url: \"http://localhost:9000/v1/\", api_key_env: K, timeout_ms: 7,\n"
       "      connect_timeout_ms: 8, first_byte_timeout_ms: 9, idle_timeout_ms: 10, max_connections: 11,\n"
@@ -130,6 +131,7 @@ TEST(LoaderTest, EveryFieldIsRead) {
   EXPECT_EQ(c.server.usage_log, "u.jsonl");
   EXPECT_EQ(c.storage.state, "redis://localhost:6379");
   EXPECT_EQ(c.storage.ledger, "postgresql://db/sluice");
+  EXPECT_EQ(c.storage.ledger_retention_days, 90);
   const ProviderConfig& p = c.providers.at("p");
   EXPECT_EQ(p.name, "p");
   EXPECT_EQ(p.base_url, "http://localhost:9000/v1");  // trailing slash dropped

@@ -287,14 +287,15 @@ TEST(ValidationTest, SubstitutionShapeAndSelfSubstitution) {
 TEST(ValidationTest, ServerStorageAndEnvNames) {
   const std::string text =
       "server: {listen: \"127.0.0.1:99999\", admin_key_env: \"my key\", idle_timeout_ms: 0}\n"
-      "storage: {state: memory, ledger: \"mongodb://x\"}\n"
+      "storage: {state: memory, ledger: \"mongodb://x\", ledger_retention_days: -1}\n"
       "providers: {demo: {kind: mock}}\n";
   const auto r = loadText(text);
   EXPECT_TRUE(hasError(r, text, "\"127.0.0.1:99999\"", "server.listen must be host:port"));
   EXPECT_TRUE(hasError(r, text, "\"my key\"", "server.admin_key_env must name an environment variable"));
   EXPECT_TRUE(hasError(r, text, "0}", "server.idle_timeout_ms must be greater than zero"));
   EXPECT_TRUE(hasError(r, text, "\"mongodb://x\"", "storage.ledger must be sqlite:PATH or postgresql://..."));
-  EXPECT_EQ(testing::errorCount(r), 4u) << testing::dump(r);
+  EXPECT_TRUE(hasError(r, text, "-1}", "storage.ledger_retention_days"));
+  EXPECT_EQ(testing::errorCount(r), 5u) << testing::dump(r);
 }
 
 TEST(ValidationTest, ReservationTtlOutlastsEveryWaitWithoutProgress) {

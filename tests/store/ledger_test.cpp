@@ -253,10 +253,47 @@ TEST(Ledger, MigratesAVersion2File) {
   auto before = migrateLedger(*db, path);
   ASSERT_TRUE(before) << before.error().message;
   EXPECT_EQ(*before, 2);
-  EXPECT_EQ(*ledgerSchemaVersion(*db), 3);
+  EXPECT_EQ(*ledgerSchemaVersion(*db), kLedgerSchemaVersion);
   EXPECT_EQ(scalar(*db, "SELECT count(*) FROM spend_by_minute"), 1) << "both rows started in minute 0, agent a, tier t";
   EXPECT_EQ(scalar(*db, "SELECT calls FROM spend_by_minute"), 1);
   EXPECT_EQ(scalar(*db, "SELECT requests FROM spend_by_minute"), 2);
+}
+
+// Version 4 on its own: a version 3 file gains the import columns (NULL
+// for its rows, the gateway's) and the index that makes imports idempotent.
+TEST(Ledger, MigratesAVersion3File) {
+  TempDir dir;
+  const auto path = dir.file("v3.db");
+  {
+    auto db = openDb(path);
+    ASSERT_TRUE(db->exec(kSchemaV1));
+    ASSERT_TRUE(db->exec("ALTER TABLE requests ADD COLUMN billed_attempts INTEGER NOT NULL DEFAULT 0;"
+                         "CREATE INDEX requests_by_run ON requests(run_id, started_unix_ms) WHERE run_id <> '';"
+                         "CREATE TABLE spend_by_minute (minute INTEGER NOT NULL, agent TEXT NOT NULL,"
+                         " tier TEXT NOT NULL, tokens INTEGER NOT NULL, cost_micro_usd INTEGER NOT NULL,"
+                         " calls INTEGER NOT NULL, requests INTEGER NOT NULL,"
+                         " PRIMARY KEY (minute, agent, tier)) WITHOUT ROWID;"
+                         "UPDATE ledger_meta SET value = 3 WHERE key = 'schema_version';"));
+  }
+  auto db = openDb(path);
+  auto before = migrateLedger(*db, path);
+  ASSERT_TRUE(before) << before.error().message;
+  EXPECT_EQ(*before, 3);
+  EXPECT_EQ(*ledgerSchemaVersion(*db), 4);
+  EXPECT_EQ(scalar(*db, "SELECT count(*) FROM requests WHERE source IS NULL AND cost_source IS NULL"), 2);
+  EXPECT_EQ(scalar(*db, "SELECT count(*) FROM sqlite_master WHERE name = 'requests_imported'"), 1);
+  // Gateway rows may share a request id; imported ones may not.
+  ASSERT_TRUE(db->exec("INSERT INTO requests SELECT * FROM requests WHERE id = 1 LIMIT 0;"));
+  ASSERT_TRUE(db->exec("UPDATE requests SET request_id = 'same'"));
+  ASSERT_TRUE(db->exec("UPDATE requests SET source = 'a.jsonl' WHERE id = 1"));
+  EXPECT_FALSE(db->exec("UPDATE requests SET source = 'a.jsonl' WHERE id = 2"));
+  // And the writer still writes (its insert names no import column).
+  db.reset();
+  auto sink = openLedgerSink(path);
+  ASSERT_TRUE(sink) << sink.error().message;
+  (*sink)->submit(sample(7));
+  (*sink)->flush();
+  EXPECT_FALSE((*sink)->problem());
 }
 
 TEST(Ledger, RefusesAFileFromANewerVersion) {
@@ -269,7 +306,7 @@ TEST(Ledger, RefusesAFileFromANewerVersion) {
   }
   auto sink = openLedgerSink(path);
   ASSERT_FALSE(sink);
-  EXPECT_NE(sink.error().message.find("schema version 99, newer than this Sluice can write (3)"), std::string::npos)
+  EXPECT_NE(sink.error().message.find("schema version 99, newer than this Sluice can write (4)"), std::string::npos)
       << sink.error().message;
   EXPECT_NE(sink.error().message.find(path), std::string::npos) << sink.error().message;
 }
