@@ -35,9 +35,14 @@ or with the OpenAI SDK (node, from tests/e2e where the SDK is installed):
     console.log(r.choices[0].message.content, r.usage);'
 
 Every call is recorded in the ledger sluice-ledger.db (tokens, cost in micro-USD, latency,
-every attempt) and mirrored as JSON lines in sluice-usage.jsonl. Read the ledger with sqlite3:
+every attempt) and mirrored as JSON lines in sluice-usage.jsonl. See what was spent, by agent
+and model (another terminal, in this directory):
 
-  sqlite3 sluice-ledger.db "SELECT agent, count(*), sum(cost_micro_usd) FROM requests GROUP BY agent"
+  $BIN report --config $CONFIG --by agent,model
+
+and what moving the drafter's model would save:
+
+  $BIN roi --config $CONFIG --map gpt-4.1=gpt-4.1-mini --explain
 
 MSG
 exec "$BIN" serve --config "$CONFIG"
