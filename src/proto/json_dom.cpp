@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <string>
+#include <charconv>
 #include <utility>
 
 #include "core/json_text.h"
@@ -274,7 +275,19 @@ simdjson::error_code onDemandCount(od::value& v, UsageCount& c) {
   c = {State::kBad, 0};
   if (number_type == od::number_type::floating_point_number) {
     double d = 0;
-    if (auto err = v.get_double().get(d); err) return err;
+    if (auto err = v.get_double().get(d); err) {
+      // On Demand's get_double refuses some numbers the DOM parser reads, a
+      // zero with a 19-digit exponent ("0e9999223372036854775807" is 0.0)
+      // among them (found by usage_fuzz). Read the token as the DOM would,
+      // so both walkers agree; what does not fit a double stays an error.
+      if (err != simdjson::NUMBER_ERROR) return err;
+      std::string_view raw = v.raw_json_token();
+      while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' || raw.back() == '\r')) {
+        raw.remove_suffix(1);
+      }
+      const auto [end, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), d);
+      if (ec != std::errc{} || end != raw.data() + raw.size()) return err;
+    }
     if (!(d >= 0.0) || d > 9007199254740992.0) return simdjson::SUCCESS;
     const auto x = static_cast<int64_t>(d);
     if (static_cast<double>(x) == d) c = {State::kValue, x};

@@ -726,6 +726,20 @@ TEST(UsageDifferential, Fixtures) {
   EXPECT_GE(stats.compared, 20);
 }
 
+// Found by usage_fuzz: On Demand's get_double refused a zero with a 19-digit
+// exponent that the DOM reads as 0, so the two walkers disagreed.
+TEST(UsageDifferential, NumbersOnDemandRefusesButTheDomReads) {
+  DiffStats stats;
+  for (const char* body :
+       {R"({"typnulle":"message","usage":{"input_tokens":0e9999223372036854775807,"choices":0}})",
+        R"({"usage":{"prompt_tokens":0e-9999223372036854775807,"completion_tokens":3,"total_tokens":3}})",
+        R"({"usage":{"prompt_tokens":7.0e0,"completion_tokens":1e400,"total_tokens":7}})"}) {
+    checkAgainstReference(body, stats);
+  }
+  EXPECT_EQ(stats.failures, 0);
+  EXPECT_GT(stats.compared, 0);
+}
+
 TEST(UsageDifferential, GeneratedResponses) {
   Gen gen(20261125);
   DiffStats stats;
