@@ -12,6 +12,32 @@
 namespace sluice::proto::detail {
 namespace {
 
+// RFC 8259's number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+bool isJsonNumber(std::string_view t) {
+  size_t i = 0;
+  auto digits = [&] {
+    const size_t start = i;
+    while (i < t.size() && t[i] >= '0' && t[i] <= '9') ++i;
+    return i > start;
+  };
+  if (i < t.size() && t[i] == '-') ++i;
+  if (i < t.size() && t[i] == '0') {
+    ++i;
+  } else if (!digits()) {
+    return false;
+  }
+  if (i < t.size() && t[i] == '.') {
+    ++i;
+    if (!digits()) return false;
+  }
+  if (i < t.size() && (t[i] == 'e' || t[i] == 'E')) {
+    ++i;
+    if (i < t.size() && (t[i] == '+' || t[i] == '-')) ++i;
+    if (!digits()) return false;
+  }
+  return i == t.size();
+}
+
 constexpr size_t kRetainBytes = size_t{1} << 20;
 
 struct ThreadState {
@@ -285,6 +311,7 @@ simdjson::error_code onDemandCount(od::value& v, UsageCount& c) {
       while (!raw.empty() && (raw.back() == ' ' || raw.back() == '\t' || raw.back() == '\n' || raw.back() == '\r')) {
         raw.remove_suffix(1);
       }
+      if (!isJsonNumber(raw)) return err;  // "1." and the like stay malformed
       const auto [end, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), d);
       if (ec != std::errc{} || end != raw.data() + raw.size()) return err;
     }
