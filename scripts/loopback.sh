@@ -47,12 +47,13 @@ NGX
 }
 
 # write_gateway_config FILE LISTEN_PORT MOCK_PORT DIR AGENT [MORE_AGENTS_YAML]
-# DIR holds the state database and the usage log. AGENT gets limits far above
+# DIR holds the state database and the ledger (its own file: SQLite has one
+# writer per file); SLUICE_BENCH_MIRROR=1 adds the JSON-lines mirror. AGENT gets limits far above
 # any load (so every request runs the whole admission path and passes).
 write_gateway_config() {
   cat >"$1" <<YAML
-server: {listen: "127.0.0.1:$2", threads: 1, usage_log: "$4/usage.jsonl"}
-storage: {state: "sqlite:$4/state.db", ledger: "sqlite:$4/state.db"}
+server: {listen: "127.0.0.1:$2", threads: 1${SLUICE_BENCH_MIRROR:+, usage_log: "$4/usage.jsonl"}}
+storage: {state: "sqlite:$4/state.db", ledger: "sqlite:$4/ledger.db"}
 providers:
   openai: {base_url: "http://127.0.0.1:$3/v1", max_connections: 512}
 budgets:
