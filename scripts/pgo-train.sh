@@ -33,7 +33,8 @@ PORT=$(free_port)
 PIDS+=($!)
 wait_port "$MOCK_PORT"
 
-write_gateway_config "$TMP/sluice.yaml" "$PORT" "$MOCK_PORT" "$TMP" trainer \
+# The training config has the JSON-lines mirror on too, so both record paths are profiled.
+SLUICE_BENCH_MIRROR=1 write_gateway_config "$TMP/sluice.yaml" "$PORT" "$MOCK_PORT" "$TMP" trainer \
   "  limited: {tier: standard, rpm: 60, usd_per_day: 100}"
 KEY=$("$BIN" keys create --config "$TMP/sluice.yaml" --agent trainer 2>/dev/null)
 LIMITED=$("$BIN" keys create --config "$TMP/sluice.yaml" --agent limited 2>/dev/null)
