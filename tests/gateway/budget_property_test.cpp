@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "core/money.h"
 #include "gateway/pipeline.h"
 
 namespace sluice::gateway {
@@ -87,19 +88,15 @@ struct Limits {
   bool clamp = false;
 };
 
-std::string microToUsd(int64_t micro) {
-  return std::to_string(micro / 1'000'000) + "." + fmt::format("{:06d}", micro % 1'000'000);
-}
-
 std::string configFor(const Limits& l, const Models& m) {
   std::string agent;
   auto add = [&](std::string_view k, const std::string& v) {
     if (!agent.empty()) agent += ", ";
     agent += std::string(k) + ": " + v;
   };
-  if (l.usd_per_call_micro) add("usd_per_call", microToUsd(*l.usd_per_call_micro));
+  if (l.usd_per_call_micro) add("usd_per_call", core::formatUsd(*l.usd_per_call_micro));
   if (l.tokens_per_call) add("tokens_per_call", std::to_string(*l.tokens_per_call));
-  if (l.usd_per_day_micro) add("usd_per_day", microToUsd(*l.usd_per_day_micro));
+  if (l.usd_per_day_micro) add("usd_per_day", core::formatUsd(*l.usd_per_day_micro));
   if (l.tokens_per_day) add("tokens_per_day", std::to_string(*l.tokens_per_day));
   // Prices: 1 µUSD per input token, 2 per output token (USD per 1M tokens).
   return fmt::format(R"(

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "core/money.h"
 #include "core/token_estimate.h"
 #include "gateway/pipeline.h"
 #include "tokenizer/registry.h"
@@ -61,42 +62,39 @@ TEST(ExactCounts, TheBoundIsWellAboveTheExactCountOfThisPrompt) {
   EXPECT_GT(bound, exact + exact / 4) << "the tests below need the bound to be clearly above";
 }
 
-TEST(ExactCounts, ACallThatFitsTheBudgetByItsExactCountIsAdmitted) {
-  const std::string text = prose();
-  const int64_t need = exactPrompt(text) + 2 * 10;  // µUSD: prompt at 1, 10 output tokens at 2
+// Under `limits` the call fits by its exact count but not by its bound: a
+// model with a known encoding is served, the same call to one without is
+// refused (the bound decides there).
+void expectAdmittedOnlyByItsExactCount(const std::string& limits, const std::string& text) {
   testing::Pipeline p;
-  ASSERT_TRUE(p.start(config(fmt::format("usd_per_day: 0.{:06d}", need + 2)), {"a"}));
+  ASSERT_TRUE(p.start(config(limits), {"a"}));
   p.setMock(R"({"completion_tokens": 10})");
   auto s = p.send("a", call("gpt-4o-mini", text, 10));
   p.loop.advance(1s);
   EXPECT_EQ(s->status(), 200) << s->body();
-  // Without a known encoding the bound decides: the same call is refused.
   testing::Pipeline q;
-  ASSERT_TRUE(q.start(config(fmt::format("usd_per_day: 0.{:06d}", need + 2)), {"a"}));
+  ASSERT_TRUE(q.start(config(limits), {"a"}));
   auto t = q.send("a", call("plain", text, 10));
   EXPECT_EQ(t->status(), 429) << t->body();
+}
+
+TEST(ExactCounts, ACallThatFitsTheBudgetByItsExactCountIsAdmitted) {
+  const std::string text = prose();
+  const int64_t need = exactPrompt(text) + 2 * 10;  // µUSD: prompt at 1, 10 output tokens at 2
+  expectAdmittedOnlyByItsExactCount("usd_per_day: " + core::formatUsd(need + 2), text);
 }
 
 TEST(ExactCounts, ACallThatFitsTheTpmByItsExactCountIsAdmitted) {
   const std::string text = prose();
   const int64_t need = exactPrompt(text) + 10;
-  testing::Pipeline p;
-  ASSERT_TRUE(p.start(config(fmt::format("tpm: {}", need + 2)), {"a"}));
-  p.setMock(R"({"completion_tokens": 10})");
-  auto s = p.send("a", call("gpt-4o-mini", text, 10));
-  p.loop.advance(1s);
-  EXPECT_EQ(s->status(), 200) << s->body();
-  testing::Pipeline q;
-  ASSERT_TRUE(q.start(config(fmt::format("tpm: {}", need + 2)), {"a"}));
-  auto t = q.send("a", call("plain", text, 10));
-  EXPECT_EQ(t->status(), 429) << t->body();
+  expectAdmittedOnlyByItsExactCount(fmt::format("tpm: {}", need + 2), text);
 }
 
 TEST(ExactCounts, ACallThatDoesNotFitByItsExactCountIsStillRefused) {
   const std::string text = prose();
   const int64_t need = exactPrompt(text) + 2 * 10;
   testing::Pipeline p;
-  ASSERT_TRUE(p.start(config(fmt::format("usd_per_day: 0.{:06d}", need - 1)), {"a"}));
+  ASSERT_TRUE(p.start(config("usd_per_day: " + core::formatUsd(need - 1)), {"a"}));
   auto s = p.send("a", call("gpt-4o-mini", text, 10));
   EXPECT_EQ(s->status(), 429) << s->body();
   EXPECT_EQ(p.gw->mockState()->bill().snapshot().requests_total, 0u);
