@@ -43,7 +43,18 @@ constexpr uint64_t kRarePair = 24;        // a letter pair rare in English and c
 constexpr uint64_t kTwoByte = 12;         // Latin accents, Greek, Cyrillic, Arabic, Hebrew
 constexpr uint64_t kTwoByteCapsRun = 12;  // a Greek or Cyrillic capital after one: 1 token each
 constexpr uint64_t kThreeByte = 28;       // CJK, kana, Hangul, Indic, Thai, symbols: 7/6
-constexpr uint64_t kFourByte = 48;        // emoji, rare CJK
+constexpr uint64_t kFourByte = 48;        // emoji (F0 9F): 2 each
+constexpr uint64_t kRareFourByte = 24;    // + for the other 4-byte characters (CJK Ext-B, math letters): 3
+constexpr uint64_t kRareTwoByte = 12;     // + for leads C4-CD, D2-D6, DC-DF (Latin Ext, IPA, combining marks,
+                                          // rarer Cyrillic, Armenian, Syriac, Thaana, NKo): 1 each
+constexpr uint64_t kRareThreeByte = 44;   // + for leads E0 E1 (Indic, Thai, Lao, Tibetan, Georgian, Ethiopic,
+                                          // Cherokee, Canadian, Khmer, Latin Ext Additional): 3 each
+constexpr uint64_t kSymbolThreeByte = 20; // + for E2 not followed by 80 (arrows, math, box drawing, dingbats): 2
+constexpr uint64_t kPunctThreeByte = 12;  // + for E2 80 (quotes, dashes, ellipsis, zero-width and bidi marks): 5/3
+constexpr uint64_t kBlankKindChange = 24; // a space after a tab or a tab after a space, inside a run
+constexpr uint64_t kVtFf = 24;           // \v and \f: 1 each (no token merges them)
+constexpr uint64_t kByteTwoByte = 12;     // + for leads DC-DF (Syriac, Thaana, NKo): 2 each, a token a byte
+constexpr uint64_t kCrAfterLf = 24;      // \r right after \n: no token joins them
 constexpr uint64_t kInvalid = 24;         // byte fallback: an invalid lead, a stray or missing continuation
 constexpr uint64_t kHighRunStart = 12;    // a run of non-ASCII bytes: rounds its halves up
 constexpr uint64_t kScriptChange = 12;    // an ASCII letter next to a non-ASCII character in a word
@@ -135,17 +146,26 @@ struct Classes {
   uint64_t rare = 0; // the byte and the one before it (letters or not) make a rare pair in kRare32
   uint64_t ced0 = 0;   // CE D0: leads of Greek and Cyrillic capitals
   uint64_t ct80af = 0; // 80-AF
+  uint64_t r2 = 0;     // C4-CD D2-D6 DC-DF
+  uint64_t r3 = 0;     // E0 E1
+  uint64_t e2 = 0;     // E2
+  uint64_t c80 = 0;    // 80
+  uint64_t cr = 0;     // \r
+  uint64_t c9f = 0;    // 9F
+  uint64_t tab = 0;    // \t
+  uint64_t dcdf = 0;   // DC-DF
 
   void keep(uint64_t valid) {
     lo &= valid, up &= valid, dg &= valid, sp &= valid, nl &= valid, os &= valid, pu &= valid;
     l2 &= valid, l3 &= valid, l4 &= valid, ct &= valid, bad &= valid, rare &= valid, ced0 &= valid, ct80af &= valid;
+    r2 &= valid, r3 &= valid, e2 &= valid, c80 &= valid, cr &= valid, c9f &= valid, tab &= valid, dcdf &= valid;
   }
 };
 
 // Masks of the previous block that the next one shifts in.
 struct Carry {
   uint64_t lo = 0, up = 0, A = 0, C = 0, G2 = 0, G4 = 0, G8 = 0, G12 = 0, ced0 = 0, caps2 = 0;
-  uint64_t H = 0, lead = 0, l34 = 0, l4 = 0;
+  uint64_t H = 0, lead = 0, l34 = 0, l4 = 0, e2 = 0, os = 0, cr = 0;
   uint64_t dg = 0, D1 = 0, D3 = 0, D6 = 0;
   uint64_t pu = 0, P1 = 0, P2 = 0, P4 = 0;
   uint64_t nl = 0, sp = 0, Bl = 0, Ws = 0, W1 = 0, W2 = 0, W4 = 0, W8 = 0;
@@ -190,16 +210,27 @@ struct Totals {
   const uint64_t lead = c.l2 | c.l3 | c.l4;
   const uint64_t l34 = c.l3 | c.l4;
   const uint64_t H = lead | c.ct | c.bad;
-  const uint64_t expected = sh(lead, p.lead, 1) | sh(l34, p.l34, 2) | sh(c.l4, p.l4, 3);
-  const uint64_t invalid = c.bad | (c.ct & ~expected) | (expected & ~c.ct);
-  // Greek and Cyrillic capitals (CE 80-AF, D0 80-AF; a few lower-case
-  // letters too), marked at their second byte.
-  const uint64_t caps2 = c.ct80af & sh(c.ced0, p.ced0, 1);
-  u += kTwoByteCapsRun * pc(caps2 & sh(caps2, p.caps2, 2));
-  u += kTwoByte * pc(c.l2) + kThreeByte * pc(c.l3) + kFourByte * pc(c.l4) + kInvalid * pc(invalid);
-  const uint64_t Hprev = sh(H, p.H, 1);
-  const uint64_t Aprev = sh(A, p.A, 1);
-  u += kHighRunStart * pc(H & ~Hprev) + kScriptChange * pc((A & Hprev) | (lead & Aprev));
+  // Skipped while the text is ASCII (this block and the one before it):
+  // every mask it reads is zero then, and so is what it adds.
+  uint64_t caps2 = 0;
+  if ((H | p.H) != 0) {
+    const uint64_t expected = sh(lead, p.lead, 1) | sh(l34, p.l34, 2) | sh(c.l4, p.l4, 3);
+    const uint64_t invalid = c.bad | (c.ct & ~expected) | (expected & ~c.ct);
+    // Greek and Cyrillic capitals (CE 80-AF, D0 80-AF; a few lower-case
+    // letters too), marked at their second byte.
+    caps2 = c.ct80af & sh(c.ced0, p.ced0, 1);
+    u += kTwoByteCapsRun * pc(caps2 & sh(caps2, p.caps2, 2));
+    u += kTwoByte * pc(c.l2) + kThreeByte * pc(c.l3) + kFourByte * pc(c.l4) + kInvalid * pc(invalid);
+    // Rarer scripts and symbols, by lead byte (and, for E2 and 4-byte
+    // characters, the first continuation byte).
+    const uint64_t after_e2 = c.ct & sh(c.e2, p.e2, 1);
+    u += kRareTwoByte * pc(c.r2) + kByteTwoByte * pc(c.dcdf) + kRareThreeByte * pc(c.r3) +
+         kSymbolThreeByte * pc(after_e2 & ~c.c80) + kPunctThreeByte * pc(after_e2 & c.c80) +
+         kRareFourByte * pc(c.ct & ~c.c9f & sh(c.l4, p.l4, 1));
+    const uint64_t Hprev = sh(H, p.H, 1);
+    const uint64_t Aprev = sh(A, p.A, 1);
+    u += kHighRunStart * pc(H & ~Hprev) + kScriptChange * pc((A & Hprev) | (lead & Aprev));
+  }
   // Digits: Dk = at least the (k+1)-th digit of its run.
   const uint64_t D1 = c.dg & sh(c.dg, p.dg, 1);
   const uint64_t D2 = D1 & sh(D1, p.D1, 1);
@@ -229,6 +260,9 @@ struct Totals {
   const uint64_t W8 = W4 & sh(W4, p.W4, 4);
   const uint64_t W15 = W8 & sh(W8, p.W8, 7);
   const uint64_t W16 = W8 & sh(W8, p.W8, 8);
+  u += kVtFf * pc(c.os & ~c.tab);
+  u += kCrAfterLf * pc(c.cr & sh(c.nl & ~c.cr, p.nl & ~p.cr, 1));
+  u += kBlankKindChange * pc((c.sp & sh(c.os, p.os, 1)) | (c.os & sh(c.sp, p.sp, 1)));
   u += kNewlineRun * pc(c.nl & ~sh(c.nl, p.nl, 1)) + kBlankRun * pc(Bl & ~Blprev) +
        kDigitAfterBlanks * pc(c.dg & Blprev & Blprev2) + kWhitespaceEighth * pc((W7 & ~W8) | (W15 & ~W16)) +
        kWhitespaceLong * pc(W16);
@@ -239,7 +273,7 @@ struct Totals {
   t.non_ascii += pc(lead | c.bad);
   p = Carry{.lo = c.lo, .up = c.up, .A = A, .C = C, .G2 = G2, .G4 = G4, .G8 = G8, .G12 = G12,
             .ced0 = c.ced0, .caps2 = caps2,
-            .H = H, .lead = lead, .l34 = l34, .l4 = c.l4,
+            .H = H, .lead = lead, .l34 = l34, .l4 = c.l4, .e2 = c.e2, .os = c.os, .cr = c.cr,
             .dg = c.dg, .D1 = D1, .D3 = D3, .D6 = D6,
             .pu = c.pu, .P1 = P1, .P2 = P2, .P4 = P4,
             .nl = c.nl, .sp = c.sp, .Bl = Bl, .Ws = Ws, .W1 = W1, .W2 = W2, .W4 = W4, .W8 = W8};
@@ -313,19 +347,28 @@ struct ScalarClassify {
     uint64_t rare = 0;
     uint64_t ced0 = 0;
     uint64_t ct80af = 0;
+    uint64_t r2 = 0, r3 = 0, e2 = 0, c80 = 0, cr = 0, c9f = 0, tab = 0, dcdf = 0;
     unsigned last = prev;
     for (unsigned i = 0; i < 64; ++i) {
       const unsigned x = b[i];
       m[kByteClass[x]] |= uint64_t{1} << i;
       ced0 |= uint64_t{x == 0xCE || x == 0xD0} << i;
       ct80af |= uint64_t{x >= 0x80 && x <= 0xAF} << i;
+      r2 |= uint64_t{(x >= 0xC4 && x <= 0xCD) || (x >= 0xD2 && x <= 0xD6) || (x >= 0xDC && x <= 0xDF)} << i;
+      r3 |= uint64_t{x == 0xE0 || x == 0xE1} << i;
+      e2 |= uint64_t{x == 0xE2} << i;
+      c80 |= uint64_t{x == 0x80} << i;
+      cr |= uint64_t{x == '\r'} << i;
+      c9f |= uint64_t{x == 0x9F} << i;
+      tab |= uint64_t{x == '\t'} << i;
+      dcdf |= uint64_t{x >= 0xDC && x <= 0xDF} << i;
       rare |= uint64_t{(kRare32[last & 31U] >> (x & 31U)) & 1U} << i;
       last = x;
     }
     prev = last;
     return {.lo = m[kLo], .up = m[kUp], .dg = m[kDg], .sp = m[kSp], .nl = m[kNl], .os = m[kOs], .pu = m[kPu],
             .l2 = m[kL2], .l3 = m[kL3], .l4 = m[kL4], .ct = m[kCt], .bad = m[kBad], .rare = rare,
-            .ced0 = ced0, .ct80af = ct80af};
+            .ced0 = ced0, .ct80af = ct80af, .r2 = r2, .r3 = r3, .e2 = e2, .c80 = c80, .cr = cr, .c9f = c9f, .tab = tab, .dcdf = dcdf};
   }
 };
 
@@ -399,13 +442,36 @@ struct Avx2Classify {
     const uint64_t rare = bits(_mm256_cmpeq_epi8(_mm256_and_si256(byte, bit), bit));
     const uint64_t ced0 = bits(_mm256_or_si256(_mm256_cmpeq_epi8(v, set(0xCE)), _mm256_cmpeq_epi8(v, set(0xD0))));
     const uint64_t ct80af = bits(_mm256_cmpgt_epi8(set(0xB0), v)) & high;
+    const uint64_t cr = bits(_mm256_cmpeq_epi8(v, set('\r')));
+    const uint64_t tab = bits(_mm256_cmpeq_epi8(v, set('\t')));
+    // The byte values that refine the non-ASCII costs, by two nibble
+    // lookups ANDed (simdjson's classifier): bit k of `flags` below, read
+    // out with a shift into bit 7 and a movemask. ASCII-only halves skip it.
+    uint64_t r2 = 0, r3 = 0, e2 = 0, c80 = 0, c9f = 0, dcdf = 0;
+    if (high != 0) {
+      const __m256i hi_table = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0x40, 0, 0, 0x01, 0x06, 0x18, 0,
+                                                0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0x40, 0, 0, 0x01, 0x06, 0x18, 0);
+      const __m256i lo_table = _mm256_setr_epi8(0x28, 0x08, 0x12, 0x02, 0x03, 0x03, 0x03, 0x01, 0x01, 0x01, 0x01,
+                                                0x01, 0x07, 0x07, 0x06, 0x46,
+                                                0x28, 0x08, 0x12, 0x02, 0x03, 0x03, 0x03, 0x01, 0x01, 0x01, 0x01,
+                                                0x01, 0x07, 0x07, 0x06, 0x46);
+      const __m256i flags = _mm256_and_si256(
+          _mm256_shuffle_epi8(hi_table, _mm256_and_si256(_mm256_srli_epi16(v, 4), set(0x0F))),
+          _mm256_shuffle_epi8(lo_table, _mm256_and_si256(v, set(0x0F))));
+      r2 = bits(_mm256_slli_epi16(flags, 7)) | bits(_mm256_slli_epi16(flags, 6));  // bits 0, 1
+      dcdf = bits(_mm256_slli_epi16(flags, 5));                                       // bit 2
+      r3 = bits(_mm256_slli_epi16(flags, 4));                                         // bit 3
+      e2 = bits(_mm256_slli_epi16(flags, 3));                                         // bit 4
+      c80 = bits(_mm256_slli_epi16(flags, 2));                                        // bit 5
+      c9f = bits(_mm256_slli_epi16(flags, 1));                                        // bit 6
+    }
 #undef bits
 #undef set
     const uint64_t os = ws & ~nl;
     return {.lo = letter & b5, .up = letter & ~b5, .dg = dg, .sp = sp, .nl = nl, .os = os,
             .pu = ~(high | letter | dg | ws | sp) & 0xFFFFFFFFULL,
             .l2 = l2, .l3 = l3, .l4 = l4, .ct = high & ~b6, .bad = high & b6 & ~(l2 | l3 | l4), .rare = rare,
-            .ced0 = ced0, .ct80af = ct80af};
+            .ced0 = ced0, .ct80af = ct80af, .r2 = r2, .r3 = r3, .e2 = e2, .c80 = c80, .cr = cr, .c9f = c9f, .tab = tab, .dcdf = dcdf};
   }
 
   [[gnu::always_inline]] inline Classes operator()(const unsigned char* b) {
@@ -414,7 +480,10 @@ struct Avx2Classify {
     return {.lo = a.lo | z.lo << 32, .up = a.up | z.up << 32, .dg = a.dg | z.dg << 32, .sp = a.sp | z.sp << 32,
             .nl = a.nl | z.nl << 32, .os = a.os | z.os << 32, .pu = a.pu | z.pu << 32, .l2 = a.l2 | z.l2 << 32,
             .l3 = a.l3 | z.l3 << 32, .l4 = a.l4 | z.l4 << 32, .ct = a.ct | z.ct << 32, .bad = a.bad | z.bad << 32,
-            .rare = a.rare | z.rare << 32, .ced0 = a.ced0 | z.ced0 << 32, .ct80af = a.ct80af | z.ct80af << 32};
+            .rare = a.rare | z.rare << 32, .ced0 = a.ced0 | z.ced0 << 32, .ct80af = a.ct80af | z.ct80af << 32,
+            .r2 = a.r2 | z.r2 << 32, .r3 = a.r3 | z.r3 << 32, .e2 = a.e2 | z.e2 << 32, .c80 = a.c80 | z.c80 << 32,
+            .cr = a.cr | z.cr << 32, .c9f = a.c9f | z.c9f << 32, .tab = a.tab | z.tab << 32,
+            .dcdf = a.dcdf | z.dcdf << 32};
   }
 };
 
