@@ -27,6 +27,10 @@ error_log $1/error.log warn;
 events { worker_connections 8192; }
 http {
   $4
+  # Request bodies stay in memory up to 1 MB, as Sluice keeps them (nginx's
+  # default, 16 KB, spools larger bodies to a temp file its worker, running
+  # as nobody, cannot create under a root-owned mktemp dir: 500s).
+  client_body_buffer_size 1m; client_max_body_size 8m;
   client_body_temp_path $1/body; proxy_temp_path $1/proxy;
   fastcgi_temp_path $1/fcgi; uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
   upstream up { server 127.0.0.1:$3; keepalive 512; }

@@ -39,6 +39,10 @@ struct Member {
 /// First offset >= i that is not JSON whitespace (or text.size()).
 [[nodiscard]] size_t skipWhitespace(std::string_view text, size_t i) noexcept;
 
+/// Offset one past the closing quote of the string whose opening quote is
+/// at `i`, or kNpos.
+[[nodiscard]] size_t stringEnd(std::string_view text, size_t i) noexcept;
+
 /// Offset one past the value starting exactly at `i`, or kNpos.
 [[nodiscard]] size_t valueEnd(std::string_view text, size_t i) noexcept;
 
