@@ -14,9 +14,10 @@
 ///   spend_by_minute  tokens, cost, calls and requests per (minute of the
 ///             start time, agent, tier), updated in the rows' transaction:
 ///             the day and month sums read at start come from it.
-///   indexes   requests by started_unix_ms, (agent, time), (served_model,
-///             time), (run_id, time) for rows with a run; imported rows
-///             (`source` not NULL) unique by request_id.
+///   indexes   requests by started_unix_ms and (run_id, time) for rows
+///             with a run; imported rows (`source` not NULL) unique by
+///             request_id. None by agent or model (v5 dropped them: reports
+///             filter by time, and each index cost the writer ~1 us a row).
 ///   requests.source / cost_source (v4)  NULL for the gateway's rows; for
 ///             rows `sluice import` brought in, the file and where the cost
 ///             came from ("file", "catalog", "unpriced").
@@ -42,7 +43,7 @@
 namespace sluice::store {
 
 /// The schema version this build writes (and the newest it can open).
-inline constexpr int kLedgerSchemaVersion = 4;
+inline constexpr int kLedgerSchemaVersion = 5;
 
 /// Creates the schema, or brings an older one up to kLedgerSchemaVersion
 /// (each migration in its own transaction). Refuses a newer file. Returns

@@ -108,10 +108,17 @@ TEST(Ledger, CreatesTheSchemaAtTheCurrentVersion) {
   auto v = ledgerSchemaVersion(*db);
   ASSERT_TRUE(v);
   EXPECT_EQ(*v, kLedgerSchemaVersion);
-  for (const char* index : {"requests_by_time", "requests_by_agent", "requests_by_model", "requests_by_run"}) {
+  for (const char* index : {"requests_by_time", "requests_by_run", "requests_imported"}) {
     EXPECT_EQ(scalar(*db, std::string("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '") + index +
                               "'"),
               1)
+        << index;
+  }
+  // v5 dropped the per-agent and per-model indexes (writer cost).
+  for (const char* index : {"requests_by_agent", "requests_by_model"}) {
+    EXPECT_EQ(scalar(*db, std::string("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '") + index +
+                              "'"),
+              0)
         << index;
   }
   // Opening again changes nothing.
@@ -259,8 +266,9 @@ TEST(Ledger, MigratesAVersion2File) {
   EXPECT_EQ(scalar(*db, "SELECT requests FROM spend_by_minute"), 2);
 }
 
-// Version 4 on its own: a version 3 file gains the import columns (NULL
-// for its rows, the gateway's) and the index that makes imports idempotent.
+// Versions 4 and 5: a version 3 file gains the import columns (NULL for
+// its rows, the gateway's) and the index that makes imports idempotent, and
+// loses the per-agent and per-model indexes (v5).
 TEST(Ledger, MigratesAVersion3File) {
   TempDir dir;
   const auto path = dir.file("v3.db");
@@ -279,9 +287,12 @@ TEST(Ledger, MigratesAVersion3File) {
   auto before = migrateLedger(*db, path);
   ASSERT_TRUE(before) << before.error().message;
   EXPECT_EQ(*before, 3);
-  EXPECT_EQ(*ledgerSchemaVersion(*db), 4);
+  EXPECT_EQ(*ledgerSchemaVersion(*db), kLedgerSchemaVersion);
   EXPECT_EQ(scalar(*db, "SELECT count(*) FROM requests WHERE source IS NULL AND cost_source IS NULL"), 2);
   EXPECT_EQ(scalar(*db, "SELECT count(*) FROM sqlite_master WHERE name = 'requests_imported'"), 1);
+  EXPECT_EQ(scalar(*db, "SELECT count(*) FROM sqlite_master WHERE name IN ('requests_by_agent', 'requests_by_model')"),
+            0);
+  EXPECT_EQ(scalar(*db, "SELECT count(*) FROM sqlite_master WHERE name IN ('requests_by_time', 'requests_by_run')"), 2);
   // Gateway rows may share a request id; imported ones may not.
   ASSERT_TRUE(db->exec("INSERT INTO requests SELECT * FROM requests WHERE id = 1 LIMIT 0;"));
   ASSERT_TRUE(db->exec("UPDATE requests SET request_id = 'same'"));
@@ -306,7 +317,9 @@ TEST(Ledger, RefusesAFileFromANewerVersion) {
   }
   auto sink = openLedgerSink(path);
   ASSERT_FALSE(sink);
-  EXPECT_NE(sink.error().message.find("schema version 99, newer than this Sluice can write (4)"), std::string::npos)
+  EXPECT_NE(sink.error().message.find("schema version 99, newer than this Sluice can write (" +
+                                      std::to_string(kLedgerSchemaVersion) + ")"),
+            std::string::npos)
       << sink.error().message;
   EXPECT_NE(sink.error().message.find(path), std::string::npos) << sink.error().message;
 }
