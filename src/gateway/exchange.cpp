@@ -187,6 +187,9 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   /// report (kClamped when it claimed the impossible) or Sluice's own count.
   [[nodiscard]] core::TokenUsage attemptUsage(UsageSource& source) const;
   [[nodiscard]] core::TokenUsage unboundedAttemptUsage(UsageSource& source) const;
+  /// The prompt as Sluice bills it on its own: counted exactly with the
+  /// attempt model's tokenizer, else the bound.
+  [[nodiscard]] int64_t ownPromptTokens() const;
   [[nodiscard]] core::UsageBounds usageBounds() const;
 
   // Exact counts (src/tokenizer), only where money depends on them: before
@@ -301,6 +304,7 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   std::string out_;  // client-bound stream bytes not yet written
   bool committed_ = false;
   bool client_gone_ = false;
+  bool request_written_ = false;  // the attempt in flight when the client left had sent its request
   store::Attempt cur_;
   std::string cur_model_, cur_provider_;
   core::Price cur_price_;
@@ -659,7 +663,9 @@ void Exchange::startCall(const core::RouteAttempt& a, const ProviderRuntime& pro
   cur_.model = cur_model_;
   cur_.provider = cur_provider_;
   cur_price_ = snap_->priceOf(a.model).value_or(core::Price{});
-  cur_encoding_ = stream_req_ ? encodingOf(a.model) : nullptr;
+  // Sluice's own counts (cut streams, cut bodies, aborts) use the model's
+  // tokenizer when the catalog names one.
+  cur_encoding_ = encodingOf(a.model);
   output_text_.clear();
   status_ = 0;
   body_complete_ = false;
@@ -737,7 +743,7 @@ void Exchange::onData(std::string_view data) {
     body_.append(data);
     return;
   }
-  if (cancel_ == CancelReason::kClient && committed_) {
+  if (cancel_ == CancelReason::kClient) {
     // Draining after the client left: account only, never relay.
     (void)filter_->put(data, out_);
     out_.clear();
@@ -901,6 +907,10 @@ core::TokenUsage Exchange::attemptUsage(UsageSource& source) const {
   return usage;
 }
 
+int64_t Exchange::ownPromptTokens() const {
+  return cur_encoding_ != nullptr ? exactPromptTokens(*cur_encoding_) : prompt_estimate_;
+}
+
 core::TokenUsage Exchange::unboundedAttemptUsage(UsageSource& source) const {
   if (filter_) {
     const auto& acc = filter_->accounting();
@@ -928,9 +938,10 @@ core::TokenUsage Exchange::unboundedAttemptUsage(UsageSource& source) const {
       source = UsageSource::kProvider;
       return *summary_->usage;
     }
-    // A 2xx body without usage: the provider did the work; bill our estimate.
+    // A 2xx body without usage: the provider did the work; bill our estimate
+    // (the prompt counted exactly where the model's tokenizer is known).
     source = UsageSource::kEstimated;
-    return core::TokenUsage{.input = prompt_estimate_,
+    return core::TokenUsage{.input = ownPromptTokens(),
                             .output = estimateOutputTokens(summary_->output_text_bytes, summary_->output_non_ascii)};
   }
   if (status_ >= 200 && status_ < 300) {
@@ -941,13 +952,26 @@ core::TokenUsage Exchange::unboundedAttemptUsage(UsageSource& source) const {
       // bills all of it; its length is unknown here, its bound is not: the
       // output cap sent upstream. Never less than the provider charged.
       const int64_t output = core::mulSaturating(cap_, std::max<int64_t>(choices_, 1));
-      return core::TokenUsage{.input = prompt_estimate_, .output = output};
+      return core::TokenUsage{.input = ownPromptTokens(), .output = output};
     }
     // A whole 2xx body Sluice cannot read (not JSON, or not an answer): the
     // provider generated something and bills it; its size says nothing
     // sure about how much (a truncated or mangled answer is shorter than
     // what was generated), its bound does: the output cap sent.
-    return core::TokenUsage{.input = prompt_estimate_, .output = core::mulSaturating(cap_, std::max<int64_t>(choices_, 1))};
+    return core::TokenUsage{.input = ownPromptTokens(), .output = core::mulSaturating(cap_, std::max<int64_t>(choices_, 1))};
+  }
+  if (status_ == 0 && request_written_ && cancel_ == CancelReason::kClient) {
+    // The client left after the whole request went upstream and before any
+    // byte of the answer came back. The provider may already have read the
+    // prompt and billed it (it bills from the moment it answers, and its
+    // answer can cross the cut), and nothing says it did not: bill the
+    // prompt, never the output (no answer began here).
+    if (cur_encoding_ != nullptr) {
+      source = UsageSource::kCounted;
+      return core::TokenUsage{.input = exactPromptTokens(*cur_encoding_)};
+    }
+    source = UsageSource::kEstimated;
+    return core::TokenUsage{.input = prompt_estimate_};
   }
   return {};
 }
@@ -1135,12 +1159,10 @@ void Exchange::onClientGone() {
   if (call_ && cancel_ == CancelReason::kNone) {
     cancel_ = CancelReason::kClient;
     // Tokens the provider sent before it could notice are billed: count
-    // them (onData accounts without relaying) before closing.
-    if (committed_) {
-      call_->drainThenCancel();  // onComplete settles
-    } else {
-      call_->cancel();  // onComplete(kCancelled) settles
-    }
+    // them (onData accounts without relaying) before closing. Before the
+    // answer's head too: it may already lie in the receive buffer.
+    request_written_ = call_->requestWritten();
+    call_->drainThenCancel();  // onComplete settles
   } else if (!call_ || timer_) {
     // Waiting for a backoff: nothing in flight upstream.
     finish(Outcome::kClientAbort);

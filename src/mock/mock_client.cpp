@@ -124,6 +124,8 @@ class MockCall final : public net::UpstreamCall {
   explicit MockCall(std::shared_ptr<CallState> state) : state_(std::move(state)) {}
   ~MockCall() override { state_->abandon(); }
   void cancel() override { state_->cancel(); }
+  // The in-process provider holds the request from start() on.
+  [[nodiscard]] bool requestWritten() const override { return true; }
 
  private:
   std::shared_ptr<CallState> state_;

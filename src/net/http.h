@@ -379,6 +379,10 @@ class UpstreamCall {
   /// own callbacks, the drain and cancel run when that callback returns.
   /// The default only cancels.
   virtual void drainThenCancel() { cancel(); }
+  /// True once the whole request (head and body) was handed to the
+  /// connection: from then on the provider may have it, and bill it, even
+  /// if no byte of an answer ever comes back.
+  [[nodiscard]] virtual bool requestWritten() const { return false; }
 };
 
 /// A client for one provider origin on one loop, with its own keep-alive pool.

@@ -154,6 +154,7 @@ class CallState final : public detail::LoopRefCounted {
 
   void cancel(bool notify);
   void drainThenCancel();
+  [[nodiscard]] bool requestWritten() const;
 
   ClientImpl* client_;
   UpstreamRequest req_;
@@ -178,6 +179,7 @@ class CallHandle final : public UpstreamCall {
   ~CallHandle() override { st_->cancel(/*notify=*/false); }
   void cancel() override { st_->cancel(/*notify=*/true); }
   void drainThenCancel() override { st_->drainThenCancel(); }
+  [[nodiscard]] bool requestWritten() const override { return st_->requestWritten(); }
 
  private:
   Ref<CallState> st_;
@@ -332,10 +334,15 @@ void CallState::cancel(bool notify) {
   client_->complete(this, UpstreamErrorKind::kCancelled);
 }
 
+bool CallState::requestWritten() const {
+  return conn_ && (phase_ == Phase::kWaiting || phase_ == Phase::kReceiving) && conn_->write_done_;
+}
+
 void CallState::drainThenCancel() {
   if (phase_ == Phase::kDone) return;
   const Ref<CallState> self(this);  // the callbacks may drop the caller's handle
-  if (client_ != nullptr && phase_ == Phase::kReceiving && conn_) {
+  // Waiting too: the answer's head may already lie in the receive buffer.
+  if (client_ != nullptr && (phase_ == Phase::kReceiving || phase_ == Phase::kWaiting) && conn_) {
     if (conn_->in_parse_) {
       // Called from a callback inside the parser: the read buffer is still
       // being consumed. The read loop drains and cancels when the parser
@@ -807,6 +814,10 @@ void ClientImpl::drainBuffered(CallState* raw) {
     if (n <= 0) return;  // drained (EAGAIN), closed (0) or failed: the caller cancels
     c->end_ += static_cast<size_t>(n);
     drained += static_cast<size_t>(n);
+    if (!st->got_byte_) {
+      st->got_byte_ = true;
+      st->phase_ = Phase::kReceiving;
+    }
     if (!parseBuffered(c.get(), st)) return;
   }
 }

@@ -124,5 +124,29 @@ TEST(ExactCounts, AStreamCutByTheClientIsBilledByTheExactCountOfWhatItRelayed) {
   EXPECT_EQ(r.usage.output, relayed);
 }
 
+// The client leaves after the request went upstream and before any byte of
+// the answer: the provider may have read (and billed) the prompt, so the
+// prompt is billed, counted exactly, and no output.
+TEST(ExactCounts, AClientThatLeavesBeforeTheAnswerIsBilledThePromptItSent) {
+  for (const bool stream : {false, true}) {
+    testing::Pipeline p;
+    ASSERT_TRUE(p.start(config(""), {"a"}));
+    p.setMock(R"({"latency_ms": 2000, "completion_tokens": 10})");
+    const std::string text = prose();
+    auto s = p.send("a", call("gpt-4o-mini", text, 10, stream));
+    p.loop.advance(100ms);
+    ASSERT_EQ(s->status(), 0) << "no answer yet";
+    s->disconnect();
+    const store::UsageRecord r = p.lastRecord();
+    EXPECT_EQ(r.outcome, store::Outcome::kClientAbort);
+    ASSERT_EQ(r.attempts.size(), 1U);
+    EXPECT_EQ(r.attempts[0].error, "client_abort");
+    EXPECT_EQ(r.usage_source, store::UsageSource::kCounted) << stream;
+    EXPECT_EQ(r.usage.input, exactPrompt(text)) << stream;
+    EXPECT_EQ(r.usage.output, 0) << stream;
+    EXPECT_EQ(r.cost_micro_usd, exactPrompt(text)) << stream;
+  }
+}
+
 }  // namespace
 }  // namespace sluice::gateway
