@@ -50,6 +50,7 @@
 #include "core/error.h"
 #include "core/money.h"
 #include "core/pricing.h"
+#include "core/string_hash.h"
 
 namespace sluice::core {
 
@@ -316,10 +317,6 @@ class BudgetEngine {
   struct Scope;
   struct Record;
   struct Now;
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
   using NameMap = std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>>;
 
   Now readNow() const;

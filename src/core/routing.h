@@ -56,6 +56,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/string_hash.h"
 
 namespace sluice::core {
 
@@ -74,12 +75,6 @@ struct SubstitutionRule {
 struct RoutingProfile {
   std::map<std::string, SubstitutionRule, std::less<>> substitutions;       // requested -> target
   std::map<std::string, std::vector<std::string>, std::less<>> fallbacks;  // served -> chain
-};
-
-/// Transparent string hash so lookups by string_view do not allocate.
-struct StringHash {
-  using is_transparent = void;
-  [[nodiscard]] size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
 /// Everything routing needs from the configuration. Immutable once shared.

@@ -10,7 +10,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "core/routing.h"  // core::StringHash
+#include "core/string_hash.h"
 #include "gateway/published.h"
 #include "store/keys.h"
 

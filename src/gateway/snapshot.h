@@ -17,6 +17,7 @@
 #include "core/budget.h"
 #include "core/rate_limit.h"
 #include "core/routing.h"
+#include "core/string_hash.h"
 
 namespace sluice::gateway {
 

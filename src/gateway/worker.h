@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/backoff.h"
+#include "core/string_hash.h"
 #include "gateway/gateway.h"
 #include "gateway/wire.h"
 #include "net/http.h"
