@@ -3,7 +3,6 @@
 /// @brief The gateway's in-memory view of the virtual keys, refreshed from the
 /// KeyStore when any process changed a key (e.g. `sluice keys revoke`).
 
-#include <array>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -18,8 +17,7 @@ namespace sluice::gateway {
 
 struct KeyEntry {
   store::KeyRecord record;
-  std::array<unsigned char, 16> salt{};
-  std::array<unsigned char, 32> digest{};
+  store::KeyDigest digest;  // decoded once, not on every request
 };
 
 /// Immutable id -> key map (only active keys).
