@@ -2,7 +2,6 @@
 
 #include "net/http.h"
 
-#include "net/error_body.h"
 #include "net/header_check.h"
 
 #include "core/json_text.h"
@@ -208,26 +207,5 @@ std::string_view findHeader(const Headers& headers, std::string_view name) {
   }
   return {};
 }
-
-namespace detail {
-
-std::string errorBody(std::string_view message, std::string_view type, std::string_view code) {
-  std::string out;
-  out.reserve(96 + message.size());
-  out += R"({"error":{"message":)";
-  core::appendJsonString(out, message);
-  out += R"(,"type":)";
-  core::appendJsonString(out, type);
-  out += R"(,"param":null,"code":)";
-  if (code.empty()) {
-    out += "null";
-  } else {
-    core::appendJsonString(out, code);
-  }
-  out += "}}";
-  return out;
-}
-
-}  // namespace detail
 
 }  // namespace sluice::net

@@ -29,7 +29,7 @@
 #include <mutex>
 #include <optional>
 
-#include "net/error_body.h"
+#include "core/error_body.h"
 #include "net/header_check.h"
 #include "net/http1_parser.h"
 #include "net/loop.h"
@@ -697,7 +697,7 @@ void Connection::dispatch() {
     if (exchange_ != nullptr) {
       Exchange* cur = exchange_;
       if (!cur->started()) {
-        cur->respond(500, {}, detail::errorBody("internal error", "server_error", ""));
+        cur->respond(500, {}, core::errorObject("internal error", "server_error", "", ""));
       } else {
         cur->detach();
         exchange_ = nullptr;
@@ -720,7 +720,7 @@ void Connection::failRequest(int status, std::string_view message, std::string_v
     spdlog::error("http handler threw in onServerAnswer: {}", e.what());
   }
   head_.clear();
-  const std::string body = detail::errorBody(message, type, code);
+  const std::string body = core::errorObject(message, type, "", code);
   const uint64_t len = body.size();
   Headers headers{{"content-type", "application/json"}};
   headers.insert(headers.end(), extra.begin(), extra.end());
@@ -844,7 +844,7 @@ void Connection::exchangeAbandoned(bool started) {
   exchange_ = nullptr;
   if (state_ != ConnState::kHandling) return;
   if (!started) {
-    const std::string body = detail::errorBody("the request was dropped by the server", "server_error", "");
+    const std::string body = core::errorObject("the request was dropped by the server", "server_error", "", "");
     head_.clear();
     const uint64_t len = body.size();
     appendHead(500, {{"content-type", "application/json"}}, nullptr, /*close=*/true, false, &len);
