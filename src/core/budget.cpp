@@ -1,10 +1,11 @@
 #include "core/budget.h"
 
-#include <date/date.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <limits>
+
+#include "core/time_text.h"
 
 namespace sluice::core {
 namespace {
@@ -58,10 +59,6 @@ int64_t floorDiv(int64_t a, int64_t b) {
   int64_t q = a / b;
   if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
   return q;
-}
-
-std::string formatIsoUtc(WallTime t) {
-  return date::format("%FT%TZ", std::chrono::floor<std::chrono::seconds>(t));
 }
 
 }  // namespace

@@ -38,10 +38,6 @@ TEST(Wire, CeilSecondsAndMillis) {
   EXPECT_EQ(s, "12.345");
 }
 
-TEST(Wire, IsoUtc) {
-  EXPECT_EQ(isoUtc(core::WallTime{std::chrono::seconds{1'795'564'800}}), "2026-11-25T00:00:00Z");
-}
-
 TEST(Wire, RequestIdsAreUniqueAndWellFormed) {
   RequestIdGenerator a, b;
   std::set<std::string> seen;
