@@ -219,7 +219,7 @@ Reservation::~Reservation() {
 std::string BudgetRejection::message() const {
   switch (kind) {
     case Kind::kInvalidScope: return fmt::format("Budget scope is not defined: {}", scope);
-    case Kind::kOverloaded: return "Too many requests in flight; try again shortly";
+    case Kind::kOverloaded: return "The gateway has too many requests in flight; retry shortly.";
     case Kind::kExhausted: break;
   }
   std::string who = scope;
@@ -238,7 +238,12 @@ std::string BudgetRejection::message() const {
 }
 
 Error BudgetRejection::toError() const {
-  return Error{kind == Kind::kExhausted ? ErrorCode::kBudgetExhausted : ErrorCode::kInternal, message()};
+  switch (kind) {
+    case Kind::kExhausted: return Error{ErrorCode::kBudgetExhausted, message()};
+    case Kind::kOverloaded: return Error{ErrorCode::kServerOverloaded, message()};
+    case Kind::kInvalidScope: break;
+  }
+  return Error{ErrorCode::kInternal, message()};
 }
 
 // ---------------------------------------------------------------- engine

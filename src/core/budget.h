@@ -171,7 +171,9 @@ struct BudgetRejection {
   /// OpenAI-style message, e.g. "Budget exhausted for agent X (usd per day);
   /// resets at 2026-11-26T00:00:00Z".
   [[nodiscard]] std::string message() const;
-  /// ErrorCode::kBudgetExhausted (or kInternal for wiring bugs) with message().
+  /// The answer to the client, the one mapping of a rejection: message() with
+  /// ErrorCode::kBudgetExhausted, kServerOverloaded (max_reservations in
+  /// flight) or kInternal (wiring bugs).
   [[nodiscard]] Error toError() const;
 };
 

@@ -637,18 +637,21 @@ std::optional<core::BudgetRejection> Exchange::reserveForNextAttempt() {
 }
 
 void Exchange::rejectBudget(const core::BudgetRejection& why) {
+  core::Error error = why.toError();
+  Outcome outcome = Outcome::kRejectedBudget;
+  net::Headers h;
   switch (why.kind) {
-    case core::BudgetRejection::Kind::kExhausted: {
-      net::Headers h{{"x-should-retry", "false"}};
+    case core::BudgetRejection::Kind::kExhausted:
+      h.push_back({"x-should-retry", "false"});
       if (why.retry_after) h.push_back({"retry-after", std::to_string(ceilSeconds(*why.retry_after))});
-      return reject(ErrorCode::kBudgetExhausted, why.message(), Outcome::kRejectedBudget, {}, std::move(h));
-    }
+      break;
     case core::BudgetRejection::Kind::kOverloaded:
-      return reject(ErrorCode::kServerOverloaded, "The gateway has too many requests in flight; retry shortly.",
-                    Outcome::kRejectedOverload, {}, net::Headers{{"retry-after", "1"}});
+      outcome = Outcome::kRejectedOverload;
+      h.push_back({"retry-after", "1"});
+      break;
     case core::BudgetRejection::Kind::kInvalidScope: break;
   }
-  reject(ErrorCode::kInternal, why.message(), Outcome::kRejectedBudget);
+  reject(error.code, std::move(error.message), outcome, {}, std::move(h));
 }
 
 void Exchange::startCall(const core::RouteAttempt& a, const ProviderRuntime& provider) {

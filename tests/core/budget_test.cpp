@@ -718,6 +718,22 @@ TEST_F(BudgetTest, ReservationTableIsBounded) {
   EXPECT_TRUE(e.reserve(std::span(&agent, 1), ask(1, 1)).has_value());
 }
 
+// The one mapping of a rejection to the client's answer (the gateway sends
+// toError()): a full reservation table is a retryable 503, not a budget 429.
+TEST_F(BudgetTest, AFullReservationTableIsAnOverloadError) {
+  BudgetEngine::Options o;
+  o.max_reservations = 1;
+  BudgetEngine e(clock_, Calendar::utc(), o);
+  const ScopeId agent = define(e, "agent:a", {});
+  auto a = e.reserve(std::span(&agent, 1), ask(1, 1));
+  ASSERT_TRUE(a);
+  auto b = e.reserve(std::span(&agent, 1), ask(1, 1));
+  ASSERT_FALSE(b.has_value());
+  const Error err = b.error().toError();
+  EXPECT_EQ(err.code, ErrorCode::kServerOverloaded);
+  EXPECT_EQ(err.message, "The gateway has too many requests in flight; retry shortly.");
+}
+
 TEST_F(BudgetTest, HostileAsksDoNotOverflow) {
   BudgetEngine e(clock_, Calendar::utc());
   ScopeLimits l;
