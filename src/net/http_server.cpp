@@ -58,14 +58,6 @@ constexpr size_t kLingerMaxBytes = 1024 * 1024;
 constexpr size_t kMaxBodyReserve = 64 * 1024;
 
 
-bool icontains(std::string_view hay, std::string_view needle) {
-  if (needle.size() > hay.size()) return false;
-  for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
-    if (iequalsAscii(hay.substr(i, needle.size()), needle)) return true;
-  }
-  return false;
-}
-
 std::string_view reasonPhrase(int status) {
   switch (status) {
     case 100: return "Continue";
@@ -750,7 +742,7 @@ void Connection::appendHead(int status, const Headers& headers, const HeaderLine
     for (const auto& h : headers) {
       const std::string_view name = h.name.view();
       const std::string_view value = h.value;
-      if (detail::serverManagedHeader(name) || !detail::safeHeaderField(name, value)) continue;
+      if (detail::serverManagedHeader(name) || !detail::isValidField(name, value)) continue;
       std::memcpy(w, name.data(), name.size());
       w += name.size();
       *w++ = ':';
@@ -781,7 +773,7 @@ bool handlerAsksClose(const Headers& headers, const HeaderLines* lines) {
   if (lines != nullptr && lines->closeRequested()) return true;
   if (headers.empty()) return false;
   const std::string_view c = findHeader(headers, "connection");
-  return !c.empty() && icontains(c, "close");
+  return !c.empty() && detail::connectionOptions(c).close;
 }
 
 void Connection::respond(int status, const Headers& headers, const HeaderLines* lines, std::string&& body) {
@@ -826,7 +818,7 @@ void Connection::streamEnd(const Headers* trailers) {
       for (const auto& t : *trailers) {
         // Framing fields are never trailers (RFC 9110 6.5.1); nor is anything
         // that could split the message.
-        if (detail::serverManagedHeader(t.name) || iequalsAscii(t.name, "trailer") || !detail::safeHeaderField(t.name, t.value)) continue;
+        if (detail::serverManagedHeader(t.name) || iequalsAscii(t.name, "trailer") || !detail::isValidField(t.name, t.value)) continue;
         tail += t.name.view();
         tail += ": ";
         tail += t.value;
