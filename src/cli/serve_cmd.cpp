@@ -128,7 +128,7 @@ int serveCommand(const std::string& config_path) {
   deps.counters = std::move(*counters);
   if (ledger_path) {
     deps.spend_floor = [path = *ledger_path](const core::Calendar& calendar, core::WallTime now,
-                                              core::Nanos run_ttl) -> core::Result<std::vector<core::CounterSnapshot>> {
+                                              core::Nanos run_ttl) -> core::Result<std::vector<core::SavedCounter>> {
       auto db = store::SqliteDb::open(path);
       if (!db) return std::unexpected(db.error());
       auto spent = store::ledgerSpend(**db, calendar, now, run_ttl);

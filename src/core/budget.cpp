@@ -922,16 +922,16 @@ Result<ScopeUsage> BudgetEngine::usage(ScopeId id) const {
   return u;
 }
 
-std::vector<CounterSnapshot> BudgetEngine::snapshot() const {
+std::vector<SavedCounter> BudgetEngine::savedCounters() const {
   const Now now = readNow();
   std::lock_guard lock(mu_);
   const CalendarPeriod& p = have_period_ && period_.day_key >= now.period.day_key ? period_ : now.period;
-  std::vector<CounterSnapshot> out;
+  std::vector<SavedCounter> out;
   auto add = [&](const Scope& s, BudgetWindow w, int64_t key, size_t wi) {
     Tally t;
     for (size_t m = 0; m < 3; ++m) t[m] = s.spent[wi][m] + s.reserved[wi][m];
     if (t == Tally{}) return;
-    out.push_back(CounterSnapshot{s.name, w, key, t[kTok], t[kUsd], t[kCalls]});
+    out.push_back(SavedCounter{s.name, w, key, t[kTok], t[kUsd], t[kCalls]});
   };
   // Minute buckets are kept by monotonic second, which a restart does not
   // share: they are saved by the wall-clock second they stand for.
@@ -948,22 +948,22 @@ std::vector<CounterSnapshot> BudgetEngine::snapshot() const {
       Tally t;
       for (size_t m = 0; m < 3; ++m) t[m] = s.ring->spent[slotOf(x)][m] + s.ring->reserved[slotOf(x)][m];
       if (t == Tally{}) continue;
-      out.push_back(CounterSnapshot{s.name, BudgetWindow::kMinute, wall_sec - (mono_sec - x), t[kTok], t[kUsd], t[kCalls]});
+      out.push_back(SavedCounter{s.name, BudgetWindow::kMinute, wall_sec - (mono_sec - x), t[kTok], t[kUsd], t[kCalls]});
     }
   }
   return out;
 }
 
-size_t BudgetEngine::restore(std::span<const CounterSnapshot> counters) { return restoreImpl(counters, false); }
+size_t BudgetEngine::restore(std::span<const SavedCounter> counters) { return restoreImpl(counters, false); }
 
-size_t BudgetEngine::restoreAtLeast(std::span<const CounterSnapshot> counters) { return restoreImpl(counters, true); }
+size_t BudgetEngine::restoreAtLeast(std::span<const SavedCounter> counters) { return restoreImpl(counters, true); }
 
-size_t BudgetEngine::restoreImpl(std::span<const CounterSnapshot> counters, bool at_least) {
+size_t BudgetEngine::restoreImpl(std::span<const SavedCounter> counters, bool at_least) {
   const Now now = readNow();
   std::lock_guard lock(mu_);
   advanceLocked(now);
   size_t applied = 0;
-  for (const CounterSnapshot& c : counters) {
+  for (const SavedCounter& c : counters) {
     std::optional<ScopeId> id;
     std::string_view name = c.scope;
     if (name.starts_with("run:")) {

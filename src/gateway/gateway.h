@@ -25,7 +25,7 @@
 #include "core/rate_limit.h"
 #include "gateway/key_index.h"
 #include "gateway/published.h"
-#include "gateway/snapshot.h"
+#include "gateway/compiled_config.h"
 #include "net/http.h"
 #include "store/counters.h"
 #include "store/usage.h"
@@ -50,7 +50,7 @@ struct GatewayDeps {
   /// each window is raised to at least this, so spend admitted after the
   /// last counter save (a crash) is not granted again. Optional; an error
   /// fails create().
-  std::function<core::Result<std::vector<core::CounterSnapshot>>(const core::Calendar&, core::WallTime now,
+  std::function<core::Result<std::vector<core::SavedCounter>>(const core::Calendar&, core::WallTime now,
                                                                  core::Nanos run_ttl)>
       spend_floor;
   /// Resolves environment variables (provider keys). Defaults to getenv.
@@ -62,9 +62,7 @@ struct GatewayDeps {
 
 /// Counters for logs and tests.
 struct GatewayStats {
-  std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> in_flight{0};
-  std::atomic<uint64_t> upstream_attempts{0};
   /// Provider usage reports cut down to what the request made possible.
   std::atomic<uint64_t> usage_clamped{0};
 };
@@ -111,7 +109,7 @@ class Gateway {
   [[nodiscard]] core::RateLimiter& rateLimiter() { return rate_; }
   [[nodiscard]] core::BreakerRegistry& breakers() { return *breakers_; }
   [[nodiscard]] store::UsageSink& usage() { return *usage_; }
-  [[nodiscard]] const Published<Snapshot>& snapshot() const { return *snapshot_; }
+  [[nodiscard]] const Published<CompiledConfig>& config() const { return *config_; }
   [[nodiscard]] const Published<KeyMap>& keys() const { return keys_->published(); }
   [[nodiscard]] const std::shared_ptr<mock::MockState>& mockState() const { return mock_state_; }
   [[nodiscard]] GatewayStats& stats() { return stats_; }
@@ -130,7 +128,7 @@ class Gateway {
   std::unique_ptr<store::CounterStore> counters_;
   int maintain_ticks_ = 0;
   std::shared_ptr<store::UsageSink> usage_;
-  std::unique_ptr<Published<Snapshot>> snapshot_;
+  std::unique_ptr<Published<CompiledConfig>> config_;
   std::shared_ptr<mock::MockState> mock_state_;
   std::atomic<bool> draining_{false};
   GatewayStats stats_;

@@ -91,7 +91,7 @@ struct LedgerSinkOptions {
 /// "tier:T", "agent:A", "run:R", as core::BudgetEngine names them. Tokens are
 /// input + output, calls the attempts billed (what settle() counted), by each
 /// request's start time (the window its reservation was charged to).
-[[nodiscard]] core::Result<std::vector<core::CounterSnapshot>> ledgerSpend(SqliteDb& db,
+[[nodiscard]] core::Result<std::vector<core::SavedCounter>> ledgerSpend(SqliteDb& db,
                                                                          const core::Calendar& calendar,
                                                                          core::WallTime now, core::Nanos run_ttl);
 

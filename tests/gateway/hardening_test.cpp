@@ -5,7 +5,7 @@
 #include <type_traits>
 
 #include "gateway/pipeline.h"
-#include "gateway/snapshot.h"
+#include "gateway/compiled_config.h"
 #include "gateway/worker.h"
 
 namespace sluice::gateway {
@@ -52,13 +52,13 @@ TEST(GatewayHardening, ReservationTableFullIsARetryable503NotA500) {
 }
 
 TEST(GatewayHardening, ARefusedSnapshotLeavesTheBudgetEngineUnchanged) {
-  // Regression: buildSnapshot defined the global, tier and agent scopes (and
+  // Regression: compileConfig defined the global, tier and agent scopes (and
   // changed their limits) before it found the agent naming an unknown tier.
   core::ManualClock clock;
   core::BudgetEngine budgets(clock, core::Calendar::utc());
   auto good = load(kConfig);
   ASSERT_TRUE(good);
-  ASSERT_TRUE(buildSnapshot(good, budgets, [](const std::string&) { return std::nullopt; }));
+  ASSERT_TRUE(compileConfig(good, budgets, [](const std::string&) { return std::nullopt; }));
   const auto global = budgets.findScope("global");
   ASSERT_TRUE(global);
   const auto before = budgets.usage(*global)->limits;
@@ -67,8 +67,8 @@ TEST(GatewayHardening, ARefusedSnapshotLeavesTheBudgetEngineUnchanged) {
   bad->budgets.global.usd_per_day = 5'000'000;  // a change that must not land
   bad->budgets.tiers["gold"] = config::TierConfig{};
   bad->agents["intruder"].name = "intruder";
-  bad->agents["intruder"].tier = "no-such-tier";  // what the loader would refuse; buildSnapshot must too
-  auto refused = buildSnapshot(bad, budgets, [](const std::string&) { return std::nullopt; });
+  bad->agents["intruder"].tier = "no-such-tier";  // what the loader would refuse; compileConfig must too
+  auto refused = compileConfig(bad, budgets, [](const std::string&) { return std::nullopt; });
   ASSERT_FALSE(refused);
   EXPECT_NE(refused.error().message.find("no-such-tier"), std::string::npos);
   EXPECT_EQ(budgets.usage(*global)->limits, before) << "the global limit changed";

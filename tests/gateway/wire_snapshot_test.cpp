@@ -3,7 +3,7 @@
 #include <set>
 
 #include "gateway/published.h"
-#include "gateway/snapshot.h"
+#include "gateway/compiled_config.h"
 #include "gateway/wire.h"
 
 namespace sluice::gateway {
@@ -52,7 +52,7 @@ TEST(Wire, RequestIdsAreUniqueAndWellFormed) {
   }
 }
 
-TEST(Snapshot, TierLimitsAreTheGlobalShareCombinedWithOwnLimits) {
+TEST(CompiledConfig, TierLimitsAreTheGlobalShareCombinedWithOwnLimits) {
   config::Limits global;
   global.usd_per_day = 100'000'000;  // $100
   global.tokens_per_month = 1'000'000;
@@ -71,7 +71,7 @@ TEST(Snapshot, TierLimitsAreTheGlobalShareCombinedWithOwnLimits) {
   EXPECT_EQ(o.minute.calls, 7);
 }
 
-TEST(Snapshot, RoutingTableFollowsTheConfig) {
+TEST(CompiledConfig, RoutingTableFollowsTheConfig) {
   config::Config cfg;
   cfg.models["a"] = config::ModelConfig{.name = "a", .provider = "p", .upstream_name = "a-2026"};
   cfg.models["b"] = config::ModelConfig{.name = "b", .provider = "p"};
