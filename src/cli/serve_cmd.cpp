@@ -21,6 +21,7 @@
 #include "config/loader.h"
 #include "core/listen_address.h"
 #include "gateway/gateway.h"
+#include "mock/mock_client.h"
 #include "net/http.h"
 #include "store/counters.h"
 #include "store/keys.h"
@@ -139,6 +140,7 @@ int serveCommand(const std::string& config_path) {
       return spent;
     };
   }
+  deps.mock_provider = std::make_shared<mock::MockProvider>();  // serves `kind: mock`
   auto gw = gateway::Gateway::create(std::move(deps));
   if (!gw) {
     fmt::print(stderr, "error: {}\n", gw.error().message);

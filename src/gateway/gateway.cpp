@@ -4,7 +4,6 @@
 #include <future>
 
 #include "gateway/worker.h"
-#include "mock/state.h"
 
 namespace sluice::gateway {
 namespace {
@@ -20,6 +19,19 @@ core::BreakerOptions breakerOptions(const config::Config& cfg) {
   return core::BreakerOptions{.failures = b.failures,
                               .open_for = std::chrono::milliseconds(b.open_ms),
                               .half_open_probes = b.half_open_probes};
+}
+
+// A provider of kind: mock is served by the in-process provider the app
+// wires in (GatewayDeps::mock_provider); without one, such a config is refused.
+core::Result<void> checkMockProvider(const config::Config& cfg, const net::InProcessProvider* mock) {
+  if (mock != nullptr) return {};
+  for (const auto& [name, p] : cfg.providers) {
+    if (p.kind == config::ProviderKind::kMock) {
+      return core::fail(core::ErrorCode::kConfig,
+                        "provider '" + name + "' is kind: mock, but this gateway has no built-in mock provider");
+    }
+  }
+  return {};
 }
 
 }  // namespace
@@ -40,7 +52,8 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(GatewayDeps deps) {
   gw->keys_ = std::make_unique<KeyIndex>(std::move(deps.keys));
   if (auto r = gw->keys_->refresh(); !r) return std::unexpected(r.error());
   gw->usage_ = deps.usage ? std::move(deps.usage) : std::make_shared<store::MemoryUsageSink>();
-  gw->mock_state_ = std::make_shared<mock::MockState>();
+  gw->mock_provider_ = std::move(deps.mock_provider);
+  if (auto r = checkMockProvider(cfg, gw->mock_provider_.get()); !r) return std::unexpected(r.error());
 
   auto snap = compileConfig(deps.config, *gw->budgets_, gw->env_);
   if (!snap) return std::unexpected(snap.error());
@@ -116,6 +129,7 @@ net::Handler Gateway::handler() {
 
 core::Result<void> Gateway::reload(std::shared_ptr<const config::Config> config) {
   std::lock_guard lock(maintain_mu_);
+  if (auto r = checkMockProvider(*config, mock_provider_.get()); !r) return r;
   auto snap = compileConfig(std::move(config), *budgets_, env_);
   if (!snap) return std::unexpected(snap.error());
   config_->publish(std::move(*snap));

@@ -30,10 +30,6 @@
 #include "store/counters.h"
 #include "store/usage.h"
 
-namespace sluice::mock {
-class MockState;
-}
-
 namespace sluice::gateway {
 
 class Worker;
@@ -58,6 +54,9 @@ struct GatewayDeps {
   /// Budget reservations in flight, all requests together (the engine's
   /// table); a request over it is answered 503 server_overloaded.
   size_t max_reservations = 1'000'000;
+  /// Serves the providers of `kind: mock` (the app passes mock::MockProvider).
+  /// Without it, a config naming such a provider is refused.
+  std::shared_ptr<net::InProcessProvider> mock_provider;
 };
 
 /// Counters for logs and tests.
@@ -111,7 +110,8 @@ class Gateway {
   [[nodiscard]] store::UsageSink& usage() { return *usage_; }
   [[nodiscard]] const Published<CompiledConfig>& config() const { return *config_; }
   [[nodiscard]] const Published<KeyMap>& keys() const { return keys_->published(); }
-  [[nodiscard]] const std::shared_ptr<mock::MockState>& mockState() const { return mock_state_; }
+  /// What serves the providers of `kind: mock` (may be null).
+  [[nodiscard]] net::InProcessProvider* mockProvider() const { return mock_provider_.get(); }
   [[nodiscard]] GatewayStats& stats() { return stats_; }
 
  private:
@@ -129,7 +129,7 @@ class Gateway {
   int maintain_ticks_ = 0;
   std::shared_ptr<store::UsageSink> usage_;
   std::unique_ptr<Published<CompiledConfig>> config_;
-  std::shared_ptr<mock::MockState> mock_state_;
+  std::shared_ptr<net::InProcessProvider> mock_provider_;
   std::atomic<bool> draining_{false};
   GatewayStats stats_;
   std::mutex maintain_mu_;

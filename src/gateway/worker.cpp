@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "core/money.h"
-#include "mock/mock_client.h"
 
 namespace sluice::gateway {
 
@@ -43,7 +42,8 @@ net::UpstreamClient& Worker::client(std::string_view name, const ProviderRuntime
   std::string identity = provider.pool_identity;
   std::unique_ptr<net::UpstreamClient> made;
   if (pc.kind == config::ProviderKind::kMock) {
-    made = mock::makeMockUpstreamClient(loop_, gateway_.mockState());
+    // Gateway::create and reload refuse a kind: mock provider without one.
+    made = gateway_.mockProvider()->makeClient(loop_);
   } else {
     net::UpstreamOptions opts;
     opts.base_url = pc.base_url;
