@@ -67,8 +67,8 @@ class ManualClock final : public Clock {
 };
 
 /// A Clock that, inside a TimeScope, serves each kind of time from a
-/// per-thread time (ThreadTime) taken at its first read in that scope; outside any
-/// scope it reads `base` every time.
+/// per-thread copy (ThreadTime) taken at its first read in that scope;
+/// outside any scope it reads `base` every time.
 ///
 /// Why: the event loops open a TimeScope around each callback, as nginx caches
 /// its time once per event-loop iteration. A proxied request reads the time
@@ -82,7 +82,7 @@ class ManualClock final : public Clock {
 /// callback reads the base clock once, and a wall-clock step shows within a
 /// second.
 ///
-/// Thread-safe: each thread has its own cached time (ThreadTime); a scope covers only the
+/// Thread-safe: each thread has its own ThreadTime; a scope covers only the
 /// thread that opened it.
 class CachedClock final : public Clock {
  public:

@@ -23,9 +23,9 @@
 #include "core/budget.h"
 #include "core/clock.h"
 #include "core/rate_limit.h"
+#include "gateway/compiled_config.h"
 #include "gateway/key_index.h"
 #include "gateway/published.h"
-#include "gateway/compiled_config.h"
 #include "net/http.h"
 #include "store/counters.h"
 #include "store/usage.h"
@@ -47,7 +47,7 @@ struct GatewayDeps {
   /// last counter save (a crash) is not granted again. Optional; an error
   /// fails create().
   std::function<core::Result<std::vector<core::SavedCounter>>(const core::Calendar&, core::WallTime now,
-                                                                 core::Nanos run_ttl)>
+                                                              core::Nanos run_ttl)>
       spend_floor;
   /// Resolves environment variables (provider keys). Defaults to getenv.
   std::function<std::optional<std::string>(const std::string&)> env;

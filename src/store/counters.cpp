@@ -46,11 +46,11 @@ class SqliteCounterStore final : public CounterStore {
       const int64_t window = st->int64(1);
       if (window < 0 || window > static_cast<int64_t>(core::BudgetWindow::kTotal)) continue;  // from a newer version
       out.push_back(core::SavedCounter{.scope = st->text(0),
-                                          .window = static_cast<core::BudgetWindow>(window),
-                                          .key = st->int64(2),
-                                          .tokens = st->int64(3),
-                                          .usd = st->int64(4),
-                                          .calls = st->int64(5)});
+                                       .window = static_cast<core::BudgetWindow>(window),
+                                       .key = st->int64(2),
+                                       .tokens = st->int64(3),
+                                       .usd = st->int64(4),
+                                       .calls = st->int64(5)});
     }
     return out;
   }

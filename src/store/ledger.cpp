@@ -637,7 +637,7 @@ core::Result<std::unique_ptr<UsageSink>> openLedgerSink(const std::string& path,
 }
 
 core::Result<std::vector<core::SavedCounter>> ledgerSpend(SqliteDb& db, const core::Calendar& calendar,
-                                                             core::WallTime now, core::Nanos run_ttl) {
+                                                          core::WallTime now, core::Nanos run_ttl) {
   const core::CalendarPeriod p = calendar.period(now);
   const int64_t now_ms = unixMs(now);
   std::map<SpendKey, Tally> sums;
@@ -722,11 +722,11 @@ core::Result<std::vector<core::SavedCounter>> ledgerSpend(SqliteDb& db, const co
   for (const auto& [k, t] : sums) {
     if (t == Tally{}) continue;
     out.push_back(core::SavedCounter{.scope = std::get<0>(k),
-                                        .window = std::get<1>(k),
-                                        .key = std::get<2>(k),
-                                        .tokens = clampToInt(t[0]),
-                                        .usd = clampToInt(t[1]),
-                                        .calls = clampToInt(t[2])});
+                                     .window = std::get<1>(k),
+                                     .key = std::get<2>(k),
+                                     .tokens = clampToInt(t[0]),
+                                     .usd = clampToInt(t[1]),
+                                     .calls = clampToInt(t[2])});
   }
   return out;
 }

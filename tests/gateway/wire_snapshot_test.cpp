@@ -2,8 +2,8 @@
 
 #include <set>
 
-#include "gateway/published.h"
 #include "gateway/compiled_config.h"
+#include "gateway/published.h"
 #include "gateway/wire.h"
 
 namespace sluice::gateway {
