@@ -19,7 +19,9 @@
 #include "cli/ledger_retention.h"
 #include "cli/memory_release.h"
 #include "config/loader.h"
+#include "core/listen_address.h"
 #include "gateway/gateway.h"
+#include "mock/mock_client.h"
 #include "net/http.h"
 #include "store/counters.h"
 #include "store/keys.h"
@@ -29,33 +31,6 @@
 #include "tokenizer/registry.h"
 
 namespace sluice::cli {
-namespace {
-
-struct Listen {
-  std::string host;
-  uint16_t port = 0;
-};
-
-std::optional<Listen> parseListen(const std::string& s) {
-  const auto colon = s.rfind(':');
-  if (colon == std::string::npos) return std::nullopt;
-  Listen l;
-  l.host = s.substr(0, colon);
-  if (l.host.size() >= 2 && l.host.front() == '[' && l.host.back() == ']') l.host = l.host.substr(1, l.host.size() - 2);
-  int port = -1;
-  try {
-    size_t used = 0;
-    port = std::stoi(s.substr(colon + 1), &used);
-    if (used != s.size() - colon - 1) return std::nullopt;
-  } catch (...) {
-    return std::nullopt;
-  }
-  if (port < 0 || port > 65535 || l.host.empty()) return std::nullopt;
-  l.port = static_cast<uint16_t>(port);
-  return l;
-}
-
-}  // namespace
 
 int serveCommand(const std::string& config_path) {
   // Logs go to stderr; stdout carries only the "listening on" line.
@@ -75,7 +50,7 @@ int serveCommand(const std::string& config_path) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  auto listen = parseListen(cfg->server.listen);
+  auto listen = core::parseListenAddress(cfg->server.listen);
   if (!listen) {
     fmt::print(stderr, "error: server.listen '{}' is not HOST:PORT\n", cfg->server.listen);
     return 1;
@@ -154,7 +129,7 @@ int serveCommand(const std::string& config_path) {
   deps.counters = std::move(*counters);
   if (ledger_path) {
     deps.spend_floor = [path = *ledger_path](const core::Calendar& calendar, core::WallTime now,
-                                              core::Nanos run_ttl) -> core::Result<std::vector<core::CounterSnapshot>> {
+                                              core::Nanos run_ttl) -> core::Result<std::vector<core::SavedCounter>> {
       auto db = store::SqliteDb::open(path);
       if (!db) return std::unexpected(db.error());
       auto spent = store::ledgerSpend(**db, calendar, now, run_ttl);
@@ -165,6 +140,7 @@ int serveCommand(const std::string& config_path) {
       return spent;
     };
   }
+  deps.mock_provider = std::make_shared<mock::MockProvider>();  // serves `kind: mock`
   auto gw = gateway::Gateway::create(std::move(deps));
   if (!gw) {
     fmt::print(stderr, "error: {}\n", gw.error().message);

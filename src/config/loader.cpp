@@ -11,6 +11,7 @@
 #include <set>
 
 #include "config/catalog.h"
+#include "core/listen_address.h"
 #include "tokenizer/registry.h"
 #include "config/yaml_walker.h"
 
@@ -58,23 +59,6 @@ bool isEnvName(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
   });
-}
-
-bool isListen(std::string_view s) {
-  const size_t colon = s.rfind(':');
-  if (colon == std::string_view::npos || colon == 0) return false;
-  const std::string_view port = s.substr(colon + 1);
-  if (port.empty() || port.size() > 5) return false;
-  int p = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9') return false;
-    p = p * 10 + (c - '0');
-  }
-  const std::string_view host = s.substr(0, colon);
-  const bool clean = std::none_of(host.begin(), host.end(), [](char c) {
-    return static_cast<unsigned char>(c) <= 0x20 || c == '/';
-  });
-  return p <= 65535 && clean;
 }
 
 // Empty when fine, else why not.
@@ -289,7 +273,7 @@ void Loader::readServer(const Entry& e) {
                         [this, &s](const Entry& f) {
                           auto v = w_.string(f);
                           if (!v) return;
-                          if (!isListen(*v)) {
+                          if (!core::parseListenAddress(*v)) {
                             w_.error(f, fmt::format("{} must be host:port, like 127.0.0.1:4000, got '{}'",
                                                     f.what(), *v));
                             return;

@@ -169,9 +169,9 @@ bool BreakerRegistry::held(BreakerKey key) const {
   return now < b.hold_until;
 }
 
-std::vector<BreakerRegistry::Snapshot> BreakerRegistry::snapshot() const {
+std::vector<BreakerRegistry::Row> BreakerRegistry::rows() const {
   const MonoTime now = clock_.monotonicNow();
-  std::vector<Snapshot> out;
+  std::vector<Row> out;
   std::shared_lock lock(map_mutex_);
   for (const auto& [provider, models] : map_) {
     for (const auto& [model, node] : models) {

@@ -125,14 +125,15 @@ class BreakerRegistry {
   /// True while a Retry-After hold keeps the model off.
   [[nodiscard]] bool held(BreakerKey key) const;
 
-  /// Every breaker's (provider, model, state), for metrics.
-  struct Snapshot {
+  /// One breaker's (provider, model, state), for metrics.
+  struct Row {
     std::string provider;
     std::string model;
     BreakerState state;
     bool held;
   };
-  [[nodiscard]] std::vector<Snapshot> snapshot() const;
+  /// Every breaker's row.
+  [[nodiscard]] std::vector<Row> rows() const;
 
  private:
   const Clock& clock_;

@@ -1,10 +1,11 @@
 #include "core/budget.h"
 
-#include <date/date.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <limits>
+
+#include "core/time_text.h"
 
 namespace sluice::core {
 namespace {
@@ -58,10 +59,6 @@ int64_t floorDiv(int64_t a, int64_t b) {
   int64_t q = a / b;
   if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
   return q;
-}
-
-std::string formatIsoUtc(WallTime t) {
-  return date::format("%FT%TZ", std::chrono::floor<std::chrono::seconds>(t));
 }
 
 }  // namespace
@@ -222,7 +219,7 @@ Reservation::~Reservation() {
 std::string BudgetRejection::message() const {
   switch (kind) {
     case Kind::kInvalidScope: return fmt::format("Budget scope is not defined: {}", scope);
-    case Kind::kOverloaded: return "Too many requests in flight; try again shortly";
+    case Kind::kOverloaded: return "The gateway has too many requests in flight; retry shortly.";
     case Kind::kExhausted: break;
   }
   std::string who = scope;
@@ -241,7 +238,12 @@ std::string BudgetRejection::message() const {
 }
 
 Error BudgetRejection::toError() const {
-  return Error{kind == Kind::kExhausted ? ErrorCode::kBudgetExhausted : ErrorCode::kInternal, message()};
+  switch (kind) {
+    case Kind::kExhausted: return Error{ErrorCode::kBudgetExhausted, message()};
+    case Kind::kOverloaded: return Error{ErrorCode::kServerOverloaded, message()};
+    case Kind::kInvalidScope: break;
+  }
+  return Error{ErrorCode::kInternal, message()};
 }
 
 // ---------------------------------------------------------------- engine
@@ -920,16 +922,16 @@ Result<ScopeUsage> BudgetEngine::usage(ScopeId id) const {
   return u;
 }
 
-std::vector<CounterSnapshot> BudgetEngine::snapshot() const {
+std::vector<SavedCounter> BudgetEngine::savedCounters() const {
   const Now now = readNow();
   std::lock_guard lock(mu_);
   const CalendarPeriod& p = have_period_ && period_.day_key >= now.period.day_key ? period_ : now.period;
-  std::vector<CounterSnapshot> out;
+  std::vector<SavedCounter> out;
   auto add = [&](const Scope& s, BudgetWindow w, int64_t key, size_t wi) {
     Tally t;
     for (size_t m = 0; m < 3; ++m) t[m] = s.spent[wi][m] + s.reserved[wi][m];
     if (t == Tally{}) return;
-    out.push_back(CounterSnapshot{s.name, w, key, t[kTok], t[kUsd], t[kCalls]});
+    out.push_back(SavedCounter{s.name, w, key, t[kTok], t[kUsd], t[kCalls]});
   };
   // Minute buckets are kept by monotonic second, which a restart does not
   // share: they are saved by the wall-clock second they stand for.
@@ -946,22 +948,22 @@ std::vector<CounterSnapshot> BudgetEngine::snapshot() const {
       Tally t;
       for (size_t m = 0; m < 3; ++m) t[m] = s.ring->spent[slotOf(x)][m] + s.ring->reserved[slotOf(x)][m];
       if (t == Tally{}) continue;
-      out.push_back(CounterSnapshot{s.name, BudgetWindow::kMinute, wall_sec - (mono_sec - x), t[kTok], t[kUsd], t[kCalls]});
+      out.push_back(SavedCounter{s.name, BudgetWindow::kMinute, wall_sec - (mono_sec - x), t[kTok], t[kUsd], t[kCalls]});
     }
   }
   return out;
 }
 
-size_t BudgetEngine::restore(std::span<const CounterSnapshot> counters) { return restoreImpl(counters, false); }
+size_t BudgetEngine::restore(std::span<const SavedCounter> counters) { return restoreImpl(counters, false); }
 
-size_t BudgetEngine::restoreAtLeast(std::span<const CounterSnapshot> counters) { return restoreImpl(counters, true); }
+size_t BudgetEngine::restoreAtLeast(std::span<const SavedCounter> counters) { return restoreImpl(counters, true); }
 
-size_t BudgetEngine::restoreImpl(std::span<const CounterSnapshot> counters, bool at_least) {
+size_t BudgetEngine::restoreImpl(std::span<const SavedCounter> counters, bool at_least) {
   const Now now = readNow();
   std::lock_guard lock(mu_);
   advanceLocked(now);
   size_t applied = 0;
-  for (const CounterSnapshot& c : counters) {
+  for (const SavedCounter& c : counters) {
     std::optional<ScopeId> id;
     std::string_view name = c.scope;
     if (name.starts_with("run:")) {

@@ -50,6 +50,7 @@
 #include "core/error.h"
 #include "core/money.h"
 #include "core/pricing.h"
+#include "core/string_hash.h"
 
 namespace sluice::core {
 
@@ -170,7 +171,9 @@ struct BudgetRejection {
   /// OpenAI-style message, e.g. "Budget exhausted for agent X (usd per day);
   /// resets at 2026-11-26T00:00:00Z".
   [[nodiscard]] std::string message() const;
-  /// ErrorCode::kBudgetExhausted (or kInternal for wiring bugs) with message().
+  /// The answer to the client, the one mapping of a rejection: message() with
+  /// ErrorCode::kBudgetExhausted, kServerOverloaded (max_reservations in
+  /// flight) or kInternal (wiring bugs).
   [[nodiscard]] Error toError() const;
 };
 
@@ -207,19 +210,19 @@ struct ScopeUsage {
 };
 
 /// One persisted counter. `key` is the day key (kDay), month key (kMonth) or
-/// 0 (kTotal); amounts are spent + reserved at snapshot time (in-flight
+/// 0 (kTotal); amounts are spent + reserved when saved (in-flight
 /// requests are assumed to cost their estimate, since their settle will not
 /// reach a restarted process). Minute windows are saved as one entry per
 /// non-empty second (kMinute, `key` = the Unix second it stands for) and
 /// restored into the rolling minute as old as they are.
-struct CounterSnapshot {
+struct SavedCounter {
   std::string scope;
   BudgetWindow window = BudgetWindow::kDay;
   int64_t key = 0;
   int64_t tokens = 0;
   MicroUsd usd = 0;
   int64_t calls = 0;
-  friend bool operator==(const CounterSnapshot&, const CounterSnapshot&) = default;
+  friend bool operator==(const SavedCounter&, const SavedCounter&) = default;
 };
 
 /// Budget counters of all scopes.
@@ -298,15 +301,16 @@ class BudgetEngine {
   size_t expireStale();
 
   [[nodiscard]] Result<ScopeUsage> usage(ScopeId id) const;
-  [[nodiscard]] std::vector<CounterSnapshot> snapshot() const;
-  /// Loads counters saved by snapshot(): sets spent of the matching window if
+  /// Every counter as it is to be saved (store::CounterStore).
+  [[nodiscard]] std::vector<SavedCounter> savedCounters() const;
+  /// Loads counters saved by savedCounters(): sets spent of the matching window if
   /// its key is current (older day/month entries are skipped). Run scopes are
   /// recreated. Returns the number of entries applied.
-  size_t restore(std::span<const CounterSnapshot> counters);
+  size_t restore(std::span<const SavedCounter> counters);
   /// The same, but only raises: each matching window's spent becomes at
   /// least the entry's amounts (the ledger's record of what was spent, after
   /// restore() of the saved counters, which may be older than the crash).
-  size_t restoreAtLeast(std::span<const CounterSnapshot> counters);
+  size_t restoreAtLeast(std::span<const SavedCounter> counters);
 
   [[nodiscard]] size_t outstandingReservations() const;
   [[nodiscard]] size_t runScopeCount() const;
@@ -316,10 +320,6 @@ class BudgetEngine {
   struct Scope;
   struct Record;
   struct Now;
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
   using NameMap = std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>>;
 
   Now readNow() const;
@@ -339,7 +339,7 @@ class BudgetEngine {
   std::optional<ScopeId> ensureRunLocked(std::string_view run_id, std::string_view owner, const Now& now,
                                          Error* error);
   SettleOutcome finish(Reservation& r, int64_t tokens, MicroUsd usd, int64_t calls);
-  size_t restoreImpl(std::span<const CounterSnapshot> counters, bool at_least);
+  size_t restoreImpl(std::span<const SavedCounter> counters, bool at_least);
 
   const Clock& clock_;
   Calendar calendar_;

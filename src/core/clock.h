@@ -67,8 +67,8 @@ class ManualClock final : public Clock {
 };
 
 /// A Clock that, inside a TimeScope, serves each kind of time from a
-/// per-thread snapshot taken at its first read in that scope; outside any
-/// scope it reads `base` every time.
+/// per-thread copy (ThreadTime) taken at its first read in that scope;
+/// outside any scope it reads `base` every time.
 ///
 /// Why: the event loops open a TimeScope around each callback, as nginx caches
 /// its time once per event-loop iteration. A proxied request reads the time
@@ -82,14 +82,14 @@ class ManualClock final : public Clock {
 /// callback reads the base clock once, and a wall-clock step shows within a
 /// second.
 ///
-/// Thread-safe: each thread has its own snapshot; a scope covers only the
+/// Thread-safe: each thread has its own ThreadTime; a scope covers only the
 /// thread that opened it.
 class CachedClock final : public Clock {
  public:
   explicit CachedClock(const Clock& base) : base_(base) {}
 
   [[nodiscard]] WallTime wallNow() const override {
-    Snapshot& s = snapshot();
+    ThreadTime& s = threadTime();
     if (s.depth == 0) return base_.wallNow();
     claim(s);
     if (!s.wall_valid) {
@@ -108,7 +108,7 @@ class CachedClock final : public Clock {
     return s.wall;
   }
   [[nodiscard]] MonoTime monotonicNow() const override {
-    Snapshot& s = snapshot();
+    ThreadTime& s = threadTime();
     if (s.depth == 0) return base_.monotonicNow();
     claim(s);
     return cachedMono(s);
@@ -119,9 +119,9 @@ class CachedClock final : public Clock {
   friend class TimeScope;
   /// How long a wall-minus-monotonic offset is reused (see wallNow()).
   static constexpr Nanos kWallResync = std::chrono::seconds(1);
-  struct Snapshot {
+  struct ThreadTime {
     int depth = 0;
-    const CachedClock* owner = nullptr;  // whose time the snapshot holds
+    const CachedClock* owner = nullptr;  // whose time this holds
     bool mono_valid = false;
     bool wall_valid = false;
     bool offset_valid = false;  // outlives scopes, unlike mono and wall
@@ -130,16 +130,16 @@ class CachedClock final : public Clock {
     Nanos wall_offset{};
     MonoTime offset_at{};
   };
-  static Snapshot& snapshot() {
-    static thread_local Snapshot s;
+  static ThreadTime& threadTime() {
+    static thread_local ThreadTime s;
     return s;
   }
-  void claim(Snapshot& s) const {
+  void claim(ThreadTime& s) const {
     if (s.owner == this) return;
     s.owner = this;  // another clock's values are not ours
     s.mono_valid = s.wall_valid = s.offset_valid = false;
   }
-  MonoTime cachedMono(Snapshot& s) const {
+  MonoTime cachedMono(ThreadTime& s) const {
     if (!s.mono_valid) {
       s.mono = base_.monotonicNow();
       s.mono_valid = true;
@@ -152,12 +152,12 @@ class CachedClock final : public Clock {
 
 /// Marks the calling thread as inside one event-loop callback: CachedClock
 /// reads on this thread stand still until the outermost scope closes. Scopes
-/// nest; the snapshot is dropped when the outermost one ends.
+/// nest; the cached time is dropped when the outermost one ends.
 class TimeScope {
  public:
-  TimeScope() { ++CachedClock::snapshot().depth; }
+  TimeScope() { ++CachedClock::threadTime().depth; }
   ~TimeScope() {
-    CachedClock::Snapshot& s = CachedClock::snapshot();
+    CachedClock::ThreadTime& s = CachedClock::threadTime();
     if (--s.depth == 0) s.mono_valid = s.wall_valid = false;
   }
   TimeScope(const TimeScope&) = delete;

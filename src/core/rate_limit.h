@@ -21,6 +21,7 @@
 #include <unordered_map>
 
 #include "core/clock.h"
+#include "core/string_hash.h"
 
 namespace sluice::core {
 
@@ -117,10 +118,6 @@ class RateLimiter {
     Cell requests;
     Cell tokens;
     MonoTime last_used{};
-  };
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
   struct Probe;
 

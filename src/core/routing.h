@@ -34,13 +34,13 @@
 /// left after skipping.
 ///
 /// Swapping: tables are immutable; a profile switch or config reload builds
-/// a new table and publishes it with one atomic pointer store
-/// (RoutingTableSlot), so in-flight requests finish on the table they
-/// started with. A RoutePlan holds a reference to its table, so its string
+/// a new table and publishes it with one pointer swap (inside the gateway's
+/// compiled config, gateway::Published), so in-flight requests finish on the
+/// table they started with. A RoutePlan holds a reference to its table, so its string
 /// views stay valid as long as the plan lives.
 ///
 /// Thread-safety: a const RoutingTable may be read from any thread;
-/// RoutingTableSlot is thread-safe; planRoute() is pure.
+/// planRoute() is pure.
 
 #include <array>
 #include <cstddef>
@@ -48,7 +48,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -56,6 +55,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/string_hash.h"
 
 namespace sluice::core {
 
@@ -76,12 +76,6 @@ struct RoutingProfile {
   std::map<std::string, std::vector<std::string>, std::less<>> fallbacks;  // served -> chain
 };
 
-/// Transparent string hash so lookups by string_view do not allocate.
-struct StringHash {
-  using is_transparent = void;
-  [[nodiscard]] size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-};
-
 /// Everything routing needs from the configuration. Immutable once shared.
 struct RoutingTable {
   std::unordered_map<std::string, ModelRoute, StringHash, std::equal_to<>> models;
@@ -90,28 +84,6 @@ struct RoutingTable {
 
   /// The active profile, or nullptr.
   [[nodiscard]] const RoutingProfile* activeProfile() const;
-};
-
-/// Holder of the current table; load() and store() are atomic with respect
-/// to each other. A mutex held for one shared_ptr copy rather than
-/// std::atomic<std::shared_ptr>: libstdc++ 12's version hides its lock from
-/// ThreadSanitizer (google/sanitizers#1558), and this lock is as cheap.
-class RoutingTableSlot {
- public:
-  explicit RoutingTableSlot(std::shared_ptr<const RoutingTable> table) : table_(std::move(table)) {}
-  [[nodiscard]] std::shared_ptr<const RoutingTable> load() const {
-    std::lock_guard lock(mu_);
-    return table_;
-  }
-  void store(std::shared_ptr<const RoutingTable> table) {
-    std::lock_guard lock(mu_);
-    table_.swap(table);
-    // The old table (now in `table`) is released after unlocking.
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::shared_ptr<const RoutingTable> table_;
 };
 
 enum class AttemptReason : uint8_t { kPrimary, kSubstituted, kFallback };

@@ -71,6 +71,17 @@ std::string civilDate(int64_t z) {
   return fmt::format("{:04}-{:02}-{:02}", y, m, d);
 }
 
+std::string formatIsoUtc(WallTime t) {
+  const int64_t secs = std::chrono::floor<std::chrono::seconds>(t).time_since_epoch().count();
+  int64_t days = secs / 86'400;
+  int64_t rest = secs % 86'400;
+  if (rest < 0) {
+    rest += 86'400;
+    --days;
+  }
+  return fmt::format("{}T{:02}:{:02}:{:02}Z", civilDate(days), rest / 3600, rest / 60 % 60, rest % 60);
+}
+
 std::optional<int64_t> parseDate(std::string_view text) {
   size_t pos = 0;
   auto d = datePart(text, pos);

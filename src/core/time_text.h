@@ -2,12 +2,14 @@
 /// @file
 /// @brief Times and durations written by people and by audit logs: ISO 8601
 /// dates and times, epoch numbers, and spans such as `7d` or `12h`. Pure
-/// functions (no clock, no time zone database).
+/// functions (no clock reading, no time zone database).
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "core/clock.h"
 
 namespace sluice::core {
 
@@ -17,6 +19,10 @@ namespace sluice::core {
 
 /// The date (YYYY-MM-DD) of a day number from daysFromCivil.
 [[nodiscard]] std::string civilDate(int64_t days);
+
+/// ISO 8601 UTC to the second, "2026-11-25T00:00:00Z" (fractions cut): the
+/// one way Sluice writes a time (budget messages, reset times).
+[[nodiscard]] std::string formatIsoUtc(WallTime t);
 
 /// A date alone, "YYYY-MM-DD": its day number, else nullopt.
 [[nodiscard]] std::optional<int64_t> parseDate(std::string_view text);

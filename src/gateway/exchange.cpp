@@ -113,7 +113,7 @@ enum class CancelReason : uint8_t { kNone, kClient, kFirstTokenTimeout, kOutputC
 class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_from_this<Exchange> {
  public:
   Exchange(Worker& w, net::HttpRequest&& req, std::shared_ptr<net::ServerStream> stream)
-      : w_(w), gw_(w.gateway), req_(std::move(req)), stream_(std::move(stream)) {}
+      : w_(w), gw_(w.gateway()), req_(std::move(req)), stream_(std::move(stream)) {}
 
   void run();
 
@@ -162,7 +162,7 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   /// budgets no longer hold it, and it is dropped here.
   bool keepReservation() {
     if (!reservation_.active()) return true;
-    const core::MonoTime now = w_.loop.clock().monotonicNow();
+    const core::MonoTime now = w_.loop().clock().monotonicNow();
     if (now - last_renewal_ < gw_.budgets().reservationTtl() / 16) return true;
     last_renewal_ = now;
     if (gw_.budgets().renew(reservation_)) return true;
@@ -211,7 +211,7 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   /// and the final Server-Timing. Headers go out before either is known.
   [[nodiscard]] net::Headers streamTrailers() const;
   // Exact (not the callback's cached time): it ends the gateway's own time.
-  [[nodiscard]] Nanos elapsed() const { return w_.loop.clock().exactMonotonicNow() - t0_; }
+  [[nodiscard]] Nanos elapsed() const { return w_.loop().clock().exactMonotonicNow() - t0_; }
   void deferRelease() {
     // Drop the self-reference, the call and the timer from a fresh stack
     // frame: the current callback may belong to one of them (net completes a
@@ -223,7 +223,7 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
     // the std::function allocation-free.
     retired_call_ = std::move(call_);
     retired_timer_ = std::move(timer_);
-    w_.loop.defer([this] {
+    w_.loop().defer([this] {
       const std::shared_ptr<Exchange> keep = std::move(self_);
       retired_call_.reset();
       retired_timer_.reset();
@@ -234,7 +234,7 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   /// this loop, outside any of their callbacks).
   void retireCallAndTimer() {
     if (!call_ && !timer_) return;
-    destroyLater(w_.loop, std::move(call_), std::move(timer_));
+    destroyLater(w_.loop(), std::move(call_), std::move(timer_));
   }
 
   Worker& w_;
@@ -245,7 +245,7 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   // The finished request's call and timer, dropped by deferRelease()'s deferred function.
   std::unique_ptr<net::UpstreamCall> retired_call_;
   std::unique_ptr<net::Timer> retired_timer_;
-  std::shared_ptr<const Snapshot> snap_;
+  std::shared_ptr<const CompiledConfig> snap_;
   core::MonoTime t0_{};
   store::UsageRecord rec_;
   bool finished_ = false;
@@ -315,11 +315,11 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
 
 void Exchange::run() {
   self_ = shared_from_this();
-  snap_ = w_.snapshot.get();
-  t0_ = w_.loop.clock().monotonicNow();
-  rec_.request_id = w_.ids.next();
+  snap_ = w_.config().get();
+  t0_ = w_.loop().clock().monotonicNow();
+  rec_.request_id = w_.ids().next();
   rec_.started_unix_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(w_.loop.clock().wallNow().time_since_epoch()).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(w_.loop().clock().wallNow().time_since_epoch()).count();
   rec_.config_version = snap_->config_version;
   if (auto rc = req_.header("x-stainless-retry-count"); !rc.empty()) {
     int v = -1;
@@ -516,12 +516,12 @@ bool Exchange::admit() {
   rate_tokens_ = core::addSaturating(prompt_estimate_, has_output_ ? core::mulSaturating(choices_, cap_) : 0);
   if (agent_->rate.rpm > 0 || agent_->rate.tpm > 0) {
     rate_keys_[0] = core::RateLimitRequest{agent_->rate_key, agent_->rate};
-    rate_ = gw_.rateLimiter().check(rate_keys_, rate_tokens_, w_.loop.clock().monotonicNow());
+    rate_ = gw_.rateLimiter().check(rate_keys_, rate_tokens_, w_.loop().clock().monotonicNow());
     if (!rate_.allowed && rate_.limited_by == core::RateLimited::kTokens && recountPromptExactly()) {
       // The bound did not fit the TPM; the exact count may (a refused check
       // consumed nothing).
       rate_tokens_ = core::addSaturating(prompt_estimate_, has_output_ ? core::mulSaturating(choices_, cap_) : 0);
-      rate_ = gw_.rateLimiter().check(rate_keys_, rate_tokens_, w_.loop.clock().monotonicNow());
+      rate_ = gw_.rateLimiter().check(rate_keys_, rate_tokens_, w_.loop().clock().monotonicNow());
     }
     rate_checked_ = true;
     if (!rate_.allowed) {
@@ -581,7 +581,7 @@ bool Exchange::admit() {
     return false;
   }
   reservation_ = std::move(*res);
-  last_renewal_ = w_.loop.clock().monotonicNow();
+  last_renewal_ = w_.loop().clock().monotonicNow();
   if (has_output_ && reservation_.clamped()) cap_ = reservation_.maxOutputTokens();
   return true;
 }
@@ -635,24 +635,27 @@ std::optional<core::BudgetRejection> Exchange::reserveForNextAttempt() {
     return std::move(res.error());
   }
   reservation_ = std::move(*res);
-  last_renewal_ = w_.loop.clock().monotonicNow();
+  last_renewal_ = w_.loop().clock().monotonicNow();
   if (has_output_ && reservation_.clamped()) cap_ = std::min(cap_, reservation_.maxOutputTokens());
   return std::nullopt;
 }
 
 void Exchange::rejectBudget(const core::BudgetRejection& why) {
+  core::Error error = why.toError();
+  Outcome outcome = Outcome::kRejectedBudget;
+  net::Headers h;
   switch (why.kind) {
-    case core::BudgetRejection::Kind::kExhausted: {
-      net::Headers h{{"x-should-retry", "false"}};
+    case core::BudgetRejection::Kind::kExhausted:
+      h.push_back({"x-should-retry", "false"});
       if (why.retry_after) h.push_back({"retry-after", std::to_string(ceilSeconds(*why.retry_after))});
-      return reject(ErrorCode::kBudgetExhausted, why.message(), Outcome::kRejectedBudget, {}, std::move(h));
-    }
+      break;
     case core::BudgetRejection::Kind::kOverloaded:
-      return reject(ErrorCode::kServerOverloaded, "The gateway has too many requests in flight; retry shortly.",
-                    Outcome::kRejectedOverload, {}, net::Headers{{"retry-after", "1"}});
+      outcome = Outcome::kRejectedOverload;
+      h.push_back({"retry-after", "1"});
+      break;
     case core::BudgetRejection::Kind::kInvalidScope: break;
   }
-  reject(ErrorCode::kInternal, why.message(), Outcome::kRejectedBudget);
+  reject(error.code, std::move(error.message), outcome, {}, std::move(h));
 }
 
 void Exchange::startCall(const core::RouteAttempt& a, const ProviderRuntime& provider) {
@@ -694,12 +697,11 @@ void Exchange::startCall(const core::RouteAttempt& a, const ProviderRuntime& pro
   up.idle_timeout = std::chrono::milliseconds(pc.idle_timeout_ms);
   up.total_timeout = stream_req_ ? std::chrono::hours(1) : std::chrono::milliseconds(pc.timeout_ms);
 
-  attempt_t0_ = w_.loop.clock().exactMonotonicNow();  // after our work on the request
-  gw_.stats().upstream_attempts.fetch_add(1, std::memory_order_relaxed);
+  attempt_t0_ = w_.loop().clock().exactMonotonicNow();  // after our work on the request
   if (stream_req_) {
     // Time to first token: until a token reached us, a stalled stream can
     // still fall back without the client noticing.
-    timer_ = w_.loop.schedule(std::chrono::milliseconds(pc.first_byte_timeout_ms), [this] {
+    timer_ = w_.loop().schedule(std::chrono::milliseconds(pc.first_byte_timeout_ms), [this] {
       if (!committed_ && call_) {
         cancel_ = CancelReason::kFirstTokenTimeout;
         call_->cancel();
@@ -818,7 +820,7 @@ void Exchange::closeAttempt(std::string error) {
   cur_.error = std::move(error);
   // The callback's time stamp is when the answer (or failure) arrived; an
   // attempt that ends in the callback that started it took no upstream time.
-  const Nanos attempt_time = std::max(w_.loop.clock().monotonicNow(), attempt_t0_) - attempt_t0_;
+  const Nanos attempt_time = std::max(w_.loop().clock().monotonicNow(), attempt_t0_) - attempt_t0_;
   cur_.latency_us = micros(attempt_time);
   upstream_time_ += attempt_time;
   rec_.attempts.push_back(cur_);
@@ -1073,7 +1075,7 @@ void Exchange::attemptFailed(std::string error, std::optional<Nanos> retry_after
   core::BackoffPolicy policy{.max_retries = rc.max,
                              .base = std::chrono::milliseconds(rc.base_ms),
                              .max = std::chrono::milliseconds(rc.max_ms)};
-  auto delay = core::retryDelay(policy, retry_, retry_after, w_.rng.next());
+  auto delay = core::retryDelay(policy, retry_, retry_after, w_.rng().next());
   if (delay) {
     ++retry_;
   } else {
@@ -1088,9 +1090,9 @@ void Exchange::attemptFailed(std::string error, std::optional<Nanos> retry_after
     self->nextAttempt();
   };
   if (delay && *delay > Nanos::zero()) {
-    timer_ = w_.loop.schedule(*delay, std::move(go));
+    timer_ = w_.loop().schedule(*delay, std::move(go));
   } else {
-    w_.loop.post(std::move(go));
+    w_.loop().post(std::move(go));
   }
 }
 
@@ -1187,7 +1189,7 @@ void Exchange::handleModels(std::string_view id) {
       if (allowed(from) && std::find(names.begin(), names.end(), from) == names.end()) names.push_back(from);
     }
   }
-  const int64_t created = std::chrono::duration_cast<std::chrono::seconds>(w_.loop.clock().wallNow().time_since_epoch()).count();
+  const int64_t created = std::chrono::duration_cast<std::chrono::seconds>(w_.loop().clock().wallNow().time_since_epoch()).count();
   auto one = [&](std::string& out, std::string_view name) {
     const auto* m = snap_->model(name);
     out += R"({"id":)";
@@ -1230,7 +1232,7 @@ void Exchange::logClampedUsage() const {
   static std::atomic<int64_t> last_log_sec{INT64_MIN};
   static std::atomic<int64_t> unlogged{0};
   const int64_t sec = std::chrono::duration_cast<std::chrono::seconds>(
-                          w_.loop.clock().monotonicNow().time_since_epoch()).count();
+                          w_.loop().clock().monotonicNow().time_since_epoch()).count();
   int64_t last = last_log_sec.load(std::memory_order_relaxed);
   if (last == sec || !last_log_sec.compare_exchange_strong(last, sec, std::memory_order_relaxed)) {
     unlogged.fetch_add(1, std::memory_order_relaxed);
@@ -1297,7 +1299,7 @@ net::Headers Exchange::streamTrailers() const {
   for (const auto& a : rec_.attempts) cost = core::addSaturating(cost, a.cost_micro_usd);
   UsageSource source = UsageSource::kNone;
   cost = core::addSaturating(cost, core::costOf(cur_price_, attemptUsage(source)));  // closeAttempt() bills exactly this
-  const core::MonoTime now = w_.loop.clock().exactMonotonicNow();
+  const core::MonoTime now = w_.loop().clock().exactMonotonicNow();
   return {{"x-sluice-cost-usd", core::formatUsd(cost)},
           {"server-timing", formatServerTiming(now - t0_, upstream_time_ + (now - attempt_t0_))}};
 }
@@ -1355,13 +1357,13 @@ void Exchange::finish(Outcome outcome) {
   rec_.cost_micro_usd = cost;
   rec_.usage_source = source;
   settleAttempts();
-  const core::MonoTime now = w_.loop.clock().exactMonotonicNow();
+  const core::MonoTime now = w_.loop().clock().exactMonotonicNow();
   if (rate_checked_ && rate_.allowed) gw_.rateLimiter().adjust(rate_keys_, rate_tokens_, total.total(), now);
   const Nanos total_time = now - t0_;
   rec_.latency_us = micros(total_time);
   rec_.gateway_us = micros(std::max(total_time - upstream_time_, Nanos::zero()));
   rec_.finished_unix_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(w_.loop.clock().wallNow().time_since_epoch()).count();
+      std::chrono::duration_cast<std::chrono::milliseconds>(w_.loop().clock().wallNow().time_since_epoch()).count();
   gw_.stats().in_flight.fetch_sub(1, std::memory_order_relaxed);
   deferRelease();
 }
@@ -1374,15 +1376,15 @@ void Worker::handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStrea
     return stream->respond(200, {{"content-type", "application/json"}}, R"({"status":"ok"})");
   }
   if (path == "/readyz") {
-    if (gateway.draining()) return stream->respond(503, {{"content-type", "application/json"}}, R"({"status":"draining"})");
+    if (gateway_.draining()) return stream->respond(503, {{"content-type", "application/json"}}, R"({"status":"draining"})");
     // Records cannot be written (disk full...): they queue in memory, bounded;
     // an orchestrator should send traffic to a replica that can keep its ledger.
-    if (gateway.usage().problem()) {
+    if (gateway_.usage().problem()) {
       return stream->respond(503, {{"content-type", "application/json"}}, R"({"status":"usage_log_failing"})");
     }
     return stream->respond(200, {{"content-type", "application/json"}}, R"({"status":"ready"})");
   }
-  if (gateway.draining()) {
+  if (gateway_.draining()) {
     // Shutting down: a retryable answer, so SDKs try again (another replica).
     // Traced like any refusal: a request id and a usage record.
     std::string id = recordRefusal(&request, 503, core::wireError(ErrorCode::kUpstreamUnavailable).code,
@@ -1390,10 +1392,9 @@ void Worker::handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStrea
     return stream->respond(503, {{"content-type", "application/json"}, {"retry-after", "1"}, {"x-request-id", std::move(id)}},
                            proto::errorBody(ErrorCode::kUpstreamUnavailable, "The gateway is shutting down; retry shortly."));
   }
-  gateway.stats().requests.fetch_add(1, std::memory_order_relaxed);
-  gateway.stats().in_flight.fetch_add(1, std::memory_order_relaxed);
+  gateway_.stats().in_flight.fetch_add(1, std::memory_order_relaxed);
   // One pointer compare per request; the work runs after a reload only.
-  if (const auto& snap = snapshot.get(); snap != reconciled_ || !retired_.empty()) reconcileClients(snap);
+  if (const auto& snap = config_.get(); snap != reconciled_ || !retired_.empty()) reconcileClients(snap);
   auto ex = std::make_shared<Exchange>(*this, std::move(request), std::move(stream));
   ex->run();
 }

@@ -4,7 +4,6 @@
 #include <future>
 
 #include "gateway/worker.h"
-#include "mock/state.h"
 
 namespace sluice::gateway {
 namespace {
@@ -20,6 +19,19 @@ core::BreakerOptions breakerOptions(const config::Config& cfg) {
   return core::BreakerOptions{.failures = b.failures,
                               .open_for = std::chrono::milliseconds(b.open_ms),
                               .half_open_probes = b.half_open_probes};
+}
+
+// A provider of kind: mock is served by the in-process provider the app
+// wires in (GatewayDeps::mock_provider); without one, such a config is refused.
+core::Result<void> checkMockProvider(const config::Config& cfg, const net::InProcessProvider* mock) {
+  if (mock != nullptr) return {};
+  for (const auto& [name, p] : cfg.providers) {
+    if (p.kind == config::ProviderKind::kMock) {
+      return core::fail(core::ErrorCode::kConfig,
+                        "provider '" + name + "' is kind: mock, but this gateway has no built-in mock provider");
+    }
+  }
+  return {};
 }
 
 }  // namespace
@@ -40,12 +52,13 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(GatewayDeps deps) {
   gw->keys_ = std::make_unique<KeyIndex>(std::move(deps.keys));
   if (auto r = gw->keys_->refresh(); !r) return std::unexpected(r.error());
   gw->usage_ = deps.usage ? std::move(deps.usage) : std::make_shared<store::MemoryUsageSink>();
-  gw->mock_state_ = std::make_shared<mock::MockState>();
+  gw->mock_provider_ = std::move(deps.mock_provider);
+  if (auto r = checkMockProvider(cfg, gw->mock_provider_.get()); !r) return std::unexpected(r.error());
 
-  auto snap = buildSnapshot(deps.config, *gw->budgets_, gw->env_);
+  auto snap = compileConfig(deps.config, *gw->budgets_, gw->env_);
   if (!snap) return std::unexpected(snap.error());
-  gw->snapshot_ = std::make_unique<Published<Snapshot>>(std::move(*snap));
-  // Scopes exist now (the snapshot defined them): bring back what was spent
+  gw->config_ = std::make_unique<Published<CompiledConfig>>(std::move(*snap));
+  // Scopes exist now (the compiled config defined them): bring back what was spent
   // before the restart, so a day's budget is not granted twice.
   gw->counters_ = std::move(deps.counters);
   if (gw->counters_) {
@@ -77,7 +90,7 @@ Worker& Gateway::workerFor(net::Dispatcher& loop) {
   std::lock_guard lock(workers_mu_);
   Worker* found = nullptr;
   for (auto& w : workers_) {
-    if (&w->loop == &loop) found = w.get();
+    if (&w->loop() == &loop) found = w.get();
   }
   if (!found) {
     workers_.push_back(std::make_unique<Worker>(*this, loop));
@@ -116,9 +129,10 @@ net::Handler Gateway::handler() {
 
 core::Result<void> Gateway::reload(std::shared_ptr<const config::Config> config) {
   std::lock_guard lock(maintain_mu_);
-  auto snap = buildSnapshot(std::move(config), *budgets_, env_);
+  if (auto r = checkMockProvider(*config, mock_provider_.get()); !r) return r;
+  auto snap = compileConfig(std::move(config), *budgets_, env_);
   if (!snap) return std::unexpected(snap.error());
-  snapshot_->publish(std::move(*snap));
+  config_->publish(std::move(*snap));
   return {};
 }
 
@@ -129,7 +143,7 @@ void Gateway::releaseUpstreams(const std::vector<net::Dispatcher*>& loops) {
       std::unique_lock lock(workers_mu_);
       Worker* w = nullptr;
       for (auto& x : workers_) {
-        if (&x->loop == loop) w = x.get();
+        if (&x->loop() == loop) w = x.get();
       }
       lock.unlock();
       if (w) w->releaseClients();
@@ -145,14 +159,14 @@ void Gateway::maintain() {
   budgets_->expireStale();
   rate_.evictIdle(clock_->monotonicNow());
   // Every 5 ticks: counters change on every request, but a save rewrites the
-  // table, and the snapshot already counts in-flight reservations as spent.
-  if (counters_ && ++maintain_ticks_ % 5 == 0) (void)counters_->save(budgets_->snapshot());
+  // table, and the saved counters already count in-flight reservations as spent.
+  if (counters_ && ++maintain_ticks_ % 5 == 0) (void)counters_->save(budgets_->savedCounters());
 }
 
 core::Result<void> Gateway::saveCounters() {
   std::lock_guard lock(maintain_mu_);
   if (!counters_) return {};
-  return counters_->save(budgets_->snapshot());
+  return counters_->save(budgets_->savedCounters());
 }
 
 }  // namespace sluice::gateway

@@ -23,16 +23,12 @@
 #include "core/budget.h"
 #include "core/clock.h"
 #include "core/rate_limit.h"
+#include "gateway/compiled_config.h"
 #include "gateway/key_index.h"
 #include "gateway/published.h"
-#include "gateway/snapshot.h"
 #include "net/http.h"
 #include "store/counters.h"
 #include "store/usage.h"
-
-namespace sluice::mock {
-class MockState;
-}
 
 namespace sluice::gateway {
 
@@ -50,21 +46,22 @@ struct GatewayDeps {
   /// each window is raised to at least this, so spend admitted after the
   /// last counter save (a crash) is not granted again. Optional; an error
   /// fails create().
-  std::function<core::Result<std::vector<core::CounterSnapshot>>(const core::Calendar&, core::WallTime now,
-                                                                 core::Nanos run_ttl)>
+  std::function<core::Result<std::vector<core::SavedCounter>>(const core::Calendar&, core::WallTime now,
+                                                              core::Nanos run_ttl)>
       spend_floor;
   /// Resolves environment variables (provider keys). Defaults to getenv.
   std::function<std::optional<std::string>(const std::string&)> env;
   /// Budget reservations in flight, all requests together (the engine's
   /// table); a request over it is answered 503 server_overloaded.
   size_t max_reservations = 1'000'000;
+  /// Serves the providers of `kind: mock` (the app passes mock::MockProvider).
+  /// Without it, a config naming such a provider is refused.
+  std::shared_ptr<net::InProcessProvider> mock_provider;
 };
 
 /// Counters for logs and tests.
 struct GatewayStats {
-  std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> in_flight{0};
-  std::atomic<uint64_t> upstream_attempts{0};
   /// Provider usage reports cut down to what the request made possible.
   std::atomic<uint64_t> usage_clamped{0};
 };
@@ -111,9 +108,10 @@ class Gateway {
   [[nodiscard]] core::RateLimiter& rateLimiter() { return rate_; }
   [[nodiscard]] core::BreakerRegistry& breakers() { return *breakers_; }
   [[nodiscard]] store::UsageSink& usage() { return *usage_; }
-  [[nodiscard]] const Published<Snapshot>& snapshot() const { return *snapshot_; }
+  [[nodiscard]] const Published<CompiledConfig>& config() const { return *config_; }
   [[nodiscard]] const Published<KeyMap>& keys() const { return keys_->published(); }
-  [[nodiscard]] const std::shared_ptr<mock::MockState>& mockState() const { return mock_state_; }
+  /// What serves the providers of `kind: mock` (may be null).
+  [[nodiscard]] net::InProcessProvider* mockProvider() const { return mock_provider_.get(); }
   [[nodiscard]] GatewayStats& stats() { return stats_; }
 
  private:
@@ -130,8 +128,8 @@ class Gateway {
   std::unique_ptr<store::CounterStore> counters_;
   int maintain_ticks_ = 0;
   std::shared_ptr<store::UsageSink> usage_;
-  std::unique_ptr<Published<Snapshot>> snapshot_;
-  std::shared_ptr<mock::MockState> mock_state_;
+  std::unique_ptr<Published<CompiledConfig>> config_;
+  std::shared_ptr<net::InProcessProvider> mock_provider_;
   std::atomic<bool> draining_{false};
   GatewayStats stats_;
   std::mutex maintain_mu_;

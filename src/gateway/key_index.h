@@ -3,14 +3,13 @@
 /// @brief The gateway's in-memory view of the virtual keys, refreshed from the
 /// KeyStore when any process changed a key (e.g. `sluice keys revoke`).
 
-#include <array>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
 #include "core/error.h"
-#include "core/routing.h"  // core::StringHash
+#include "core/string_hash.h"
 #include "gateway/published.h"
 #include "store/keys.h"
 
@@ -18,8 +17,7 @@ namespace sluice::gateway {
 
 struct KeyEntry {
   store::KeyRecord record;
-  std::array<unsigned char, 16> salt{};
-  std::array<unsigned char, 32> digest{};
+  store::KeyDigest digest;  // decoded once, not on every request
 };
 
 /// Immutable id -> key map (only active keys).

@@ -43,16 +43,6 @@ int64_t ceilSeconds(core::Nanos d) {
   return (d.count() + 999'999'999) / 1'000'000'000;
 }
 
-std::string isoUtc(core::WallTime t) {
-  const auto secs = std::chrono::floor<std::chrono::seconds>(t);
-  const auto days = std::chrono::floor<std::chrono::days>(secs);
-  const std::chrono::year_month_day ymd{days};
-  const std::chrono::hh_mm_ss hms{secs - days};
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", static_cast<int>(ymd.year()),
-                     static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), hms.hours().count(),
-                     hms.minutes().count(), hms.seconds().count());
-}
-
 RequestIdGenerator::RequestIdGenerator() {
   unsigned char b[8];
   if (RAND_bytes(b, sizeof b) != 1) std::abort();

@@ -19,9 +19,6 @@ void appendMillis(std::string& out, core::Nanos d);
 /// Whole seconds, rounded up, at least 1 when d > 0 (for retry-after).
 [[nodiscard]] int64_t ceilSeconds(core::Nanos d);
 
-/// ISO 8601 UTC, second precision: "2026-11-25T00:00:00Z".
-[[nodiscard]] std::string isoUtc(core::WallTime t);
-
 /// Request ids: "req_" + 24 hex digits, unique per process run (random
 /// 64-bit prefix per generator + counter). One generator per event loop.
 class RequestIdGenerator {

@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "core/money.h"
-#include "mock/mock_client.h"
 
 namespace sluice::gateway {
 
@@ -30,11 +29,11 @@ std::string_view endpointName(std::string_view target) {
 }
 
 Worker::Worker(Gateway& gw, net::Dispatcher& l)
-    : gateway(gw),
-      loop(l),
-      snapshot(gw.snapshot()),
-      keys(gw.keys()),
-      rng(static_cast<uint64_t>(l.clock().monotonicNow().time_since_epoch().count()) ^ reinterpret_cast<uintptr_t>(this)) {}
+    : gateway_(gw),
+      loop_(l),
+      config_(gw.config()),
+      keys_(gw.keys()),
+      rng_(static_cast<uint64_t>(l.clock().monotonicNow().time_since_epoch().count()) ^ reinterpret_cast<uintptr_t>(this)) {}
 
 net::UpstreamClient& Worker::client(std::string_view name, const ProviderRuntime& provider) {
   const config::ProviderConfig& pc = *provider.config;
@@ -43,17 +42,18 @@ net::UpstreamClient& Worker::client(std::string_view name, const ProviderRuntime
   std::string identity = provider.pool_identity;
   std::unique_ptr<net::UpstreamClient> made;
   if (pc.kind == config::ProviderKind::kMock) {
-    made = mock::makeMockUpstreamClient(loop, gateway.mockState());
+    // Gateway::create and reload refuse a kind: mock provider without one.
+    made = gateway_.mockProvider()->makeClient(loop_);
   } else {
     net::UpstreamOptions opts;
     opts.base_url = pc.base_url;
     opts.api_key = provider.api_key;
     opts.max_connections = static_cast<size_t>(pc.max_connections);
     opts.verify_tls = pc.verify_tls;
-    made = net::makeHttpUpstreamClient(loop, std::move(opts));
+    made = net::makeHttpUpstreamClient(loop_, std::move(opts));
   }
   if (it != clients_.end()) {
-    // A request still on an older snapshot, or the first after a reload.
+    // A request still on an older compiled config, or the first after a reload.
     retire(std::move(it->second.client));
     it->second = ClientEntry{std::move(identity), std::move(made)};
     return *it->second.client;
@@ -67,7 +67,7 @@ bool Worker::ConstantTimeEqual::operator()(std::string_view a, std::string_view 
 }
 
 const store::KeyRecord* Worker::verifyKey(std::string_view presented) {
-  const auto& map = keys.get();
+  const auto& map = keys_.get();
   if (map.get() != cache_map_) {
     // Keys changed (created, revoked): start over, so a revoked key is never
     // served from the cache.
@@ -109,10 +109,10 @@ net::HeadAnswer Worker::checkHead(const net::HttpRequest& head) {
 std::string Worker::recordRefusal(const net::HttpRequest* head, int status, std::string_view error_code,
                                   store::Outcome outcome) {
   store::UsageRecord rec;
-  rec.request_id = ids.next();
+  rec.request_id = ids_.next();
   rec.started_unix_ms = rec.finished_unix_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(loop.clock().wallNow().time_since_epoch()).count();
-  const auto& snap = snapshot.get();
+      std::chrono::duration_cast<std::chrono::milliseconds>(loop_.clock().wallNow().time_since_epoch()).count();
+  const auto& snap = config_.get();
   rec.config_version = snap->config_version;
   rec.http_status = status;
   rec.outcome = outcome;
@@ -140,7 +140,7 @@ std::string Worker::recordRefusal(const net::HttpRequest* head, int status, std:
     }
   }
   std::string id = rec.request_id;
-  gateway.usage().submit(std::move(rec));
+  gateway_.usage().submit(std::move(rec));
   return id;
 }
 
@@ -151,7 +151,7 @@ void Worker::traceServerAnswer(const net::ServerAnswer& answer, net::HeaderLines
   const std::string id =
       recordRefusal(answer.head, answer.status, answer.code.empty() ? answer.type : answer.code, outcome);
   fields.add("x-request-id", id);
-  fields.add("x-sluice-config-version", snapshot.get()->config_version);
+  fields.add("x-sluice-config-version", config_.get()->config_version);
   fields.add("x-sluice-cost-usd", core::formatUsd(0));
 }
 
@@ -162,7 +162,7 @@ void Worker::retire(std::unique_ptr<net::UpstreamClient> client) {
   retired_.push_back(std::move(client));
 }
 
-void Worker::reconcileClients(const std::shared_ptr<const Snapshot>& snap) {
+void Worker::reconcileClients(const std::shared_ptr<const CompiledConfig>& snap) {
   if (snap != reconciled_) {
     reconciled_ = snap;
     for (auto it = clients_.begin(); it != clients_.end();) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/backoff.h"
+#include "core/string_hash.h"
 #include "gateway/gateway.h"
 #include "gateway/wire.h"
 #include "net/http.h"
@@ -72,10 +73,6 @@ class Worker {
   /// Must run on this worker's loop, before the loop stops.
   void releaseClients();
 
-  /// Pools replaced by a reload that are still alive (each until its last
-  /// call ends; see handle()). For tests and diagnostics.
-  [[nodiscard]] size_t retiredClients() const { return retired_.size(); }
-
   /// Presented keys compare in constant time (CRYPTO_memcmp): how long a
   /// lookup takes must not tell how much of a guess matched a cached key.
   struct ConstantTimeEqual {
@@ -85,12 +82,13 @@ class Worker {
   /// Keys that verified, by the key presented (bounded; cleared when keys change).
   using VerifiedKeyCache = std::unordered_map<std::string, const store::KeyRecord*, core::StringHash, ConstantTimeEqual>;
 
-  Gateway& gateway;
-  net::Dispatcher& loop;
-  LocalView<Snapshot> snapshot;
-  LocalView<KeyMap> keys;
-  RequestIdGenerator ids;
-  core::SplitMix64 rng;
+  [[nodiscard]] Gateway& gateway() { return gateway_; }
+  [[nodiscard]] net::Dispatcher& loop() { return loop_; }
+  /// This loop's view of the published compiled config.
+  [[nodiscard]] LocalView<CompiledConfig>& config() { return config_; }
+  [[nodiscard]] RequestIdGenerator& ids() { return ids_; }
+  /// Jitter randomness (backoff), this loop's own.
+  [[nodiscard]] core::SplitMix64& rng() { return rng_; }
 
  private:
   struct ClientEntry {
@@ -100,16 +98,22 @@ class Worker {
   /// A pool whose provider changed goes to retired_: its idle connections
   /// close at once, and it is destroyed once no call of its own runs.
   void retire(std::unique_ptr<net::UpstreamClient> client);
-  /// After a reload: retires the pools of providers the snapshot changed or
+  /// After a reload: retires the pools of providers the new config changed or
   /// removed, and destroys retired pools whose calls all ended. Called from
   /// handle(), a fresh stack frame, never from inside a client's callback.
-  void reconcileClients(const std::shared_ptr<const Snapshot>& snap);
+  void reconcileClients(const std::shared_ptr<const CompiledConfig>& snap);
   /// Hands the usage record of a request refused before any Exchange (by the
   /// server, or while draining) to the sink; returns its request id.
   std::string recordRefusal(const net::HttpRequest* head, int status, std::string_view error_code,
                             store::Outcome outcome);
 
   static constexpr size_t kMaxCachedKeys = 4096;
+  Gateway& gateway_;
+  net::Dispatcher& loop_;
+  LocalView<CompiledConfig> config_;
+  LocalView<KeyMap> keys_;
+  RequestIdGenerator ids_;
+  core::SplitMix64 rng_;
   std::map<std::string, ClientEntry, std::less<>> clients_;
   const KeyMap* cache_map_ = nullptr;
   VerifiedKeyCache verified_;
@@ -119,7 +123,7 @@ class Worker {
   const store::KeyRecord* last_record_ = nullptr;
   // Replaced clients stay alive while calls started on them still run.
   std::vector<std::unique_ptr<net::UpstreamClient>> retired_;
-  std::shared_ptr<const Snapshot> reconciled_;  // the snapshot clients_ was last checked against
+  std::shared_ptr<const CompiledConfig> reconciled_;  // the snapshot clients_ was last checked against
 };
 
 }  // namespace sluice::gateway

@@ -1,6 +1,7 @@
 #include "mock/generator.h"
 
 #include "core/backoff.h"
+#include "core/error_body.h"
 #include "core/token_estimate.h"
 
 #include <simdjson.h>
@@ -1169,23 +1170,7 @@ MockPlan errorPlan(int status, std::string_view message, std::string_view type, 
                    std::string_view code) {
   MockPlan p;
   p.status = status;
-  p.body = "{\"error\":{\"message\":";
-  json::appendString(p.body, message);
-  p.body += ",\"type\":";
-  json::appendString(p.body, type);
-  p.body += ",\"param\":";
-  if (param.empty()) {
-    p.body += "null";
-  } else {
-    json::appendString(p.body, param);
-  }
-  p.body += ",\"code\":";
-  if (code.empty()) {
-    p.body += "null";
-  } else {
-    json::appendString(p.body, code);
-  }
-  p.body += "}}";
+  p.body = core::errorObject(message, type, param, code);
   p.headers.push_back({"content-type", "application/json"});
   return p;
 }

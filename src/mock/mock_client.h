@@ -34,4 +34,19 @@ namespace sluice::mock {
 [[nodiscard]] std::unique_ptr<net::UpstreamClient> makeMockUpstreamClient(net::Dispatcher& loop,
                                                                          std::shared_ptr<MockState> state);
 
+/// The built-in provider of `kind: mock` as the gateway sees it: one
+/// in-process client per loop, all sharing one MockState (knobs and bill).
+/// `sluice serve` wires it into gateway::GatewayDeps::mock_provider.
+class MockProvider final : public net::InProcessProvider {
+ public:
+  explicit MockProvider(std::shared_ptr<MockState> state = std::make_shared<MockState>()) : state_(std::move(state)) {}
+  [[nodiscard]] std::unique_ptr<net::UpstreamClient> makeClient(net::Dispatcher& loop) override {
+    return makeMockUpstreamClient(loop, state_);
+  }
+  [[nodiscard]] const std::shared_ptr<MockState>& state() const { return state_; }
+
+ private:
+  std::shared_ptr<MockState> state_;
+};
+
 }  // namespace sluice::mock

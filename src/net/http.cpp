@@ -2,10 +2,7 @@
 
 #include "net/http.h"
 
-#include "net/error_body.h"
 #include "net/header_check.h"
-
-#include "core/json_text.h"
 
 #include <charconv>
 #include <cstring>
@@ -15,23 +12,12 @@ namespace sluice::net {
 
 namespace {
 
-// A header a handler passes must not be able to split the response.
-// Table lookups: this runs for every header of every response.
-struct HeaderCharTables {
-  bool bad_in_name[256] = {};
-  bool bad_in_value[256] = {};
-  constexpr HeaderCharTables() {
-    for (unsigned char c : {'\r', '\n', '\0'}) bad_in_name[c] = bad_in_value[c] = true;
-    bad_in_name[static_cast<unsigned char>(':')] = bad_in_name[static_cast<unsigned char>(' ')] = true;
-  }
-};
-constexpr HeaderCharTables kHeaderChars;
-
-// True when some byte of `s` is below 0x0E, the range holding all three of
-// '\0', '\n' and '\r'. Eight bytes per step (the classic "has a byte less
-// than n" bit trick, exact for n <= 128): header values are a few hundred
-// bytes per response, and a byte-wise table walk was most of appendHead.
-bool anyByteBelow0E(std::string_view s) {
+// True when some byte of `s` is below 0x20 or is 0x7F (DEL): the bytes a
+// field value may not hold, but for HTAB. Eight bytes per step (the classic
+// "has a byte less than n" / "has a byte equal to n" bit tricks): header
+// values are a few hundred bytes per response, and a byte-wise walk was most
+// of appendHead.
+bool anyCtlByte(std::string_view s) {
   constexpr uint64_t kOnes = 0x0101010101010101ULL;
   constexpr uint64_t kHigh = 0x8080808080808080ULL;
   const char* p = s.data();
@@ -39,29 +25,12 @@ bool anyByteBelow0E(std::string_view s) {
   for (; n >= 8; p += 8, n -= 8) {
     uint64_t w;
     std::memcpy(&w, p, 8);
-    if (((w - kOnes * 0x0E) & ~w & kHigh) != 0) return true;
+    const uint64_t del = w ^ (kOnes * 0x7F);
+    if ((((w - kOnes * 0x20) & ~w) | ((del - kOnes) & ~del)) & kHigh) return true;
   }
   for (; n > 0; ++p, --n) {
-    if (static_cast<unsigned char>(*p) < 0x0E) return true;
-  }
-  return false;
-}
-
-// True when some byte of `s` is ':' or at most 0x20 (the range holding
-// '\0', '\n', '\r' and ' '), eight bytes per step like anyByteBelow0E.
-bool anyColonOrByteBelow21(std::string_view s) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr uint64_t kHigh = 0x8080808080808080ULL;
-  const char* p = s.data();
-  size_t n = s.size();
-  for (; n >= 8; p += 8, n -= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    const uint64_t colon = w ^ (kOnes * ':');
-    if ((((w - kOnes * 0x21) & ~w) | ((colon - kOnes) & ~colon)) & kHigh) return true;
-  }
-  for (; n > 0; ++p, --n) {
-    if (static_cast<unsigned char>(*p) <= 0x20 || *p == ':') return true;
+    const auto c = static_cast<unsigned char>(*p);
+    if (c < 0x20 || c == 0x7F) return true;
   }
   return false;
 }
@@ -70,23 +39,15 @@ bool anyColonOrByteBelow21(std::string_view s) {
 
 namespace detail {
 
-bool safeHeaderValue(std::string_view value) {
+bool isFieldValue(std::string_view value) noexcept {
   // Pre-filter: only a value holding a byte in the suspect range (a tab, say)
-  // needs the exact table check.
-  if (!anyByteBelow0E(value)) return true;
-  bool bad = false;
-  for (const char c : value) bad |= kHeaderChars.bad_in_value[static_cast<unsigned char>(c)];
-  return !bad;
-}
-
-bool safeHeaderField(std::string_view name, std::string_view value) {
-  if (name.empty()) return false;
-  bool bad = false;
-  // Pre-filter, as in safeHeaderValue.
-  if (anyColonOrByteBelow21(name)) {
-    for (const char c : name) bad |= kHeaderChars.bad_in_name[static_cast<unsigned char>(c)];
+  // needs the byte-wise check.
+  if (!anyCtlByte(value)) return true;
+  for (const char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && u != '\t') || u == 0x7F) return false;
   }
-  return !bad && safeHeaderValue(value);
+  return true;
 }
 
 // Headers the server frames itself.
@@ -119,17 +80,15 @@ HeaderLines::HeaderLines(const Headers& headers) {
 
 void HeaderLines::addChecked(std::string_view name, std::string_view value) {
   if (iequalsAscii(name, "connection")) {
-    for (size_t i = 0; i + 5 <= value.size(); ++i) {
-      if (iequalsAscii(value.substr(i, 5), "close")) close_ = true;
-    }
+    close_ = close_ || detail::connectionOptions(value).close;
     return;
   }
-  if (detail::serverManagedHeader(name) || !detail::safeHeaderField(name, value)) return;
+  if (detail::serverManagedHeader(name) || !detail::isValidField(name, value)) return;
   append(name, value);
 }
 
 void HeaderLines::add(FieldName name, std::string_view value) {
-  if (!detail::safeHeaderValue(value)) return;
+  if (!detail::isFieldValue(value)) return;
   append(name.view(), value);
 }
 
@@ -208,26 +167,5 @@ std::string_view findHeader(const Headers& headers, std::string_view name) {
   }
   return {};
 }
-
-namespace detail {
-
-std::string errorBody(std::string_view message, std::string_view type, std::string_view code) {
-  std::string out;
-  out.reserve(96 + message.size());
-  out += R"({"error":{"message":)";
-  core::appendJsonString(out, message);
-  out += R"(,"type":)";
-  core::appendJsonString(out, type);
-  out += R"(,"param":null,"code":)";
-  if (code.empty()) {
-    out += "null";
-  } else {
-    core::appendJsonString(out, code);
-  }
-  out += "}}";
-  return out;
-}
-
-}  // namespace detail
 
 }  // namespace sluice::net

@@ -405,6 +405,17 @@ class UpstreamClient {
   virtual void retire() = 0;
 };
 
+/// A provider answered without HTTP, as the gateway sees it: it makes the
+/// provider's client on each loop (makeClient runs on `loop`'s thread, once
+/// per loop and again after a reload changed the provider). The built-in
+/// mock (`kind: mock`, mock::MockProvider) is one; the app wires it in, so
+/// the gateway does not depend on its implementation. Thread-safe.
+class InProcessProvider {
+ public:
+  virtual ~InProcessProvider() = default;
+  [[nodiscard]] virtual std::unique_ptr<UpstreamClient> makeClient(Dispatcher& loop) = 0;
+};
+
 struct UpstreamOptions {
   std::string base_url;     // http://host:port/v1 or https://host/v1
   std::string api_key;      // sent as "Authorization: Bearer ..." when non-empty

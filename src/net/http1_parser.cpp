@@ -11,6 +11,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "net/header_check.h"
+
 namespace sluice::net::detail {
 
 // Where the lines of a header block end, so that each line can be parsed
@@ -906,24 +908,11 @@ ParseError Http1Parser::parseField(std::string_view name, std::string_view value
     case 16:
       if (lowerEquals(name, "connection") || lowerEquals(name, "proxy-connection")) {
         // Connection = #connection-option; Beast also honours Proxy-Connection.
-        if (lowerEquals(value, "keep-alive")) {  // the usual single option
-          conn_keep_alive_ = true;
-          return ParseError::kNone;
-        }
-        if (lowerEquals(value, "close")) {
-          conn_close_ = true;
-          return ParseError::kNone;
-        }
-        const bool ok = forEachListElement(value, [this](std::string_view opt) {
-          if (!allToken(opt)) return false;
-          if (lowerEquals(opt, "close")) {
-            conn_close_ = true;
-          } else if (lowerEquals(opt, "keep-alive")) {
-            conn_keep_alive_ = true;
-          }
-          return true;
-        });
-        return ok ? ParseError::kNone : ParseError::kBadField;
+        const ConnectionOptions o = connectionOptions(value);
+        if (!o.valid) return ParseError::kBadField;
+        conn_close_ = conn_close_ || o.close;
+        conn_keep_alive_ = conn_keep_alive_ || o.keep_alive;
+        return ParseError::kNone;
       }
       return ParseError::kNone;
     case 14:

@@ -29,7 +29,7 @@
 #include <mutex>
 #include <optional>
 
-#include "net/error_body.h"
+#include "core/error_body.h"
 #include "net/header_check.h"
 #include "net/http1_parser.h"
 #include "net/loop.h"
@@ -57,14 +57,6 @@ constexpr size_t kLingerMaxBytes = 1024 * 1024;
 // the bytes that actually arrive, not what a client claims.
 constexpr size_t kMaxBodyReserve = 64 * 1024;
 
-
-bool icontains(std::string_view hay, std::string_view needle) {
-  if (needle.size() > hay.size()) return false;
-  for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
-    if (iequalsAscii(hay.substr(i, needle.size()), needle)) return true;
-  }
-  return false;
-}
 
 std::string_view reasonPhrase(int status) {
   switch (status) {
@@ -136,13 +128,15 @@ class RequestParser final : public detail::Http1Callbacks {
 
 class LoopServer;
 
-// The ServerStream of one exchange. It points at its connection only while
-// the exchange runs; the connection clears the pointer when the exchange ends
-// or the client goes, so a handler may keep the stream as long as it likes.
-class Exchange final : public ServerStream {
+// The ServerStream of one exchange on a connection (the gateway's request
+// pipeline is gateway::Exchange; this is only its HTTP side). It points at
+// its connection only while the exchange runs; the connection clears the
+// pointer when the exchange ends or the client goes, so a handler may keep
+// the stream as long as it likes.
+class ConnectionStream final : public ServerStream {
  public:
-  explicit Exchange(Connection* conn) : conn_(conn) {}
-  ~Exchange() override;
+  explicit ConnectionStream(Connection* conn) : conn_(conn) {}
+  ~ConnectionStream() override;
 
   void respond(int status, Headers headers, std::string body) override;
   void beginStream(int status, Headers headers) override;
@@ -174,7 +168,7 @@ class Exchange final : public ServerStream {
     if (gone_cb_ && !gone_fired_) {
       gone_fired_ = true;
       auto cb = std::move(gone_cb_);
-      cb();  // last: it may destroy this Exchange
+      cb();  // last: it may destroy this ConnectionStream
     }
   }
   [[nodiscard]] bool started() const { return started_; }
@@ -211,7 +205,7 @@ class Connection final : public detail::LoopRefCounted {
   void expire(core::MonoTime now);
   void drain();  // server stopping: close if idle
 
-  // Exchange side.
+  // The stream side.
   // `lines` (may be null) follow `headers` in the head.
   void respond(int status, const Headers& headers, const HeaderLines* lines, std::string&& body);
   void beginStream(int status, const Headers& headers, const HeaderLines* lines);
@@ -287,8 +281,8 @@ class Connection final : public detail::LoopRefCounted {
   size_t body_charge_ = 0;     // this request's body bytes counted in the server's total
   bool body_refused_ = false;  // the body would pass max_buffered_body_bytes
 
-  // Exchange.
-  Exchange* exchange_ = nullptr;
+  // The running exchange's stream.
+  ConnectionStream* exchange_ = nullptr;
   bool keep_alive_ = true;
   bool http10_ = false;
   bool chunked_ = false;
@@ -419,54 +413,54 @@ RequestHandler& LoopServer::handler() const { return server_.handler(); }
 bool LoopServer::chargeBody(size_t n) { return server_.chargeBody(n); }
 void LoopServer::releaseBody(size_t n) { server_.releaseBody(n); }
 
-// ------------------------------------------------------------------ Exchange
+// ------------------------------------------------------------------ ConnectionStream
 
-Exchange::~Exchange() {
+ConnectionStream::~ConnectionStream() {
   if (conn_ != nullptr) conn_->exchangeAbandoned(started_);
 }
 
-void Exchange::respond(int status, Headers headers, std::string body) {
+void ConnectionStream::respond(int status, Headers headers, std::string body) {
   if (conn_ == nullptr || started_) return;
   started_ = true;
   conn_->respond(status, headers, nullptr, std::move(body));  // ends the exchange: detaches us
 }
 
-void Exchange::beginStream(int status, Headers headers) {
+void ConnectionStream::beginStream(int status, Headers headers) {
   if (conn_ == nullptr || started_) return;
   started_ = true;
   streaming_ = true;
   conn_->beginStream(status, headers, nullptr);
 }
 
-void Exchange::respondLines(int status, const HeaderLines& headers, std::string body) {
+void ConnectionStream::respondLines(int status, const HeaderLines& headers, std::string body) {
   if (conn_ == nullptr || started_) return;
   started_ = true;
   conn_->respond(status, {}, &headers, std::move(body));
 }
 
-void Exchange::beginStreamLines(int status, const HeaderLines& headers) {
+void ConnectionStream::beginStreamLines(int status, const HeaderLines& headers) {
   if (conn_ == nullptr || started_) return;
   started_ = true;
   streaming_ = true;
   conn_->beginStream(status, {}, &headers);
 }
 
-void Exchange::write(std::string data) {
+void ConnectionStream::write(std::string data) {
   if (conn_ == nullptr || !streaming_) return;
   conn_->streamWrite(std::move(data));
 }
 
-void Exchange::end() {
+void ConnectionStream::end() {
   if (conn_ == nullptr || !streaming_) return;
   conn_->streamEnd(nullptr);
 }
 
-void Exchange::endWithTrailers(Headers trailers) {
+void ConnectionStream::endWithTrailers(Headers trailers) {
   if (conn_ == nullptr || !streaming_) return;
   conn_->streamEnd(&trailers);
 }
 
-size_t Exchange::pendingBytes() const { return conn_ != nullptr ? conn_->pendingBytes() : unsent_at_gone_; }
+size_t ConnectionStream::pendingBytes() const { return conn_ != nullptr ? conn_->pendingBytes() : unsent_at_gone_; }
 
 // ---------------------------------------------------------------- Connection
 
@@ -687,7 +681,7 @@ void Connection::dispatch() {
   state_ = ConnState::kHandling;
   http10_ = parser_.version() < 11;
   keep_alive_ = parser_.keepAlive() && !owner_.draining();
-  auto ex = std::make_shared<Exchange>(this);
+  auto ex = std::make_shared<ConnectionStream>(this);
   exchange_ = ex.get();
   Ref<Connection> guard(this);
   try {
@@ -695,9 +689,9 @@ void Connection::dispatch() {
   } catch (const std::exception& e) {
     spdlog::error("http handler threw: {}", e.what());
     if (exchange_ != nullptr) {
-      Exchange* cur = exchange_;
+      ConnectionStream* cur = exchange_;
       if (!cur->started()) {
-        cur->respond(500, {}, detail::errorBody("internal error", "server_error", ""));
+        cur->respond(500, {}, core::errorObject("internal error", "server_error", "", ""));
       } else {
         cur->detach();
         exchange_ = nullptr;
@@ -720,7 +714,7 @@ void Connection::failRequest(int status, std::string_view message, std::string_v
     spdlog::error("http handler threw in onServerAnswer: {}", e.what());
   }
   head_.clear();
-  const std::string body = detail::errorBody(message, type, code);
+  const std::string body = core::errorObject(message, type, "", code);
   const uint64_t len = body.size();
   Headers headers{{"content-type", "application/json"}};
   headers.insert(headers.end(), extra.begin(), extra.end());
@@ -750,7 +744,7 @@ void Connection::appendHead(int status, const Headers& headers, const HeaderLine
     for (const auto& h : headers) {
       const std::string_view name = h.name.view();
       const std::string_view value = h.value;
-      if (detail::serverManagedHeader(name) || !detail::safeHeaderField(name, value)) continue;
+      if (detail::serverManagedHeader(name) || !detail::isValidField(name, value)) continue;
       std::memcpy(w, name.data(), name.size());
       w += name.size();
       *w++ = ':';
@@ -781,7 +775,7 @@ bool handlerAsksClose(const Headers& headers, const HeaderLines* lines) {
   if (lines != nullptr && lines->closeRequested()) return true;
   if (headers.empty()) return false;
   const std::string_view c = findHeader(headers, "connection");
-  return !c.empty() && icontains(c, "close");
+  return !c.empty() && detail::connectionOptions(c).close;
 }
 
 void Connection::respond(int status, const Headers& headers, const HeaderLines* lines, std::string&& body) {
@@ -826,7 +820,7 @@ void Connection::streamEnd(const Headers* trailers) {
       for (const auto& t : *trailers) {
         // Framing fields are never trailers (RFC 9110 6.5.1); nor is anything
         // that could split the message.
-        if (detail::serverManagedHeader(t.name) || iequalsAscii(t.name, "trailer") || !detail::safeHeaderField(t.name, t.value)) continue;
+        if (detail::serverManagedHeader(t.name) || iequalsAscii(t.name, "trailer") || !detail::isValidField(t.name, t.value)) continue;
         tail += t.name.view();
         tail += ": ";
         tail += t.value;
@@ -844,7 +838,7 @@ void Connection::exchangeAbandoned(bool started) {
   exchange_ = nullptr;
   if (state_ != ConnState::kHandling) return;
   if (!started) {
-    const std::string body = detail::errorBody("the request was dropped by the server", "server_error", "");
+    const std::string body = core::errorObject("the request was dropped by the server", "server_error", "", "");
     head_.clear();
     const uint64_t len = body.size();
     appendHead(500, {{"content-type", "application/json"}}, nullptr, /*close=*/true, false, &len);
@@ -1023,7 +1017,7 @@ void Connection::finishClose() {
 }
 
 void Connection::breakConnection() {
-  // Called from inside Exchange methods: closing (and so onClientGone) is
+  // Called from inside ConnectionStream methods: closing (and so onClientGone) is
   // posted, so a handler is never re-entered from its own write()/respond().
   if (broken_ || state_ == ConnState::kClosed) return;
   broken_ = true;
@@ -1046,7 +1040,7 @@ void Connection::closeNow() {
   // The list's reference goes last, and later: callers may still be in a member function.
   asio::post(owner_.loop().io(), [ref = std::move(self_ref_)] {});
   if (exchange_ != nullptr) {
-    Exchange* ex = exchange_;
+    ConnectionStream* ex = exchange_;
     exchange_ = nullptr;
     ex->markGone(unsent);
   }

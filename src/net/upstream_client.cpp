@@ -26,6 +26,7 @@
 #include <deque>
 #include <optional>
 
+#include "net/header_check.h"
 #include "net/http1_parser.h"
 #include "net/loop.h"
 #include "net/read_op.h"
@@ -53,17 +54,6 @@ bool clientManagedHeader(std::string_view n) {
   return iequalsAscii(n, "host") || iequalsAscii(n, "content-length") || iequalsAscii(n, "authorization") ||
          iequalsAscii(n, "connection") || iequalsAscii(n, "transfer-encoding") || iequalsAscii(n, "keep-alive") ||
          iequalsAscii(n, "te") || iequalsAscii(n, "upgrade") || iequalsAscii(n, "expect");
-}
-
-bool safeHeader(const Header& h) {
-  if (h.name.empty()) return false;
-  for (const char c : h.name) {
-    if (c == '\r' || c == '\n' || c == ':' || c == ' ' || c == '\0') return false;
-  }
-  for (const char c : h.value) {
-    if (c == '\r' || c == '\n' || c == '\0') return false;
-  }
-  return true;
 }
 
 bool safeToken(std::string_view s) {
@@ -585,7 +575,7 @@ void ClientImpl::sendRequest(UpConn* c) {
     h += "\r\n";
   }
   for (const auto& hd : r.headers) {
-    if (clientManagedHeader(hd.name) || !safeHeader(hd)) continue;
+    if (clientManagedHeader(hd.name) || !detail::isValidField(hd.name, hd.value)) continue;
     h += hd.name;
     h += ": ";
     h += hd.value;

@@ -17,7 +17,7 @@ class SqliteCounterStore final : public CounterStore {
         " PRIMARY KEY (scope, window_kind, period));");
   }
 
-  core::Result<void> save(std::span<const core::CounterSnapshot> counters) override {
+  core::Result<void> save(std::span<const core::SavedCounter> counters) override {
     if (auto r = db_->exec("BEGIN IMMEDIATE"); !r) return r;
     auto fail = [&](const core::Error& e) -> core::Result<void> {
       (void)db_->exec("ROLLBACK");
@@ -35,22 +35,22 @@ class SqliteCounterStore final : public CounterStore {
     return db_->exec("COMMIT");
   }
 
-  core::Result<std::vector<core::CounterSnapshot>> load() override {
+  core::Result<std::vector<core::SavedCounter>> load() override {
     auto st = db_->prepare("SELECT scope, window_kind, period, tokens, usd_micros, calls FROM budget_counters");
     if (!st) return std::unexpected(st.error());
-    std::vector<core::CounterSnapshot> out;
+    std::vector<core::SavedCounter> out;
     while (true) {
       auto row = st->step();
       if (!row) return std::unexpected(row.error());
       if (!*row) break;
       const int64_t window = st->int64(1);
       if (window < 0 || window > static_cast<int64_t>(core::BudgetWindow::kTotal)) continue;  // from a newer version
-      out.push_back(core::CounterSnapshot{.scope = st->text(0),
-                                          .window = static_cast<core::BudgetWindow>(window),
-                                          .key = st->int64(2),
-                                          .tokens = st->int64(3),
-                                          .usd = st->int64(4),
-                                          .calls = st->int64(5)});
+      out.push_back(core::SavedCounter{.scope = st->text(0),
+                                       .window = static_cast<core::BudgetWindow>(window),
+                                       .key = st->int64(2),
+                                       .tokens = st->int64(3),
+                                       .usd = st->int64(4),
+                                       .calls = st->int64(5)});
     }
     return out;
   }
@@ -61,14 +61,14 @@ class SqliteCounterStore final : public CounterStore {
 
 class MemoryCounterStore final : public CounterStore {
  public:
-  core::Result<void> save(std::span<const core::CounterSnapshot> counters) override {
+  core::Result<void> save(std::span<const core::SavedCounter> counters) override {
     saved_.assign(counters.begin(), counters.end());
     return {};
   }
-  core::Result<std::vector<core::CounterSnapshot>> load() override { return saved_; }
+  core::Result<std::vector<core::SavedCounter>> load() override { return saved_; }
 
  private:
-  std::vector<core::CounterSnapshot> saved_;
+  std::vector<core::SavedCounter> saved_;
 };
 
 }  // namespace

@@ -3,7 +3,7 @@
 /// @brief Persistence of budget counters, so a restart does not reset a
 /// day's or month's spend to zero (which would let a budget be spent twice).
 ///
-/// The gateway saves BudgetEngine::snapshot() every 5 s and at shutdown, and
+/// The gateway saves BudgetEngine::savedCounters() every 5 s and at shutdown, and
 /// restores it at start. In-flight reservations are saved as spent. A hard
 /// kill (kill -9, a crash) forgets what was admitted after the last save: on
 /// its own this store lets a restarted gateway grant up to 5 s of spend a
@@ -28,8 +28,8 @@ class CounterStore {
  public:
   virtual ~CounterStore() = default;
   /// Replaces the saved counters with `counters` (atomically).
-  virtual core::Result<void> save(std::span<const core::CounterSnapshot> counters) = 0;
-  [[nodiscard]] virtual core::Result<std::vector<core::CounterSnapshot>> load() = 0;
+  virtual core::Result<void> save(std::span<const core::SavedCounter> counters) = 0;
+  [[nodiscard]] virtual core::Result<std::vector<core::SavedCounter>> load() = 0;
 };
 
 /// "sqlite:PATH" -> SQLite store; "memory" -> nothing survives the process.

@@ -67,18 +67,6 @@ std::string base64Url(const unsigned char* p, size_t n) {
   return out;
 }
 
-std::array<unsigned char, 32> sha256(std::string_view a, std::string_view b) {
-  std::array<unsigned char, 32> md{};
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  unsigned int len = 0;
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  EVP_DigestUpdate(ctx, a.data(), a.size());
-  EVP_DigestUpdate(ctx, b.data(), b.size());
-  EVP_DigestFinal_ex(ctx, md.data(), &len);
-  EVP_MD_CTX_free(ctx);
-  return md;
-}
-
 bool fromHex(std::string_view hex, unsigned char* out, size_t n) {
   if (hex.size() != n * 2) return false;
   auto nib = [](char c) -> int {
@@ -251,22 +239,37 @@ CreatedKey generateKey(std::string agent, bool pipeline, std::vector<std::string
   out.record.pipeline = pipeline;
   out.record.acts_for = std::move(acts_for);
   out.record.created_unix = now_unix;
-  const std::string salt_raw(reinterpret_cast<const char*>(salt.data()), salt.size());
   out.record.salt_hex = toHex(salt.data(), salt.size());
-  const auto md = sha256(salt_raw, out.secret_key);
+  const auto md = KeyDigest::of(salt, out.secret_key);
   out.record.digest_hex = toHex(md.data(), md.size());
   OPENSSL_cleanse(secret.data(), secret.size());
   return out;
 }
 
-bool keyMatches(const KeyRecord& record, std::string_view key) {
-  std::array<unsigned char, 16> salt{};
-  std::array<unsigned char, 32> want{};
-  if (!fromHex(record.salt_hex, salt.data(), salt.size()) || !fromHex(record.digest_hex, want.data(), want.size())) {
-    return false;
+std::array<unsigned char, 32> KeyDigest::of(std::span<const unsigned char, 16> salt, std::string_view key) {
+  std::array<unsigned char, 32> md{};
+  unsigned int len = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx, salt.data(), salt.size());
+  EVP_DigestUpdate(ctx, key.data(), key.size());
+  EVP_DigestFinal_ex(ctx, md.data(), &len);
+  EVP_MD_CTX_free(ctx);
+  return md;
+}
+
+std::optional<KeyDigest> KeyDigest::fromRecord(const KeyRecord& record) {
+  KeyDigest d;
+  if (!fromHex(record.salt_hex, d.salt.data(), d.salt.size()) ||
+      !fromHex(record.digest_hex, d.digest.data(), d.digest.size())) {
+    return std::nullopt;
   }
-  const auto got = sha256(std::string_view(reinterpret_cast<const char*>(salt.data()), salt.size()), key);
-  return CRYPTO_memcmp(got.data(), want.data(), want.size()) == 0;
+  return d;
+}
+
+bool KeyDigest::matches(std::string_view key) const {
+  const auto got = of(salt, key);
+  return CRYPTO_memcmp(got.data(), digest.data(), digest.size()) == 0;
 }
 
 core::Result<std::unique_ptr<KeyStore>> openKeyStore(std::string_view url) {

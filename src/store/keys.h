@@ -8,9 +8,11 @@
 /// state file does not leak usable keys. Verification compares digests in
 /// constant time.
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,8 +43,20 @@ struct CreatedKey {
 /// Generates a new key for `agent` (random from OpenSSL's CSPRNG).
 [[nodiscard]] CreatedKey generateKey(std::string agent, bool pipeline, std::vector<std::string> acts_for, int64_t now_unix);
 
-/// True when `key` hashes to the record's digest (constant-time compare).
-[[nodiscard]] bool keyMatches(const KeyRecord& record, std::string_view key);
+/// A record's salt and digest as bytes: what verifying a presented key
+/// needs. The one place a key is hashed (generateKey writes the digest with
+/// it; the gateway's key index verifies with it).
+struct KeyDigest {
+  std::array<unsigned char, 16> salt{};
+  std::array<unsigned char, 32> digest{};  // SHA-256(salt || key)
+
+  /// SHA-256(salt || key).
+  [[nodiscard]] static std::array<unsigned char, 32> of(std::span<const unsigned char, 16> salt, std::string_view key);
+  /// The record's salt and digest decoded from hex; nullopt for a corrupt row.
+  [[nodiscard]] static std::optional<KeyDigest> fromRecord(const KeyRecord& record);
+  /// True when `key` hashes to `digest` under `salt` (constant-time compare).
+  [[nodiscard]] bool matches(std::string_view key) const;
+};
 
 /// Persistent key storage. Implementations are thread-compatible (one user
 /// at a time); the gateway keeps its own in-memory index (KeyIndex).

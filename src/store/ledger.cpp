@@ -639,8 +639,8 @@ core::Result<std::unique_ptr<UsageSink>> openLedgerSink(const std::string& path,
       std::make_unique<LedgerSink>(std::move(*db), Stmt(rq), Stmt(at), Stmt(sp), path, std::move(options)));
 }
 
-core::Result<std::vector<core::CounterSnapshot>> ledgerSpend(SqliteDb& db, const core::Calendar& calendar,
-                                                             core::WallTime now, core::Nanos run_ttl) {
+core::Result<std::vector<core::SavedCounter>> ledgerSpend(SqliteDb& db, const core::Calendar& calendar,
+                                                          core::WallTime now, core::Nanos run_ttl) {
   const core::CalendarPeriod p = calendar.period(now);
   const int64_t now_ms = unixMs(now);
   std::map<SpendKey, Tally> sums;
@@ -720,16 +720,16 @@ core::Result<std::vector<core::CounterSnapshot>> ledgerSpend(SqliteDb& db, const
       return std::unexpected(ok.error());
     }
   }
-  std::vector<core::CounterSnapshot> out;
+  std::vector<core::SavedCounter> out;
   out.reserve(sums.size());
   for (const auto& [k, t] : sums) {
     if (t == Tally{}) continue;
-    out.push_back(core::CounterSnapshot{.scope = std::get<0>(k),
-                                        .window = std::get<1>(k),
-                                        .key = std::get<2>(k),
-                                        .tokens = clampToInt(t[0]),
-                                        .usd = clampToInt(t[1]),
-                                        .calls = clampToInt(t[2])});
+    out.push_back(core::SavedCounter{.scope = std::get<0>(k),
+                                     .window = std::get<1>(k),
+                                     .key = std::get<2>(k),
+                                     .tokens = clampToInt(t[0]),
+                                     .usd = clampToInt(t[1]),
+                                     .calls = clampToInt(t[2])});
   }
   return out;
 }

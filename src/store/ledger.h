@@ -92,9 +92,9 @@ struct LedgerSinkOptions {
 /// "tier:T", "agent:A", "run:R", as core::BudgetEngine names them. Tokens are
 /// input + output, calls the attempts billed (what settle() counted), by each
 /// request's start time (the window its reservation was charged to).
-[[nodiscard]] core::Result<std::vector<core::CounterSnapshot>> ledgerSpend(SqliteDb& db,
-                                                                         const core::Calendar& calendar,
-                                                                         core::WallTime now, core::Nanos run_ttl);
+[[nodiscard]] core::Result<std::vector<core::SavedCounter>> ledgerSpend(SqliteDb& db,
+                                                                      const core::Calendar& calendar,
+                                                                      core::WallTime now, core::Nanos run_ttl);
 
 /// Retention (`storage.ledger_retention_days`): the start time before which
 /// rows may go at `now`, `days` days back, but never after the start of the

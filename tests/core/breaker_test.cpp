@@ -275,7 +275,7 @@ TEST_F(BreakerTest, SnapshotListsEveryBreaker) {
   const BreakerKey a = r.key("relay", "a");
   (void)r.key("relay", "b");
   trip(r, a);
-  const auto snap = r.snapshot();
+  const auto snap = r.rows();
   ASSERT_EQ(snap.size(), 2U);
   EXPECT_EQ(snap[0].model, "a");
   EXPECT_EQ(snap[0].state, BreakerState::kOpen);
@@ -313,7 +313,7 @@ TEST_F(BreakerTest, ConcurrentProbesNeverExceedTheLimit) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(admitted.load(), 3);
-  EXPECT_EQ(r.snapshot().size(), 1U);
+  EXPECT_EQ(r.rows().size(), 1U);
 }
 
 }  // namespace

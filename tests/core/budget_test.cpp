@@ -718,6 +718,22 @@ TEST_F(BudgetTest, ReservationTableIsBounded) {
   EXPECT_TRUE(e.reserve(std::span(&agent, 1), ask(1, 1)).has_value());
 }
 
+// The one mapping of a rejection to the client's answer (the gateway sends
+// toError()): a full reservation table is a retryable 503, not a budget 429.
+TEST_F(BudgetTest, AFullReservationTableIsAnOverloadError) {
+  BudgetEngine::Options o;
+  o.max_reservations = 1;
+  BudgetEngine e(clock_, Calendar::utc(), o);
+  const ScopeId agent = define(e, "agent:a", {});
+  auto a = e.reserve(std::span(&agent, 1), ask(1, 1));
+  ASSERT_TRUE(a);
+  auto b = e.reserve(std::span(&agent, 1), ask(1, 1));
+  ASSERT_FALSE(b.has_value());
+  const Error err = b.error().toError();
+  EXPECT_EQ(err.code, ErrorCode::kServerOverloaded);
+  EXPECT_EQ(err.message, "The gateway has too many requests in flight; retry shortly.");
+}
+
 TEST_F(BudgetTest, HostileAsksDoNotOverflow) {
   BudgetEngine e(clock_, Calendar::utc());
   ScopeLimits l;
@@ -749,7 +765,7 @@ TEST_F(BudgetTest, SnapshotAndRestoreCarryCountersAcrossRestarts) {
   ScopeLimits l;
   l.day.usd = 10'000;
   l.month.usd = 100'000;
-  std::vector<CounterSnapshot> saved;
+  std::vector<SavedCounter> saved;
   {
     BudgetEngine e(clock_, Calendar::utc(), o);
     const ScopeId ids[] = {define(e, "global", l), define(e, "agent:a", l), *e.runScope("r")};
@@ -758,11 +774,11 @@ TEST_F(BudgetTest, SnapshotAndRestoreCarryCountersAcrossRestarts) {
     e.settle(*r, TokenUsage{.input = 100, .output = 100}, 300);
     auto inflight = e.reserve(ids, ask(100, 200));  // counted as spent in the snapshot
     ASSERT_TRUE(inflight.has_value());
-    saved = e.snapshot();
+    saved = e.savedCounters();
   }
   EXPECT_EQ(saved.size(), 3U * 2 + 3);  // day + month for each scope, total for each
   const auto found = std::find(saved.begin(), saved.end(),
-                               CounterSnapshot{"agent:a", BudgetWindow::kDay, 20'454, 500, 800, 2});
+                               SavedCounter{"agent:a", BudgetWindow::kDay, 20'454, 500, 800, 2});
   EXPECT_NE(found, saved.end());
 
   BudgetEngine e2(clock_, Calendar::utc(), o);
@@ -792,7 +808,7 @@ TEST_F(BudgetTest, MinuteWindowsSurviveARestart) {
   // restarting and spending again within the minute doubled it.
   ScopeLimits l;
   l.minute.usd = 3'000;
-  std::vector<CounterSnapshot> saved;
+  std::vector<SavedCounter> saved;
   {
     BudgetEngine e(clock_, Calendar::utc());
     const ScopeId agent = define(e, "agent:a", l);
@@ -800,10 +816,10 @@ TEST_F(BudgetTest, MinuteWindowsSurviveARestart) {
     ASSERT_TRUE(r.has_value());
     clock_.advance(10s);
     e.settle(*r, TokenUsage{.input = 500, .output = 1'000}, 2'500);
-    saved = e.snapshot();
+    saved = e.savedCounters();
   }
   const auto minute = std::count_if(saved.begin(), saved.end(),
-                                    [](const CounterSnapshot& c) { return c.window == BudgetWindow::kMinute; });
+                                    [](const SavedCounter& c) { return c.window == BudgetWindow::kMinute; });
   EXPECT_EQ(minute, 1);
   clock_.advance(5s);  // the restart: a new engine, a new monotonic origin for the ring
   BudgetEngine e2(clock_, Calendar::utc());
@@ -835,10 +851,10 @@ TEST_F(BudgetTest, RestoreAtLeastRaisesWindowsAndNeverLowersThem) {
   const int64_t day = 20'454;  // the fixture's day
   const int64_t month = 2026 * 12;
   const int64_t sec = std::chrono::floor<std::chrono::seconds>(clock_.wallNow()).time_since_epoch().count();
-  const std::vector<CounterSnapshot> saved = {{"agent:a", BudgetWindow::kDay, day, 500, 800, 2},
+  const std::vector<SavedCounter> saved = {{"agent:a", BudgetWindow::kDay, day, 500, 800, 2},
                                               {"agent:a", BudgetWindow::kMonth, month, 500, 800, 2}};
   EXPECT_EQ(e.restore(saved), 2U);
-  const std::vector<CounterSnapshot> ledger = {{"agent:a", BudgetWindow::kDay, day, 400, 1'300, 3},
+  const std::vector<SavedCounter> ledger = {{"agent:a", BudgetWindow::kDay, day, 400, 1'300, 3},
                                                {"agent:a", BudgetWindow::kMonth, month, 100, 100, 1},
                                                {"agent:a", BudgetWindow::kMinute, sec - 2, 10, 600, 1},
                                                {"agent:a", BudgetWindow::kDay, day - 1, 9, 9'999, 9}};  // yesterday

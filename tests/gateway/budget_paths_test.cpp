@@ -54,19 +54,19 @@ TEST_F(BudgetPathsTest, PerCallUsdLimitHoldsAcrossAttempts) {
   // Regression: usd_per_call was checked per attempt. With every answer cut
   // after its headers (each billed at prompt + cap) and a fallback chain, one
   // request made six billed attempts at ~3.6x its per-call limit.
-  ASSERT_TRUE(gw_->mockState()->configure(R"({"reset_mid_stream_rate": 1, "reset_after_chunks": 0})"));
+  ASSERT_TRUE(p_.mock->configure(R"({"reset_mid_stream_rate": 1, "reset_after_chunks": 0})"));
   auto s = send("percall", R"({"model":"big","messages":[{"role":"user","content":"hi"}],"max_tokens":300})");
   loop_.advance(5s);
   EXPECT_EQ(s->status(), 429) << s->body();
   auto r = lastRecord();
   EXPECT_LE(r.cost_micro_usd, 900) << r.attempts.size() << " attempts";
   EXPECT_EQ(r.attempts.size(), 1u);
-  EXPECT_EQ(gw_->mockState()->bill().snapshot().requests_total, 1u);
+  EXPECT_EQ(p_.mock->bill().snapshot().requests_total, 1u);
   EXPECT_EQ(gw_->budgets().outstandingReservations(), 0u);
 }
 
 TEST_F(BudgetPathsTest, PerCallTokenLimitHoldsAcrossAttempts) {
-  ASSERT_TRUE(gw_->mockState()->configure(R"({"reset_mid_stream_rate": 1, "reset_after_chunks": 0})"));
+  ASSERT_TRUE(p_.mock->configure(R"({"reset_mid_stream_rate": 1, "reset_after_chunks": 0})"));
   auto s = send("tokcall", R"({"model":"big","messages":[{"role":"user","content":"hi"}],"max_tokens":150})");
   loop_.advance(5s);
   auto r = lastRecord();
@@ -87,7 +87,7 @@ TEST_F(BudgetPathsTest, CompletionsWithAPromptArrayReserveForEveryPrompt) {
   // day were admitted and billed 2,050.
   auto s = send("day", fiftyPrompts(false), "/v1/completions");
   EXPECT_EQ(s->status(), 429) << s->body();
-  EXPECT_EQ(gw_->mockState()->bill().snapshot().requests_total, 0u);
+  EXPECT_EQ(p_.mock->bill().snapshot().requests_total, 0u);
 }
 
 TEST_F(BudgetPathsTest, AStreamedPromptArrayIsNotCutAsOverItsCap) {
@@ -101,7 +101,7 @@ TEST_F(BudgetPathsTest, AStreamedPromptArrayIsNotCutAsOverItsCap) {
   ASSERT_EQ(r.attempts.size(), 1u);
   EXPECT_EQ(r.attempts[0].error, "") << "cut as over its cap";
   EXPECT_EQ(r.usage_source, store::UsageSource::kProvider);
-  const auto bill = gw_->mockState()->bill().snapshot().totals;
+  const auto bill = p_.mock->bill().snapshot().totals;
   EXPECT_EQ(r.usage.output, 50 * 20);
   EXPECT_EQ(static_cast<uint64_t>(r.usage.output), bill.completion_tokens);
   EXPECT_EQ(static_cast<uint64_t>(r.usage.input), bill.prompt_tokens);
@@ -112,7 +112,7 @@ TEST_F(BudgetPathsTest, OwnCountsAreBoundedByTheCapAndTheEndpoint) {
   // received was not bounded by the cap sent (streams reset after their last
   // chunk were recorded above it), and a truncated embeddings answer was
   // billed output tokens (embeddings have none).
-  ASSERT_TRUE(gw_->mockState()->configure(R"({"reset_mid_stream_rate": 1, "reset_after_chunks": 31})"));
+  ASSERT_TRUE(p_.mock->configure(R"({"reset_mid_stream_rate": 1, "reset_after_chunks": 31})"));
   auto s = send("roomy", R"({"model":"big","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":30})");
   loop_.advance(1s);
   auto r = lastRecord();
@@ -133,11 +133,11 @@ TEST_F(BudgetPathsTest, AnAudioPartIsReservedByItsSize) {
   // billed 25,032 µUSD.
   auto s = send("day", audioCall(100'000));
   EXPECT_EQ(s->status(), 429) << s->body();
-  EXPECT_EQ(gw_->mockState()->bill().snapshot().requests_total, 0u);
+  EXPECT_EQ(p_.mock->bill().snapshot().requests_total, 0u);
   // tokens_per_call was exceeded the same way.
   auto t = send("tokcall", audioCall(2'000));
   EXPECT_EQ(t->status(), 429) << t->body();
-  EXPECT_EQ(gw_->mockState()->bill().snapshot().requests_total, 0u);
+  EXPECT_EQ(p_.mock->bill().snapshot().requests_total, 0u);
 }
 
 TEST_F(BudgetPathsTest, FilePartsAreReservedByTheirSize) {
@@ -156,7 +156,7 @@ TEST_F(BudgetPathsTest, FilePartsAreReservedByTheirSize) {
   for (const auto& c : calls) served += c->status() == 200 ? 1 : 0;
   EXPECT_GT(served, 0);
   EXPECT_LT(served, 24);
-  const auto bill = gw_->mockState()->bill().snapshot().totals;
+  const auto bill = p_.mock->bill().snapshot().totals;
   EXPECT_LE(bill.prompt_tokens + 2 * bill.completion_tokens, 1'000'000u);
   EXPECT_EQ(gw_->budgets().outstandingReservations(), 0u);
 }

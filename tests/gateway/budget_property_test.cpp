@@ -277,7 +277,7 @@ TEST(BudgetProperty, TheBillStaysWithinEveryLimitAndTheRecordMatchesIt) {
     ASSERT_TRUE(p.start(config, {"a"}));
     p.setMock(knobs);
     const int64_t calls = g.range(1, 8);
-    mock::BillSnapshot before = p.gw->mockState()->bill().snapshot();
+    mock::BillSnapshot before = p.mock->bill().snapshot();
     int64_t day_tokens = 0;
     for (int64_t i = 0; i < calls; ++i) {
       bool stream = false;
@@ -306,7 +306,7 @@ TEST(BudgetProperty, TheBillStaysWithinEveryLimitAndTheRecordMatchesIt) {
       }
       ASSERT_EQ(p.sink->records().size(), records + 1) << "no record";
       const store::UsageRecord r = p.lastRecord();
-      const mock::BillSnapshot after = p.gw->mockState()->bill().snapshot();
+      const mock::BillSnapshot after = p.mock->bill().snapshot();
       const mock::ModelBill d = minus(after, before);
       before = after;
       ++requests;
@@ -341,7 +341,7 @@ TEST(BudgetProperty, TheBillStaysWithinEveryLimitAndTheRecordMatchesIt) {
         EXPECT_EQ(cost, 0) << "billed, but recorded nothing";
       }
     }
-    const mock::BillSnapshot total = p.gw->mockState()->bill().snapshot();
+    const mock::BillSnapshot total = p.mock->bill().snapshot();
     if (limits.usd_per_day_micro) {
       EXPECT_LE(billCost(total.totals), *limits.usd_per_day_micro) << "usd_per_day";
     }

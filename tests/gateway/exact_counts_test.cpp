@@ -97,7 +97,7 @@ TEST(ExactCounts, ACallThatDoesNotFitByItsExactCountIsStillRefused) {
   ASSERT_TRUE(p.start(config("usd_per_day: " + core::formatUsd(need - 1)), {"a"}));
   auto s = p.send("a", call("gpt-4o-mini", text, 10));
   EXPECT_EQ(s->status(), 429) << s->body();
-  EXPECT_EQ(p.gw->mockState()->bill().snapshot().requests_total, 0u);
+  EXPECT_EQ(p.mock->bill().snapshot().requests_total, 0u);
 }
 
 TEST(ExactCounts, AStreamCutByTheClientIsBilledByTheExactCountOfWhatItRelayed) {

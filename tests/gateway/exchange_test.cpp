@@ -80,7 +80,7 @@ TEST_F(ExchangeTest, RejectsAnExhaustedBudgetWithoutCallingTheProvider) {
   auto r = lastRecord();
   EXPECT_EQ(r.outcome, store::Outcome::kRejectedBudget);
   EXPECT_TRUE(r.attempts.empty());
-  EXPECT_EQ(gw_->mockState()->bill().snapshot().requests_total, 0u);
+  EXPECT_EQ(p_.mock->bill().snapshot().requests_total, 0u);
 }
 
 TEST_F(ExchangeTest, RetriesWithBackoffThenFallsBack) {
@@ -172,7 +172,7 @@ TEST_F(ExchangeTest, NonStreamBodyCutAfterTheHeadersIsBilledAtTheOutputCap) {
     EXPECT_GT(a.usage.input, 0);
     EXPECT_GT(a.cost_micro_usd, 0);
   }
-  const auto bill = gw_->mockState()->bill().snapshot();
+  const auto bill = p_.mock->bill().snapshot();
   EXPECT_GE(r.usage.output, static_cast<int64_t>(bill.models.at("gpt-4o-mini").completion_tokens));
   EXPECT_GE(r.usage.input, static_cast<int64_t>(bill.models.at("gpt-4o-mini").prompt_tokens));
 }
@@ -188,7 +188,7 @@ TEST_F(ExchangeTest, StreamCutBeforeItsFirstEventIsBilledItsPrompt) {
     EXPECT_GT(a.usage.input, 0);
     EXPECT_EQ(a.usage.output, 0);
   }
-  const auto bill = gw_->mockState()->bill().snapshot();
+  const auto bill = p_.mock->bill().snapshot();
   EXPECT_GE(r.usage.input, static_cast<int64_t>(bill.models.at("gpt-4o-mini").prompt_tokens));
 }
 
@@ -210,7 +210,7 @@ TEST_F(ExchangeTest, NoRetryPastTheBudgetAfterABilledAttempt) {
   ASSERT_EQ(r.attempts.size(), 1u) << "the retries were not affordable";
   EXPECT_GT(r.cost_micro_usd, 0);
   EXPECT_LE(r.cost_micro_usd, 10) << "within usd_per_day";
-  EXPECT_EQ(gw_->mockState()->bill().snapshot().models.at("gpt-4o-mini").requests, 1u);
+  EXPECT_EQ(p_.mock->bill().snapshot().models.at("gpt-4o-mini").requests, 1u);
   EXPECT_EQ(gw_->budgets().outstandingReservations(), 0u);
   // The same faults with budget to spare: every retry is made, each billed.
   auto more = send("bot", R"({"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max_tokens":8})");

@@ -4,8 +4,8 @@
 
 #include <type_traits>
 
+#include "gateway/compiled_config.h"
 #include "gateway/pipeline.h"
-#include "gateway/snapshot.h"
 #include "gateway/worker.h"
 
 namespace sluice::gateway {
@@ -51,14 +51,14 @@ TEST(GatewayHardening, ReservationTableFullIsARetryable503NotA500) {
   EXPECT_EQ(p.gw->budgets().outstandingReservations(), 0u);
 }
 
-TEST(GatewayHardening, ARefusedSnapshotLeavesTheBudgetEngineUnchanged) {
-  // Regression: buildSnapshot defined the global, tier and agent scopes (and
+TEST(GatewayHardening, ARefusedCompiledConfigLeavesTheBudgetEngineUnchanged) {
+  // Regression: compileConfig defined the global, tier and agent scopes (and
   // changed their limits) before it found the agent naming an unknown tier.
   core::ManualClock clock;
   core::BudgetEngine budgets(clock, core::Calendar::utc());
   auto good = load(kConfig);
   ASSERT_TRUE(good);
-  ASSERT_TRUE(buildSnapshot(good, budgets, [](const std::string&) { return std::nullopt; }));
+  ASSERT_TRUE(compileConfig(good, budgets, [](const std::string&) { return std::nullopt; }));
   const auto global = budgets.findScope("global");
   ASSERT_TRUE(global);
   const auto before = budgets.usage(*global)->limits;
@@ -67,8 +67,8 @@ TEST(GatewayHardening, ARefusedSnapshotLeavesTheBudgetEngineUnchanged) {
   bad->budgets.global.usd_per_day = 5'000'000;  // a change that must not land
   bad->budgets.tiers["gold"] = config::TierConfig{};
   bad->agents["intruder"].name = "intruder";
-  bad->agents["intruder"].tier = "no-such-tier";  // what the loader would refuse; buildSnapshot must too
-  auto refused = buildSnapshot(bad, budgets, [](const std::string&) { return std::nullopt; });
+  bad->agents["intruder"].tier = "no-such-tier";  // what the loader would refuse; compileConfig must too
+  auto refused = compileConfig(bad, budgets, [](const std::string&) { return std::nullopt; });
   ASSERT_FALSE(refused);
   EXPECT_NE(refused.error().message.find("no-such-tier"), std::string::npos);
   EXPECT_EQ(budgets.usage(*global)->limits, before) << "the global limit changed";
@@ -85,6 +85,48 @@ TEST(GatewayHardening, TheVerifiedKeyCacheComparesInConstantTime) {
   EXPECT_FALSE(eq("sk-sluice-abc", "sk-sluice-abd"));
   EXPECT_FALSE(eq("sk-sluice-abc", "sk-sluice-ab"));
   EXPECT_TRUE(eq("", ""));
+}
+
+// The gateway does not know the built-in mock: `sluice serve` wires it in
+// (GatewayDeps::mock_provider). A gateway without it refuses a config that
+// names a kind: mock provider, at start and at reload, rather than failing
+// on the first call.
+TEST(GatewayHardening, AMockProviderNeedsTheBuiltInProviderWiredIn) {
+  core::ManualClock clock;
+  auto keys = store::openKeyStore("memory");
+  ASSERT_TRUE(keys);
+  GatewayDeps deps;
+  deps.clock = &clock;
+  deps.config = load(kConfig);
+  deps.keys = std::move(*keys);
+  auto refused = Gateway::create(std::move(deps));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, core::ErrorCode::kConfig);
+  EXPECT_NE(refused.error().message.find("provider 'demo' is kind: mock"), std::string::npos)
+      << refused.error().message;
+
+  auto http_only = load(R"(
+providers:
+  up: {kind: openai, base_url: "http://127.0.0.1:9/v1"}
+models:
+  gpt-4o-mini: {provider: up}
+agents:
+  bot: {}
+)");
+  ASSERT_TRUE(http_only);
+  keys = store::openKeyStore("memory");
+  ASSERT_TRUE(keys);
+  GatewayDeps ok;
+  ok.clock = &clock;
+  ok.config = http_only;
+  ok.keys = std::move(*keys);
+  auto gw = Gateway::create(std::move(ok));
+  ASSERT_TRUE(gw) << gw.error().message;
+  const std::string version = (*gw)->config().current()->config_version;
+  auto reload = (*gw)->reload(load(kConfig));
+  ASSERT_FALSE(reload);
+  EXPECT_EQ(reload.error().code, core::ErrorCode::kConfig);
+  EXPECT_EQ((*gw)->config().current()->config_version, version) << "the refused config was published";
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "fakes/fake_server_stream.h"
 #include "gateway/gateway.h"
 #include "gateway/worker.h"
+#include "mock/mock_client.h"
 #include "store/keys.h"
 
 namespace sluice::gateway {
@@ -53,6 +54,7 @@ class HttpEntryTest : public ::testing::Test {
     deps.keys = std::move(*keys);
     sink_ = std::make_shared<store::MemoryUsageSink>();
     deps.usage = sink_;
+    deps.mock_provider = std::make_shared<mock::MockProvider>();
     auto gw = Gateway::create(std::move(deps));
     ASSERT_TRUE(gw) << gw.error().message;
     gw_ = std::move(*gw);

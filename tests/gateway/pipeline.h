@@ -16,6 +16,7 @@
 #include "fakes/fake_dispatcher.h"
 #include "fakes/fake_server_stream.h"
 #include "gateway/gateway.h"
+#include "mock/mock_client.h"
 #include "mock/state.h"
 #include "store/keys.h"
 
@@ -24,11 +25,14 @@ namespace sluice::gateway::testing {
 using sluice::testing::FakeDispatcher;
 using sluice::testing::FakeServerStream;
 
-/// A gateway on `config` with the given keys and usage sink (nullptr when
-/// the config or the gateway fails; the test fails with the reason).
+/// A gateway on `config` with the given keys and usage sink, its `kind: mock`
+/// providers served by the built-in mock on `mock` (a fresh one when null),
+/// as `sluice serve` wires it (nullptr when the config or the gateway fails;
+/// the test fails with the reason).
 inline std::unique_ptr<Gateway> makeGateway(std::string_view config, const core::Clock& clock,
                                             decltype(GatewayDeps::keys) keys, std::shared_ptr<store::UsageSink> sink,
-                                            size_t max_reservations = GatewayDeps{}.max_reservations) {
+                                            size_t max_reservations = GatewayDeps{}.max_reservations,
+                                            std::shared_ptr<mock::MockState> mock = nullptr) {
   auto cfg = config::loadConfigString(config, "test.yaml");
   EXPECT_TRUE(cfg) << cfg.error().front().str();
   if (!cfg) return nullptr;
@@ -38,6 +42,7 @@ inline std::unique_ptr<Gateway> makeGateway(std::string_view config, const core:
   deps.keys = std::move(keys);
   deps.usage = std::move(sink);
   deps.max_reservations = max_reservations;
+  deps.mock_provider = mock ? std::make_shared<mock::MockProvider>(std::move(mock)) : std::make_shared<mock::MockProvider>();
   auto gw = Gateway::create(std::move(deps));
   EXPECT_TRUE(gw) << gw.error().message;
   return gw ? std::move(*gw) : nullptr;
@@ -57,7 +62,7 @@ class Pipeline {
       secrets[agent] = k.secret_key;
     }
     sink = std::make_shared<store::MemoryUsageSink>();
-    gw = makeGateway(config, clock, std::move(*keys), sink, max_reservations);
+    gw = makeGateway(config, clock, std::move(*keys), sink, max_reservations, mock);
     return gw != nullptr;
   }
 
@@ -80,13 +85,15 @@ class Pipeline {
     return records.empty() ? store::UsageRecord{} : records.back();
   }
 
-  void setMock(const std::string& json) { ASSERT_TRUE(gw->mockState()->configure(json)); }
+  void setMock(const std::string& json) { ASSERT_TRUE(mock->configure(json)); }
 
   core::ManualClock clock;
   FakeDispatcher loop{clock};
   std::map<std::string, std::string> secrets;
   std::shared_ptr<store::MemoryUsageSink> sink;
   std::unique_ptr<Gateway> gw;
+  /// The built-in mock provider's knobs and bill.
+  std::shared_ptr<mock::MockState> mock = std::make_shared<mock::MockState>();
 };
 
 }  // namespace sluice::gateway::testing

@@ -113,8 +113,18 @@ TEST(EventLoopThread, TimerCallbackMayDestroyItsOwnTimer) {
 
 TEST(EventLoopThread, StopIsIdempotent) {
   auto loop = makeEventLoopThread(core::SystemClock::instance());
+  std::atomic<int> ran{0};
+  loop->runSync([&] { ++ran; });
   loop->stop();
+  // The loop has stopped and its thread is joined: work posted now never
+  // runs, and a second stop() (and the destructor's) returns without
+  // waiting for a thread that is gone.
+  loop->dispatcher().post([&] { ++ran; });
   loop->stop();
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(ran.load(), 1);
+  loop.reset();  // destroys the never-run task without running it
+  EXPECT_EQ(ran.load(), 1);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/error_body.h"
 #include "proto/proto_test_util.h"
 
 namespace sluice::proto {
@@ -55,7 +56,7 @@ TEST(ErrorBody, EveryCodeProducesValidJson) {
 
 TEST(ErrorBody, AppendErrorObjectRelaysProviderFields) {
   std::string out = "x";
-  appendErrorObject(out, "Overloaded", "overloaded_error", "", "");
+  core::appendErrorObject(out, "Overloaded", "overloaded_error", "", "");
   EXPECT_EQ(out, R"(x{"error":{"message":"Overloaded","type":"overloaded_error","param":null,"code":null}})");
 }
 

@@ -12,7 +12,7 @@ TEST(Counters, SqliteRoundTripReplacesTheWholeSet) {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string url = "sqlite:" + (dir / "state.db").string();
-  const std::vector<core::CounterSnapshot> first{
+  const std::vector<core::SavedCounter> first{
       {.scope = "agent:a", .window = core::BudgetWindow::kDay, .key = 20'000, .tokens = 10, .usd = 20, .calls = 1},
       {.scope = "run:r1", .window = core::BudgetWindow::kTotal, .key = 0, .tokens = 5, .usd = 7, .calls = 2}};
   {
@@ -25,7 +25,7 @@ TEST(Counters, SqliteRoundTripReplacesTheWholeSet) {
   auto loaded = (*s)->load();
   ASSERT_TRUE(loaded);
   EXPECT_EQ(*loaded, first);
-  const std::vector<core::CounterSnapshot> second{
+  const std::vector<core::SavedCounter> second{
       {.scope = "global", .window = core::BudgetWindow::kMonth, .key = 24'322, .tokens = 1, .usd = 2, .calls = 3}};
   ASSERT_TRUE((*s)->save(second));
   EXPECT_EQ(*(*s)->load(), second);
@@ -46,7 +46,7 @@ TEST(Counters, RestoredCountersKeepADaysSpend) {
     before->settle(*r, core::TokenUsage{.input = 1, .output = 1}, 0);
   }
   auto store = openCounterStore("memory");
-  ASSERT_TRUE((*store)->save(before->snapshot()));
+  ASSERT_TRUE((*store)->save(before->savedCounters()));
 
   auto after = make();  // a restarted process
   auto id2 = after->defineScope("agent:a", limits);

@@ -18,14 +18,14 @@ TEST(Keys, GeneratedKeyHasShapeAndMatchesOnlyItself) {
   auto k = generateKey("drafter", false, {}, 100);
   ASSERT_TRUE(keyIdOf(k.secret_key).has_value());
   EXPECT_EQ(*keyIdOf(k.secret_key), k.record.id);
-  EXPECT_TRUE(keyMatches(k.record, k.secret_key));
+  EXPECT_TRUE(KeyDigest::fromRecord(k.record)->matches(k.secret_key));
   std::string tampered = k.secret_key;
   tampered.back() = tampered.back() == 'A' ? 'B' : 'A';
-  EXPECT_FALSE(keyMatches(k.record, tampered));
+  EXPECT_FALSE(KeyDigest::fromRecord(k.record)->matches(tampered));
   auto other = generateKey("drafter", false, {}, 100);
   EXPECT_NE(other.secret_key, k.secret_key);
   EXPECT_NE(other.record.salt_hex, k.record.salt_hex);
-  EXPECT_FALSE(keyMatches(k.record, other.secret_key));
+  EXPECT_FALSE(KeyDigest::fromRecord(k.record)->matches(other.secret_key));
   // The stored record never contains the secret.
   EXPECT_EQ(k.record.digest_hex.find(k.secret_key.substr(23)), std::string::npos);
 }
@@ -60,7 +60,7 @@ TEST(Keys, SqliteStorePersistsRevokesAndVersions) {
   EXPECT_EQ(r.agent, "retriever");
   EXPECT_TRUE(r.pipeline);
   EXPECT_EQ(r.acts_for, (std::vector<std::string>{"a", "b"}));
-  EXPECT_TRUE(keyMatches(r, k.secret_key));
+  EXPECT_TRUE(KeyDigest::fromRecord(r)->matches(k.secret_key));
   EXPECT_FALSE(r.revoked_unix.has_value());
 
   const auto before = *(*store)->version();

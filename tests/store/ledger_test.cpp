@@ -492,7 +492,7 @@ TEST(Ledger, SpendSumsEachWindowPerScope) {
   auto db = openDb(path);
   auto spent = ledgerSpend(*db, core::Calendar::utc(), now, hours(1));
   ASSERT_TRUE(spent) << spent.error().message;
-  auto find = [&](const std::string& scope, core::BudgetWindow w, int64_t key) -> std::optional<core::CounterSnapshot> {
+  auto find = [&](const std::string& scope, core::BudgetWindow w, int64_t key) -> std::optional<core::SavedCounter> {
     for (const auto& c : *spent) {
       if (c.scope == scope && c.window == w && c.key == key) return c;
     }

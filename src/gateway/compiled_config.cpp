@@ -1,4 +1,4 @@
-#include "gateway/snapshot.h"
+#include "gateway/compiled_config.h"
 
 #include <algorithm>
 
@@ -25,7 +25,7 @@ std::optional<T> scaled(std::optional<T> v, int64_t ppm) {
 
 }  // namespace
 
-std::optional<core::Price> Snapshot::priceOf(std::string_view name) const {
+std::optional<core::Price> CompiledConfig::priceOf(std::string_view name) const {
   if (const auto* m = model(name)) return m->price;
   if (config->unknown_model_price) return *config->unknown_model_price;
   return std::nullopt;
@@ -86,10 +86,10 @@ std::shared_ptr<const core::RoutingTable> buildRoutingTable(const config::Config
   return table;
 }
 
-core::Result<std::shared_ptr<const Snapshot>> buildSnapshot(
+core::Result<std::shared_ptr<const CompiledConfig>> compileConfig(
     std::shared_ptr<const config::Config> config, core::BudgetEngine& budgets,
     const std::function<std::optional<std::string>(const std::string&)>& env) {
-  auto snap = std::make_shared<Snapshot>();
+  auto snap = std::make_shared<CompiledConfig>();
   snap->config = config;
   snap->model_index.reserve(config->models.size());
   for (const auto& [name, m] : config->models) snap->model_index.emplace(name, &m);  // views into *config
@@ -160,7 +160,7 @@ core::Result<std::shared_ptr<const Snapshot>> buildSnapshot(
     }
     snap->providers.emplace(name, std::move(pr));
   }
-  return std::shared_ptr<const Snapshot>(std::move(snap));
+  return std::shared_ptr<const CompiledConfig>(std::move(snap));
 }
 
 }  // namespace sluice::gateway

@@ -1,16 +1,13 @@
 // A load target for wrk, to compare src/net with nginx (not part of ctest).
 //
 //   direct: answers every request with a fixed JSON body.
-//   proxy:  relays every request to --upstream (one keep-alive pool per loop)
-//           and answers with the upstream's body: a reverse proxy.
+//   proxy:  relays every request to UPSTREAM_BASE_URL (one keep-alive pool
+//           per loop) and answers with the upstream's body: a reverse proxy.
 //
-// Build (Release objects of sluice_net):
-//   cmake -S . -B build/net-release -G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C build/net-release sluice_net
-//   g++ -std=c++23 -O2 -DNDEBUG -DBOOST_ASIO_SEPARATE_COMPILATION -DBOOST_BEAST_SEPARATE_COMPILATION \
-//       -DBOOST_ASIO_NO_DEPRECATED -Isrc tests/net/net_server_bench.cpp build/net-release/src/net/libsluice_net.a \
-//       -lspdlog -lfmt -lssl -lcrypto -pthread -o /tmp/net_server_bench
+// Build (a bench target, with the release preset):
+//   bash scripts/build-release.sh --target sluice_net_server_load
 // Run:
-//   taskset -c 0 /tmp/net_server_bench direct 8080 &
+//   taskset -c 0 build/release/bench/sluice_net_server_load direct 8080 &
 //   taskset -c 1 wrk -t1 -c64 -d5s http://127.0.0.1:8080/
 
 #include <csignal>

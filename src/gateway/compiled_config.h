@@ -3,8 +3,8 @@
 /// @brief The configuration compiled for the hot path: every lookup a request
 /// needs is one hash probe, and budget scope handles are resolved once.
 ///
-/// A Snapshot is immutable. A config reload (SIGHUP) or profile switch builds
-/// a new one and publishes it; requests in flight finish on the one they
+/// A CompiledConfig is immutable. A config reload (SIGHUP) or profile switch
+/// builds a new one and publishes it; requests in flight finish on the one they
 /// started with.
 
 #include <memory>
@@ -17,6 +17,7 @@
 #include "core/budget.h"
 #include "core/rate_limit.h"
 #include "core/routing.h"
+#include "core/string_hash.h"
 
 namespace sluice::gateway {
 
@@ -37,7 +38,7 @@ struct ProviderRuntime {
   std::string pool_identity;
 };
 
-struct Snapshot {
+struct CompiledConfig {
   std::shared_ptr<const config::Config> config;
   std::shared_ptr<const core::RoutingTable> routing;
   std::unordered_map<std::string, AgentRuntime, core::StringHash, std::equal_to<>> agents;
@@ -72,10 +73,10 @@ struct Snapshot {
 /// (the smaller wins) with the tier's own explicit limits.
 [[nodiscard]] core::ScopeLimits tierLimits(const config::Limits& global, const config::TierConfig& tier);
 
-/// Builds a snapshot, defining or updating the budget scopes it names in
+/// Compiles a config, defining or updating the budget scopes it names in
 /// `budgets` (counters of existing scopes are kept). `env` resolves
 /// provider keys (getenv in production).
-[[nodiscard]] core::Result<std::shared_ptr<const Snapshot>> buildSnapshot(
+[[nodiscard]] core::Result<std::shared_ptr<const CompiledConfig>> compileConfig(
     std::shared_ptr<const config::Config> config, core::BudgetEngine& budgets,
     const std::function<std::optional<std::string>(const std::string&)>& env);
 
