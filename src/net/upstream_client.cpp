@@ -215,6 +215,9 @@ class UpConn final : public detail::LoopRefCounted {
   size_t begin_ = 0;
   size_t end_ = 0;
   bool reading_ = false;
+  // Read synchronously by drainBuffered while an asynchronous read may be
+  // pending into the same buffer: never pooled again.
+  bool drained_ = false;
   bool in_parse_ = false;  // parser_.put() is running (its callbacks may call back in)
   Headers headers_;  // the current response's fields (reused, see onField)
   size_t header_count_ = 0;
@@ -791,6 +794,11 @@ void ClientImpl::drainBuffered(CallState* raw) {
   const Ref<CallState> st(raw);
   const Ref<UpConn> c = st->conn_;
   if (!c || c->tls_ || c->state_ == ConnState::kClosed) return;
+  // The read below shares the buffer with the asynchronous read that may
+  // be pending on the socket (it targets the bytes after end_ as they were
+  // when it was armed): whatever happens, this connection closes with the
+  // call and is never handed to another request.
+  c->drained_ = true;
   size_t drained = 0;
   while (drained < kMaxDrainBytes && c->call_ == st) {
     if (c->begin_ == c->end_) c->begin_ = c->end_ = 0;
@@ -853,7 +861,8 @@ void ClientImpl::finishResponse(UpConn* c) {
   Ref<CallState> st = c->call_;
   // An early answer (e.g. a 413 while the body is still going out) leaves the
   // connection mid-request: not reusable.
-  const bool reusable = c->parser_.keepAlive() && c->begin_ == c->end_ && c->write_done_ && !destroying_ && !retired_;
+  const bool reusable =
+      c->parser_.keepAlive() && c->begin_ == c->end_ && c->write_done_ && !c->drained_ && !destroying_ && !retired_;
   detach(st.get());
   if (reusable) {
     release(c);  // before onComplete: a follow-up call can reuse it at once

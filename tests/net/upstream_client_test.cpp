@@ -354,6 +354,46 @@ TEST(UpstreamClient, DrainThatReachesTheEndCompletesTheCall) {
   EXPECT_EQ(rec.completes(), 1);
 }
 
+// A drain before the answer's head was read (the client left while the call
+// waited) finds a whole answer in the receive buffer: the call completes with
+// it, and the connection, read beside an asynchronous read still pending on
+// it, is closed rather than pooled: the next call gets its own connection and
+// its own answer, whole.
+TEST(UpstreamClient, DrainBeforeTheHeadCompletesTheCallAndNeverPoolsTheConnection) {
+  std::atomic<int> received{0};
+  std::atomic<bool> go{false};
+  std::atomic<int> answered{0};
+  RawHttpServer upstream([&](RawSocket& s, const RawMessage& m, int, int) {
+    const bool first = m.start_line.find("/first") != std::string::npos;
+    ++received;
+    if (first) {
+      EXPECT_TRUE(eventually([&] { return go.load(); }));
+    }
+    const std::string body = first ? "first answer" : "second answer";
+    s.sendAll("HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    ++answered;
+  });
+  ClientFixture f({.base_url = baseUrl(upstream.port())});
+  Recorder first;
+  const size_t index = f.start(req("/first"), first);
+  ASSERT_TRUE(eventually([&] { return received.load() == 1; }));
+  // Hold the loop while the answer comes into the socket, then drain: the
+  // loop's own read has not run yet.
+  f.loop().runSync([&] {
+    go = true;
+    EXPECT_TRUE(eventually([&] { return answered.load() == 1; }));
+    std::this_thread::sleep_for(20ms);
+    f.call(index)->drainThenCancel();
+  });
+  EXPECT_EQ(first.waitResult(), UpstreamErrorKind::kNone);
+  EXPECT_EQ(first.body(), "first answer");
+  Recorder second;
+  f.start(req("/second"), second);
+  EXPECT_EQ(second.waitResult(), UpstreamErrorKind::kNone);
+  EXPECT_EQ(second.body(), "second answer");
+  EXPECT_EQ(upstream.connections(), 2);
+}
+
 TEST(UpstreamClient, CancelBeforeAnyResponse) {
   Held held;
   auto server = heldServer(held);
