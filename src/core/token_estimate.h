@@ -65,7 +65,9 @@
 ///    excerpts sum below the real count (same causes).
 ///  * Speed (bench/token_estimate_bench.cpp, mixed prose/code/JSON, one
 ///    core, medians of interleaved runs): AVX2 1.17-1.19 GB/s at 1, 16 and
-///    128 KB (the previous estimator 0.79-0.85 GB/s), scalar 0.23 GB/s.
+///    128 KB (the previous estimator 0.79-0.85 GB/s), scalar 0.23 GB/s,
+///    before the per-lead-byte rules; those cost 0-10 % on mixed text
+///    (BENCHMARKS.md, ninth session), nothing on ASCII-only blocks.
 ///
 /// Thread-safety: pure functions; PromptShape is a plain value.
 
