@@ -260,9 +260,11 @@ struct Totals {
   const uint64_t W8 = W4 & sh(W4, p.W4, 4);
   const uint64_t W15 = W8 & sh(W8, p.W8, 7);
   const uint64_t W16 = W8 & sh(W8, p.W8, 8);
-  u += kVtFf * pc(c.os & ~c.tab);
-  u += kCrAfterLf * pc(c.cr & sh(c.nl & ~c.cr, p.nl & ~p.cr, 1));
-  u += kBlankKindChange * pc((c.sp & sh(c.os, p.os, 1)) | (c.os & sh(c.sp, p.sp, 1)));
+  if ((c.os | p.os | c.cr) != 0) {  // tabs, \v, \f or \r about: rare in prose
+    u += kVtFf * pc(c.os & ~c.tab);
+    u += kCrAfterLf * pc(c.cr & sh(c.nl & ~c.cr, p.nl & ~p.cr, 1));
+    u += kBlankKindChange * pc((c.sp & sh(c.os, p.os, 1)) | (c.os & sh(c.sp, p.sp, 1)));
+  }
   u += kNewlineRun * pc(c.nl & ~sh(c.nl, p.nl, 1)) + kBlankRun * pc(Bl & ~Blprev) +
        kDigitAfterBlanks * pc(c.dg & Blprev & Blprev2) + kWhitespaceEighth * pc((W7 & ~W8) | (W15 & ~W16)) +
        kWhitespaceLong * pc(W16);
@@ -442,8 +444,8 @@ struct Avx2Classify {
     const uint64_t rare = bits(_mm256_cmpeq_epi8(_mm256_and_si256(byte, bit), bit));
     const uint64_t ced0 = bits(_mm256_or_si256(_mm256_cmpeq_epi8(v, set(0xCE)), _mm256_cmpeq_epi8(v, set(0xD0))));
     const uint64_t ct80af = bits(_mm256_cmpgt_epi8(set(0xB0), v)) & high;
-    const uint64_t cr = bits(_mm256_cmpeq_epi8(v, set('\r')));
-    const uint64_t tab = bits(_mm256_cmpeq_epi8(v, set('\t')));
+    const uint64_t cr = nl != 0 ? bits(_mm256_cmpeq_epi8(v, set('\r'))) : 0;
+    const uint64_t tab = (ws & ~nl) != 0 ? bits(_mm256_cmpeq_epi8(v, set('\t'))) : 0;
     // The byte values that refine the non-ASCII costs, by two nibble
     // lookups ANDed (simdjson's classifier): bit k of `flags` below, read
     // out with a shift into bit 7 and a movemask. ASCII-only halves skip it.
