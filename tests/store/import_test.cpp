@@ -15,14 +15,7 @@ std::optional<core::Price> catalog(std::string_view model) {
   return std::nullopt;
 }
 
-int64_t scalar(SqliteDb& db, const std::string& sql) {
-  auto st = db.prepare(sql);
-  EXPECT_TRUE(st) << sql;
-  if (!st) return -1;
-  auto row = st->step();
-  EXPECT_TRUE(row && *row) << sql;
-  return st->int64(0);
-}
+using testing::scalar;
 
 class ImportTest : public ::testing::Test {
  protected:

@@ -2,6 +2,7 @@
 // Small ledgers built in a test through the store API (the gateway's own
 // writer), for the report, import, roi and retention tests.
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -29,6 +30,16 @@ class LedgerDir {
  private:
   std::filesystem::path path_;
 };
+
+// The first column of the first row of `sql` (a failed query fails the test).
+inline int64_t scalar(SqliteDb& db, const std::string& sql) {
+  auto st = db.prepare(sql);
+  EXPECT_TRUE(st) << sql;
+  if (!st) return -1;
+  auto row = st->step();
+  EXPECT_TRUE(row && *row) << sql;
+  return st->int64(0);
+}
 
 // 2026-01-01T00:00:00Z
 inline constexpr int64_t kJan1 = 1'767'225'600'000;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "ledger_fixture.h"
 #include "store/sqlite_db.h"
 
 namespace sluice::store {
@@ -67,14 +68,7 @@ UsageRecord sample(int i, int attempts = 1) {
   return r;
 }
 
-int64_t scalar(SqliteDb& db, const std::string& sql) {
-  auto st = db.prepare(sql);
-  EXPECT_TRUE(st) << sql;
-  if (!st) return -1;
-  auto row = st->step();
-  EXPECT_TRUE(row && *row) << sql;
-  return st->int64(0);
-}
+using testing::scalar;
 
 std::unique_ptr<SqliteDb> openDb(const std::string& path) {
   auto db = SqliteDb::open(path);

@@ -15,14 +15,7 @@ constexpr int64_t kNow = kMar1 + 9 * kDay + 12 * 3'600'000;
 
 core::WallTime at(int64_t ms) { return core::WallTime(std::chrono::milliseconds(ms)); }
 
-int64_t scalar(SqliteDb& db, const std::string& sql) {
-  auto st = db.prepare(sql);
-  EXPECT_TRUE(st) << sql;
-  if (!st) return -1;
-  auto row = st->step();
-  EXPECT_TRUE(row && *row) << sql;
-  return st->int64(0);
-}
+using testing::scalar;
 
 TEST(Retention, NeverReachesIntoTheCurrentBudgetMonth) {
   const auto utc = core::Calendar::utc();
