@@ -187,8 +187,11 @@ class Exchange final : public net::UpstreamCallbacks, public std::enable_shared_
   /// report (kClamped when it claimed the impossible) or Sluice's own count.
   [[nodiscard]] core::TokenUsage attemptUsage(UsageSource& source) const;
   [[nodiscard]] core::TokenUsage unboundedAttemptUsage(UsageSource& source) const;
-  /// The prompt as Sluice bills it on its own: counted exactly with the
-  /// attempt model's tokenizer, else the bound.
+  /// The attempt model's tokenizer when the catalog names one (Sluice's own
+  /// counts: cut streams, cut bodies, aborts), else null.
+  [[nodiscard]] const tokenizer::Encoding* ownEncoding() const;
+  /// The prompt as Sluice bills it on its own: counted exactly with
+  /// ownEncoding(), else the bound.
   [[nodiscard]] int64_t ownPromptTokens() const;
   [[nodiscard]] core::UsageBounds usageBounds() const;
 
@@ -666,9 +669,9 @@ void Exchange::startCall(const core::RouteAttempt& a, const ProviderRuntime& pro
   cur_.model = cur_model_;
   cur_.provider = cur_provider_;
   cur_price_ = snap_->priceOf(a.model).value_or(core::Price{});
-  // Sluice's own counts (cut streams, cut bodies, aborts) use the model's
-  // tokenizer when the catalog names one.
-  cur_encoding_ = encodingOf(a.model);
+  // A stream's output is captured for its tokenizer from the first event;
+  // other attempts look theirs up only if Sluice must count (ownEncoding).
+  cur_encoding_ = stream_req_ ? encodingOf(a.model) : nullptr;
   output_text_.clear();
   status_ = 0;
   body_complete_ = false;
@@ -909,8 +912,13 @@ core::TokenUsage Exchange::attemptUsage(UsageSource& source) const {
   return usage;
 }
 
+const tokenizer::Encoding* Exchange::ownEncoding() const {
+  return stream_req_ ? cur_encoding_ : encodingOf(cur_model_);
+}
+
 int64_t Exchange::ownPromptTokens() const {
-  return cur_encoding_ != nullptr ? exactPromptTokens(*cur_encoding_) : prompt_estimate_;
+  const tokenizer::Encoding* e = ownEncoding();
+  return e != nullptr ? exactPromptTokens(*e) : prompt_estimate_;
 }
 
 core::TokenUsage Exchange::unboundedAttemptUsage(UsageSource& source) const {
@@ -968,12 +976,8 @@ core::TokenUsage Exchange::unboundedAttemptUsage(UsageSource& source) const {
     // prompt and billed it (it bills from the moment it answers, and its
     // answer can cross the cut), and nothing says it did not: bill the
     // prompt, never the output (no answer began here).
-    if (cur_encoding_ != nullptr) {
-      source = UsageSource::kCounted;
-      return core::TokenUsage{.input = exactPromptTokens(*cur_encoding_)};
-    }
-    source = UsageSource::kEstimated;
-    return core::TokenUsage{.input = prompt_estimate_};
+    source = ownEncoding() != nullptr ? UsageSource::kCounted : UsageSource::kEstimated;
+    return core::TokenUsage{.input = ownPromptTokens()};
   }
   return {};
 }
