@@ -49,6 +49,8 @@ core::Result<std::unique_ptr<Gateway>> Gateway::create(GatewayDeps deps) {
   bopts.max_reservations = deps.max_reservations;
   gw->budgets_ = std::make_unique<core::BudgetEngine>(*gw->clock_, std::move(*calendar), bopts);
   gw->breakers_ = std::make_unique<core::BreakerRegistry>(*gw->clock_, breakerOptions(cfg));
+  gw->admission_ = deps.admission ? deps.admission(*gw->budgets_, gw->rate_)
+                                  : std::make_unique<InProcessAdmissionControl>(*gw->budgets_, gw->rate_);
   gw->keys_ = std::make_unique<KeyIndex>(std::move(deps.keys));
   if (auto r = gw->keys_->refresh(); !r) return std::unexpected(r.error());
   gw->usage_ = deps.usage ? std::move(deps.usage) : std::make_shared<store::MemoryUsageSink>();

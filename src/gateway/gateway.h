@@ -2,9 +2,9 @@
 /// @file
 /// @brief The gateway: shared decision state plus one Worker per event loop.
 ///
-/// Request path (each step a function in exchange.cpp, in this order):
-///   listen → parse → authenticate → route → admit → attempt loop → relay →
-///   settle → usage record.
+/// Request path (exchange.cpp runs the stages, each in its own file, in
+/// this order): listen → parse → authenticate → inspect → route → admit →
+/// attempt loop → relay → settle → usage record.
 /// Shared state (budgets, rate limits, breakers) is thread-safe in core/;
 /// config and keys are published read-mostly values (published.h); upstream
 /// connection pools are per loop, so a request never takes a lock outside
@@ -23,6 +23,7 @@
 #include "core/budget.h"
 #include "core/clock.h"
 #include "core/rate_limit.h"
+#include "gateway/admission.h"
 #include "gateway/compiled_config.h"
 #include "gateway/key_index.h"
 #include "gateway/published.h"
@@ -57,6 +58,11 @@ struct GatewayDeps {
   /// Serves the providers of `kind: mock` (the app passes mock::MockProvider).
   /// Without it, a config naming such a provider is refused.
   std::shared_ptr<net::InProcessProvider> mock_provider;
+  /// Makes the admission control (rate limits and reservations) over the
+  /// gateway's budget engine and rate limiter. Default: the in-process one,
+  /// which answers at once; tests pass one that answers a loop turn later,
+  /// as a budget store across the network would.
+  std::function<std::unique_ptr<AdmissionControl>(core::BudgetEngine&, core::RateLimiter&)> admission;
 };
 
 /// Counters for logs and tests.
@@ -107,6 +113,8 @@ class Gateway {
   [[nodiscard]] core::BudgetEngine& budgets() { return *budgets_; }
   [[nodiscard]] core::RateLimiter& rateLimiter() { return rate_; }
   [[nodiscard]] core::BreakerRegistry& breakers() { return *breakers_; }
+  /// Rate limits and budget reservations, as the request path asks for them.
+  [[nodiscard]] AdmissionControl& admission() { return *admission_; }
   [[nodiscard]] store::UsageSink& usage() { return *usage_; }
   [[nodiscard]] const Published<CompiledConfig>& config() const { return *config_; }
   [[nodiscard]] const Published<KeyMap>& keys() const { return keys_->published(); }
@@ -124,6 +132,7 @@ class Gateway {
   std::unique_ptr<core::BudgetEngine> budgets_;
   core::RateLimiter rate_;
   std::unique_ptr<core::BreakerRegistry> breakers_;
+  std::unique_ptr<AdmissionControl> admission_;
   std::unique_ptr<KeyIndex> keys_;
   std::unique_ptr<store::CounterStore> counters_;
   int maintain_ticks_ = 0;

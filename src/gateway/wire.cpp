@@ -27,6 +27,28 @@ std::string goDuration(core::Nanos d) {
   return sec + "s";
 }
 
+void addRateHeaders(net::HeaderLines& h, const core::RateDecision& rate) {
+  if (rate.requests.limit > 0) {
+    h.add("x-ratelimit-limit-requests", static_cast<int64_t>(rate.requests.limit));
+    h.add("x-ratelimit-remaining-requests", static_cast<int64_t>(rate.requests.remaining));
+    h.add("x-ratelimit-reset-requests", goDuration(rate.requests.reset));
+  }
+  if (rate.tokens.limit > 0) {
+    h.add("x-ratelimit-limit-tokens", static_cast<int64_t>(rate.tokens.limit));
+    h.add("x-ratelimit-remaining-tokens", static_cast<int64_t>(rate.tokens.remaining));
+    h.add("x-ratelimit-reset-tokens", goDuration(rate.tokens.reset));
+  }
+}
+
+std::string formatServerTiming(core::Nanos total, core::Nanos upstream) {
+  const core::Nanos gateway = std::max(total - upstream, core::Nanos::zero());
+  std::string out = "gateway;dur=";
+  appendMillis(out, gateway);
+  out += ", upstream;dur=";
+  appendMillis(out, upstream);
+  return out;
+}
+
 void appendMillis(std::string& out, core::Nanos d) {
   const int64_t us = std::max<int64_t>(d.count() / 1000, 0);
   char buf[32];

@@ -6,6 +6,8 @@
 #include <string>
 
 #include "core/clock.h"
+#include "core/rate_limit.h"
+#include "net/http.h"
 
 namespace sluice::gateway {
 
@@ -18,6 +20,14 @@ void appendMillis(std::string& out, core::Nanos d);
 
 /// Whole seconds, rounded up, at least 1 when d > 0 (for retry-after).
 [[nodiscard]] int64_t ceilSeconds(core::Nanos d);
+
+/// OpenAI's x-ratelimit-{limit,remaining,reset}-{requests,tokens} headers
+/// for a rate decision (none for a dimension without a limit): on answers,
+/// and on the 429 of a rate-limited call.
+void addRateHeaders(net::HeaderLines& h, const core::RateDecision& rate);
+
+/// Server-Timing: "gateway;dur=<ms>, upstream;dur=<ms>" (gateway = total − upstream).
+[[nodiscard]] std::string formatServerTiming(core::Nanos total, core::Nanos upstream);
 
 /// Request ids: "req_" + 24 hex digits, unique per process run (random
 /// 64-bit prefix per generator + counter). One generator per event loop.

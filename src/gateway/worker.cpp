@@ -5,27 +5,37 @@
 #include <algorithm>
 
 #include "core/money.h"
+#include "gateway/exchange.h"
+#include "proto/errors.h"
 
 namespace sluice::gateway {
 
-std::string_view presentedKey(std::string_view auth) {
-  if (auth.size() >= 7 && (auth.substr(0, 7) == "Bearer " || auth.substr(0, 7) == "bearer ")) auth.remove_prefix(7);
-  else return {};
-  while (!auth.empty() && auth.front() == ' ') auth.remove_prefix(1);
-  return auth;
-}
-
-std::string_view stripQuery(std::string_view target) { return target.substr(0, target.find('?')); }
-
-std::string_view apiPath(std::string_view path) { return path.starts_with("/v1/") ? path.substr(3) : path; }
-
-std::string_view endpointName(std::string_view target) {
-  const std::string_view path = apiPath(stripQuery(target));
-  if (path == "/chat/completions") return "chat.completions";
-  if (path == "/completions") return "completions";
-  if (path == "/embeddings") return "embeddings";
-  if (path == "/models" || path.starts_with("/models/")) return "models";
-  return "unknown";
+void Worker::handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream) {
+  const std::string_view path = stripQuery(request.target);
+  if (path == "/healthz") {
+    return stream->respond(200, {{"content-type", "application/json"}}, R"({"status":"ok"})");
+  }
+  if (path == "/readyz") {
+    if (gateway_.draining()) return stream->respond(503, {{"content-type", "application/json"}}, R"({"status":"draining"})");
+    // Records cannot be written (disk full...): they queue in memory, bounded;
+    // an orchestrator should send traffic to a replica that can keep its ledger.
+    if (gateway_.usage().problem()) {
+      return stream->respond(503, {{"content-type", "application/json"}}, R"({"status":"usage_log_failing"})");
+    }
+    return stream->respond(200, {{"content-type", "application/json"}}, R"({"status":"ready"})");
+  }
+  if (gateway_.draining()) {
+    // Shutting down: a retryable answer, so SDKs try again (another replica).
+    // Traced like any refusal: a request id and a usage record.
+    std::string id = recordRefusal(&request, 503, core::wireError(core::ErrorCode::kUpstreamUnavailable).code,
+                                   store::Outcome::kRejectedOverload);
+    return stream->respond(503, {{"content-type", "application/json"}, {"retry-after", "1"}, {"x-request-id", std::move(id)}},
+                           proto::errorBody(core::ErrorCode::kUpstreamUnavailable, "The gateway is shutting down; retry shortly."));
+  }
+  gateway_.stats().in_flight.fetch_add(1, std::memory_order_relaxed);
+  // One pointer compare per request; the work runs after a reload only.
+  if (const auto& snap = config_.get(); snap != reconciled_ || !retired_.empty()) reconcileClients(snap);
+  serveExchange(*this, std::move(request), std::move(stream));
 }
 
 Worker::Worker(Gateway& gw, net::Dispatcher& l)

@@ -12,33 +12,15 @@
 
 #include "core/backoff.h"
 #include "core/string_hash.h"
+#include "gateway/authenticate.h"
+#include "gateway/endpoints.h"
 #include "gateway/gateway.h"
 #include "gateway/wire.h"
 #include "net/http.h"
 
 namespace sluice::gateway {
 
-/// The virtual key in an Authorization value ("Bearer sk-sluice-..."), or
-/// empty when there is none. The one reading of the header: the head-time
-/// check and the exchange's authentication must agree.
-[[nodiscard]] std::string_view presentedKey(std::string_view authorization);
-
-/// The 401 messages for a missing and for an unknown or revoked key, the same
-/// whether the head check or the exchange refuses it.
-inline constexpr std::string_view kNoKeyMessage =
-    "You didn't provide an API key. Provide your Sluice virtual key in the Authorization header (Bearer sk-sluice-...).";
-inline constexpr std::string_view kBadKeyMessage = "Incorrect API key provided, or the key was revoked.";
-
-/// A request target without its query ("/v1/models?x" -> "/v1/models").
-[[nodiscard]] std::string_view stripQuery(std::string_view target);
-/// "/v1/x" and "/x" both name endpoint x (base URLs with or without /v1).
-[[nodiscard]] std::string_view apiPath(std::string_view path);
-
-/// The usage record's endpoint name for a request target ("/v1/embeddings"
-/// -> "embeddings"; "unknown" for a path the gateway does not serve).
-[[nodiscard]] std::string_view endpointName(std::string_view target);
-
-class Worker {
+class Worker final : public KeyVerifier {
  public:
   Worker(Gateway& gateway, net::Dispatcher& loop);
 
@@ -67,7 +49,7 @@ class Worker {
   /// The key record for a presented virtual key, or nullptr. Verifying costs
   /// a SHA-256; keys that verified are remembered per loop until the key set
   /// changes, so a steady client pays it once.
-  const store::KeyRecord* verifyKey(std::string_view presented);
+  const store::KeyRecord* verifyKey(std::string_view presented) override;
 
   /// Destroys the upstream pools (calls still running complete as cancelled).
   /// Must run on this worker's loop, before the loop stops.

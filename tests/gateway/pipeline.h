@@ -32,7 +32,8 @@ using sluice::testing::FakeServerStream;
 inline std::unique_ptr<Gateway> makeGateway(std::string_view config, const core::Clock& clock,
                                             decltype(GatewayDeps::keys) keys, std::shared_ptr<store::UsageSink> sink,
                                             size_t max_reservations = GatewayDeps{}.max_reservations,
-                                            std::shared_ptr<mock::MockState> mock = nullptr) {
+                                            std::shared_ptr<mock::MockState> mock = nullptr,
+                                            decltype(GatewayDeps::admission) admission = nullptr) {
   auto cfg = config::loadConfigString(config, "test.yaml");
   EXPECT_TRUE(cfg) << cfg.error().front().str();
   if (!cfg) return nullptr;
@@ -42,6 +43,7 @@ inline std::unique_ptr<Gateway> makeGateway(std::string_view config, const core:
   deps.keys = std::move(keys);
   deps.usage = std::move(sink);
   deps.max_reservations = max_reservations;
+  deps.admission = std::move(admission);
   deps.mock_provider = mock ? std::make_shared<mock::MockProvider>(std::move(mock)) : std::make_shared<mock::MockProvider>();
   auto gw = Gateway::create(std::move(deps));
   EXPECT_TRUE(gw) << gw.error().message;
@@ -62,7 +64,7 @@ class Pipeline {
       secrets[agent] = k.secret_key;
     }
     sink = std::make_shared<store::MemoryUsageSink>();
-    gw = makeGateway(config, clock, std::move(*keys), sink, max_reservations, mock);
+    gw = makeGateway(config, clock, std::move(*keys), sink, max_reservations, mock, admission);
     return gw != nullptr;
   }
 
@@ -92,6 +94,9 @@ class Pipeline {
   std::map<std::string, std::string> secrets;
   std::shared_ptr<store::MemoryUsageSink> sink;
   std::unique_ptr<Gateway> gw;
+  /// Makes the admission control (default: the in-process one); see
+  /// deferred_admission.h for one that answers a loop turn later.
+  decltype(GatewayDeps::admission) admission;
   /// The built-in mock provider's knobs and bill.
   std::shared_ptr<mock::MockState> mock = std::make_shared<mock::MockState>();
 };
