@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+
 namespace sluice::gateway {
 
 using core::ErrorCode;
@@ -46,6 +48,20 @@ AttemptError transportError(net::UpstreamErrorKind kind) {
     case net::UpstreamErrorKind::kCancelled: return AttemptError::kCancelled;
   }
   return AttemptError::kProtocol;
+}
+
+std::optional<Nanos> parseRetryAfter(const net::Headers& headers) {
+  if (auto ms = net::findHeader(headers, "retry-after-ms"); !ms.empty()) {
+    double v = 0;
+    auto [p, ec] = std::from_chars(ms.data(), ms.data() + ms.size(), v);
+    if (ec == std::errc() && v >= 0 && v < 3.6e6) return Nanos(static_cast<int64_t>(v * 1e6));
+  }
+  if (auto s = net::findHeader(headers, "retry-after"); !s.empty()) {
+    double v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec == std::errc() && v >= 0 && v < 86400) return Nanos(static_cast<int64_t>(v * 1e9));
+  }
+  return std::nullopt;
 }
 
 namespace {

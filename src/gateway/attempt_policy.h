@@ -114,6 +114,11 @@ struct NextAttempt {
                                           int retries_so_far, std::optional<core::Nanos> retry_after,
                                           uint64_t random_bits);
 
+/// The wait a provider asked for: Retry-After-Ms (OpenAI's, fractional
+/// milliseconds, under an hour) or Retry-After (seconds, under a day; an
+/// HTTP date is not honoured). Anything else: none.
+[[nodiscard]] std::optional<core::Nanos> parseRetryAfter(const net::Headers& headers);
+
 /// The answer when every attempt failed (or none could be made).
 struct AllFailedAnswer {
   core::ErrorCode code = core::ErrorCode::kUpstreamError;  ///< 502, 503 or 504

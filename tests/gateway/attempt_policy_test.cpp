@@ -272,5 +272,17 @@ TEST(AttemptPolicy, TheCapCutterNeverUndercountsAnHonestStream) {
   EXPECT_EQ(estimateOutputTokens(9, 3), 4);
 }
 
+TEST(AttemptPolicy, TheProvidersWaitIsReadOnlyWhenItIsSane) {
+  EXPECT_EQ(parseRetryAfter({{"retry-after-ms", "1500.5"}}), 1'500'500us);
+  EXPECT_EQ(parseRetryAfter({{"retry-after", "3"}}), 3s);
+  // OpenAI's milliseconds win over the seconds.
+  EXPECT_EQ(parseRetryAfter({{"retry-after", "30"}, {"retry-after-ms", "20"}}), 20ms);
+  EXPECT_FALSE(parseRetryAfter({{"retry-after", "Wed, 21 Oct 2026 07:28:00 GMT"}}));
+  EXPECT_FALSE(parseRetryAfter({{"retry-after", "-1"}}));
+  EXPECT_FALSE(parseRetryAfter({{"retry-after", "86400"}}));  // a day or more: a broken header
+  EXPECT_FALSE(parseRetryAfter({{"retry-after-ms", "3600000"}}));
+  EXPECT_FALSE(parseRetryAfter({}));
+}
+
 }  // namespace
 }  // namespace sluice::gateway

@@ -13,6 +13,7 @@
 #include "gateway/inspection.h"
 #include "gateway/models_endpoint.h"
 #include "gateway/stage_fixture.h"
+#include "gateway/upstream_request.h"
 #include "tokenizer/registry.h"
 
 namespace sluice::gateway {
@@ -318,6 +319,31 @@ TEST(CallPlan, RefusesWhatNoStaticRuleAllows) {
     EXPECT_EQ(no->param, c.param);
     EXPECT_EQ(no->outcome, Outcome::kRejectedInvalid);
   }
+}
+
+// ---- the attempt's upstream request
+
+TEST(UpstreamRequest, RewritesOnlyTheModelAndTheCapAndAsksAStreamForItsUsage) {
+  std::string body = R"({"model":"dear","messages":[{"role":"user","content":"hi"}],"stream":true})";
+  Inspection in;
+  ASSERT_FALSE(inspectRequest(proto::Endpoint::kChatCompletions, body, in));
+  config::ProviderConfig pc;
+  pc.timeout_ms = 1234;
+  pc.first_byte_timeout_ms = 55;
+  const net::UpstreamRequest up = upstreamRequest("/chat/completions", in, body, "cheap-v2", 64, pc);
+  EXPECT_EQ(up.path, "/chat/completions");
+  EXPECT_NE(up.body.find(R"("model":"cheap-v2")"), std::string::npos);
+  EXPECT_NE(up.body.find(R"("max_completion_tokens":64)"), std::string::npos);
+  EXPECT_NE(up.body.find(R"("include_usage":true)"), std::string::npos);
+  EXPECT_NE(up.body.find(R"("content":"hi")"), std::string::npos);
+  EXPECT_EQ(up.first_byte_timeout, std::chrono::milliseconds(55));
+  EXPECT_GT(up.total_timeout, std::chrono::minutes(10));  // streams run long; idle and first-token guard them
+  std::string plain = R"({"model":"dear","prompt":"hi","max_tokens":500})";
+  Inspection c;
+  ASSERT_FALSE(inspectRequest(proto::Endpoint::kCompletions, plain, c));
+  const net::UpstreamRequest q = upstreamRequest("/completions", c, plain, "dear", 100, pc);
+  EXPECT_NE(q.body.find(R"("max_tokens":100)"), std::string::npos);
+  EXPECT_EQ(q.total_timeout, std::chrono::milliseconds(1234));
 }
 
 // ---- models
