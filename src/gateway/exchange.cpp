@@ -105,7 +105,12 @@ void Exchange::admitted(Grant&& grant) {
 void Exchange::reserved(core::Reservation&& reservation) {
   waiting_admission_ = false;
   const auto keep = std::move(admission_keep_);
-  if (finished_) return;  // the reservation releases itself
+  if (finished_) {
+    // The client left meanwhile: the breaker pass goes back unused; the
+    // reservation releases itself.
+    gw_.breakers().releaseProbe(breaker_key_, breaker_pass_);
+    return;
+  }
   settlement_.holdAgain(std::move(reservation), now());
   cap_ = settlement_.grant().cap;
   startCall();
@@ -114,9 +119,9 @@ void Exchange::reserved(core::Reservation&& reservation) {
 void Exchange::refused(Refusal&& refusal) {
   waiting_admission_ = false;
   const auto keep = std::move(admission_keep_);
-  if (finished_) return;
-  // A retry's reservation: the breaker pass taken for it is not used.
+  // A retry's reservation: the breaker pass taken for it goes back unused.
   if (provider_ != nullptr) gw_.breakers().releaseProbe(breaker_key_, breaker_pass_);
+  if (finished_) return;
   reject(std::move(refusal));
 }
 
