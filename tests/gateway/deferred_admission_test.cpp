@@ -84,6 +84,7 @@ TEST_F(Deferred, ARefusalArrivesLaterToo) {
   net::HttpRequest bad{"POST", "/v1/chat/completions", {{"authorization", "Bearer " + p.secrets["a"]}}, "{"};
   p.gw->handler()(std::move(bad), stream, p.loop);
   EXPECT_EQ(stream->status(), 400);
+  EXPECT_EQ(p.lastRecord().outcome, store::Outcome::kRejectedInvalid);
 }
 
 }  // namespace
