@@ -100,7 +100,11 @@ void BM_Count(benchmark::State& state, const char* encoding, const char* which) 
     return;
   }
   size_t tokens = 0;
+  const bool cold = std::getenv("SLUICE_BENCH_WARM") == nullptr;
   for (auto _ : state) {
+    // Each iteration counts the text as a fresh prompt: nothing remembered
+    // from the iteration before (SLUICE_BENCH_WARM=1: a prompt sent again).
+    if (cold) Encoding::forgetCachedCounts();
     tokens = (*enc)->count(t);
     benchmark::DoNotOptimize(tokens);
   }

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <memory>
 #include <array>
 #include <bit>
 #include <cstring>
@@ -101,6 +102,25 @@ struct Scratch {
   std::vector<std::pair<uint32_t, uint32_t>> heap;    // (rank, start), min-heap
 };
 thread_local Scratch tl_scratch;
+
+// The counts of pieces counted before, per thread. Text repeats its words
+// (natural language is Zipf-distributed, and so are the identifiers of
+// code), so most pieces have been merged before: a hit costs one hash and
+// one cache line instead of a lookup in the multi-megabyte rank table per
+// merge step. Direct-mapped; the piece's bytes are kept and compared, so a
+// hit is never another piece's count. Pieces of up to 43 bytes (longer ones
+// are rare and merged as before).
+struct PieceCacheEntry {
+  uint64_t hash = 0;
+  const void* owner = nullptr;  // the Encoding: o200k and cl100k count differently
+  uint32_t count = 0;
+  uint8_t len = 0;
+  char bytes[43] = {};
+};
+static_assert(sizeof(PieceCacheEntry) == 64);
+constexpr size_t kPieceCacheEntries = 4096;  // 256 KiB: stays in L2
+constexpr size_t kMaxCachedPiece = sizeof(PieceCacheEntry::bytes);
+thread_local std::unique_ptr<PieceCacheEntry[]> tl_piece_cache;
 
 }  // namespace
 
@@ -214,8 +234,9 @@ std::expected<Encoding, std::string> Encoding::loadFile(std::string_view name, c
   return e;
 }
 
-uint32_t Encoding::lookup(const char* p, size_t n) const {
-  const uint64_t h = hashBytes(p, n);
+uint32_t Encoding::lookup(const char* p, size_t n) const { return lookupHashed(p, n, hashBytes(p, n)); }
+
+uint32_t Encoding::lookupHashed(const char* p, size_t n, uint64_t h) const {
   const auto tag = static_cast<uint16_t>(h >> 48);
   const uint64_t key = n <= 8 ? shortKey(p, n) : 0;
   for (uint64_t i = h & mask_;; i = (i + 1) & mask_) {
@@ -334,14 +355,37 @@ void Encoding::mergePiece(std::string_view piece, bool heap, std::vector<uint32_
   }
 }
 
+void Encoding::forgetCachedCounts() { tl_piece_cache.reset(); }
+
 size_t Encoding::countPiece(std::string_view piece) const {
-  if (piece.size() == 1 || lookup(piece.data(), piece.size()) != kNoRank) return 1;
+  if (piece.size() == 1) return 1;
+  const uint64_t h = hashBytes(piece.data(), piece.size());
+  PieceCacheEntry* entry = nullptr;
+  if (piece.size() <= kMaxCachedPiece) {
+    if (!tl_piece_cache) tl_piece_cache = std::make_unique<PieceCacheEntry[]>(kPieceCacheEntries);
+    entry = &tl_piece_cache[(h >> 17) & (kPieceCacheEntries - 1)];
+    if (entry->hash == h && entry->owner == this && entry->len == piece.size() &&
+        std::memcmp(entry->bytes, piece.data(), piece.size()) == 0) {
+      return entry->count;
+    }
+  }
   size_t n = 0;
-  const auto emit = [&](uint32_t, uint32_t) { ++n; };
-  if (piece.size() < kHeapMergeMinBytes) {
-    mergeShort(piece, emit);
+  if (lookupHashed(piece.data(), piece.size(), h) != kNoRank) {
+    n = 1;
   } else {
-    mergeLong(piece, emit);
+    const auto emit = [&](uint32_t, uint32_t) { ++n; };
+    if (piece.size() < kHeapMergeMinBytes) {
+      mergeShort(piece, emit);
+    } else {
+      mergeLong(piece, emit);
+    }
+  }
+  if (entry != nullptr) {
+    entry->hash = h;
+    entry->owner = this;
+    entry->count = static_cast<uint32_t>(n);
+    entry->len = static_cast<uint8_t>(piece.size());
+    std::memcpy(entry->bytes, piece.data(), piece.size());
   }
   return n;
 }

@@ -66,7 +66,11 @@ class Encoding {
                                                                      Pattern pattern);
 
   /// Number of tokens of `text`: encode(text).size() without the ids.
+  /// Pieces counted before on this thread are remembered (a small cache of
+  /// the most recent, checked byte for byte).
   [[nodiscard]] size_t count(std::string_view text) const;
+  /// Empties this thread's cache of piece counts (benchmarks: a cold count).
+  static void forgetCachedCounts();
   /// Appends the token ids of `text` to `out`.
   void encode(std::string_view text, std::vector<uint32_t>& out) const;
   /// The bytes of `ids`, concatenated; an id outside the vocabulary is an error.
@@ -97,6 +101,7 @@ class Encoding {
  private:
   Encoding() = default;
   uint32_t lookup(const char* p, size_t n) const;
+  uint32_t lookupHashed(const char* p, size_t n, uint64_t hash) const;
   template <typename Emit>
   void mergeShort(std::string_view piece, Emit&& emit) const;
   template <typename Emit>

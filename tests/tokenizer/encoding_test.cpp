@@ -35,6 +35,35 @@ std::vector<uint32_t> ids(const Encoding& e, std::string_view text) {
 
 using Ids = std::vector<uint32_t>;
 
+// Counts come from a per-thread cache of pieces counted before: a piece
+// remembered under one encoding is never another's count, and a cached
+// count equals the merged one (the piece's bytes are compared, not only
+// its hash).
+TEST(Encoding, RememberedPieceCountsAreEachEncodingsOwn) {
+  const std::string text =
+      "Привет, мир! Здравствуйте. 你好世界，今天天气很好。 internationalization antidisestablishmentarianism "
+      "ﾃｽﾄ ｱｲｳ مرحبا بالعالم שלום עולם 🙂🙂🙂 ";
+  Encoding::forgetCachedCounts();
+  const size_t o_cold = o200k().count(text);
+  const size_t c_cold = cl100k().count(text);
+  EXPECT_EQ(o_cold, ids(o200k(), text).size());
+  EXPECT_EQ(c_cold, ids(cl100k(), text).size());
+  EXPECT_NE(o_cold, c_cold);
+  for (int i = 0; i < 3; ++i) {  // warm, interleaved
+    EXPECT_EQ(o200k().count(text), o_cold);
+    EXPECT_EQ(cl100k().count(text), c_cold);
+  }
+  // Pieces differing in one byte, counted back to back.
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    std::string word = "заказ";
+    word += static_cast<char>(0xD0);
+    word += static_cast<char>(0xB0 + rng() % 16);
+    word += std::to_string(rng() % 10);
+    EXPECT_EQ(o200k().count(word), ids(o200k(), word).size()) << word;
+  }
+}
+
 TEST(Registry, KnowsTheShippedEncodings) {
   EXPECT_NE(findEncoding("o200k_base"), nullptr);
   EXPECT_NE(findEncoding("cl100k_base"), nullptr);
