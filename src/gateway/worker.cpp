@@ -131,21 +131,14 @@ std::string Worker::recordRefusal(const net::HttpRequest* head, int status, std:
     rec.endpoint = std::string(endpointName(head->target));
     // Who sent it, when the head names a valid key (no agent otherwise; a
     // 401 was about the key: it is not looked up twice).
-    const auto key = outcome == store::Outcome::kRejectedAuth ? std::string_view() : presentedKey(head->header("authorization"));
-    if (!key.empty()) {
-      if (const store::KeyRecord* k = verifyKey(key)) {
-        rec.key_id = k->id;
-        std::string_view agent = k->agent;
-        if (k->pipeline) {
-          const std::string_view named = head->header("x-sluice-agent");
-          if (!named.empty() && std::find(k->acts_for.begin(), k->acts_for.end(), named) != k->acts_for.end()) {
-            agent = named;
-          }
-        }
-        if (const AgentRuntime* a = snap->agent(agent)) {
-          rec.agent = std::string(agent);
-          rec.tier = a->tier;
-        }
+    if (outcome != store::Outcome::kRejectedAuth) {
+      Identity who;
+      const bool known = !authenticate({head->header("authorization"), head->header("x-sluice-agent"), {}}, *this,
+                                       *snap, who);
+      rec.key_id = std::move(who.key_id);
+      if (known) {
+        rec.agent = std::move(who.agent);
+        rec.tier = who.runtime->tier;
       }
     }
   }
