@@ -132,7 +132,8 @@ std::string grouped(int64_t n) {
 
 std::string usd(core::MicroUsd micros) {
   const bool neg = micros < 0;
-  const unsigned long long m = neg ? static_cast<unsigned long long>(-(micros + 1)) + 1 : static_cast<unsigned long long>(micros);
+  const unsigned long long m = neg ? static_cast<unsigned long long>(-(micros + 1)) + 1
+                                   : static_cast<unsigned long long>(micros);
   const unsigned long long whole = m / 1'000'000, frac = m % 1'000'000;
   std::string out = (neg ? "-$" : "$") + grouped(static_cast<int64_t>(whole));
   if (frac % 10'000 == 0) return out + fmt::format(".{:02}", frac / 10'000);

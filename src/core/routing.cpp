@@ -112,8 +112,7 @@ Result<RoutePlan> planRoute(std::shared_ptr<const RoutingTable> table, const Rou
   while (head < tail && plan.size() < kMaxAttempts) {
     const bool is_primary = head == 0;
     const auto model_it = t.models.find(queue[head++]);
-    const bool servable = model_it != t.models.end() && !model_it->second.provider.empty() &&
-                          allowed(model_it->first);
+    const bool servable = model_it != t.models.end() && !model_it->second.provider.empty() && allowed(model_it->first);
     std::string_view model = is_primary ? primary : queue[head - 1];
     if (servable) {
       model = model_it->first;

@@ -118,15 +118,15 @@ inline constexpr int64_t kToolsOverheadTokens = 9;
 /// layer while it parses the body (it calls the add* helpers on each string
 /// as it meets it, so the request text is scanned once and never copied).
 struct PromptShape {
-  int64_t messages = 0;        // entries of `messages`
-  int64_t names = 0;           // messages with a `name`
-  int64_t text_tokens = 0;     // Σ estimateTextTokens of every string the model reads
-  int64_t images_low = 0;      // image_url parts by detail
+  int64_t messages = 0;     // entries of `messages`
+  int64_t names = 0;        // messages with a `name`
+  int64_t text_tokens = 0;  // Σ estimateTextTokens of every string the model reads
+  int64_t images_low = 0;   // image_url parts by detail
   int64_t images_high = 0;
   int64_t images_auto = 0;
-  int64_t tools = 0;           // tool / function definitions
-  int64_t tools_tokens = 0;    // Σ estimateTextTokens of their JSON text
-  int64_t extra_tokens = 0;    // anything else priced as prompt (response_format schema, tool_choice)
+  int64_t tools = 0;         // tool / function definitions
+  int64_t tools_tokens = 0;  // Σ estimateTextTokens of their JSON text
+  int64_t extra_tokens = 0;  // anything else priced as prompt (response_format schema, tool_choice)
 
   /// One entry of `messages` (its role is counted by the overhead).
   void addMessage() { ++messages; }

@@ -67,8 +67,7 @@ bool MockServer::start() {
   so.host = options_.host;
   so.port = options_.port;
   so.threads = options_.threads < 1 ? 1 : options_.threads;
-  auto handler = [this](net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream,
-                        net::Dispatcher& loop) {
+  auto handler = [this](net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream, net::Dispatcher& loop) {
     auto player = std::make_shared<MockPlayer>(loop, state_, std::make_unique<ServerSink>(stream));
     std::weak_ptr<MockPlayer> weak = player;
     stream->onClientGone([weak] {

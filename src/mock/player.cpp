@@ -59,9 +59,7 @@ void MockPlayer::sendHeaders() {
     // The whole answer was generated before the first byte: bill all of it.
     bill.recordServed(plan_.model, plan_.prompt_tokens, plan_.completion_tokens);
     switch (plan_.fault) {
-      case Fault::kStall:
-        sink_->begin(200, plan_.headers);
-        return;  // nothing more, ever (until stop())
+      case Fault::kStall: sink_->begin(200, plan_.headers); return;  // nothing more, ever (until stop())
       case Fault::kReset: {
         sink_->begin(200, plan_.headers);
         if (finished_) return;
@@ -95,11 +93,8 @@ bool MockPlayer::triggerFault() {
       sink_->abort();
       if (!finished_) finish();
       return true;
-    case Fault::kStall:
-      return true;  // stays unfinished: the transport sees silence
-    case Fault::kMalformed:
-      send(malformedEvent(), 0);
-      return finished_;
+    case Fault::kStall: return true;  // stays unfinished: the transport sees silence
+    case Fault::kMalformed: send(malformedEvent(), 0); return finished_;
     case Fault::kNone: break;
   }
   return false;

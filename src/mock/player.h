@@ -6,9 +6,9 @@
 
 #include <cstdint>
 #include <deque>
-#include <utility>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "mock/generator.h"
 #include "mock/state.h"
@@ -78,7 +78,7 @@ class MockPlayer : public std::enable_shared_from_this<MockPlayer> {
   std::optional<StreamEvent> pending_;
   bool pending_waited_ = false;
   uint64_t events_written_ = 0;
-  uint64_t queued_bytes_ = 0;  // bytes handed to the sink so far
+  uint64_t queued_bytes_ = 0;                           // bytes handed to the sink so far
   std::deque<std::pair<uint64_t, uint32_t>> unbilled_;  // (end offset, completion tokens) not yet taken
   bool fault_done_ = false;
   bool finished_ = false;

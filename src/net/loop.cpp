@@ -48,8 +48,7 @@ class TimerImpl final : public Timer {
 
 }  // namespace
 
-Loop::Loop(const core::Clock& clock)
-    : clock_(clock), io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), tick_timer_(io_) {
+Loop::Loop(const core::Clock& clock) : clock_(clock), io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), tick_timer_(io_) {
   refreshDate();
 }
 

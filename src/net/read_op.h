@@ -47,7 +47,8 @@
 // was verified on (tests/net/read_op_test.cpp); another Boost must fail here,
 // loudly, rather than build something subtly wrong.
 #if BOOST_VERSION != 108100 && !defined(SLUICE_ASIO_PUBLIC_READ)
-#error "src/net/read_op.h uses Asio internals verified on Boost 1.81 only (Debian 12's libboost1.81-dev). Check ReadOp against this Boost's boost/asio/detail/reactor_op.hpp and epoll_reactor, run tests/net/read_op_test.cpp, then widen this check."
+#error \
+    "src/net/read_op.h uses Asio internals verified on Boost 1.81 only (Debian 12's libboost1.81-dev). Check ReadOp against this Boost's boost/asio/detail/reactor_op.hpp and epoll_reactor, run tests/net/read_op_test.cpp, then widen this check."
 #endif
 #if !defined(BOOST_ASIO_HAS_EPOLL) && !defined(SLUICE_ASIO_PUBLIC_READ)
 #error "src/net/read_op.h needs Asio's epoll reactor (Linux)."
@@ -103,8 +104,9 @@ class ReactorSocket : public boost::asio::ip::tcp::socket {
         return static_cast<size_t>(r);
       }
       if (errno == EINTR) continue;
-      ec = (errno == EAGAIN || errno == EWOULDBLOCK) ? make_error_code(boost::asio::error::would_block)
-                                                      : boost::system::error_code(errno, boost::asio::error::get_system_category());
+      ec = (errno == EAGAIN || errno == EWOULDBLOCK)
+               ? make_error_code(boost::asio::error::would_block)
+               : boost::system::error_code(errno, boost::asio::error::get_system_category());
       return 0;
     }
   }
@@ -235,7 +237,8 @@ class ReadOp final : public boost::asio::detail::reactor_op {
     auto* self = static_cast<ReadOp*>(base);
     if (self->skip_try_) return not_done;  // queued: wait for the next edge
     for (;;) {
-      const ssize_t n = ReactorSocket::rawSyscall(SYS_recvfrom, self->fd_, self->data_, self->size_, 0, nullptr, nullptr);
+      const ssize_t n = ReactorSocket::rawSyscall(SYS_recvfrom, self->fd_, self->data_, self->size_, 0, nullptr,
+                                                  nullptr);
       if (n > 0) {
         self->bytes_transferred_ = static_cast<size_t>(n);
         self->last_short_ = static_cast<size_t>(n) < self->size_;

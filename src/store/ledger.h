@@ -84,7 +84,7 @@ struct LedgerSinkOptions {
 /// caller's thread and queues its bytes; no SQL and no text formatting
 /// happen on the request path.
 [[nodiscard]] core::Result<std::unique_ptr<UsageSink>> openLedgerSink(const std::string& path,
-                                                                     LedgerSinkOptions options = {});
+                                                                      LedgerSinkOptions options = {});
 
 /// What the ledger records as spent in the budget windows current at `now`
 /// (calendar day and month of `calendar`, the last 61 seconds by second, and
@@ -92,9 +92,8 @@ struct LedgerSinkOptions {
 /// "tier:T", "agent:A", "run:R", as core::BudgetEngine names them. Tokens are
 /// input + output, calls the attempts billed (what settle() counted), by each
 /// request's start time (the window its reservation was charged to).
-[[nodiscard]] core::Result<std::vector<core::SavedCounter>> ledgerSpend(SqliteDb& db,
-                                                                      const core::Calendar& calendar,
-                                                                      core::WallTime now, core::Nanos run_ttl);
+[[nodiscard]] core::Result<std::vector<core::SavedCounter>> ledgerSpend(SqliteDb& db, const core::Calendar& calendar,
+                                                                        core::WallTime now, core::Nanos run_ttl);
 
 /// Retention (`storage.ledger_retention_days`): the start time before which
 /// rows may go at `now`, `days` days back, but never after the start of the

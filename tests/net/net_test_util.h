@@ -38,7 +38,7 @@ struct RawMessage {
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   bool chunked = false;
-  std::vector<std::string> chunks;  // chunk payloads, when chunked
+  std::vector<std::string> chunks;              // chunk payloads, when chunked
   std::map<std::string, std::string> trailers;  // lower-case names, when chunked
   [[nodiscard]] int status() const { return start_line.size() >= 12 ? std::stoi(start_line.substr(9, 3)) : 0; }
   [[nodiscard]] std::string header(const std::string& n) const {
