@@ -150,9 +150,10 @@ int serveCommand(const std::string& config_path) {
   }
 
   // The tokenizers of the configured models (exact counts where money
-  // depends on them) load in the background, ~0.25 s each, so the first call
-  // that needs one does not hold its event loop; a call that needs one
-  // sooner waits for that load (tokenizer::sharedEncoding).
+  // depends on them) load in the background (a fraction of a second each,
+  // BENCHMARKS.md), so the first call that needs one does not hold its event
+  // loop; a call that needs one sooner waits for that load
+  // (tokenizer::sharedEncoding).
   std::set<std::string> encodings;
   for (const auto& [name, m] : cfg->models) {
     if (!m.encoding.empty()) encodings.insert(m.encoding);

@@ -63,11 +63,8 @@
 ///    punctuation and Thai). Below 0.88 only for fragments of a few tokens.
 ///  * Streamed deltas (every corpus excerpt cut before every space): 56
 ///    excerpts sum below the real count (same causes).
-///  * Speed (bench/token_estimate_bench.cpp, mixed prose/code/JSON, one
-///    core, medians of interleaved runs): AVX2 1.17-1.19 GB/s at 1, 16 and
-///    128 KB (the previous estimator 0.79-0.85 GB/s), scalar 0.23 GB/s,
-///    before the per-lead-byte rules; those cost 0-10 % on mixed text
-///    (BENCHMARKS.md, ninth session), nothing on ASCII-only blocks.
+///  * Speed: bench/token_estimate_bench.cpp; its figures (AVX2 and scalar,
+///    with and without the per-lead-byte rules) are in BENCHMARKS.md.
 ///
 /// Thread-safety: pure functions; PromptShape is a plain value.
 

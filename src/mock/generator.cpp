@@ -41,8 +41,8 @@ uint64_t mix(uint64_t a, uint64_t b) {
 }
 
 // A seed from bytes, 32 at a time in four independent lanes (prompts of
-// 100 KB and more are hashed on every call: byte-at-a-time FNV-1a cost the
-// mock ~0.15 ms at 128 KB).
+// 100 KB and more are hashed on every call, and byte-at-a-time FNV-1a was a
+// visible cost of the mock on them; BENCHMARKS.md).
 uint64_t hashBytes(std::string_view s, uint64_t h = 1469598103934665603ULL) {
   uint64_t lane[4] = {h, h ^ 1, h ^ 2, h ^ 3};
   size_t i = 0;

@@ -3,11 +3,12 @@
 /// @brief Asio-free interfaces of the network edge.
 ///
 /// The gateway, the mock provider and tests see only these types; Boost.Beast
-/// and Asio stay inside src/net/*.cpp (they cost ~40 s per translation unit to
-/// compile). Everything is callback-driven and single-threaded per event loop:
-/// a connection, the handler invoked for its requests, the upstream calls the
-/// handler starts and the timers it schedules all run on the same loop thread,
-/// so per-request state needs no locks.
+/// and Asio stay inside src/net/*.cpp (they make every translation unit that
+/// includes them slow to compile). Everything is callback-driven and
+/// single-threaded per event loop: a connection, the handler invoked for its
+/// requests, the upstream calls the handler starts and the timers it
+/// schedules all run on the same loop thread, so per-request state needs no
+/// locks.
 ///
 /// Lifetime rules that follow from that (the objects below are loop-confined
 /// and use no atomics): a ServerStream, Timer, UpstreamClient or UpstreamCall

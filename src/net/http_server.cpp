@@ -2,9 +2,9 @@
 //
 // Per loop: one acceptor (SO_REUSEPORT when several loops share the port) and
 // the connections it accepted. Per connection: one reusable read buffer, our
-// own HTTP/1.1 parser (http1_parser.h: Beast's basic_parser cost ~4,000
-// instructions per request) filling a reused HttpRequest, a response head
-// formatted by hand into a reused string, and writes done as non-blocking
+// own HTTP/1.1 parser (http1_parser.h: Beast's basic_parser cost several
+// times more instructions per request) filling a reused HttpRequest, a
+// response head formatted by hand into a reused string, and writes done as non-blocking
 // writev() on the spot -- Asio is only asked to wait for writability when the
 // socket buffer is full. A request answered synchronously therefore costs one
 // read completion and three syscalls (epoll_wait, recv, writev).

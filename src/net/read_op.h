@@ -115,8 +115,8 @@ class ReactorSocket : public boost::asio::ip::tcp::socket {
 
   /// syscall(2) itself, not glibc's recv()/sendmsg() wrappers: in a
   /// multi-threaded process those are thread-cancellation points and cost two
-  /// atomic read-modify-writes per call (~20 ns here: 154 vs 134 ns for an
-  /// EAGAIN recv). Sluice never cancels threads.
+  /// atomic read-modify-writes per call (measured: BENCHMARKS.md). Sluice
+  /// never cancels threads.
   template <typename... Args>
   static long rawSyscall(long number, Args... args) {
     return ::syscall(number, args...);

@@ -70,7 +70,7 @@ constexpr Migration kMigrations[] = {
      "ALTER TABLE requests ADD COLUMN source TEXT;"
      "ALTER TABLE requests ADD COLUMN cost_source TEXT;"
      "CREATE UNIQUE INDEX requests_imported ON requests(request_id) WHERE source IS NOT NULL;"},
-    {5, "no per-agent and per-model indexes (each cost the writer ~1 us a row; reports filter by time)",
+    {5, "no per-agent and per-model indexes (each slowed the writer; reports filter by time)",
      "DROP INDEX IF EXISTS requests_by_agent;"
      "DROP INDEX IF EXISTS requests_by_model;"},
 };
@@ -614,10 +614,10 @@ core::Result<int> migrateLedger(SqliteDb& db, const std::string& path) {
 
 core::Result<std::unique_ptr<UsageSink>> openLedgerSink(const std::string& path, LedgerSinkOptions options) {
   // Opened here, then used by the writer thread alone. SQLite's 4 KB pages:
-  // 16 KB pages wrote ~10% more rows a second in large batches, but a small
-  // batch (a quiet gateway commits every few requests) rewrites a page of
-  // the table, of each index and of attempts: 27 KB of WAL per 2-row commit
-  // at 4 KB, 92 KB at 16 KB.
+  // 16 KB pages wrote a little faster in large batches, but a small batch (a
+  // quiet gateway commits every few requests) rewrites a page of the table,
+  // of each index and of attempts, so larger pages write several times more
+  // WAL per commit (BENCHMARKS.md).
   auto db = SqliteDb::open(path, {.one_thread = true});
   if (!db) return std::unexpected(db.error());
   // FULL: each batch's commit is on the disk before the next batch starts,

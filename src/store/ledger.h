@@ -17,7 +17,7 @@
 ///   indexes   requests by started_unix_ms and (run_id, time) for rows
 ///             with a run; imported rows (`source` not NULL) unique by
 ///             request_id. None by agent or model (v5 dropped them: reports
-///             filter by time, and each index cost the writer ~1 us a row).
+///             filter by time, and each index slowed the writer).
 ///   requests.source / cost_source (v4)  NULL for the gateway's rows; for
 ///             rows `sluice import` brought in, the file and where the cost
 ///             came from ("file", "catalog", "unpriced").

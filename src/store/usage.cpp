@@ -48,9 +48,9 @@ std::string_view toString(UsageSource s) {
 namespace {
 
 // Why hand-written, and why in two passes: this runs once per proxied request
-// (on the sink's writer thread) and showed up at ~10% of the whole process's
-// CPU under load when it went through std::string appends key by key. Here
-// the field list is written once, as emitRecord(), and run twice:
+// (on the sink's writer thread) and showed up in the whole process's CPU
+// profile under load when it went through std::string appends key by key.
+// Here the field list is written once, as emitRecord(), and run twice:
 //   1. SizeBound adds up an upper bound of the output size (constant
 //      fragments exactly, every string at 6x its length, every integer at 20
 //      characters), which the compiler folds to a constant plus the string
@@ -154,8 +154,8 @@ class RawWriter {
     }
     p_ += n;
   }
-  // Same digits as std::to_chars, which at ~70 instructions per call was
-  // the largest single cost here (22 integers per typical record).
+  // Same digits as std::to_chars, which was the largest single cost here
+  // (22 integers per typical record).
   void num(int64_t v) {
     // |v| without overflow for INT64_MIN.
     uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
