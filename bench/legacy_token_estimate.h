@@ -467,7 +467,7 @@ int64_t estimate(const Text& t) {
       i = words(t, i, c);
     } else if (cls == kPunct) {
       const size_t start = i;
-      while (++i < t.n && kByteCls[t.p[i]] == kPunct) {
+      while (++i < t.n && kByteCls[t.p[i]] == kPunct) {  // NOLINT(bugprone-inc-dec-in-conditions): verbatim
       }
       c.tokens += runTokens(i - start, kPunctPerToken);
     } else if (cls == kSpace && (i + 1 == t.n || kByteCls[t.p[i + 1]] <= kDigit)) {
@@ -477,7 +477,7 @@ int64_t estimate(const Text& t) {
       ++i;
     } else if (cls == kDigit) {
       const size_t start = i;
-      while (++i < t.n && isDigit(t.p[i])) {
+      while (++i < t.n && isDigit(t.p[i])) {  // NOLINT(bugprone-inc-dec-in-conditions): verbatim
       }
       c.tokens += runTokens(i - start, kDigitsPerToken);
     } else {

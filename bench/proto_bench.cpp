@@ -77,6 +77,7 @@ BENCHMARK(BM_InspectChat);
 // every prompt string once (estimate and non-ASCII count together) and sum
 // the prompt estimate.
 std::string largeChatRequest(size_t bytes) {
+  // NOLINTBEGIN(bugprone-suspicious-missing-comma): long units are split over two lines
   static constexpr std::string_view kUnits[] = {
       "The committee met on Tuesday to review the quarterly results. Revenue grew in every region except the "
       "north-east, where a late shipment pushed two large orders into the next quarter. ",
@@ -86,6 +87,7 @@ std::string largeChatRequest(size_t bytes) {
       "Bewegen Sie den Cursor zu der Zeile, die mit ---> markiert ist, und löschen Sie die Zeichen. ",
       "Переместите курсор к строке, помеченной --->, и удалите лишние символы. ",
       "将光标移动到标记为 ---> 的行，然后删除多余的字符。"};
+  // NOLINTEND(bugprone-suspicious-missing-comma)
   std::string body = R"({"model":"gpt-4.1","messages":[)";
   size_t k = 0;
   while (body.size() < bytes) {

@@ -29,7 +29,7 @@ struct ServerConfig {
   // body is read. At least max_body_bytes (the default, 256 MiB, is raised to
   // it), or 0 = no cap.
   int64_t max_buffered_body_bytes = 256 * 1024 * 1024;
-  std::string usage_log = "";  // JSON-lines usage sink path; empty = none
+  std::string usage_log;  // JSON-lines usage sink path; empty = none
 };
 
 struct StorageConfig {

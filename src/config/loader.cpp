@@ -127,6 +127,8 @@ class Loader {
   template <typename T>
   Field intField(std::string_view key, T& target, int64_t min, int64_t max) {
     return {key, [this, &target, min, max](const Entry& f) {
+              // T is also std::optional<int64_t>, where the cast is a no-op.
+              // NOLINTNEXTLINE(bugprone-optional-value-conversion)
               if (auto v = w_.integer(f, min, max)) target = static_cast<T>(*v);
             }};
   }
@@ -156,7 +158,7 @@ class Loader {
   void addLimitFields(std::vector<Field>& fields, Limits& l) {
     const auto usd = [this](std::string_view key, std::optional<core::MicroUsd>& t) {
       return Field{key, [this, &t](const Entry& f) {
-                     if (auto v = w_.usd(f, true)) t = *v;
+                     if (auto v = w_.usd(f, true)) t = v;
                    }};
     };
     fields.push_back(usd("usd_per_call", l.usd_per_call));
@@ -745,7 +747,7 @@ void Loader::readBudgets(const Entry& e) {
                            std::vector<std::string> zones;
                            for (const auto& z : date::get_tzdb().zones) zones.emplace_back(z.name());
                            hint = didYouMean(*v, zones);
-                         } catch (const std::exception&) {
+                         } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): no tz list, no hint
                          }
                          if (hint.empty()) hint = "; use an IANA name like UTC or Europe/Paris";
                          w_.error(f, fmt::format("budgets.time_zone '{}' is not a known time zone{}", *v, hint));

@@ -44,7 +44,7 @@ uint32_t canaryBucket(std::string_view key) {
   return static_cast<uint32_t>(h % kCanaryBuckets);
 }
 
-Result<RoutePlan> planRoute(std::shared_ptr<const RoutingTable> table, const RouteRequest& request) {
+Result<RoutePlan> planRoute(const std::shared_ptr<const RoutingTable>& table, const RouteRequest& request) {
   if (!table) return fail(ErrorCode::kInternal, "no routing table");
   const RoutingTable& t = *table;
   const RoutingProfile* profile = t.activeProfile();

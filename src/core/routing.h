@@ -128,7 +128,7 @@ class RoutePlan {
   [[nodiscard]] const std::shared_ptr<const RoutingTable>& table() const { return table_; }
 
  private:
-  friend Result<RoutePlan> planRoute(std::shared_ptr<const RoutingTable>, const RouteRequest&);
+  friend Result<RoutePlan> planRoute(const std::shared_ptr<const RoutingTable>&, const RouteRequest&);
   bool push(const RouteAttempt& a) {
     if (size_ == kMaxAttempts) return false;
     attempts_[size_++] = a;
@@ -146,6 +146,7 @@ class RoutePlan {
 /// The plan for `request` under `table`'s active profile (see file comment).
 /// `table` must not be null (kInternal otherwise). The plan's views point
 /// into the table, never into `request`.
-[[nodiscard]] Result<RoutePlan> planRoute(std::shared_ptr<const RoutingTable> table, const RouteRequest& request);
+[[nodiscard]] Result<RoutePlan> planRoute(const std::shared_ptr<const RoutingTable>& table,
+                                          const RouteRequest& request);
 
 }  // namespace sluice::core

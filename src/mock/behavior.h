@@ -77,7 +77,7 @@ struct KnobInfo {
 
 /// Applies every key of a JSON object (numbers, booleans, strings; `models` may
 /// be an array of strings). All-or-nothing: on error `behavior` is unchanged.
-[[nodiscard]] core::Result<void> applyMockBehaviorJson(MockBehavior& behavior, std::string_view json);
+[[nodiscard]] core::Result<void> applyMockBehaviorJson(MockBehavior& behavior, std::string_view text);
 
 /// The full knob set as a JSON object (what GET /mock/config returns).
 [[nodiscard]] std::string mockBehaviorToJson(const MockBehavior& behavior);

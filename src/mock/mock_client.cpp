@@ -116,7 +116,7 @@ void CallState::start(net::UpstreamRequest request, std::shared_ptr<MockState> s
   http.target = std::move(request.path);
   http.headers = std::move(request.headers);
   http.body = std::move(request.body);
-  player_->start(std::move(http), /*keep_alive=*/false);
+  player_->start(http, /*keep_alive=*/false);
 }
 
 class MockCall final : public net::UpstreamCall {

@@ -12,7 +12,7 @@ constexpr core::Nanos kBackpressureRetry = std::chrono::milliseconds(1);
 MockPlayer::MockPlayer(net::Dispatcher& loop, std::shared_ptr<MockState> state, std::unique_ptr<MockSink> sink)
     : loop_(loop), state_(std::move(state)), sink_(std::move(sink)) {}
 
-void MockPlayer::start(net::HttpRequest request, bool keep_alive) {
+void MockPlayer::start(const net::HttpRequest& request, bool keep_alive) {
   if (keep_alive) self_ = shared_from_this();
   plan_ = state_->plan(MockRequest{request.method, request.target, request.body}, loop_.clock().wallNow());
   arm(plan_.delay_before_headers, &MockPlayer::sendHeaders);
@@ -102,7 +102,7 @@ bool MockPlayer::triggerFault() {
 
 void MockPlayer::send(std::string bytes, uint32_t completion_tokens) {
   queued_bytes_ += bytes.size();
-  if (completion_tokens > 0) unbilled_.push_back({queued_bytes_, completion_tokens});
+  if (completion_tokens > 0) unbilled_.emplace_back(queued_bytes_, completion_tokens);
   sink_->data(std::move(bytes));
   // A sink that ended the response inside data() (the in-process client
   // cancelling from its onData) took the bytes first.

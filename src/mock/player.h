@@ -51,7 +51,7 @@ class MockPlayer : public std::enable_shared_from_this<MockPlayer> {
   /// Plans the response (using the loop's clock) and schedules it. With
   /// `keep_alive`, the player owns itself until it finishes or stop() is
   /// called (the server's mode: nobody else holds it).
-  void start(net::HttpRequest request, bool keep_alive);
+  void start(const net::HttpRequest& request, bool keep_alive);
   /// No further sink calls; cancels the pending timer; releases keep_alive.
   void stop();
 

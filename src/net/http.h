@@ -41,8 +41,8 @@ class HeaderName {
   /// For string literals (static storage): the name is kept as a view. Never
   /// pass a char array that dies before the header does.
   template <size_t N>
-  constexpr HeaderName(const char (&literal)[N])
-      : literal_(literal), literal_size_(N - 1) {}             // NOLINT(google-explicit-constructor)
+  // NOLINTNEXTLINE(google-explicit-constructor): a literal converts, as a std::string does
+  constexpr HeaderName(const char (&literal)[N]) : literal_(literal), literal_size_(N - 1) {}
   HeaderName(std::string owned) : owned_(std::move(owned)) {}  // NOLINT(google-explicit-constructor)
   explicit HeaderName(std::string_view s) : owned_(s) {}
 
@@ -197,6 +197,7 @@ class ServerStream {
   /// end(), with trailer fields after the last chunk (RFC 9112 7.1.2): values
   /// known only once the stream is over. Declare them in a `trailer` header
   /// of beginStream(). HTTP/1.0 clients (no chunked coding) do not get them.
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): the overrides take ownership
   virtual void endWithTrailers(Headers trailers) {
     (void)trailers;
     end();

@@ -104,7 +104,7 @@ void Loop::onTick() {
   const CallbackScope scope;
   refreshDate();
   const core::MonoTime t = now();
-  for (size_t i = 0; i < tickables_.size(); ++i) {  // may grow while iterating
+  for (size_t i = 0; i < tickables_.size(); ++i) {  // NOLINT(modernize-loop-convert): may grow while iterating
     if (Tickable* tk = tickables_[i]) tk->onTick(t);
   }
   std::erase(tickables_, nullptr);

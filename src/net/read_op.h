@@ -98,7 +98,7 @@ class ReactorSocket : public boost::asio::ip::tcp::socket {
     msg.msg_iov = iov.data();
     msg.msg_iovlen = n;
     for (;;) {
-      const long r = rawSyscall(SYS_sendmsg, native_handle(), &msg, MSG_NOSIGNAL);
+      const long r = rawSyscall(SYS_sendmsg, native_handle(), &msg, MSG_NOSIGNAL);  // NOLINT(google-runtime-int)
       if (r >= 0) {
         ec.clear();
         return static_cast<size_t>(r);
@@ -118,7 +118,7 @@ class ReactorSocket : public boost::asio::ip::tcp::socket {
   /// atomic read-modify-writes per call (measured: BENCHMARKS.md). Sluice
   /// never cancels threads.
   template <typename... Args>
-  static long rawSyscall(long number, Args... args) {
+  static long rawSyscall(long number, Args... args) {  // NOLINT(google-runtime-int): syscall(2)'s types
     return ::syscall(number, args...);
   }
 };

@@ -65,7 +65,7 @@ RequestResult<std::optional<int64_t>> readCount(element v, std::string_view para
                                                param, std::numeric_limits<int64_t>::max()),
                                    param));
   }
-  return std::optional<int64_t>{*x};
+  return x;
 }
 
 RequestResult<bool> readNullableBool(element v, std::string_view param) {

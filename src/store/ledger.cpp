@@ -320,7 +320,7 @@ class LedgerSink final : public UsageSink {
     std::string message;
   };
 
-  void report(bool failing, std::string message) const {
+  void report(bool failing, const std::string& message) const {
     if (options_.report) options_.report(failing, message);
   }
 
@@ -411,7 +411,8 @@ class LedgerSink final : public UsageSink {
       size_t rows = 0;
       spend_.clear();
       while (d.pos() < out.data() + out.size() && rows < options_.max_rows_per_transaction) {
-        if ((failure = insertOne(d))) break;
+        failure = insertOne(d);
+        if (failure) break;
         ++rows;
       }
       if (!failure) failure = addSpend();

@@ -166,9 +166,9 @@ core::Result<Report> buildReport(SqliteDb& db, const LedgerFilter& filter, const
 
   auto ok = eachRow(*st, [&](const SqliteStatement& s) {
     key.clear();
-    for (size_t i = 0; i < by.size(); ++i) {
+    for (const ReportKey k : by) {
       std::string_view v;
-      switch (by[i]) {
+      switch (k) {
         case ReportKey::kAgent: v = s.view(0); break;
         case ReportKey::kModel: v = s.view(1); break;
         case ReportKey::kServedModel: v = s.view(2); break;

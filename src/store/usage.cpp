@@ -522,7 +522,7 @@ class JsonlSink final : public UsageSink {
     return done;
   }
 
-  void report(bool failing, std::string message) const {
+  void report(bool failing, const std::string& message) const {
     if (options_.report) options_.report(failing, message);
   }
 

@@ -14,7 +14,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using namespace date::literals;
-using date::December;
 using date::February;
 using date::January;
 using date::November;

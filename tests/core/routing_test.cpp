@@ -123,7 +123,7 @@ TEST(RoutingTest, CanaryProportionMatchesPercent) {
       if ((*plan)[0].reason == AttemptReason::kSubstituted) ++substituted;
     }
     // ±1 point of the share (≥ 3.3 standard deviations at 10%).
-    EXPECT_NEAR(substituted, kRequests * percent / 100, kRequests / 100) << percent << "%";
+    EXPECT_NEAR(substituted, kRequests * percent / 100.0, kRequests / 100.0) << percent << "%";
   }
 }
 

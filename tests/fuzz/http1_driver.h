@@ -206,7 +206,7 @@ inline std::string serializeHead(const Message& m, bool is_request) {
   } else {
     s = version + " " + std::to_string(m.status) + " " + m.reason + "\r\n";
   }
-  for (const auto& [name, value] : withoutFraming(m.fields)) s += name + ": " + value + "\r\n";
+  for (const auto& [name, value] : withoutFraming(m.fields)) s.append(name).append(": ").append(value).append("\r\n");
   return s;
 }
 

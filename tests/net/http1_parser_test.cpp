@@ -556,7 +556,7 @@ TEST(Http1ParserFields, ManyFields) {
   for (int i = 0; i < 300; ++i) {
     const std::string name = "F" + std::to_string(i);
     const std::string value = std::string(static_cast<size_t>(i % 7), 'x') + std::to_string(i);
-    msg += name + ": " + value + "\r\n";
+    msg.append(name).append(": ").append(value).append("\r\n");
     want.emplace_back(name, value);
   }
   msg += "Content-Length: 2\r\n\r\nok";
@@ -1393,7 +1393,7 @@ Generated generate(Rng& rng) {
 }
 
 void mutate(Rng& rng, std::string& m) {
-  static const std::string interesting = std::string("\r\n \t:,;\"\\09aF=/H", 17) + std::string("\0\x7f\x80\xff", 4);
+  static const std::string interesting = std::string("\r\n \t:,;\"\\09aF=/H", 16) + std::string("\0\x7f\x80\xff", 4);
   const size_t rounds = 1 + rng.below(2);
   for (size_t i = 0; i < rounds && !m.empty(); ++i) {
     const size_t pos = rng.below(m.size());

@@ -668,7 +668,7 @@ TEST(UpstreamClient, RetiringLetsRunningCallsFinish) {
 TEST(UpstreamClient, AgainstTheServerWithManyCalls) {
   auto server = makeHttpServer(
       {},
-      [](HttpRequest&& r, std::shared_ptr<ServerStream> s, Dispatcher&) {
+      [](HttpRequest&& r, const std::shared_ptr<ServerStream>& s, Dispatcher&) {
         s->respond(200, {{"content-type", "application/json"}}, std::move(r.body));
       },
       realClock());

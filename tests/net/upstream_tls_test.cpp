@@ -19,8 +19,6 @@
 namespace sluice::net {
 namespace {
 
-using testing::eventually;
-
 // A TLS server on 127.0.0.1:<port> answering every request with its SNI name.
 class TlsServer {
  public:
@@ -52,7 +50,7 @@ class TlsServer {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     ::listen(listen_fd_, 16);
     socklen_t len = sizeof a;
     ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);

@@ -11,8 +11,6 @@
 namespace sluice::proto {
 namespace {
 
-using testing::OwnedEvent;
-
 std::string filterAll(std::string_view upstream, bool client_wants_usage, StreamAccounting* acc = nullptr) {
   StreamFilter filter({.client_wants_usage = client_wants_usage});
   std::string out;

@@ -719,7 +719,8 @@ TEST(Usage, DuplicateKeysBehaveLikeTheDom) {
 TEST(Usage, UsageBeforeOrAfterChoices) {
   const std::string choices = R"("choices":[{"message":{"content":"hi"},"finish_reason":"stop"}])";
   const std::string usage = R"("usage":{"prompt_tokens":4,"completion_tokens":1})";
-  for (const std::string& body : {"{" + choices + "," + usage + "}", "{" + usage + "," + choices + "}"}) {
+  for (const std::string& body : {std::string("{").append(choices).append(",").append(usage).append("}"),
+                                  std::string("{").append(usage).append(",").append(choices).append("}")}) {
     auto r = summarizeResponse(body);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->usage, (core::TokenUsage{.input = 4, .cached = 0, .output = 1, .reasoning = 0}));

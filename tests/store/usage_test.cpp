@@ -359,9 +359,9 @@ TEST(UsageJsonLine, StringEscapesMatchReference) {
     }
   }
   // The worst cases of the size bound: long runs of 6-byte and 3-byte escapes.
-  values.push_back(std::string(5000, '\x01'));
-  values.push_back(std::string(5000, '\xff'));
-  values.push_back(std::string(5000, 'z'));
+  values.emplace_back(5000, '\x01');
+  values.emplace_back(5000, '\xff');
+  values.emplace_back(5000, 'z');
   for (const auto& v : values) {
     SCOPED_TRACE(testing::PrintToString(v));
     UsageRecord r = allStrings(v, 1);

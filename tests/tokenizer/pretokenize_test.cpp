@@ -199,7 +199,7 @@ TEST(PieceSplitter, AgreesWithPcre2OnEveryCodePointAfterEachContext) {
         ch += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
         ch += static_cast<char>(0x80 | (cp & 0x3F));
       }
-      text += contexts[cp % std::size(contexts)] + ch + ch + "s";
+      text.append(contexts[cp % std::size(contexts)]).append(ch).append(ch).append("s");
     }
     ASSERT_EQ(fast(p, text), reference(p, text));
   }
