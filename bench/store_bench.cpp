@@ -5,8 +5,8 @@
 
 #include <benchmark/benchmark.h>
 
-#include <time.h>
 #include <unistd.h>
+#include <ctime>
 
 #include <filesystem>
 #include <string>

@@ -252,7 +252,7 @@ BudgetEngine::BudgetEngine(const Clock& clock, Calendar calendar)
     : BudgetEngine(clock, std::move(calendar), Options{}) {}
 
 BudgetEngine::BudgetEngine(const Clock& clock, Calendar calendar, Options options)
-    : clock_(clock), calendar_(std::move(calendar)), options_(std::move(options)) {
+    : clock_(clock), calendar_(std::move(calendar)), options_(options) {
   options_.min_clamp_output_tokens = std::max<int64_t>(options_.min_clamp_output_tokens, 1);
   // Room for typical concurrency without growing on the hot path.
   records_.reserve(1024);

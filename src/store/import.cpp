@@ -289,7 +289,6 @@ ParsedAuditFile parseAuditFile(std::string_view content, const PriceLookup& pric
       for (const json& e : doc["entries"]) {
         ++n;
         std::string error;
-        std::string ignored;
         const std::string text = e.dump();
         auto r = e.is_object() ? genericRecord(e, price, error) : std::nullopt;
         if (!e.is_object()) error = "not a JSON object";

@@ -1,7 +1,7 @@
 // The shipped price catalog and the catalog parser.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
+#include <cstdlib>
 
 #include <filesystem>
 #include <fstream>
