@@ -632,6 +632,7 @@ size_t Http1Parser::put(const char* data, size_t n, Http1Callbacks& cb, ParseErr
           const char* q = p;
           const char* const digits_end = p + std::min<ptrdiff_t>(16, end - p);
           uint64_t size = 0;
+          // NOLINTNEXTLINE(bugprone-signed-char-misuse): kHexValue holds -1 for "not a hex digit"
           for (int d; q < digits_end && (d = kHexValue[static_cast<uint8_t>(*q)]) >= 0; ++q) {
             size = (size << 4) | static_cast<uint64_t>(d);
           }
@@ -1024,6 +1025,7 @@ ParseError Http1Parser::finishHeader() {
 ParseError Http1Parser::parseChunkLine(const char* p, const char* cr) {
   uint64_t size = 0;
   const char* q = p;
+  // NOLINTNEXTLINE(bugprone-signed-char-misuse): kHexValue holds -1 for "not a hex digit"
   for (int d; q < cr && (d = kHexValue[static_cast<uint8_t>(*q)]) >= 0; ++q) {
     if (q - p == 16) return ParseError::kBadChunk;  // more than 64 bits of digits
     size = (size << 4) | static_cast<uint64_t>(d);

@@ -81,8 +81,8 @@ bool decodeBase64(std::string_view in, std::string& out) {
         ++pad;
         continue;
       }
-      if (pad > 0) return false;  // data after padding
-      v[k] = kValues[static_cast<unsigned char>(c)];
+      if (pad > 0) return false;                      // data after padding
+      v[k] = kValues[static_cast<unsigned char>(c)];  // NOLINT(bugprone-signed-char-misuse): -1 = not base64
       if (v[k] < 0) return false;
     }
     const uint32_t bits = (static_cast<uint32_t>(v[0]) << 18) | (static_cast<uint32_t>(v[1]) << 12) |
