@@ -252,11 +252,11 @@ BENCHMARK(BM_EstimateTextTokens_Russian);
 
 // Raw `tools` JSON, estimated as one string by PromptShape::addTools.
 void BM_EstimateTextTokens_Json(benchmark::State& state) {
-  static const std::string text = repeatTo(
-      R"({"type":"function","function":{"name":"get_order_status","description":"Look up the shipping )"
-      R"(status of an order","parameters":{"type":"object","properties":{"order_id":{"type":"string",)"
-      R"("description":"The order number, e.g. A-1234"}},"required":["order_id"]}}},)",
-      1024);
+  static const std::string text =
+      repeatTo(R"({"type":"function","function":{"name":"get_order_status","description":"Look up the shipping )"
+               R"(status of an order","parameters":{"type":"object","properties":{"order_id":{"type":"string",)"
+               R"("description":"The order number, e.g. A-1234"}},"required":["order_id"]}}},)",
+               1024);
   runEstimate(state, text);
 }
 BENCHMARK(BM_EstimateTextTokens_Json);

@@ -32,9 +32,9 @@ int main(int argc, char** argv) {
   const int64_t span = days * 86'400'000;
   const char* agents[] = {"drafter", "reviewer", "planner", "coder", "summarizer", "triage", "search", "support"};
   const char* models[] = {"gpt-4.1", "gpt-4.1-mini", "gpt-4o", "gpt-4o-mini", "deepseek-v3.2", "o4-mini"};
-  const core::Price prices[] = {{2'000'000, 500'000, 8'000'000}, {400'000, 100'000, 1'600'000},
+  const core::Price prices[] = {{2'000'000, 500'000, 8'000'000},    {400'000, 100'000, 1'600'000},
                                 {2'500'000, 1'250'000, 10'000'000}, {150'000, 75'000, 600'000},
-                                {280'000, 28'000, 420'000}, {1'100'000, 275'000, 4'400'000}};
+                                {280'000, 28'000, 420'000},         {1'100'000, 275'000, 4'400'000}};
   std::mt19937_64 rng(42);
   std::lognormal_distribution<double> latency(13.0, 0.6);  // ~440 ms median
   for (int64_t i = 0; i < rows; ++i) {
@@ -66,8 +66,10 @@ int main(int argc, char** argv) {
       for (int k = 0; k < attempts; ++k) {
         store::Attempt at{.model = models[m], .provider = r.provider, .http_status = k + 1 == attempts ? 200 : 503};
         if (k + 1 == attempts) {
-          at.usage = {.input = static_cast<int64_t>(200 + rng() % 4000), .cached = static_cast<int64_t>(rng() % 200),
-                      .output = static_cast<int64_t>(50 + rng() % 800), .reasoning = 0};
+          at.usage = {.input = static_cast<int64_t>(200 + rng() % 4000),
+                      .cached = static_cast<int64_t>(rng() % 200),
+                      .output = static_cast<int64_t>(50 + rng() % 800),
+                      .reasoning = 0};
           at.cost_micro_usd = core::costOf(prices[m], at.usage);
           at.usage_source = rng() % 50 == 0 ? store::UsageSource::kCounted : store::UsageSource::kProvider;
         } else {

@@ -2,8 +2,8 @@
 // at 3990905), verbatim but for its namespace and an inline entry point:
 // bench/token_estimate_bench.cpp runs it next to the current one.
 #pragma once
-#include <string_view>
 #include <cstdint>
+#include <string_view>
 
 #include <array>
 #include <limits>
@@ -13,19 +13,19 @@ namespace {
 
 // Costs are kept in twelfths of a token so every weight is an integer.
 constexpr int64_t kUnit = 12;
-constexpr int64_t kAsciiLetter = 3;       // ~4 letters per token in dictionary words
-constexpr int64_t kAsciiCapsRun = 6;      // ALL-CAPS words tokenize about twice as badly
-constexpr int64_t kRarePair = 12;         // BPE splits where letter pairs are rare
-constexpr int64_t kTwoByteLetter = 6;     // Latin accents, Greek, Cyrillic, Arabic, Hebrew
-constexpr int64_t kTwoByteCapsRun = 12;   // Greek/Cyrillic capitals: ~1 token each
-constexpr int64_t kThreeByteChar = 14;    // CJK, kana, Hangul, Indic, Thai: >= 1 token each
-constexpr int64_t kFourByteChar = 24;     // emoji and rare CJK: 1-4 tokens each
-constexpr int64_t kInvalidByte = 12;      // byte fallback: one token per byte
-constexpr int64_t kScriptChange = 6;      // "klávesu": the accent splits the word
-constexpr int64_t kDigitsPerToken = 3;    // \p{N}{1,3} in both pre-tokenizers
+constexpr int64_t kAsciiLetter = 3;      // ~4 letters per token in dictionary words
+constexpr int64_t kAsciiCapsRun = 6;     // ALL-CAPS words tokenize about twice as badly
+constexpr int64_t kRarePair = 12;        // BPE splits where letter pairs are rare
+constexpr int64_t kTwoByteLetter = 6;    // Latin accents, Greek, Cyrillic, Arabic, Hebrew
+constexpr int64_t kTwoByteCapsRun = 12;  // Greek/Cyrillic capitals: ~1 token each
+constexpr int64_t kThreeByteChar = 14;   // CJK, kana, Hangul, Indic, Thai: >= 1 token each
+constexpr int64_t kFourByteChar = 24;    // emoji and rare CJK: 1-4 tokens each
+constexpr int64_t kInvalidByte = 12;     // byte fallback: one token per byte
+constexpr int64_t kScriptChange = 6;     // "klávesu": the accent splits the word
+constexpr int64_t kDigitsPerToken = 3;   // \p{N}{1,3} in both pre-tokenizers
 constexpr int64_t kPunctPerToken = 2;
 constexpr int64_t kWhitespacePerToken = 8;
-constexpr int64_t kAccentedPercent = 2;   // accented share marking non-English Latin text
+constexpr int64_t kAccentedPercent = 2;  // accented share marking non-English Latin text
 constexpr int64_t kAccentedTextLettersPerToken = 8;
 
 // Letter pairs (case-folded) common in English text and source code: the
@@ -383,7 +383,7 @@ inline Scan wordRest(const Text t, size_t i, WordState s) {
 // characters.
 [[gnu::noinline]] Scan whitespace(const Text t, size_t i) {
   const size_t start = i;
-  int64_t trail = 0;        // spaces and tabs after the last newline
+  int64_t trail = 0;  // spaces and tabs after the last newline
   bool newline = false;
   bool last_space = false;  // the run ends with ' ' (not a tab)
   for (;;) {
@@ -467,7 +467,7 @@ int64_t estimate(const Text& t) {
       i = words(t, i, c);
     } else if (cls == kPunct) {
       const size_t start = i;
-      while (++i < t.n && kByteCls[t.p[i]] == kPunct) {
+      while (++i < t.n && kByteCls[t.p[i]] == kPunct) {  // NOLINT(bugprone-inc-dec-in-conditions): verbatim
       }
       c.tokens += runTokens(i - start, kPunctPerToken);
     } else if (cls == kSpace && (i + 1 == t.n || kByteCls[t.p[i + 1]] <= kDigit)) {
@@ -477,7 +477,7 @@ int64_t estimate(const Text& t) {
       ++i;
     } else if (cls == kDigit) {
       const size_t start = i;
-      while (++i < t.n && isDigit(t.p[i])) {
+      while (++i < t.n && isDigit(t.p[i])) {  // NOLINT(bugprone-inc-dec-in-conditions): verbatim
       }
       c.tokens += runTokens(i - start, kDigitsPerToken);
     } else {
@@ -488,8 +488,7 @@ int64_t estimate(const Text& t) {
   }
   // Non-English Latin-script text: its unaccented words are rarely whole
   // vocabulary entries either.
-  if (c.two_byte_letters > 0 &&
-      c.two_byte_letters * 100 >= kAccentedPercent * (c.ascii_letters + c.two_byte_letters)) {
+  if (c.two_byte_letters > 0 && c.two_byte_letters * 100 >= kAccentedPercent * (c.ascii_letters + c.two_byte_letters)) {
     c.tokens += ceilDiv(c.ascii_letters, kAccentedTextLettersPerToken);
   }
   return c.tokens;
@@ -497,8 +496,6 @@ int64_t estimate(const Text& t) {
 
 }  // namespace
 
-inline int64_t estimateTextTokens(std::string_view text) {
-  return estimate(Text(text));
-}
+inline int64_t estimateTextTokens(std::string_view text) { return estimate(Text(text)); }
 
 }  // namespace sluice::bench::legacy

@@ -91,7 +91,7 @@ int main(int argc, char** argv) {
 
   net::Handler handler;
   if (mode == "direct") {
-    handler = [](net::HttpRequest&&, std::shared_ptr<net::ServerStream> stream, net::Dispatcher&) {
+    handler = [](net::HttpRequest&&, const std::shared_ptr<net::ServerStream>& stream, net::Dispatcher&) {
       stream->respond(200, {{"content-type", "application/json"}}, kBody);
     };
   } else if (mode == "proxy" && !g_upstream.empty()) {

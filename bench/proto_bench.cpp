@@ -45,13 +45,16 @@ std::string fiftyChunkStream() {
       R"({"id":"chatcmpl-AB12x","object":"chat.completion.chunk","created":1727346171,"model":"gpt-4o-2024-08-06",)"
       R"("system_fingerprint":"fp_7568d46099","choices":[{"index":0,"delta":)";
   std::string s;
-  s += "data: " + head + R"({"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null})" + "\n\n";
+  s += "data: " + head +
+       R"({"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null})" +
+       "\n\n";
   for (int i = 0; i < 47; ++i) {
     s += "data: " + head + R"({"content":" token"},"logprobs":null,"finish_reason":null}],"usage":null})" + "\n\n";
   }
   s += "data: " + head + R"({},"logprobs":null,"finish_reason":"stop"}],"usage":null})" + "\n\n";
-  s += R"(data: {"id":"chatcmpl-AB12x","object":"chat.completion.chunk","created":1727346171,"model":"gpt-4o-2024-08-06","choices":[],"usage":{"prompt_tokens":79,"completion_tokens":48,"total_tokens":127}})"
-       "\n\n";
+  s +=
+      R"(data: {"id":"chatcmpl-AB12x","object":"chat.completion.chunk","created":1727346171,"model":"gpt-4o-2024-08-06","choices":[],"usage":{"prompt_tokens":79,"completion_tokens":48,"total_tokens":127}})"
+      "\n\n";
   s += "data: [DONE]\n\n";
   return s;
 }
@@ -74,6 +77,7 @@ BENCHMARK(BM_InspectChat);
 // every prompt string once (estimate and non-ASCII count together) and sum
 // the prompt estimate.
 std::string largeChatRequest(size_t bytes) {
+  // NOLINTBEGIN(bugprone-suspicious-missing-comma): long units are split over two lines
   static constexpr std::string_view kUnits[] = {
       "The committee met on Tuesday to review the quarterly results. Revenue grew in every region except the "
       "north-east, where a late shipment pushed two large orders into the next quarter. ",
@@ -83,6 +87,7 @@ std::string largeChatRequest(size_t bytes) {
       "Bewegen Sie den Cursor zu der Zeile, die mit ---> markiert ist, und löschen Sie die Zeichen. ",
       "Переместите курсор к строке, помеченной --->, и удалите лишние символы. ",
       "将光标移动到标记为 ---> 的行，然后删除多余的字符。"};
+  // NOLINTEND(bugprone-suspicious-missing-comma)
   std::string body = R"({"model":"gpt-4.1","messages":[)";
   size_t k = 0;
   while (body.size() < bytes) {
@@ -114,9 +119,8 @@ void BM_InspectChat128K(benchmark::State& state) {
 BENCHMARK(BM_InspectChat128K)->Unit(benchmark::kMicrosecond);
 
 void BM_InspectChatSmall(benchmark::State& state) {
-  std::string body =
-      R"({"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a support agent."},)"
-      R"({"role":"user","content":"My order 1234 arrived damaged. What can I do?"}],"max_tokens":16})";
+  std::string body = R"({"model":"gpt-4o-mini","messages":[{"role":"system","content":"You are a support agent."},)"
+                     R"({"role":"user","content":"My order 1234 arrived damaged. What can I do?"}],"max_tokens":16})";
   reserveJsonPadding(body);
   for (auto _ : state) {
     auto view = inspectChatRequest(body, body.capacity());
@@ -213,8 +217,9 @@ std::string chatResponse(std::string_view content) {
 
 // Pretty-printed as OpenAI sends it: ~30 KB for 1536 floats.
 std::string embeddingsResponse() {
-  std::string body = "{\n  \"object\": \"list\",\n  \"data\": [\n    {\n      \"object\": \"embedding\",\n"
-                     "      \"index\": 0,\n      \"embedding\": [";
+  std::string body =
+      "{\n  \"object\": \"list\",\n  \"data\": [\n    {\n      \"object\": \"embedding\",\n"
+      "      \"index\": 0,\n      \"embedding\": [";
   uint32_t x = 12345;
   for (int i = 0; i < 1536; ++i) {
     x = x * 1103515245u + 12345u;  // deterministic pseudo-random floats, realistic widths
@@ -225,8 +230,9 @@ std::string embeddingsResponse() {
     body += std::to_string(mantissa);
     if ((x & 0x1c) == 0) body += "e-05";
   }
-  body += "\n      ]\n    }\n  ],\n  \"model\": \"text-embedding-3-small\",\n"
-          "  \"usage\": {\n    \"prompt_tokens\": 8,\n    \"total_tokens\": 8\n  }\n}\n";
+  body +=
+      "\n      ]\n    }\n  ],\n  \"model\": \"text-embedding-3-small\",\n"
+      "  \"usage\": {\n    \"prompt_tokens\": 8,\n    \"total_tokens\": 8\n  }\n}\n";
   reserveJsonPadding(body);
   return body;
 }
@@ -279,8 +285,10 @@ void BM_SummarizeResponse_ChatVaried(benchmark::State& state) {
         R"("model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! )" +
         content + R"(","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":)" + count() +
         R"(,"completion_tokens":)" + count() + R"(,"total_tokens":)" + count() +
-        R"(,"prompt_tokens_details":{"cached_tokens":)" + count() + R"(},"completion_tokens_details":)"
-        R"({"reasoning_tokens":)" + count() + R"(}},"system_fingerprint":"fp_fc9f1d7035"})";
+        R"(,"prompt_tokens_details":{"cached_tokens":)" + count() +
+        R"(},"completion_tokens_details":)"
+        R"({"reasoning_tokens":)" +
+        count() + R"(}},"system_fingerprint":"fp_fc9f1d7035"})";
     reserveJsonPadding(body);
     bodies.push_back(std::move(body));
   }

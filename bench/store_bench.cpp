@@ -5,8 +5,8 @@
 
 #include <benchmark/benchmark.h>
 
-#include <time.h>
 #include <unistd.h>
+#include <ctime>
 
 #include <filesystem>
 #include <string>
@@ -153,7 +153,8 @@ BENCHMARK(BM_UsageRecordCopy);
 // attempts and four indexes, commit with synchronous=FULL). The file is in
 // the temporary directory (TMPDIR), grown over the run as a ledger is.
 void BM_LedgerWriterRows(benchmark::State& state) {
-  const auto path = std::filesystem::temp_directory_path() / ("sluice_bench_ledger_" + std::to_string(::getpid()) + ".db");
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("sluice_bench_ledger_" + std::to_string(::getpid()) + ".db");
   std::filesystem::remove(path);
   {
     auto sink = openLedgerSink(path.string());

@@ -55,14 +55,17 @@ std::string filesUnder(const fs::path& dir, const auto& take, size_t limit) {
 const std::string& text(const std::string& name) {
   static const std::map<std::string, std::string> texts = [] {
     std::map<std::string, std::string> t;
-    t["prose"] = filesUnder("/usr/share/doc", [](const fs::path& p) { return p.filename() == "copyright"; }, 4 << 20);
-    t["code"] = filesUnder("/usr/include", [](const fs::path& p) {
-      return p.extension() == ".h" && p.string().find("/boost/") == std::string::npos;
-    }, 4 << 20);
+    t["prose"] = filesUnder(
+        "/usr/share/doc", [](const fs::path& p) { return p.filename() == "copyright"; }, 4 << 20);
+    t["code"] = filesUnder(
+        "/usr/include",
+        [](const fs::path& p) { return p.extension() == ".h" && p.string().find("/boost/") == std::string::npos; },
+        4 << 20);
     std::string multi;
     for (const auto& d : fs::directory_iterator("/usr/share/vim")) {
       if (fs::exists(d.path() / "tutor")) {
-        multi += filesUnder(d.path() / "tutor", [](const fs::path& p) { return p.extension() == ".utf-8"; }, 4 << 20);
+        multi += filesUnder(
+            d.path() / "tutor", [](const fs::path& p) { return p.extension() == ".utf-8"; }, 4 << 20);
       }
     }
     t["multilingual"] = multi;

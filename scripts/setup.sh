@@ -25,6 +25,10 @@ PKGS=(
   # clangs whose C++23 mode libstdc++ 12's <expected> accepts; its runtime
   # package holds libFuzzer and the sanitizers; llvm-19 the symbolizer.
   clang-19 libclang-rt-19-dev llvm-19
+  # scripts/lint.sh: clang-format-14 (the formatter .clang-format is written
+  # for) and clang-tidy-19 (clang 14 cannot parse libstdc++ 12's <expected>
+  # in C++23 mode; clang-tidy-19 ships run-clang-tidy-19 too).
+  clang-format-14 clang-tidy-19
   curl ca-certificates
   wrk nginx-light
 )

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine, builds Sluice (release), and runs every test:
+# Sets up a fresh machine, lints the C++ tree (scripts/lint.sh: clang-format
+# and clang-tidy), builds Sluice (release), and runs every test:
 # unit tests per folder, integration tests against real `sluice serve` and
 # `sluice mock-upstream` processes on loopback, and the end-to-end suite with
 # the official `openai` npm SDK as the client; sanitizer runs (ASan+UBSan,
@@ -15,6 +16,10 @@ if grep -rnE 'std::chrono::(system_clock|steady_clock|high_resolution_clock)::no
   echo "error: clock read outside src/core/clock.h (inject core::Clock instead)" >&2
   exit 1
 fi
+# Formatting (clang-format-14) and static analysis (clang-tidy-19) of the
+# whole C++ tree, before the long builds: a finding fails the run at once
+# with the command that fixes or re-checks it (scripts/lint.sh).
+bash scripts/lint.sh
 # The release build is profile-guided (scripts/build-release.sh), so the
 # tests below run against the binary that ships.
 bash scripts/build-release.sh -j "$(nproc)"

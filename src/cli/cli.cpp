@@ -42,7 +42,8 @@ int run(int argc, char** argv) {
   list->add_flag("--json", json, "print JSON");
   list->callback([&] { throw CLI::RuntimeError(keysListCommand(config_path, json)); });
   std::string key_id;
-  auto* revoke = keys->add_subcommand("revoke", "revoke a key by id; running gateways stop accepting it within a second");
+  auto* revoke = keys->add_subcommand("revoke",
+                                      "revoke a key by id; running gateways stop accepting it within a second");
   add_config(revoke);
   revoke->add_option("id", key_id, "key id (as shown by keys list)")->required();
   revoke->callback([&] { throw CLI::RuntimeError(keysRevokeCommand(config_path, key_id)); });
@@ -51,7 +52,8 @@ int run(int argc, char** argv) {
   int mock_port = 8081;
   int mock_threads = 1;
   std::vector<std::string> knobs;
-  auto* mock = app.add_subcommand("mock-upstream", "run an offline OpenAI-compatible provider for tests and benchmarks");
+  auto* mock = app.add_subcommand("mock-upstream",
+                                  "run an offline OpenAI-compatible provider for tests and benchmarks");
   mock->add_option("--host", mock_host, "address to bind")->capture_default_str();
   mock->add_option("--port", mock_port, "port (0 = pick a free one and print it)")->capture_default_str();
   mock->add_option("--threads", mock_threads, "event loops")->capture_default_str();
@@ -67,9 +69,8 @@ int run(int argc, char** argv) {
                    "the input is a chat completion request (JSON): print its prompt tokens as OpenAI bills them "
                    "(the request's model picks the encoding when neither --model nor --encoding is given)");
   tokens->add_option("file", tokens_file, "file to count (default or -: standard input)");
-  tokens->callback([&] {
-    throw CLI::RuntimeError(tokensCommand(tokens_model, tokens_encoding, tokens_chat, tokens_file));
-  });
+  tokens->callback(
+      [&] { throw CLI::RuntimeError(tokensCommand(tokens_model, tokens_encoding, tokens_chat, tokens_file)); });
 
   // The ledger commands: --ledger or --config, and the report's filters.
   LedgerSource ledger_source;
@@ -81,8 +82,9 @@ int run(int argc, char** argv) {
         ->capture_default_str();
   };
   auto add_filters = [&](CLI::App* sub) {
-    sub->add_option("--since", filter.since,
-                    "from this time on: YYYY-MM-DD (local midnight), an ISO 8601 time, or a span back from now (7d, 12h)");
+    sub->add_option(
+        "--since", filter.since,
+        "from this time on: YYYY-MM-DD (local midnight), an ISO 8601 time, or a span back from now (7d, 12h)");
     sub->add_option("--until", filter.until, "before this time (same forms as --since)");
     sub->add_option("--agent", filter.agents, "only these agents (repeatable, comma-separated)")->delimiter(',');
     sub->add_option("--model", filter.models, "only requests that asked for or were served by these models")
@@ -95,7 +97,9 @@ int run(int argc, char** argv) {
   auto* report = app.add_subcommand("report", "totals and groups of the ledger: tokens, cost, latency, outcomes");
   add_source(report);
   add_filters(report);
-  report->add_option("--by", report_options.by, "group by agent, model, served-model, provider, tier, day, run (combinable: agent,model)")
+  report
+      ->add_option("--by", report_options.by,
+                   "group by agent, model, served-model, provider, tier, day, run (combinable: agent,model)")
       ->delimiter(',');
   report->add_option("--format", report_options.format, "table, json or csv")->capture_default_str();
   report->callback([&] {
@@ -113,45 +117,45 @@ int run(int argc, char** argv) {
   import->add_flag("--dry-run", import_options.dry_run, "show what would be added; change nothing");
   import->callback([&] {
     given(import);
-    import_options.source = ledger_source;
-    throw CLI::RuntimeError(importCommand(import_options));
-  });
+  import_options.source = ledger_source;
+  throw CLI::RuntimeError(importCommand(import_options));
+});
 
-  ExportOptions export_options;
-  auto* exp = app.add_subcommand("export", "the ledger's requests, one line each (streamed), with the report's filters");
-  add_source(exp);
-  add_filters(exp);
-  exp->add_option("--format", export_options.format,
-                  "jsonl (usage records with their attempts, as the usage log writes them) or csv (one row per request)")
-      ->capture_default_str();
-  exp->callback([&] {
-    given(exp);
-    export_options.source = ledger_source;
-    export_options.filter = filter;
-    throw CLI::RuntimeError(exportCommand(export_options));
-  });
+ExportOptions export_options;
+auto* exp = app.add_subcommand("export", "the ledger's requests, one line each (streamed), with the report's filters");
+add_source(exp);
+add_filters(exp);
+exp->add_option("--format", export_options.format,
+                "jsonl (usage records with their attempts, as the usage log writes them) or csv (one row per request)")
+    ->capture_default_str();
+exp->callback([&] {
+  given(exp);
+  export_options.source = ledger_source;
+  export_options.filter = filter;
+  throw CLI::RuntimeError(exportCommand(export_options));
+});
 
-  RoiOptions roi_options;
-  auto* roi = app.add_subcommand("roi", "replay the ledger with models mapped to others: projected cost and saving");
-  add_source(roi);
-  add_filters(roi);
-  roi->add_option("--map", roi_options.maps, "FROM=TO: price FROM's traffic at TO's price (repeatable)")->required();
-  roi->add_flag("--explain", roi_options.explain, "show the arithmetic of each figure");
-  roi->callback([&] {
-    given(roi);
-    roi_options.source = ledger_source;
-    roi_options.filter = filter;
-    throw CLI::RuntimeError(roiCommand(roi_options));
-  });
+RoiOptions roi_options;
+auto* roi = app.add_subcommand("roi", "replay the ledger with models mapped to others: projected cost and saving");
+add_source(roi);
+add_filters(roi);
+roi->add_option("--map", roi_options.maps, "FROM=TO: price FROM's traffic at TO's price (repeatable)")->required();
+roi->add_flag("--explain", roi_options.explain, "show the arithmetic of each figure");
+roi->callback([&] {
+  given(roi);
+  roi_options.source = ledger_source;
+  roi_options.filter = filter;
+  throw CLI::RuntimeError(roiCommand(roi_options));
+});
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::RuntimeError& e) {
-    return e.get_exit_code();
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-  return 0;
+try {
+  app.parse(argc, argv);
+} catch (const CLI::RuntimeError& e) {
+  return e.get_exit_code();
+} catch (const CLI::ParseError& e) {
+  return app.exit(e);
 }
+return 0;
+}  // namespace sluice::cli
 
 }  // namespace sluice::cli

@@ -21,7 +21,6 @@ int keysRevokeCommand(const std::string& config_path, const std::string& id);
 int tokensCommand(const std::string& model, const std::string& encoding, bool chat, const std::string& file);
 int mockUpstreamCommand(const std::string& host, int port, int threads, const std::vector<std::string>& knobs);
 
-
 /// `sluice report`: totals and groups of the ledger's requests.
 struct ReportOptions {
   LedgerSource source;
@@ -50,7 +49,7 @@ int exportCommand(const ExportOptions& options);
 /// `sluice roi`: the ledger replayed with models mapped to others.
 struct RoiOptions {
   LedgerSource source;
-  FilterOptions filter;  ///< since defaults to 30d
+  FilterOptions filter;           ///< since defaults to 30d
   std::vector<std::string> maps;  ///< FROM=TO
   bool explain = false;
 };

@@ -75,7 +75,8 @@ int exportCommand(const ExportOptions& o) {
             }
             if (!*row) break;
             nlohmann::ordered_json a;
-            for (int c = 2; c < attempts->columns(); ++c) a[attempt_names[static_cast<size_t>(c - 2)]] = value(*attempts, c);
+            for (int c = 2; c < attempts->columns(); ++c)
+              a[attempt_names[static_cast<size_t>(c - 2)]] = value(*attempts, c);
             list.push_back(std::move(a));
           }
           attempts->reset();

@@ -49,11 +49,12 @@ int importCommand(const ImportOptions& o) {
       catalog += r.cost_source == "catalog" ? 1 : 0;
       unpriced += r.cost_source == "unpriced" ? 1 : 0;
     }
-    fmt::print("{}: {} ({}), {} row(s) read, {} {}, {} already imported, {} bad; {} priced from the catalog, {} "
-               "unpriced (no price for the model); cost added {}\n",
-               file, parsed.format.empty() ? "empty" : parsed.format, o.dry_run ? "dry run" : "imported",
-               parsed.rows.size(), counts->added, o.dry_run ? "would be added" : "added", counts->already,
-               parsed.problems.size(), catalog, unpriced, usd(counts->added_cost_micro_usd));
+    fmt::print(
+        "{}: {} ({}), {} row(s) read, {} {}, {} already imported, {} bad; {} priced from the catalog, {} "
+        "unpriced (no price for the model); cost added {}\n",
+        file, parsed.format.empty() ? "empty" : parsed.format, o.dry_run ? "dry run" : "imported", parsed.rows.size(),
+        counts->added, o.dry_run ? "would be added" : "added", counts->already, parsed.problems.size(), catalog,
+        unpriced, usd(counts->added_cost_micro_usd));
   }
   return status;
 }

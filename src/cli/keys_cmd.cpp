@@ -12,7 +12,8 @@ namespace sluice::cli {
 namespace {
 
 int64_t nowUnix() {
-  return std::chrono::duration_cast<std::chrono::seconds>(core::SystemClock::instance().wallNow().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(core::SystemClock::instance().wallNow().time_since_epoch())
+      .count();
 }
 
 std::unique_ptr<store::KeyStore> openStore(const config::Config& cfg) {
@@ -62,8 +63,11 @@ int keysCreateCommand(const std::string& config_path, const std::string& agent, 
     return 1;
   }
   if (json) {
-    nlohmann::json j = {{"id", created.record.id}, {"agent", agent}, {"pipeline", pipeline},
-                        {"acts_for", acts_for}, {"key", created.secret_key}};
+    nlohmann::json j = {{"id", created.record.id},
+                        {"agent", agent},
+                        {"pipeline", pipeline},
+                        {"acts_for", acts_for},
+                        {"key", created.secret_key}};
     fmt::print("{}\n", j.dump());
   } else {
     fmt::print("{}\n", created.secret_key);
@@ -86,7 +90,10 @@ int keysListCommand(const std::string& config_path, bool json) {
   if (json) {
     nlohmann::json arr = nlohmann::json::array();
     for (const auto& k : *keys) {
-      arr.push_back({{"id", k.id}, {"agent", k.agent}, {"pipeline", k.pipeline}, {"acts_for", k.acts_for},
+      arr.push_back({{"id", k.id},
+                     {"agent", k.agent},
+                     {"pipeline", k.pipeline},
+                     {"acts_for", k.acts_for},
                      {"created_unix", k.created_unix},
                      {"revoked_unix", k.revoked_unix ? nlohmann::json(*k.revoked_unix) : nlohmann::json(nullptr)}});
     }
@@ -97,8 +104,8 @@ int keysListCommand(const std::string& config_path, bool json) {
   for (const auto& k : *keys) {
     std::string acts;
     for (const auto& a : k.acts_for) acts += (acts.empty() ? "" : ",") + a;
-    fmt::print("{:<14} {:<20} {:<8} {:<10} {}\n", k.id, k.agent.empty() ? "-" : k.agent, k.pipeline ? "pipeline" : "agent",
-               k.revoked_unix ? "revoked" : "active", acts);
+    fmt::print("{:<14} {:<20} {:<8} {:<10} {}\n", k.id, k.agent.empty() ? "-" : k.agent,
+               k.pipeline ? "pipeline" : "agent", k.revoked_unix ? "revoked" : "active", acts);
   }
   return 0;
 }

@@ -75,7 +75,7 @@ std::optional<LedgerContext> openLedgerContext(const LedgerSource& source, bool 
 std::optional<int64_t> parseWhen(const std::string& text, const core::Calendar& calendar, int64_t now_ms) {
   if (auto d = core::parseDurationMs(text)) return now_ms - *d;
   if (auto day = core::parseDate(text)) return localDayStartMs(calendar, *day);
-  if (auto t = core::parseIsoTimeMs(text)) return *t;
+  if (auto t = core::parseIsoTimeMs(text)) return t;
   fmt::print(stderr,
              "error: '{}' is not a date (YYYY-MM-DD), an ISO 8601 time (2026-01-05T10:00:00Z) or a span back from now "
              "(30m, 12h, 7d, 2w)\n",
@@ -120,7 +120,7 @@ std::optional<std::map<std::string, core::Price>> loadPrices(const std::optional
 
 std::string grouped(int64_t n) {
   const bool neg = n < 0;
-  std::string digits = std::to_string(neg ? -(n + 1) + 1ull : static_cast<unsigned long long>(n));
+  std::string digits = std::to_string(neg ? -(n + 1) + 1ull : static_cast<uint64_t>(n));
   std::string out;
   const size_t lead = digits.size() % 3 == 0 ? 3 : digits.size() % 3;
   for (size_t i = 0; i < digits.size(); ++i) {
@@ -132,8 +132,8 @@ std::string grouped(int64_t n) {
 
 std::string usd(core::MicroUsd micros) {
   const bool neg = micros < 0;
-  const unsigned long long m = neg ? static_cast<unsigned long long>(-(micros + 1)) + 1 : static_cast<unsigned long long>(micros);
-  const unsigned long long whole = m / 1'000'000, frac = m % 1'000'000;
+  const uint64_t m = neg ? static_cast<uint64_t>(-(micros + 1)) + 1 : static_cast<uint64_t>(micros);
+  const uint64_t whole = m / 1'000'000, frac = m % 1'000'000;
   std::string out = (neg ? "-$" : "$") + grouped(static_cast<int64_t>(whole));
   if (frac % 10'000 == 0) return out + fmt::format(".{:02}", frac / 10'000);
   return out + fmt::format(".{:06}", frac);

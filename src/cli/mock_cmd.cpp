@@ -25,8 +25,8 @@ int mockUpstreamCommand(const std::string& host, int port, int threads, const st
     }
   }
   // The catalog and the encodings of its models load while the server starts
-  // (~0.2 s each), not on the first request for one of them; a request that
-  // comes first waits for the same load.
+  // (a fraction of a second each, BENCHMARKS.md), not on the first request
+  // for one of them; a request that comes first waits for the same load.
   std::thread warm([] { mock::warmExactCounting(); });
   const int rc = mock::runMockUpstream(options);
   warm.join();

@@ -27,10 +27,10 @@ std::string rejections(const store::ReportRow& r) {
   return s + ")";
 }
 
-const std::vector<std::string> kColumns = {"calls",       "input_tokens", "cached_tokens", "output_tokens",
-                                           "reasoning_tokens", "cost_usd", "latency_p50_ms", "latency_p95_ms",
-                                           "latency_p99_ms", "ttft_p50_ms", "rejected", "retries", "fallbacks",
-                                           "upstream_errors", "client_aborts", "not_provider_usage"};
+const std::vector<std::string> kColumns = {
+    "calls",          "input_tokens",    "cached_tokens",  "output_tokens",     "reasoning_tokens", "cost_usd",
+    "latency_p50_ms", "latency_p95_ms",  "latency_p99_ms", "ttft_p50_ms",       "rejected",         "retries",
+    "fallbacks",      "upstream_errors", "client_aborts",  "not_provider_usage"};
 
 std::vector<std::string> cells(const store::ReportRow& r, bool table) {
   auto n = [&](int64_t v) { return table ? grouped(v) : std::to_string(v); };
@@ -111,8 +111,10 @@ int reportCommand(const ReportOptions& o) {
     }
     nlohmann::json out = {{"ledger", ctx->path},
                           {"time_zone", ctx->calendar.zoneName()},
-                          {"since_unix_ms", filter->since_ms ? nlohmann::json(*filter->since_ms) : nlohmann::json(nullptr)},
-                          {"until_unix_ms", filter->until_ms ? nlohmann::json(*filter->until_ms) : nlohmann::json(nullptr)},
+                          {"since_unix_ms",
+                           filter->since_ms ? nlohmann::json(*filter->since_ms) : nlohmann::json(nullptr)},
+                          {"until_unix_ms",
+                           filter->until_ms ? nlohmann::json(*filter->until_ms) : nlohmann::json(nullptr)},
                           {"by", key_names},
                           {"groups", groups},
                           {"total", toJson(report->total)}};

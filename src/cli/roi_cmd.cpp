@@ -74,8 +74,8 @@ int roiCommand(const RoiOptions& o) {
     return 1;
   }
 
-  fmt::print("Replay of {} over {} ({} to {}), prices: {}\n", ctx->path, days(period_ms),
-             fo.since, fo.until.empty() ? "now" : fo.until,
+  fmt::print("Replay of {} over {} ({} to {}), prices: {}\n", ctx->path, days(period_ms), fo.since,
+             fo.until.empty() ? "now" : fo.until,
              ctx->config ? "the catalog with " + ctx->config->source_path + "'s models" : std::string("the catalog"));
   fmt::print("Monthly = the period's figure × 30 d / {}.\n\n", days(period_ms));
 
@@ -101,13 +101,14 @@ int roiCommand(const RoiOptions& o) {
       explain += fmt::format("{} / {} → {} ({} requests; {} input of which {} cached, {} output tokens)\n",
                              u.agent.empty() ? "-" : u.agent, u.model, to, grouped(u.requests), grouped(u.usage.input),
                              grouped(u.usage.cached), grouped(u.usage.output));
-      explain += fmt::format("  current   {:>18} = {} µUSD, the ledger's cost of these attempts\n", usd(u.cost_micro_usd),
-                             grouped(u.cost_micro_usd));
+      explain += fmt::format("  current   {:>18} = {} µUSD, the ledger's cost of these attempts\n",
+                             usd(u.cost_micro_usd), grouped(u.cost_micro_usd));
       explain += fmt::format("  projected {:>18} = {} at {}'s price = {} µUSD\n", usd(projected),
                              costFormula(prices->at(to), u.usage), to, grouped(projected));
-      explain += fmt::format("  saving    {:>18} = {} − {} µUSD; {} = {} / {}\n", usd(saving), grouped(u.cost_micro_usd),
-                             grouped(projected), percent(core::percentHundredths(saving, u.cost_micro_usd)),
-                             grouped(saving), grouped(u.cost_micro_usd));
+      explain += fmt::format("  saving    {:>18} = {} − {} µUSD; {} = {} / {}\n", usd(saving),
+                             grouped(u.cost_micro_usd), grouped(projected),
+                             percent(core::percentHundredths(saving, u.cost_micro_usd)), grouped(saving),
+                             grouped(u.cost_micro_usd));
       explain += fmt::format("  monthly   {:>18} = {} µUSD × 30 d / {}\n", usd(core::perMonth(saving, period_ms)),
                              grouped(saving), days(period_ms));
     }
@@ -128,8 +129,8 @@ int roiCommand(const RoiOptions& o) {
     return 0;
   }
   Table r;
-  r.header({"AGENT", "REQUESTED", "SERVED", "REQUESTS", "REQUESTED WOULD COST", "SERVED COST", "REALISED",
-            "REALISED %", "REALISED / MONTH"},
+  r.header({"AGENT", "REQUESTED", "SERVED", "REQUESTS", "REQUESTED WOULD COST", "SERVED COST", "REALISED", "REALISED %",
+            "REALISED / MONTH"},
            3);
   core::MicroUsd total_would = 0, total_actual = 0;
   std::string explain_realised;
@@ -162,7 +163,8 @@ int roiCommand(const RoiOptions& o) {
   r.rule();
   const core::MicroUsd total_realised = total_would - total_actual;
   r.row({"TOTAL", "", "", "", usd(total_would), usd(total_actual), usd(total_realised),
-         percent(core::percentHundredths(total_realised, total_would)), usd(core::perMonth(total_realised, period_ms))});
+         percent(core::percentHundredths(total_realised, total_would)),
+         usd(core::perMonth(total_realised, period_ms))});
   fmt::print("{}", r.str());
   if (!explain_realised.empty()) fmt::print("\n{}", explain_realised);
   return 0;

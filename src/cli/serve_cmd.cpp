@@ -9,10 +9,10 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
-#include <thread>
 #include <ctime>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -89,8 +89,10 @@ int serveCommand(const std::string& config_path) {
     sinks.push_back(std::move(*sink));
     ledger_path = *path;
   } else {
-    spdlog::error("storage.ledger '{}' is not supported yet (only sqlite:PATH): no ledger is kept, and a crash may "
-                  "forget up to 5 s of budget spend", cfg->storage.ledger);
+    spdlog::error(
+        "storage.ledger '{}' is not supported yet (only sqlite:PATH): no ledger is kept, and a crash may "
+        "forget up to 5 s of budget spend",
+        cfg->storage.ledger);
   }
   std::shared_ptr<store::UsageSink> usage;
   std::shared_ptr<store::DiscardUsageSink> discarded;  // set when no record is kept
@@ -129,13 +131,13 @@ int serveCommand(const std::string& config_path) {
   deps.counters = std::move(*counters);
   if (ledger_path) {
     deps.spend_floor = [path = *ledger_path](const core::Calendar& calendar, core::WallTime now,
-                                              core::Nanos run_ttl) -> core::Result<std::vector<core::SavedCounter>> {
+                                             core::Nanos run_ttl) -> core::Result<std::vector<core::SavedCounter>> {
       auto db = store::SqliteDb::open(path);
       if (!db) return std::unexpected(db.error());
       auto spent = store::ledgerSpend(**db, calendar, now, run_ttl);
       if (!spent) {
-        return core::fail(core::ErrorCode::kInternal, "reading what the ledger '" + path +
-                                                          "' records as spent failed: " + spent.error().message);
+        return core::fail(core::ErrorCode::kInternal,
+                          "reading what the ledger '" + path + "' records as spent failed: " + spent.error().message);
       }
       return spent;
     };
@@ -148,9 +150,10 @@ int serveCommand(const std::string& config_path) {
   }
 
   // The tokenizers of the configured models (exact counts where money
-  // depends on them) load in the background, ~0.25 s each, so the first call
-  // that needs one does not hold its event loop; a call that needs one
-  // sooner waits for that load (tokenizer::sharedEncoding).
+  // depends on them) load in the background (a fraction of a second each,
+  // BENCHMARKS.md), so the first call that needs one does not hold its event
+  // loop; a call that needs one sooner waits for that load
+  // (tokenizer::sharedEncoding).
   std::set<std::string> encodings;
   for (const auto& [name, m] : cfg->models) {
     if (!m.encoding.empty()) encodings.insert(m.encoding);
@@ -167,7 +170,8 @@ int serveCommand(const std::string& config_path) {
   net::ServerOptions opts;
   opts.host = listen->host;
   opts.port = listen->port;
-  opts.threads = cfg->server.threads > 0 ? cfg->server.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  opts.threads = cfg->server.threads > 0 ? cfg->server.threads
+                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   opts.max_body_bytes = static_cast<size_t>(cfg->server.max_body_bytes);
   opts.header_timeout = std::chrono::milliseconds(cfg->server.header_timeout_ms);
   opts.idle_timeout = std::chrono::milliseconds(cfg->server.idle_timeout_ms);
@@ -237,9 +241,11 @@ int serveCommand(const std::string& config_path) {
   (*gw)->releaseUpstreams(server->loops());
   server->stop(std::chrono::seconds(2));
   server->wait();
-  if (auto saved = (*gw)->saveCounters(); !saved) spdlog::error("saving budget counters failed: {}", saved.error().message);
+  if (auto saved = (*gw)->saveCounters(); !saved)
+    spdlog::error("saving budget counters failed: {}", saved.error().message);
   if (usage) usage->flush();
-  if (discarded) spdlog::info("{} usage record(s) were not kept (no ledger, no server.usage_log)", discarded->dropped());
+  if (discarded)
+    spdlog::info("{} usage record(s) were not kept (no ledger, no server.usage_log)", discarded->dropped());
   spdlog::info("stopped");
   return 0;
 }

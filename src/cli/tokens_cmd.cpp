@@ -89,8 +89,8 @@ int tokensCommand(const std::string& model, const std::string& encoding, bool ch
     fmt::print("{}\n", (*enc)->count(input));
     return 0;
   }
-  fmt::print("{}\n", tokenizer::countChatPrompt(**enc, tokenizer::framingFor(enc_name), request->messages,
-                                                request->tools));
+  fmt::print("{}\n",
+             tokenizer::countChatPrompt(**enc, tokenizer::framingFor(enc_name), request->messages, request->tools));
   if (request->uncounted_parts > 0) {
     fmt::print(stderr, "note: {} image, audio or file part(s) not counted\n", request->uncounted_parts);
   }

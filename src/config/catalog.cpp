@@ -26,8 +26,7 @@ bool validDate(std::string_view s) {
     int& part = i < 4 ? y : (i < 7 ? m : d);
     part = part * 10 + (s[i] - '0');
   }
-  return date::year_month_day{date::year{y}, date::month{static_cast<unsigned>(m)},
-                              date::day{static_cast<unsigned>(d)}}
+  return date::year_month_day{date::year{y}, date::month{static_cast<unsigned>(m)}, date::day{static_cast<unsigned>(d)}}
       .ok();
 }
 
@@ -39,39 +38,53 @@ void readEntry(Walker& w, const Entry& e, Catalog& out) {
   // again as "missing".
   std::set<std::string> present;
   const auto mark = [&](const Entry& f) { present.insert(f.key); };
-  const bool is_map = w.readFields(e, {
-      {"provider_hint", [&](const Entry& f) {
-         mark(f);
-         if (auto s = w.string(f)) c.provider_hint = *s;
-       }},
-      {"input", [&](const Entry& f) { mark(f); input = w.usd(f, false); }},
-      {"cached_input", [&](const Entry& f) { cached = w.usd(f, false); }},
-      {"output", [&](const Entry& f) { mark(f); output = w.usd(f, false); }},
-      {"embedding", [&](const Entry& f) { c.embedding = w.boolean(f).value_or(false); }},
-      {"encoding", [&](const Entry& f) {
-         auto s = w.string(f);
-         if (!s) return;
-         if (tokenizer::findEncoding(*s) == nullptr) {
-           w.error(f, fmt::format("{} must be one of {}, got '{}'", f.what(), tokenizer::knownEncodingNames(), *s));
-           return;
-         }
-         c.encoding = *s;
-       }},
-      {"source", [&](const Entry& f) {
-         mark(f);
-         if (auto s = w.string(f)) c.source = *s;
-       }},
-      {"effective_date", [&](const Entry& f) {
-         mark(f);
-         auto s = w.string(f);
-         if (!s) return;
-         if (!validDate(*s)) {
-           w.error(f, fmt::format("{} must be a date like 2025-06-01, got '{}'", f.what(), *s));
-           return;
-         }
-         c.effective_date = *s;
-       }},
-  });
+  const bool is_map =
+      w.readFields(e, {
+                          {"provider_hint",
+                           [&](const Entry& f) {
+                             mark(f);
+                             if (auto s = w.string(f)) c.provider_hint = *s;
+                           }},
+                          {"input",
+                           [&](const Entry& f) {
+                             mark(f);
+                             input = w.usd(f, false);
+                           }},
+                          {"cached_input", [&](const Entry& f) { cached = w.usd(f, false); }},
+                          {"output",
+                           [&](const Entry& f) {
+                             mark(f);
+                             output = w.usd(f, false);
+                           }},
+                          {"embedding", [&](const Entry& f) { c.embedding = w.boolean(f).value_or(false); }},
+                          {"encoding",
+                           [&](const Entry& f) {
+                             auto s = w.string(f);
+                             if (!s) return;
+                             if (tokenizer::findEncoding(*s) == nullptr) {
+                               w.error(f, fmt::format("{} must be one of {}, got '{}'", f.what(),
+                                                      tokenizer::knownEncodingNames(), *s));
+                               return;
+                             }
+                             c.encoding = *s;
+                           }},
+                          {"source",
+                           [&](const Entry& f) {
+                             mark(f);
+                             if (auto s = w.string(f)) c.source = *s;
+                           }},
+                          {"effective_date",
+                           [&](const Entry& f) {
+                             mark(f);
+                             auto s = w.string(f);
+                             if (!s) return;
+                             if (!validDate(*s)) {
+                               w.error(f, fmt::format("{} must be a date like 2025-06-01, got '{}'", f.what(), *s));
+                               return;
+                             }
+                             c.effective_date = *s;
+                           }},
+                      });
   if (!is_map) return;
   const auto require = [&](const std::string& key, std::string_view what) {
     if (!present.contains(key)) {
@@ -102,8 +115,7 @@ CatalogResult parseCatalog(std::string_view yaml, std::string_view name) {
       w.error(YAML::Mark{}, "the price catalog is empty; it needs a models: mapping");
     }
     w.readFields(top, {{"models", [&](const Entry& e) {
-                          w.readNamed(e, "model name",
-                                      [&](const Entry& m) { readEntry(w, m, catalog); });
+                          w.readNamed(e, "model name", [&](const Entry& m) { readEntry(w, m, catalog); });
                         }}});
   }
   if (!diags.empty()) {
@@ -125,8 +137,8 @@ std::expected<std::string, std::string> findCatalogPath() {
   if (const char* env = std::getenv("SLUICE_DATA_DIR"); env != nullptr && *env != '\0') {
     const fs::path p = fs::path(env) / "prices.yaml";
     if (fs::is_regular_file(p, ec)) return p.string();
-    return std::unexpected(fmt::format(
-        "the price catalog {} does not exist (SLUICE_DATA_DIR is set to '{}')", p.string(), env));
+    return std::unexpected(
+        fmt::format("the price catalog {} does not exist (SLUICE_DATA_DIR is set to '{}')", p.string(), env));
   }
   std::vector<fs::path> tried;
 #ifdef SLUICE_DATA_DIR
@@ -142,9 +154,9 @@ std::expected<std::string, std::string> findCatalogPath() {
   }
   std::string where;
   for (const auto& p : tried) where += (where.empty() ? "" : ", ") + p.lexically_normal().string();
-  return std::unexpected(fmt::format(
-      "the price catalog prices.yaml was not found (looked at {}); set SLUICE_DATA_DIR to its folder",
-      where.empty() ? "nothing" : where));
+  return std::unexpected(
+      fmt::format("the price catalog prices.yaml was not found (looked at {}); set SLUICE_DATA_DIR to its folder",
+                  where.empty() ? "nothing" : where));
 }
 
 }  // namespace sluice::config

@@ -32,8 +32,8 @@ namespace sluice::config {
 
 struct CatalogEntry {
   std::string name;
-  std::string provider_hint;   // e.g. openai, anthropic, google, deepseek
-  core::Price price;           // micro-USD per 1M tokens
+  std::string provider_hint;  // e.g. openai, anthropic, google, deepseek
+  core::Price price;          // micro-USD per 1M tokens
   bool embedding = false;
   std::string source;          // URL or document name
   std::string effective_date;  // YYYY-MM-DD

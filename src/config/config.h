@@ -29,7 +29,7 @@ struct ServerConfig {
   // body is read. At least max_body_bytes (the default, 256 MiB, is raised to
   // it), or 0 = no cap.
   int64_t max_buffered_body_bytes = 256 * 1024 * 1024;
-  std::string usage_log = "";          // JSON-lines usage sink path; empty = none
+  std::string usage_log;  // JSON-lines usage sink path; empty = none
 };
 
 struct StorageConfig {
@@ -45,9 +45,9 @@ enum class ProviderKind { kOpenAI, kMock };
 struct ProviderConfig {
   std::string name;
   ProviderKind kind = ProviderKind::kOpenAI;
-  std::string base_url;     // e.g. https://api.openai.com/v1 (kind openai); no trailing '/'
-  std::string api_key_env;  // env var holding the provider key; may be empty
-  int64_t timeout_ms = 30'000;             // whole-attempt timeout (non-stream)
+  std::string base_url;         // e.g. https://api.openai.com/v1 (kind openai); no trailing '/'
+  std::string api_key_env;      // env var holding the provider key; may be empty
+  int64_t timeout_ms = 30'000;  // whole-attempt timeout (non-stream)
   int64_t connect_timeout_ms = 5'000;
   int64_t first_byte_timeout_ms = 15'000;  // time to first byte / first token
   int64_t idle_timeout_ms = 30'000;        // gap between stream chunks
@@ -60,14 +60,14 @@ using ModelPrice = core::Price;
 
 struct ModelConfig {
   std::string name;
-  std::string provider;            // key of Config::providers
-  std::string upstream_name;       // model name sent upstream (default: name)
+  std::string provider;       // key of Config::providers
+  std::string upstream_name;  // model name sent upstream (default: name)
   ModelPrice price;
-  std::string price_source;        // "catalog" | "config"
-  std::string effective_date;      // catalog rows: YYYY-MM-DD
-  bool embedding = false;          // embedding model (no output tokens)
+  std::string price_source;            // "catalog" | "config"
+  std::string effective_date;          // catalog rows: YYYY-MM-DD
+  bool embedding = false;              // embedding model (no output tokens)
   int64_t max_output_tokens = 16'384;  // cap used when a request names none
-  std::string encoding;            // tokenizer (o200k_base, cl100k_base) counting it exactly; "" = none known
+  std::string encoding;                // tokenizer (o200k_base, cl100k_base) counting it exactly; "" = none known
 };
 
 struct Substitution {
@@ -145,7 +145,7 @@ struct AgentConfig {
   std::optional<int64_t> max_tokens_per_call;
   std::optional<int64_t> rpm;
   std::optional<int64_t> tpm;
-  Limits limits;  // tokens_per_day, usd_per_day, ... (usd_per_call etc.)
+  Limits limits;                    // tokens_per_day, usd_per_day, ... (usd_per_call etc.)
   std::vector<std::string> models;  // allowed; empty = any
 };
 

@@ -11,9 +11,9 @@
 #include <set>
 
 #include "config/catalog.h"
+#include "config/yaml_walker.h"
 #include "core/listen_address.h"
 #include "tokenizer/registry.h"
-#include "config/yaml_walker.h"
 
 namespace sluice::config {
 namespace {
@@ -44,7 +44,7 @@ struct ModelRow {
 
 struct ProfileRefs {
   std::string name;
-  std::vector<std::pair<Ref, Ref>> substitutions;        // from, to
+  std::vector<std::pair<Ref, Ref>> substitutions;           // from, to
   std::vector<std::pair<Ref, std::vector<Ref>>> fallbacks;  // served, chain
 };
 
@@ -127,6 +127,8 @@ class Loader {
   template <typename T>
   Field intField(std::string_view key, T& target, int64_t min, int64_t max) {
     return {key, [this, &target, min, max](const Entry& f) {
+              // T is also std::optional<int64_t>, where the cast is a no-op.
+              // NOLINTNEXTLINE(bugprone-optional-value-conversion)
               if (auto v = w_.integer(f, min, max)) target = static_cast<T>(*v);
             }};
   }
@@ -141,7 +143,8 @@ class Loader {
               if (!v) return;
               if (!v->empty() && !isEnvName(*v)) {
                 w_.error(f, fmt::format("{} must name an environment variable (letters, digits, _), "
-                                        "got '{}'", f.what(), *v));
+                                        "got '{}'",
+                                        f.what(), *v));
                 return;
               }
               target = *v;
@@ -155,7 +158,7 @@ class Loader {
   void addLimitFields(std::vector<Field>& fields, Limits& l) {
     const auto usd = [this](std::string_view key, std::optional<core::MicroUsd>& t) {
       return Field{key, [this, &t](const Entry& f) {
-                     if (auto v = w_.usd(f, true)) t = *v;
+                     if (auto v = w_.usd(f, true)) t = v;
                    }};
     };
     fields.push_back(usd("usd_per_call", l.usd_per_call));
@@ -212,19 +215,19 @@ void Loader::load(const YAML::Node& root) {
     w_.error(YAML::Mark{}, "the configuration is empty; it needs at least a providers: section");
     return;
   }
-  const bool is_map = w_.readFields(
-      top, {
-               {"server", [this](const Entry& e) { readServer(e); }},
-               {"storage", [this](const Entry& e) { readStorage(e); }},
-               {"providers", [this](const Entry& e) { readProviders(e); }},
-               {"models", [this](const Entry& e) { readModels(e); }},
-               {"profiles", [this](const Entry& e) { readProfiles(e); }},
-               refField("active_profile", active_profile_),
-               {"resilience", [this](const Entry& e) { readResilience(e); }},
-               {"budgets", [this](const Entry& e) { readBudgets(e); }},
-               {"agents", [this](const Entry& e) { readAgents(e); }},
-               {"unknown_model_price", [this](const Entry& e) { readUnknownModelPrice(e); }},
-           });
+  const bool is_map = w_.readFields(top,
+                                    {
+                                        {"server", [this](const Entry& e) { readServer(e); }},
+                                        {"storage", [this](const Entry& e) { readStorage(e); }},
+                                        {"providers", [this](const Entry& e) { readProviders(e); }},
+                                        {"models", [this](const Entry& e) { readModels(e); }},
+                                        {"profiles", [this](const Entry& e) { readProfiles(e); }},
+                                        refField("active_profile", active_profile_),
+                                        {"resilience", [this](const Entry& e) { readResilience(e); }},
+                                        {"budgets", [this](const Entry& e) { readBudgets(e); }},
+                                        {"agents", [this](const Entry& e) { readAgents(e); }},
+                                        {"unknown_model_price", [this](const Entry& e) { readUnknownModelPrice(e); }},
+                                    });
   if (!is_map) return;
   if (cfg_.providers.empty() && !providers_written_) {
     w_.error(providers_mark_.value_or(YAML::Mark{}),
@@ -260,8 +263,7 @@ void Loader::checkReservationTtl() {
   w_.error(budgets_mark_.value_or(root_mark_),
            fmt::format("budgets.reservation_ttl_s is {} s, but {} can wait {} ms without progress; a running call "
                        "would lose its reservation. Raise reservation_ttl_s to at least {} s",
-                       cfg_.budgets.reservation_ttl_s,
-                       fmt::format("provider '{}'", worst), worst_ms,
+                       cfg_.budgets.reservation_ttl_s, fmt::format("provider '{}'", worst), worst_ms,
                        (worst_ms * 16 / 15) / 1000 + 1));
 }
 
@@ -274,8 +276,8 @@ void Loader::readServer(const Entry& e) {
                           auto v = w_.string(f);
                           if (!v) return;
                           if (!core::parseListenAddress(*v)) {
-                            w_.error(f, fmt::format("{} must be host:port, like 127.0.0.1:4000, got '{}'",
-                                                    f.what(), *v));
+                            w_.error(f,
+                                     fmt::format("{} must be host:port, like 127.0.0.1:4000, got '{}'", f.what(), *v));
                             return;
                           }
                           s.listen = *v;
@@ -334,18 +336,19 @@ void Loader::readProviders(const Entry& e) {
     pc.name = p.key;
     std::optional<Ref> kind, base_url;
     const bool is_map = w_.readFields(p, {
-        refField("kind", kind),
-        refField("base_url", base_url),
-        envField("api_key_env", pc.api_key_env),
-        intField("timeout_ms", pc.timeout_ms, 1, kHourMs),
-        intField("connect_timeout_ms", pc.connect_timeout_ms, 1, kHourMs),
-        intField("first_byte_timeout_ms", pc.first_byte_timeout_ms, 1, kHourMs),
-        intField("idle_timeout_ms", pc.idle_timeout_ms, 1, kHourMs),
-        intField("max_connections", pc.max_connections, 1, 10'000),
-        {"verify_tls", [this, &pc](const Entry& f) {
-           if (auto v = w_.boolean(f)) pc.verify_tls = *v;
-         }},
-    });
+                                             refField("kind", kind),
+                                             refField("base_url", base_url),
+                                             envField("api_key_env", pc.api_key_env),
+                                             intField("timeout_ms", pc.timeout_ms, 1, kHourMs),
+                                             intField("connect_timeout_ms", pc.connect_timeout_ms, 1, kHourMs),
+                                             intField("first_byte_timeout_ms", pc.first_byte_timeout_ms, 1, kHourMs),
+                                             intField("idle_timeout_ms", pc.idle_timeout_ms, 1, kHourMs),
+                                             intField("max_connections", pc.max_connections, 1, 10'000),
+                                             {"verify_tls",
+                                              [this, &pc](const Entry& f) {
+                                                if (auto v = w_.boolean(f)) pc.verify_tls = *v;
+                                              }},
+                                         });
     // Registered even when broken, so models naming it don't add noise.
     cfg_.providers[p.key] = pc;
     if (!is_map) return;
@@ -356,14 +359,13 @@ void Loader::readProviders(const Entry& e) {
       } else if (kind->name == "mock") {
         stored.kind = ProviderKind::kMock;
       } else {
-        w_.error(kind->mark, fmt::format("provider '{}' has unknown kind '{}'; expected openai or mock",
-                                         p.key, kind->name));
+        w_.error(kind->mark,
+                 fmt::format("provider '{}' has unknown kind '{}'; expected openai or mock", p.key, kind->name));
       }
     }
     if (base_url) {
       if (const std::string problem = baseUrlProblem(base_url->name); !problem.empty()) {
-        w_.error(base_url->mark, fmt::format("provider '{}' base_url {}, got '{}'", p.key, problem,
-                                             base_url->name));
+        w_.error(base_url->mark, fmt::format("provider '{}' base_url {}, got '{}'", p.key, problem, base_url->name));
       } else {
         std::string u = base_url->name;
         // Paths are appended as "/chat/completions": keep exactly one slash.
@@ -433,20 +435,18 @@ void Loader::resolveModels() {
       if (cfg_.providers.contains(row.provider->name)) {
         mc.provider = row.provider->name;
       } else {
-        w_.error(row.provider->mark,
-                 fmt::format("model '{}' uses provider '{}', which is not configured{}", row.name,
-                             row.provider->name, didYouMean(row.provider->name, provider_names)));
+        w_.error(row.provider->mark, fmt::format("model '{}' uses provider '{}', which is not configured{}", row.name,
+                                                 row.provider->name, didYouMean(row.provider->name, provider_names)));
         ok = false;
       }
     } else if (cat != nullptr && cfg_.providers.contains(cat->provider_hint)) {
       mc.provider = cat->provider_hint;
     } else {
-      std::string why = cat == nullptr
-                            ? ""
-                            : fmt::format(" (the price catalog routes it to '{}', which is not configured)",
-                                          cat->provider_hint);
-      w_.error(row.mark, fmt::format("model '{}' has no provider{}; set provider: to one of {}", row.name,
-                                     why, provider_names.empty() ? "a configured provider" : joinOr(provider_names)));
+      std::string why = cat == nullptr ? ""
+                                       : fmt::format(" (the price catalog routes it to '{}', which is not configured)",
+                                                     cat->provider_hint);
+      w_.error(row.mark, fmt::format("model '{}' has no provider{}; set provider: to one of {}", row.name, why,
+                                     provider_names.empty() ? "a configured provider" : joinOr(provider_names)));
       ok = false;
     }
 
@@ -465,8 +465,7 @@ void Loader::resolveModels() {
     const bool priced_here = row.input || row.cached_input || row.output;
     // Field by field: what the row sets wins, the rest comes from the catalog.
     mc.price.input = row.input ? *row.input : (cat ? cat->price.input : 0);
-    mc.price.cached_input =
-        row.cached_input ? *row.cached_input : (cat ? cat->price.cached_input : mc.price.input);
+    mc.price.cached_input = row.cached_input ? *row.cached_input : (cat ? cat->price.cached_input : mc.price.input);
     mc.price.output = row.output ? *row.output : (cat ? cat->price.output : 0);
     mc.price_source = priced_here ? "config" : "catalog";
     mc.effective_date = (!priced_here && cat) ? cat->effective_date : "";
@@ -500,9 +499,10 @@ void Loader::checkModelRef(const Ref& ref, const std::string& context) {
   if (cfg_.models.contains(ref.name) || broken_models_.contains(ref.name)) return;
   std::string detail;
   if (auto it = catalog_.find(ref.name); it != catalog_.end()) {
-    detail = fmt::format("; the price catalog routes it to provider '{}', which is not configured, "
-                         "so add it under models: with a provider",
-                         it->second.provider_hint);
+    detail = fmt::format(
+        "; the price catalog routes it to provider '{}', which is not configured, "
+        "so add it under models: with a provider",
+        it->second.provider_hint);
   } else {
     detail = didYouMean(ref.name, keysOf(cfg_.models));
   }
@@ -515,55 +515,57 @@ void Loader::readProfiles(const Entry& e) {
     ProfileConfig pc;
     pc.name = p.key;
     ProfileRefs refs{p.key, {}, {}};
-    w_.readFields(p, {
-        {"substitutions",
-         [&](const Entry& s) {
-           w_.readNamed(s, "model name", [&](const Entry& one) {
-             if (one.value.IsScalar() || one.value.IsSequence()) {
-               w_.error(one, fmt::format("the substitution of '{}' in profile '{}' must be a mapping like "
-                                         "{{to: MODEL, percent: 100}}",
-                                         one.key, p.key));
-               return;
-             }
-             Substitution sub;
-             std::optional<Ref> to;
-             const bool is_map = w_.readFields(one, {refField("to", to), intField("percent", sub.percent, 0, 100)});
-             if (!is_map) return;
-             if (!to) {
-               w_.error(one.key_mark, fmt::format("the substitution of '{}' in profile '{}' needs to: MODEL",
-                                                  one.key, p.key));
-               return;
-             }
-             if (to->name == one.key) {
-               w_.error(to->mark, fmt::format("profile '{}' substitutes '{}' with itself", p.key, one.key));
-               return;
-             }
-             sub.to = to->name;
-             pc.substitutions[one.key] = sub;
-             refs.substitutions.emplace_back(Ref{one.key, one.key_mark}, *to);
-           });
-         }},
-        {"fallbacks",
-         [&](const Entry& f) {
-           w_.readNamed(f, "model name", [&](const Entry& one) {
-             auto items = w_.stringList(one);
-             if (!items) return;
-             std::vector<std::string> chain;
-             std::vector<Ref> chain_refs;
-             for (const auto& item : *items) {
-               if (std::find(chain.begin(), chain.end(), item.value) != chain.end()) {
-                 w_.error(item.mark, fmt::format("profile '{}' lists fallback '{}' twice for '{}'", p.key,
-                                                 item.value, one.key));
-                 continue;
-               }
-               chain.push_back(item.value);
-               chain_refs.push_back(Ref{item.value, item.mark});
-             }
-             pc.fallbacks[one.key] = std::move(chain);
-             refs.fallbacks.emplace_back(Ref{one.key, one.key_mark}, std::move(chain_refs));
-           });
-         }},
-    });
+    w_.readFields(
+        p,
+        {
+            {"substitutions",
+             [&](const Entry& s) {
+               w_.readNamed(s, "model name", [&](const Entry& one) {
+                 if (one.value.IsScalar() || one.value.IsSequence()) {
+                   w_.error(one, fmt::format("the substitution of '{}' in profile '{}' must be a mapping like "
+                                             "{{to: MODEL, percent: 100}}",
+                                             one.key, p.key));
+                   return;
+                 }
+                 Substitution sub;
+                 std::optional<Ref> to;
+                 const bool is_map = w_.readFields(one, {refField("to", to), intField("percent", sub.percent, 0, 100)});
+                 if (!is_map) return;
+                 if (!to) {
+                   w_.error(one.key_mark,
+                            fmt::format("the substitution of '{}' in profile '{}' needs to: MODEL", one.key, p.key));
+                   return;
+                 }
+                 if (to->name == one.key) {
+                   w_.error(to->mark, fmt::format("profile '{}' substitutes '{}' with itself", p.key, one.key));
+                   return;
+                 }
+                 sub.to = to->name;
+                 pc.substitutions[one.key] = sub;
+                 refs.substitutions.emplace_back(Ref{one.key, one.key_mark}, *to);
+               });
+             }},
+            {"fallbacks",
+             [&](const Entry& f) {
+               w_.readNamed(f, "model name", [&](const Entry& one) {
+                 auto items = w_.stringList(one);
+                 if (!items) return;
+                 std::vector<std::string> chain;
+                 std::vector<Ref> chain_refs;
+                 for (const auto& item : *items) {
+                   if (std::find(chain.begin(), chain.end(), item.value) != chain.end()) {
+                     w_.error(item.mark, fmt::format("profile '{}' lists fallback '{}' twice for '{}'", p.key,
+                                                     item.value, one.key));
+                     continue;
+                   }
+                   chain.push_back(item.value);
+                   chain_refs.push_back(Ref{item.value, item.mark});
+                 }
+                 pc.fallbacks[one.key] = std::move(chain);
+                 refs.fallbacks.emplace_back(Ref{one.key, one.key_mark}, std::move(chain_refs));
+               });
+             }},
+        });
     cfg_.profiles[p.key] = std::move(pc);
     profile_refs_.push_back(std::move(refs));
   });
@@ -642,119 +644,119 @@ void Loader::checkFallbackCycles(const ProfileRefs& refs) {
 void Loader::readResilience(const Entry& e) {
   auto& r = cfg_.resilience;
   w_.readFields(e, {
-      {"retries",
-       [this, &r](const Entry& f) {
-         std::optional<YAML::Mark> max_ms_mark;
-         w_.readFields(f, {
-             intField("max", r.retries.max, 0, 10),
-             intField("base_ms", r.retries.base_ms, 1, 60'000),
-             {"max_ms",
-              [this, &r, &max_ms_mark](const Entry& g) {
-                if (auto v = w_.integer(g, 1, 600'000)) {
-                  r.retries.max_ms = *v;
-                  max_ms_mark = g.mark();
-                }
-              }},
-         });
-         if (r.retries.max_ms < r.retries.base_ms) {
-           w_.error(max_ms_mark.value_or(f.key_mark),
-                    fmt::format("resilience.retries.max_ms ({}) must be at least base_ms ({})",
-                                r.retries.max_ms, r.retries.base_ms));
-         }
-       }},
-      {"breaker",
-       [this, &r](const Entry& f) {
-         w_.readFields(f, {
-             intField("failures", r.breaker.failures, 1, 1'000),
-             intField("open_ms", r.breaker.open_ms, 1, kDayMs),
-             intField("half_open_probes", r.breaker.half_open_probes, 1, 1'000),
-         });
-       }},
-  });
+                       {"retries",
+                        [this, &r](const Entry& f) {
+                          std::optional<YAML::Mark> max_ms_mark;
+                          w_.readFields(f, {
+                                               intField("max", r.retries.max, 0, 10),
+                                               intField("base_ms", r.retries.base_ms, 1, 60'000),
+                                               {"max_ms",
+                                                [this, &r, &max_ms_mark](const Entry& g) {
+                                                  if (auto v = w_.integer(g, 1, 600'000)) {
+                                                    r.retries.max_ms = *v;
+                                                    max_ms_mark = g.mark();
+                                                  }
+                                                }},
+                                           });
+                          if (r.retries.max_ms < r.retries.base_ms) {
+                            w_.error(max_ms_mark.value_or(f.key_mark),
+                                     fmt::format("resilience.retries.max_ms ({}) must be at least base_ms ({})",
+                                                 r.retries.max_ms, r.retries.base_ms));
+                          }
+                        }},
+                       {"breaker",
+                        [this, &r](const Entry& f) {
+                          w_.readFields(f, {
+                                               intField("failures", r.breaker.failures, 1, 1'000),
+                                               intField("open_ms", r.breaker.open_ms, 1, kDayMs),
+                                               intField("half_open_probes", r.breaker.half_open_probes, 1, 1'000),
+                                           });
+                        }},
+                   });
 }
 
 void Loader::readBudgets(const Entry& e) {
   budgets_mark_ = e.key_mark;
   auto& b = cfg_.budgets;
-  w_.readFields(
-      e,
-      {
-          {"global",
-           [this, &b](const Entry& f) {
-             std::vector<Field> fields;
-             addLimitFields(fields, b.global);
-             w_.readFields(f, fields);
-           }},
-          {"tiers",
-           [this, &b](const Entry& f) {
-             w_.readNamed(f, "tier name", [this, &b](const Entry& t) {
-               TierConfig tc;
-               tc.name = t.key;
-               std::vector<Field> fields{{"share", [this, &tc](const Entry& g) {
-                                            if (auto v = w_.fractionPpm(g)) tc.share_ppm = *v;
-                                          }}};
-               addLimitFields(fields, tc.limits);
-               w_.readFields(t, fields);
-               b.tiers[t.key] = std::move(tc);
-             });
-             int64_t total = 0;
-             std::vector<std::string> parts;
-             for (const auto& [name, tier] : b.tiers) {
-               total += tier.share_ppm;
-               if (tier.share_ppm > 0) parts.push_back(fmt::format("{} {}", name, formatDecimal6(tier.share_ppm)));
-             }
-             if (total > 1'000'000) {
-               w_.error(f.key_mark, fmt::format("tier shares add up to {}, more than 1.0 ({})",
-                                                formatDecimal6(total), fmt::join(parts, ", ")));
-             }
-           }},
-          {"run",
-           [this, &b](const Entry& f) {
-             RunBudgetConfig run;
-             const bool is_map =
-                 w_.readFields(f, {
-                                      {"usd", [this, &run](const Entry& g) { run.usd = w_.usd(g, true); }},
-                                      intField("calls", run.calls, 1, kMax),
-                                      intField("ttl_s", run.ttl_s, 1, 604'800),
-                                  });
-             if (is_map) b.run = run;
-           }},
-          {"on_short_budget",
-           [this, &b](const Entry& f) {
-             auto v = w_.string(f);
-             if (!v) return;
-             if (*v == "clamp") {
-               b.on_short_budget = ShortBudgetPolicy::kClamp;
-             } else if (*v == "reject") {
-               b.on_short_budget = ShortBudgetPolicy::kReject;
-             } else {
-               w_.error(f, fmt::format("budgets.on_short_budget must be clamp or reject, got '{}'", *v));
-             }
-           }},
-          {"time_zone",
-           [this, &b](const Entry& f) {
-             auto v = w_.string(f);
-             if (!v) return;
-             try {
-               (void)date::locate_zone(*v);
-               b.time_zone = *v;
-             } catch (const std::exception&) {
-               // date reports an unknown zone by exception; startup only.
-               std::string hint;
-               try {
-                 std::vector<std::string> zones;
-                 for (const auto& z : date::get_tzdb().zones) zones.emplace_back(z.name());
-                 hint = didYouMean(*v, zones);
-               } catch (const std::exception&) {
-               }
-               if (hint.empty()) hint = "; use an IANA name like UTC or Europe/Paris";
-               w_.error(f, fmt::format("budgets.time_zone '{}' is not a known time zone{}", *v, hint));
-             }
-           }},
-          intField("reservation_ttl_s", b.reservation_ttl_s, 1, 86'400),
-      },
-      "budgets holds global, tiers, run, on_short_budget, time_zone and reservation_ttl_s; "
-      "per-agent limits go under agents.NAME");
+  w_.readFields(e,
+                {
+                    {"global",
+                     [this, &b](const Entry& f) {
+                       std::vector<Field> fields;
+                       addLimitFields(fields, b.global);
+                       w_.readFields(f, fields);
+                     }},
+                    {"tiers",
+                     [this, &b](const Entry& f) {
+                       w_.readNamed(f, "tier name", [this, &b](const Entry& t) {
+                         TierConfig tc;
+                         tc.name = t.key;
+                         std::vector<Field> fields{{"share", [this, &tc](const Entry& g) {
+                                                      if (auto v = w_.fractionPpm(g)) tc.share_ppm = *v;
+                                                    }}};
+                         addLimitFields(fields, tc.limits);
+                         w_.readFields(t, fields);
+                         b.tiers[t.key] = std::move(tc);
+                       });
+                       int64_t total = 0;
+                       std::vector<std::string> parts;
+                       for (const auto& [name, tier] : b.tiers) {
+                         total += tier.share_ppm;
+                         if (tier.share_ppm > 0)
+                           parts.push_back(fmt::format("{} {}", name, formatDecimal6(tier.share_ppm)));
+                       }
+                       if (total > 1'000'000) {
+                         w_.error(f.key_mark, fmt::format("tier shares add up to {}, more than 1.0 ({})",
+                                                          formatDecimal6(total), fmt::join(parts, ", ")));
+                       }
+                     }},
+                    {"run",
+                     [this, &b](const Entry& f) {
+                       RunBudgetConfig run;
+                       const bool is_map =
+                           w_.readFields(f, {
+                                                {"usd", [this, &run](const Entry& g) { run.usd = w_.usd(g, true); }},
+                                                intField("calls", run.calls, 1, kMax),
+                                                intField("ttl_s", run.ttl_s, 1, 604'800),
+                                            });
+                       if (is_map) b.run = run;
+                     }},
+                    {"on_short_budget",
+                     [this, &b](const Entry& f) {
+                       auto v = w_.string(f);
+                       if (!v) return;
+                       if (*v == "clamp") {
+                         b.on_short_budget = ShortBudgetPolicy::kClamp;
+                       } else if (*v == "reject") {
+                         b.on_short_budget = ShortBudgetPolicy::kReject;
+                       } else {
+                         w_.error(f, fmt::format("budgets.on_short_budget must be clamp or reject, got '{}'", *v));
+                       }
+                     }},
+                    {"time_zone",
+                     [this, &b](const Entry& f) {
+                       auto v = w_.string(f);
+                       if (!v) return;
+                       try {
+                         (void)date::locate_zone(*v);
+                         b.time_zone = *v;
+                       } catch (const std::exception&) {
+                         // date reports an unknown zone by exception; startup only.
+                         std::string hint;
+                         try {
+                           std::vector<std::string> zones;
+                           for (const auto& z : date::get_tzdb().zones) zones.emplace_back(z.name());
+                           hint = didYouMean(*v, zones);
+                         } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): no tz list, no hint
+                         }
+                         if (hint.empty()) hint = "; use an IANA name like UTC or Europe/Paris";
+                         w_.error(f, fmt::format("budgets.time_zone '{}' is not a known time zone{}", *v, hint));
+                       }
+                     }},
+                    intField("reservation_ttl_s", b.reservation_ttl_s, 1, 86'400),
+                },
+                "budgets holds global, tiers, run, on_short_budget, time_zone and reservation_ttl_s; "
+                "per-agent limits go under agents.NAME");
 }
 
 void Loader::readAgents(const Entry& e) {
@@ -810,10 +812,10 @@ void Loader::readUnknownModelPrice(const Entry& e) {
   std::optional<core::MicroUsdPerMTok> input, cached, output;
   const size_t before = w_.errorCount();
   const bool is_map = w_.readFields(e, {
-      {"input", [&](const Entry& f) { input = w_.usd(f, false); }},
-      {"cached_input", [&](const Entry& f) { cached = w_.usd(f, false); }},
-      {"output", [&](const Entry& f) { output = w_.usd(f, false); }},
-  });
+                                           {"input", [&](const Entry& f) { input = w_.usd(f, false); }},
+                                           {"cached_input", [&](const Entry& f) { cached = w_.usd(f, false); }},
+                                           {"output", [&](const Entry& f) { output = w_.usd(f, false); }},
+                                       });
   if (!is_map || w_.errorCount() != before) return;
   if (!input || !output) {
     w_.error(e.key_mark, "unknown_model_price needs input and output, in USD per 1M tokens");
@@ -848,8 +850,7 @@ CatalogResult shippedCatalog(std::string_view config_name) {
 }  // namespace
 
 LoadResult loadConfigString(std::string_view yaml, std::string_view name, std::string_view catalog_yaml) {
-  const CatalogResult catalog =
-      catalog_yaml.empty() ? shippedCatalog(name) : parseCatalog(catalog_yaml, "prices.yaml");
+  const CatalogResult catalog = catalog_yaml.empty() ? shippedCatalog(name) : parseCatalog(catalog_yaml, "prices.yaml");
   // A broken catalog would make every price look missing: report it alone.
   if (!catalog) return std::unexpected(catalog.error());
   return loadWith(yaml, name, *catalog);

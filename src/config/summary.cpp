@@ -52,8 +52,7 @@ std::string summarize(const Config& c) {
   std::string out;
   out += fmt::format("config {} (version {})\n", c.source_path.empty() ? "<string>" : c.source_path,
                      c.hash.substr(0, 12));
-  out += fmt::format("server: listen {}, state {}, ledger {}\n", c.server.listen, c.storage.state,
-                     c.storage.ledger);
+  out += fmt::format("server: listen {}, state {}, ledger {}\n", c.server.listen, c.storage.state, c.storage.ledger);
 
   std::vector<std::string> providers;
   for (const auto& [name, p] : c.providers) {
@@ -64,8 +63,8 @@ std::string summarize(const Config& c) {
 
   size_t from_catalog = 0;
   for (const auto& [name, m] : c.models) from_catalog += m.price_source == "catalog" ? 1 : 0;
-  out += fmt::format("models: {} routable ({} at catalog prices, {} priced in config)\n", c.models.size(),
-                     from_catalog, c.models.size() - from_catalog);
+  out += fmt::format("models: {} routable ({} at catalog prices, {} priced in config)\n", c.models.size(), from_catalog,
+                     c.models.size() - from_catalog);
 
   std::vector<std::string> profiles;
   for (const auto& [name, p] : c.profiles) {
@@ -103,8 +102,8 @@ std::string summarize(const Config& c) {
   out += fmt::format("  on_short_budget {}, time zone {}\n",
                      b.on_short_budget == ShortBudgetPolicy::kClamp ? "clamp" : "reject", b.time_zone);
   if (c.unknown_model_price) {
-    out += fmt::format("unknown models: priced at {} in, {} out per 1M tokens\n",
-                       money(c.unknown_model_price->input), money(c.unknown_model_price->output));
+    out += fmt::format("unknown models: priced at {} in, {} out per 1M tokens\n", money(c.unknown_model_price->input),
+                       money(c.unknown_model_price->output));
   } else {
     out += "unknown models: refused\n";
   }

@@ -205,8 +205,7 @@ bool Walker::readFields(const Entry& at, const std::vector<Field>& fields, std::
   return true;
 }
 
-bool Walker::readNamed(const Entry& at, std::string_view what,
-                       const std::function<void(const Entry&)>& read) {
+bool Walker::readNamed(const Entry& at, std::string_view what, const std::function<void(const Entry&)>& read) {
   if (!at.value.IsDefined() || at.value.IsNull()) return true;
   if (!at.value.IsMap()) {
     error(at, fmt::format("{} must be a mapping of names, got {}", at.what(), describe(at.value)));
@@ -216,8 +215,7 @@ bool Walker::readNamed(const Entry& at, std::string_view what,
   for (const auto& kv : at.value) {
     const YAML::Node k = kv.first;
     if (!k.IsScalar() || !validName(k.Scalar())) {
-      error(k.Mark(), fmt::format("{} {} in {} must be a non-empty word without spaces", what,
-                                  describe(k), at.what()));
+      error(k.Mark(), fmt::format("{} {} in {} must be a non-empty word without spaces", what, describe(k), at.what()));
       continue;
     }
     const std::string& key = k.Scalar();
@@ -291,16 +289,14 @@ std::optional<core::MicroUsd> Walker::usd(const Entry& e, bool positive) {
   const std::string& s = e.value.Scalar();
   if (!s.empty() && s.front() == '-') {
     if (core::parseUsd(std::string_view(s).substr(1))) {
-      error(e, fmt::format("{} must {}, got {}", e.what(),
-                           positive ? "be greater than zero" : "not be negative", s));
+      error(e, fmt::format("{} must {}, got {}", e.what(), positive ? "be greater than zero" : "not be negative", s));
       return std::nullopt;
     }
   }
   // core::parseUsd reads the decimal text exactly: no float ever sees money.
   const auto v = core::parseUsd(s);
   if (!v) {
-    error(e, fmt::format("{} must be a USD amount with at most 6 decimals, like 0.28, got '{}'",
-                         e.what(), s));
+    error(e, fmt::format("{} must be a USD amount with at most 6 decimals, like 0.28, got '{}'", e.what(), s));
     return std::nullopt;
   }
   if (positive && *v == 0) {
@@ -314,8 +310,7 @@ std::optional<int64_t> Walker::fractionPpm(const Entry& e) {
   // One millionth = one micro-unit, so the exact decimal parser for USD
   // doubles as an exact parser for fractions.
   const auto bad = [&] {
-    error(e, fmt::format("{} must be a decimal above 0 and at most 1, like 0.25, got {}", e.what(),
-                         describe(e.value)));
+    error(e, fmt::format("{} must be a decimal above 0 and at most 1, like 0.25, got {}", e.what(), describe(e.value)));
     return std::nullopt;
   };
   if (!e.value.IsScalar()) return bad();

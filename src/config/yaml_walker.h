@@ -41,8 +41,7 @@ namespace sluice::config {
 [[nodiscard]] std::string formatDecimal6(int64_t micros);
 
 /// Reads a whole file of at most `max_bytes`; an error sentence otherwise.
-[[nodiscard]] std::expected<std::string, std::string> readSmallFile(const std::string& path,
-                                                                   size_t max_bytes);
+[[nodiscard]] std::expected<std::string, std::string> readSmallFile(const std::string& path, size_t max_bytes);
 
 /// Stable sort by (line, column): diagnostics found by later cross-reference
 /// passes then read in file order. Meant for diagnostics of one file.
@@ -50,8 +49,8 @@ void sortByPosition(std::vector<Diagnostic>& diagnostics);
 
 /// One value being read, with where it came from.
 struct Entry {
-  std::string key;    // last path component ("" for the document root)
-  std::string path;   // dotted path for messages, e.g. "providers.relay.base_url"
+  std::string key;   // last path component ("" for the document root)
+  std::string path;  // dotted path for messages, e.g. "providers.relay.base_url"
   YAML::Mark key_mark;
   YAML::Node value;
 

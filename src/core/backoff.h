@@ -32,7 +32,7 @@
 namespace sluice::core {
 
 struct BackoffPolicy {
-  int max_retries = 2;          // retries after the first attempt, per model
+  int max_retries = 2;  // retries after the first attempt, per model
   Nanos base = std::chrono::milliseconds{100};
   Nanos max = std::chrono::milliseconds{2'000};
   /// Longest provider-requested wait that is honoured by waiting.
@@ -51,8 +51,8 @@ struct BackoffPolicy {
 /// this model should not be retried: `retry >= max_retries`, or the provider's
 /// `retry_after` exceeds `max_retry_after`. With a retry_after (clamped to
 /// >= 0) the wait is exactly that; otherwise fullJitter(backoffCap(...)).
-[[nodiscard]] std::optional<Nanos> retryDelay(const BackoffPolicy& policy, int retry,
-                                              std::optional<Nanos> retry_after, uint64_t random_bits);
+[[nodiscard]] std::optional<Nanos> retryDelay(const BackoffPolicy& policy, int retry, std::optional<Nanos> retry_after,
+                                              uint64_t random_bits);
 
 /// SplitMix64 (Steele, Lea, Flood 2014): tiny, fast, statistically fine
 /// for jitter; deterministic for a given seed.

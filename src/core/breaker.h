@@ -51,10 +51,10 @@
 namespace sluice::core {
 
 struct BreakerOptions {
-  int failures = 5;                                   // consecutive failures that trip (>= 1)
+  int failures = 5;                                    // consecutive failures that trip (>= 1)
   Nanos open_for = std::chrono::milliseconds{60'000};  // open time before probing
-  int half_open_probes = 1;                           // concurrent probes (>= 1)
-  Nanos max_retry_after = std::chrono::minutes{10};   // clamp on provider waits
+  int half_open_probes = 1;                            // concurrent probes (>= 1)
+  Nanos max_retry_after = std::chrono::minutes{10};    // clamp on provider waits
 };
 
 enum class BreakerState : uint8_t { kClosed, kOpen, kHalfOpen };

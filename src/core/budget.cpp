@@ -112,7 +112,7 @@ struct BudgetEngine::Scope {
   std::string run_owner;  // runs: the agent whose request created it ("" when restored)
   ScopeLimits limits;
   std::array<int64_t, 2> per_call{kUnlimited, kUnlimited};  // tokens, usd
-  std::array<Tally, kNumWindows> lim{};                      // [window][metric]
+  std::array<Tally, kNumWindows> lim{};                     // [window][metric]
   std::array<bool, kNumWindows> limited{};
   int64_t day_key = std::numeric_limits<int64_t>::min();
   int64_t month_key = std::numeric_limits<int64_t>::min();
@@ -252,7 +252,7 @@ BudgetEngine::BudgetEngine(const Clock& clock, Calendar calendar)
     : BudgetEngine(clock, std::move(calendar), Options{}) {}
 
 BudgetEngine::BudgetEngine(const Clock& clock, Calendar calendar, Options options)
-    : clock_(clock), calendar_(std::move(calendar)), options_(std::move(options)) {
+    : clock_(clock), calendar_(std::move(calendar)), options_(options) {
   options_.min_clamp_output_tokens = std::max<int64_t>(options_.min_clamp_output_tokens, 1);
   // Room for typical concurrency without growing on the hot path.
   records_.reserve(1024);
@@ -515,8 +515,7 @@ int64_t capFor(const AskFacts& a, size_t metric, int64_t remaining) {
     case kTok: return remaining < a.prompt ? -1 : (remaining - a.prompt) / a.n;
     case kUsd: {
       // ceil((P·pin + n·out·pout) / 1e6) ≤ R  ⟺  n·out·pout ≤ R·1e6 − P·pin.
-      const Int128 room = static_cast<Int128>(remaining) * 1'000'000 -
-                          static_cast<Int128>(a.prompt) * a.price.input;
+      const Int128 room = static_cast<Int128>(remaining) * 1'000'000 - static_cast<Int128>(a.prompt) * a.price.input;
       if (room < 0) return -1;
       if (a.price.output <= 0) return kNever;
       const Int128 cap = room / (static_cast<Int128>(a.n) * a.price.output);
@@ -574,8 +573,8 @@ ReserveResult BudgetEngine::reserve(std::span<const ScopeId> scopes, const Ask& 
     for (size_t i = 0; i < count; ++i) {
       sp[i] = liveScope(ids[i]);
       if (sp[i] == nullptr) {
-        return std::unexpected(BudgetRejection{.kind = BudgetRejection::Kind::kInvalidScope,
-                                               .scope = fmt::format("#{}", ids[i].index)});
+        return std::unexpected(
+            BudgetRejection{.kind = BudgetRejection::Kind::kInvalidScope, .scope = fmt::format("#{}", ids[i].index)});
       }
       Scope& s = *sp[i];
       rollLocked(s);
@@ -948,7 +947,8 @@ std::vector<SavedCounter> BudgetEngine::savedCounters() const {
       Tally t;
       for (size_t m = 0; m < 3; ++m) t[m] = s.ring->spent[slotOf(x)][m] + s.ring->reserved[slotOf(x)][m];
       if (t == Tally{}) continue;
-      out.push_back(SavedCounter{s.name, BudgetWindow::kMinute, wall_sec - (mono_sec - x), t[kTok], t[kUsd], t[kCalls]});
+      out.push_back(
+          SavedCounter{s.name, BudgetWindow::kMinute, wall_sec - (mono_sec - x), t[kTok], t[kUsd], t[kCalls]});
     }
   }
   return out;

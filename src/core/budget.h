@@ -336,8 +336,7 @@ class BudgetEngine {
   void runTouchLocked(uint32_t index, const Now& now);
   void runUnlinkLocked(uint32_t index);
   void runLinkTailLocked(uint32_t index);
-  std::optional<ScopeId> ensureRunLocked(std::string_view run_id, std::string_view owner, const Now& now,
-                                         Error* error);
+  std::optional<ScopeId> ensureRunLocked(std::string_view run_id, std::string_view owner, const Now& now, Error* error);
   SettleOutcome finish(Reservation& r, int64_t tokens, MicroUsd usd, int64_t calls);
   size_t restoreImpl(std::span<const SavedCounter> counters, bool at_least);
 
@@ -354,7 +353,7 @@ class BudgetEngine {
   NameMap by_name_;
   NameMap runs_;  // run id (without "run:") → scope index
   std::unordered_map<std::string, size_t, StringHash, std::equal_to<>> runs_per_owner_;  // live runs each owner created
-  uint32_t run_head_ = UINT32_MAX;  // least recently used run
+  uint32_t run_head_ = UINT32_MAX;                                                       // least recently used run
   uint32_t run_tail_ = UINT32_MAX;
   std::vector<Record> records_;
   std::vector<uint32_t> free_records_;

@@ -72,15 +72,15 @@ class ManualClock final : public Clock {
 ///
 /// Why: the event loops open a TimeScope around each callback, as nginx caches
 /// its time once per event-loop iteration. A proxied request reads the time
-/// ~18 times (deadlines, rate limits, budget windows, latency stamps), and a
-/// read costs ~15 ns in a VM. Within one callback the time then stands still:
-/// staleness is bounded by that callback's run time (microseconds), and every
-/// measured span crosses callbacks anyway (read from the request's callback
-/// to the response's). Stamps that must see time pass inside a callback use
-/// exactMonotonicNow(). Inside a scope, wall time is the scope's monotonic
-/// time plus an offset re-read from the base clock once a second, so a
-/// callback reads the base clock once, and a wall-clock step shows within a
-/// second.
+/// many times (deadlines, rate limits, budget windows, latency stamps), and a
+/// read of the system clock is not free in a VM. Within one callback the time
+/// then stands still: staleness is bounded by that callback's run time
+/// (microseconds), and every measured span crosses callbacks anyway (read from
+/// the request's callback to the response's). Stamps that must see time pass
+/// inside a callback use exactMonotonicNow(). Inside a scope, wall time is the
+/// scope's monotonic time plus an offset re-read from the base clock once a
+/// second, so a callback reads the base clock once, and a wall-clock step shows
+/// within a second.
 ///
 /// Thread-safe: each thread has its own ThreadTime; a scope covers only the
 /// thread that opened it.

@@ -13,25 +13,25 @@
 namespace sluice::core {
 
 enum class ErrorCode : uint8_t {
-  kInvalidRequest,     // 400 invalid_request_error / null
-  kMalformedJson,      // 400 invalid_request_error / invalid_json
-  kMaxTokensExceeded,  // 400 invalid_request_error / max_tokens_exceeded
-  kInvalidApiKey,      // 401 invalid_request_error / invalid_api_key
-  kModelNotAllowed,    // 403 invalid_request_error / model_not_allowed
-  kAgentNotAllowed,    // 403 invalid_request_error / agent_not_allowed
-  kNotFound,           // 404 invalid_request_error / not_found
-  kModelNotFound,      // 404 invalid_request_error / model_not_found
-  kMethodNotAllowed,   // 405 invalid_request_error / method_not_allowed
-  kBodyTooLarge,       // 413 invalid_request_error / request_too_large
-  kRateLimitRequests,  // 429 requests / rate_limit_exceeded
-  kRateLimitTokens,    // 429 tokens / rate_limit_exceeded
-  kBudgetExhausted,    // 429 insufficient_quota / insufficient_quota
-  kUpstreamError,      // 502 upstream_error / upstream_error
-  kUpstreamUnavailable,// 503 upstream_error / upstream_unavailable
-  kUpstreamTimeout,    // 504 upstream_error / upstream_timeout
-  kInternal,           // 500 server_error / null
-  kServerOverloaded,   // 503 server_error / server_overloaded (retryable)
-  kConfig,             // not a wire error: configuration/startup
+  kInvalidRequest,       // 400 invalid_request_error / null
+  kMalformedJson,        // 400 invalid_request_error / invalid_json
+  kMaxTokensExceeded,    // 400 invalid_request_error / max_tokens_exceeded
+  kInvalidApiKey,        // 401 invalid_request_error / invalid_api_key
+  kModelNotAllowed,      // 403 invalid_request_error / model_not_allowed
+  kAgentNotAllowed,      // 403 invalid_request_error / agent_not_allowed
+  kNotFound,             // 404 invalid_request_error / not_found
+  kModelNotFound,        // 404 invalid_request_error / model_not_found
+  kMethodNotAllowed,     // 405 invalid_request_error / method_not_allowed
+  kBodyTooLarge,         // 413 invalid_request_error / request_too_large
+  kRateLimitRequests,    // 429 requests / rate_limit_exceeded
+  kRateLimitTokens,      // 429 tokens / rate_limit_exceeded
+  kBudgetExhausted,      // 429 insufficient_quota / insufficient_quota
+  kUpstreamError,        // 502 upstream_error / upstream_error
+  kUpstreamUnavailable,  // 503 upstream_error / upstream_unavailable
+  kUpstreamTimeout,      // 504 upstream_error / upstream_timeout
+  kInternal,             // 500 server_error / null
+  kServerOverloaded,     // 503 server_error / server_overloaded (retryable)
+  kConfig,               // not a wire error: configuration/startup
 };
 
 struct Error {

@@ -16,9 +16,8 @@ std::optional<ListenAddress> parseListenAddress(std::string_view text) {
   }
   if (p > 65535) return std::nullopt;
   std::string_view host = text.substr(0, colon);
-  const bool clean = std::none_of(host.begin(), host.end(), [](char c) {
-    return static_cast<unsigned char>(c) <= 0x20 || c == '/';
-  });
+  const bool clean = std::none_of(host.begin(), host.end(),
+                                  [](char c) { return static_cast<unsigned char>(c) <= 0x20 || c == '/'; });
   if (!clean) return std::nullopt;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   if (host.empty()) return std::nullopt;

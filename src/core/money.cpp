@@ -39,8 +39,7 @@ std::optional<MicroUsd> parseUsd(std::string_view text) {
 
 std::string formatUsd(MicroUsd micros) {
   // By hand rather than fmt::format: this runs for every response header
-  // (x-sluice-cost-usd), and fmt's format-string parsing cost ~1,000
-  // instructions per call.
+  // (x-sluice-cost-usd), and fmt's format-string parsing is costly there.
   const bool neg = micros < 0;
   const uint64_t m = neg ? static_cast<uint64_t>(-(micros + 1)) + 1 : static_cast<uint64_t>(micros);
   char buf[32];

@@ -26,8 +26,7 @@ MicroUsd costOf(const Price& price, const TokenUsage& usage) {
   const int64_t output = std::max<int64_t>(usage.output, 0);
   // 128-bit: 2^63 tokens × 2^63 price cannot overflow before the division.
   const Int128 scaled = static_cast<Int128>(input - cached) * price.input +
-                          static_cast<Int128>(cached) * price.cached_input +
-                          static_cast<Int128>(output) * price.output;
+                        static_cast<Int128>(cached) * price.cached_input + static_cast<Int128>(output) * price.output;
   return saturate(ceilDiv(scaled, kMillion));
 }
 

@@ -153,8 +153,8 @@ RateDecision RateLimiter::check(std::span<const RateLimitRequest> keys, int64_t 
     req_probe[i] = probe(e.requests, 1, now);
     tok_probe[i] = probe(e.tokens, tokens, now);
     // Report the limit that keeps the caller waiting longest ("never" first).
-    for (const auto& [p, what] : {std::pair{&req_probe[i], RateLimited::kRequests},
-                                  std::pair{&tok_probe[i], RateLimited::kTokens}}) {
+    for (const auto& [p, what] :
+         {std::pair{&req_probe[i], RateLimited::kRequests}, std::pair{&tok_probe[i], RateLimited::kTokens}}) {
       if (p->ok) continue;
       const bool worse = ok || (p->never && !never) || (p->never == never && p->wait > wait);
       ok = false;

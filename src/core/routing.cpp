@@ -44,7 +44,7 @@ uint32_t canaryBucket(std::string_view key) {
   return static_cast<uint32_t>(h % kCanaryBuckets);
 }
 
-Result<RoutePlan> planRoute(std::shared_ptr<const RoutingTable> table, const RouteRequest& request) {
+Result<RoutePlan> planRoute(const std::shared_ptr<const RoutingTable>& table, const RouteRequest& request) {
   if (!table) return fail(ErrorCode::kInternal, "no routing table");
   const RoutingTable& t = *table;
   const RoutingProfile* profile = t.activeProfile();
@@ -112,8 +112,7 @@ Result<RoutePlan> planRoute(std::shared_ptr<const RoutingTable> table, const Rou
   while (head < tail && plan.size() < kMaxAttempts) {
     const bool is_primary = head == 0;
     const auto model_it = t.models.find(queue[head++]);
-    const bool servable = model_it != t.models.end() && !model_it->second.provider.empty() &&
-                          allowed(model_it->first);
+    const bool servable = model_it != t.models.end() && !model_it->second.provider.empty() && allowed(model_it->first);
     std::string_view model = is_primary ? primary : queue[head - 1];
     if (servable) {
       model = model_it->first;

@@ -72,7 +72,7 @@ struct SubstitutionRule {
 
 /// One named routing set-up.
 struct RoutingProfile {
-  std::map<std::string, SubstitutionRule, std::less<>> substitutions;       // requested -> target
+  std::map<std::string, SubstitutionRule, std::less<>> substitutions;      // requested -> target
   std::map<std::string, std::vector<std::string>, std::less<>> fallbacks;  // served -> chain
 };
 
@@ -99,7 +99,7 @@ enum class AttemptReason : uint8_t { kPrimary, kSubstituted, kFallback };
 
 /// One planned attempt. Views point into the plan's table.
 struct RouteAttempt {
-  std::string_view model;     // served model (price, ledger, breaker key)
+  std::string_view model;  // served model (price, ledger, breaker key)
   std::string_view provider;
   std::string_view upstream_model;  // what to send as `model` upstream
   AttemptReason reason = AttemptReason::kPrimary;
@@ -108,12 +108,11 @@ struct RouteAttempt {
 inline constexpr size_t kMaxAttempts = 8;
 
 struct RouteRequest {
-  std::string_view model;                        // as the client sent it
-  std::string_view agent;                        // for error messages
-  std::span<const std::string> allowed_models;   // the agent's list; empty = any
-  std::string_view canary_key;                   // request id (or run id for stickiness)
+  std::string_view model;                       // as the client sent it
+  std::string_view agent;                       // for error messages
+  std::span<const std::string> allowed_models;  // the agent's list; empty = any
+  std::string_view canary_key;                  // request id (or run id for stickiness)
 };
-
 
 /// The ordered attempts of one request; fixed capacity, no allocation.
 class RoutePlan {
@@ -129,7 +128,7 @@ class RoutePlan {
   [[nodiscard]] const std::shared_ptr<const RoutingTable>& table() const { return table_; }
 
  private:
-  friend Result<RoutePlan> planRoute(std::shared_ptr<const RoutingTable>, const RouteRequest&);
+  friend Result<RoutePlan> planRoute(const std::shared_ptr<const RoutingTable>&, const RouteRequest&);
   bool push(const RouteAttempt& a) {
     if (size_ == kMaxAttempts) return false;
     attempts_[size_++] = a;
@@ -147,6 +146,7 @@ class RoutePlan {
 /// The plan for `request` under `table`'s active profile (see file comment).
 /// `table` must not be null (kInternal otherwise). The plan's views point
 /// into the table, never into `request`.
-[[nodiscard]] Result<RoutePlan> planRoute(std::shared_ptr<const RoutingTable> table, const RouteRequest& request);
+[[nodiscard]] Result<RoutePlan> planRoute(const std::shared_ptr<const RoutingTable>& table,
+                                          const RouteRequest& request);
 
 }  // namespace sluice::core

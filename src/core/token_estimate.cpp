@@ -40,24 +40,24 @@ constexpr uint64_t kPartLong = 6;         // each letter from the 13th on
 constexpr uint64_t kCapsRun = 6;          // an upper-case letter after two: ALL-CAPS costs 1/2 per letter
 constexpr uint64_t kRarePair = 24;        // a letter pair rare in English and code (kCommonPairs)
 // Other scripts, by UTF-8 lead byte.
-constexpr uint64_t kTwoByte = 12;         // Latin accents, Greek, Cyrillic, Arabic, Hebrew
-constexpr uint64_t kTwoByteCapsRun = 12;  // a Greek or Cyrillic capital after one: 1 token each
-constexpr uint64_t kThreeByte = 28;       // CJK, kana, Hangul, Indic, Thai, symbols: 7/6
-constexpr uint64_t kFourByte = 48;        // emoji (F0 9F): 2 each
-constexpr uint64_t kRareFourByte = 24;    // + for the other 4-byte characters (CJK Ext-B, math letters): 3
-constexpr uint64_t kRareTwoByte = 12;     // + for leads C4-CD, D2-D6, DC-DF (Latin Ext, IPA, combining marks,
-                                          // rarer Cyrillic, Armenian, Syriac, Thaana, NKo): 1 each
-constexpr uint64_t kRareThreeByte = 44;   // + for leads E0 E1 (Indic, Thai, Lao, Tibetan, Georgian, Ethiopic,
-                                          // Cherokee, Canadian, Khmer, Latin Ext Additional): 3 each
-constexpr uint64_t kSymbolThreeByte = 20; // + for E2 not followed by 80 (arrows, math, box drawing, dingbats): 2
-constexpr uint64_t kPunctThreeByte = 12;  // + for E2 80 (quotes, dashes, ellipsis, zero-width and bidi marks): 5/3
-constexpr uint64_t kBlankKindChange = 24; // a space after a tab or a tab after a space, inside a run
-constexpr uint64_t kVtFf = 24;           // \v and \f: 1 each (no token merges them)
-constexpr uint64_t kByteTwoByte = 12;     // + for leads DC-DF (Syriac, Thaana, NKo): 2 each, a token a byte
-constexpr uint64_t kCrAfterLf = 24;      // \r right after \n: no token joins them
-constexpr uint64_t kInvalid = 24;         // byte fallback: an invalid lead, a stray or missing continuation
-constexpr uint64_t kHighRunStart = 12;    // a run of non-ASCII bytes: rounds its halves up
-constexpr uint64_t kScriptChange = 12;    // an ASCII letter next to a non-ASCII character in a word
+constexpr uint64_t kTwoByte = 12;          // Latin accents, Greek, Cyrillic, Arabic, Hebrew
+constexpr uint64_t kTwoByteCapsRun = 12;   // a Greek or Cyrillic capital after one: 1 token each
+constexpr uint64_t kThreeByte = 28;        // CJK, kana, Hangul, Indic, Thai, symbols: 7/6
+constexpr uint64_t kFourByte = 48;         // emoji (F0 9F): 2 each
+constexpr uint64_t kRareFourByte = 24;     // + for the other 4-byte characters (CJK Ext-B, math letters): 3
+constexpr uint64_t kRareTwoByte = 12;      // + for leads C4-CD, D2-D6, DC-DF (Latin Ext, IPA, combining marks,
+                                           // rarer Cyrillic, Armenian, Syriac, Thaana, NKo): 1 each
+constexpr uint64_t kRareThreeByte = 44;    // + for leads E0 E1 (Indic, Thai, Lao, Tibetan, Georgian, Ethiopic,
+                                           // Cherokee, Canadian, Khmer, Latin Ext Additional): 3 each
+constexpr uint64_t kSymbolThreeByte = 20;  // + for E2 not followed by 80 (arrows, math, box drawing, dingbats): 2
+constexpr uint64_t kPunctThreeByte = 12;   // + for E2 80 (quotes, dashes, ellipsis, zero-width and bidi marks): 5/3
+constexpr uint64_t kBlankKindChange = 24;  // a space after a tab or a tab after a space, inside a run
+constexpr uint64_t kVtFf = 24;             // \v and \f: 1 each (no token merges them)
+constexpr uint64_t kByteTwoByte = 12;      // + for leads DC-DF (Syriac, Thaana, NKo): 2 each, a token a byte
+constexpr uint64_t kCrAfterLf = 24;        // \r right after \n: no token joins them
+constexpr uint64_t kInvalid = 24;          // byte fallback: an invalid lead, a stray or missing continuation
+constexpr uint64_t kHighRunStart = 12;     // a run of non-ASCII bytes: rounds its halves up
+constexpr uint64_t kScriptChange = 12;     // an ASCII letter next to a non-ASCII character in a word
 // Digits: a run of n costs ceil(n/3) (1st and 4th digit, then 1/3 per digit
 // from the 7th on, rounded up there).
 constexpr uint64_t kDigitStart = 24;
@@ -71,11 +71,11 @@ constexpr uint64_t kPunctThird = 24;
 constexpr uint64_t kPunctFifth = 12;
 constexpr uint64_t kPunctLong = 12;
 // Whitespace.
-constexpr uint64_t kNewlineRun = 24;      // a run of \n and \r
-constexpr uint64_t kBlankRun = 24;        // a run of spaces and tabs, unless a single space before a word
+constexpr uint64_t kNewlineRun = 24;        // a run of \n and \r
+constexpr uint64_t kBlankRun = 24;          // a run of spaces and tabs, unless a single space before a word
 constexpr uint64_t kDigitAfterBlanks = 24;  // 2+ blanks before a number split differently
 constexpr uint64_t kWhitespaceEighth = 24;  // the 8th and 16th byte of a whitespace run
-constexpr uint64_t kWhitespaceLong = 3;   // each byte from the 17th on: 1 token per 8
+constexpr uint64_t kWhitespaceLong = 3;     // each byte from the 17th on: 1 token per 8
 // Non-English Latin script: at least 2% of the letters accented adds 1/8
 // token per ASCII letter.
 constexpr int64_t kAccentedPercent = 2;
@@ -131,29 +131,29 @@ constexpr std::array<uint32_t, 32> kRare32 = [] {
 // The class masks of one block, bit i for byte i. Bytes past the end of the
 // text belong to no class.
 struct Classes {
-  uint64_t lo = 0;   // a-z
-  uint64_t up = 0;   // A-Z
-  uint64_t dg = 0;   // 0-9
-  uint64_t sp = 0;   // ' '
-  uint64_t nl = 0;   // \n \r
-  uint64_t os = 0;   // \t \v \f
-  uint64_t pu = 0;   // every other ASCII byte
-  uint64_t l2 = 0;   // C2-DF
-  uint64_t l3 = 0;   // E0-EF
-  uint64_t l4 = 0;   // F0-F4
-  uint64_t ct = 0;   // 80-BF
-  uint64_t bad = 0;  // C0 C1 F5-FF
-  uint64_t rare = 0; // the byte and the one before it (letters or not) make a rare pair in kRare32
-  uint64_t ced0 = 0;   // CE D0: leads of Greek and Cyrillic capitals
-  uint64_t ct80af = 0; // 80-AF
-  uint64_t r2 = 0;     // C4-CD D2-D6 DC-DF
-  uint64_t r3 = 0;     // E0 E1
-  uint64_t e2 = 0;     // E2
-  uint64_t c80 = 0;    // 80
-  uint64_t cr = 0;     // \r
-  uint64_t c9f = 0;    // 9F
-  uint64_t tab = 0;    // \t
-  uint64_t dcdf = 0;   // DC-DF
+  uint64_t lo = 0;      // a-z
+  uint64_t up = 0;      // A-Z
+  uint64_t dg = 0;      // 0-9
+  uint64_t sp = 0;      // ' '
+  uint64_t nl = 0;      // \n \r
+  uint64_t os = 0;      // \t \v \f
+  uint64_t pu = 0;      // every other ASCII byte
+  uint64_t l2 = 0;      // C2-DF
+  uint64_t l3 = 0;      // E0-EF
+  uint64_t l4 = 0;      // F0-F4
+  uint64_t ct = 0;      // 80-BF
+  uint64_t bad = 0;     // C0 C1 F5-FF
+  uint64_t rare = 0;    // the byte and the one before it (letters or not) make a rare pair in kRare32
+  uint64_t ced0 = 0;    // CE D0: leads of Greek and Cyrillic capitals
+  uint64_t ct80af = 0;  // 80-AF
+  uint64_t r2 = 0;      // C4-CD D2-D6 DC-DF
+  uint64_t r3 = 0;      // E0 E1
+  uint64_t e2 = 0;      // E2
+  uint64_t c80 = 0;     // 80
+  uint64_t cr = 0;      // \r
+  uint64_t c9f = 0;     // 9F
+  uint64_t tab = 0;     // \t
+  uint64_t dcdf = 0;    // DC-DF
 
   void keep(uint64_t valid) {
     lo &= valid, up &= valid, dg &= valid, sp &= valid, nl &= valid, os &= valid, pu &= valid;
@@ -238,16 +238,14 @@ struct Totals {
   const uint64_t D4 = D3 & sh(D3, p.D3, 1);
   const uint64_t D6 = D3 & sh(D3, p.D3, 3);
   const uint64_t D7 = D6 & sh(D6, p.D6, 1);
-  u += kDigitStart * pc(c.dg & ~D1) + kDigitFourth * pc(D3 & ~D4) + kDigitSeventh * pc(D6 & ~D7) +
-       kDigitLong * pc(D6);
+  u += kDigitStart * pc(c.dg & ~D1) + kDigitFourth * pc(D3 & ~D4) + kDigitSeventh * pc(D6 & ~D7) + kDigitLong * pc(D6);
   // Punctuation.
   const uint64_t P1 = c.pu & sh(c.pu, p.pu, 1);
   const uint64_t P2 = P1 & sh(P1, p.P1, 1);
   const uint64_t P3 = P2 & sh(P2, p.P2, 1);
   const uint64_t P4 = P2 & sh(P2, p.P2, 2);
   const uint64_t P5 = P4 & sh(P4, p.P4, 1);
-  u += kPunctStart * pc(c.pu & ~P1) + kPunctThird * pc(P2 & ~P3) + kPunctFifth * pc(P4 & ~P5) +
-       kPunctLong * pc(P4);
+  u += kPunctStart * pc(c.pu & ~P1) + kPunctThird * pc(P2 & ~P3) + kPunctFifth * pc(P4 & ~P5) + kPunctLong * pc(P4);
   // Whitespace.
   const uint64_t Bl = c.sp | c.os;
   const uint64_t Ws = Bl | c.nl;
@@ -273,12 +271,39 @@ struct Totals {
   t.ascii_letters += pc(A);
   t.two_byte += pc(c.l2);
   t.non_ascii += pc(lead | c.bad);
-  p = Carry{.lo = c.lo, .up = c.up, .A = A, .C = C, .G2 = G2, .G4 = G4, .G8 = G8, .G12 = G12,
-            .ced0 = c.ced0, .caps2 = caps2,
-            .H = H, .lead = lead, .l34 = l34, .l4 = c.l4, .e2 = c.e2, .os = c.os, .cr = c.cr,
-            .dg = c.dg, .D1 = D1, .D3 = D3, .D6 = D6,
-            .pu = c.pu, .P1 = P1, .P2 = P2, .P4 = P4,
-            .nl = c.nl, .sp = c.sp, .Bl = Bl, .Ws = Ws, .W1 = W1, .W2 = W2, .W4 = W4, .W8 = W8};
+  p = Carry{.lo = c.lo,
+            .up = c.up,
+            .A = A,
+            .C = C,
+            .G2 = G2,
+            .G4 = G4,
+            .G8 = G8,
+            .G12 = G12,
+            .ced0 = c.ced0,
+            .caps2 = caps2,
+            .H = H,
+            .lead = lead,
+            .l34 = l34,
+            .l4 = c.l4,
+            .e2 = c.e2,
+            .os = c.os,
+            .cr = c.cr,
+            .dg = c.dg,
+            .D1 = D1,
+            .D3 = D3,
+            .D6 = D6,
+            .pu = c.pu,
+            .P1 = P1,
+            .P2 = P2,
+            .P4 = P4,
+            .nl = c.nl,
+            .sp = c.sp,
+            .Bl = Bl,
+            .Ws = Ws,
+            .W1 = W1,
+            .W2 = W2,
+            .W4 = W4,
+            .W8 = W8};
 }
 
 TextMeasure finish(const Totals& t) {
@@ -298,23 +323,23 @@ TextMeasure finish(const Totals& t) {
 // `classify` holds whatever it carries from block to block (the previous
 // byte, for pairs). A macro rather than a template so that the AVX2 copy is
 // compiled for AVX2 and inlines its classifier.
-#define SLUICE_ESTIMATE_RUN(text, classify)                                      \
-  do {                                                                         \
-    const auto* q = reinterpret_cast<const unsigned char*>((text).data());     \
-    const size_t n = (text).size();                                            \
-    Totals t;                                                                  \
-    Carry p;                                                                   \
-    size_t i = 0;                                                              \
-    for (; i + 64 <= n; i += 64) step(classify(q + i), p, t);                  \
-    if (i < n) {                                                               \
-      alignas(64) unsigned char buf[64] = {};                                  \
-      std::memcpy(buf, q + i, n - i);                                          \
-      Classes c = classify(buf);                                               \
-      c.keep((uint64_t{1} << (n - i)) - 1);                                    \
-      step(c, p, t);                                                           \
-    }                                                                          \
-    if (((p.lead | p.l34 | p.l4) >> 61) != 0) step(Classes{}, p, t);           \
-    return finish(t);                                                          \
+#define SLUICE_ESTIMATE_RUN(text, classify)                                \
+  do {                                                                     \
+    const auto* q = reinterpret_cast<const unsigned char*>((text).data()); \
+    const size_t n = (text).size();                                        \
+    Totals t;                                                              \
+    Carry p;                                                               \
+    size_t i = 0;                                                          \
+    for (; i + 64 <= n; i += 64) step(classify(q + i), p, t);              \
+    if (i < n) {                                                           \
+      alignas(64) unsigned char buf[64] = {};                              \
+      std::memcpy(buf, q + i, n - i);                                      \
+      Classes c = classify(buf);                                           \
+      c.keep((uint64_t{1} << (n - i)) - 1);                                \
+      step(c, p, t);                                                       \
+    }                                                                      \
+    if (((p.lead | p.l34 | p.l4) >> 61) != 0) step(Classes{}, p, t);       \
+    return finish(t);                                                      \
   } while (false)
 
 // ---- portable ------------------------------------------------------------
@@ -368,9 +393,29 @@ struct ScalarClassify {
       last = x;
     }
     prev = last;
-    return {.lo = m[kLo], .up = m[kUp], .dg = m[kDg], .sp = m[kSp], .nl = m[kNl], .os = m[kOs], .pu = m[kPu],
-            .l2 = m[kL2], .l3 = m[kL3], .l4 = m[kL4], .ct = m[kCt], .bad = m[kBad], .rare = rare,
-            .ced0 = ced0, .ct80af = ct80af, .r2 = r2, .r3 = r3, .e2 = e2, .c80 = c80, .cr = cr, .c9f = c9f, .tab = tab, .dcdf = dcdf};
+    return {.lo = m[kLo],
+            .up = m[kUp],
+            .dg = m[kDg],
+            .sp = m[kSp],
+            .nl = m[kNl],
+            .os = m[kOs],
+            .pu = m[kPu],
+            .l2 = m[kL2],
+            .l3 = m[kL3],
+            .l4 = m[kL4],
+            .ct = m[kCt],
+            .bad = m[kBad],
+            .rare = rare,
+            .ced0 = ced0,
+            .ct80af = ct80af,
+            .r2 = r2,
+            .r3 = r3,
+            .e2 = e2,
+            .c80 = c80,
+            .cr = cr,
+            .c9f = c9f,
+            .tab = tab,
+            .dcdf = dcdf};
   }
 };
 
@@ -410,12 +455,12 @@ struct Avx2Classify {
     prev = v;
 #define bits(m) static_cast<uint64_t>(static_cast<uint32_t>(_mm256_movemask_epi8(m)))
 #define set(c) _mm256_set1_epi8(static_cast<char>(c))
-    const uint64_t high = bits(v);                                  // bit 7
-    const uint64_t b6 = bits(_mm256_add_epi8(v, v));                 // bit 6
-    const uint64_t b5 = bits(_mm256_slli_epi16(v, 2));               // bit 5
+    const uint64_t high = bits(v);                      // bit 7
+    const uint64_t b6 = bits(_mm256_add_epi8(v, v));    // bit 6
+    const uint64_t b5 = bits(_mm256_slli_epi16(v, 2));  // bit 5
     const __m256i folded = _mm256_or_si256(v, set(0x20));
-    const uint64_t letter =
-        bits(_mm256_and_si256(_mm256_cmpgt_epi8(folded, set(0x60)), _mm256_cmpgt_epi8(set(0x7B), folded)));
+    const uint64_t letter = bits(
+        _mm256_and_si256(_mm256_cmpgt_epi8(folded, set(0x60)), _mm256_cmpgt_epi8(set(0x7B), folded)));
     const uint64_t dg = bits(_mm256_and_si256(_mm256_cmpgt_epi8(v, set(0x2F)), _mm256_cmpgt_epi8(set(0x3A), v)));
     const uint64_t sp = bits(_mm256_cmpeq_epi8(v, set(' ')));
     const uint64_t nl = bits(_mm256_or_si256(_mm256_cmpeq_epi8(v, set('\n')), _mm256_cmpeq_epi8(v, set('\r'))));
@@ -451,40 +496,74 @@ struct Avx2Classify {
     // out with a shift into bit 7 and a movemask. ASCII-only halves skip it.
     uint64_t r2 = 0, r3 = 0, e2 = 0, c80 = 0, c9f = 0, dcdf = 0;
     if (high != 0) {
-      const __m256i hi_table = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0x40, 0, 0, 0x01, 0x06, 0x18, 0,
-                                                0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0x40, 0, 0, 0x01, 0x06, 0x18, 0);
-      const __m256i lo_table = _mm256_setr_epi8(0x28, 0x08, 0x12, 0x02, 0x03, 0x03, 0x03, 0x01, 0x01, 0x01, 0x01,
-                                                0x01, 0x07, 0x07, 0x06, 0x46,
-                                                0x28, 0x08, 0x12, 0x02, 0x03, 0x03, 0x03, 0x01, 0x01, 0x01, 0x01,
-                                                0x01, 0x07, 0x07, 0x06, 0x46);
-      const __m256i flags = _mm256_and_si256(
-          _mm256_shuffle_epi8(hi_table, _mm256_and_si256(_mm256_srli_epi16(v, 4), set(0x0F))),
-          _mm256_shuffle_epi8(lo_table, _mm256_and_si256(v, set(0x0F))));
+      const __m256i hi_table = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0x20, 0x40, 0, 0, 0x01, 0x06, 0x18, 0, 0, 0, 0,
+                                                0, 0, 0, 0, 0, 0x20, 0x40, 0, 0, 0x01, 0x06, 0x18, 0);
+      const __m256i lo_table = _mm256_setr_epi8(0x28, 0x08, 0x12, 0x02, 0x03, 0x03, 0x03, 0x01, 0x01, 0x01, 0x01, 0x01,
+                                                0x07, 0x07, 0x06, 0x46, 0x28, 0x08, 0x12, 0x02, 0x03, 0x03, 0x03, 0x01,
+                                                0x01, 0x01, 0x01, 0x01, 0x07, 0x07, 0x06, 0x46);
+      const __m256i flags = _mm256_and_si256(_mm256_shuffle_epi8(hi_table,
+                                                                 _mm256_and_si256(_mm256_srli_epi16(v, 4), set(0x0F))),
+                                             _mm256_shuffle_epi8(lo_table, _mm256_and_si256(v, set(0x0F))));
       r2 = bits(_mm256_slli_epi16(flags, 7)) | bits(_mm256_slli_epi16(flags, 6));  // bits 0, 1
-      dcdf = bits(_mm256_slli_epi16(flags, 5));                                       // bit 2
-      r3 = bits(_mm256_slli_epi16(flags, 4));                                         // bit 3
-      e2 = bits(_mm256_slli_epi16(flags, 3));                                         // bit 4
-      c80 = bits(_mm256_slli_epi16(flags, 2));                                        // bit 5
-      c9f = bits(_mm256_slli_epi16(flags, 1));                                        // bit 6
+      dcdf = bits(_mm256_slli_epi16(flags, 5));                                    // bit 2
+      r3 = bits(_mm256_slli_epi16(flags, 4));                                      // bit 3
+      e2 = bits(_mm256_slli_epi16(flags, 3));                                      // bit 4
+      c80 = bits(_mm256_slli_epi16(flags, 2));                                     // bit 5
+      c9f = bits(_mm256_slli_epi16(flags, 1));                                     // bit 6
     }
 #undef bits
 #undef set
     const uint64_t os = ws & ~nl;
-    return {.lo = letter & b5, .up = letter & ~b5, .dg = dg, .sp = sp, .nl = nl, .os = os,
+    return {.lo = letter & b5,
+            .up = letter & ~b5,
+            .dg = dg,
+            .sp = sp,
+            .nl = nl,
+            .os = os,
             .pu = ~(high | letter | dg | ws | sp) & 0xFFFFFFFFULL,
-            .l2 = l2, .l3 = l3, .l4 = l4, .ct = high & ~b6, .bad = high & b6 & ~(l2 | l3 | l4), .rare = rare,
-            .ced0 = ced0, .ct80af = ct80af, .r2 = r2, .r3 = r3, .e2 = e2, .c80 = c80, .cr = cr, .c9f = c9f, .tab = tab, .dcdf = dcdf};
+            .l2 = l2,
+            .l3 = l3,
+            .l4 = l4,
+            .ct = high & ~b6,
+            .bad = high & b6 & ~(l2 | l3 | l4),
+            .rare = rare,
+            .ced0 = ced0,
+            .ct80af = ct80af,
+            .r2 = r2,
+            .r3 = r3,
+            .e2 = e2,
+            .c80 = c80,
+            .cr = cr,
+            .c9f = c9f,
+            .tab = tab,
+            .dcdf = dcdf};
   }
 
   [[gnu::always_inline]] inline Classes operator()(const unsigned char* b) {
     const Classes a = half(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));
     const Classes z = half(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32)));
-    return {.lo = a.lo | z.lo << 32, .up = a.up | z.up << 32, .dg = a.dg | z.dg << 32, .sp = a.sp | z.sp << 32,
-            .nl = a.nl | z.nl << 32, .os = a.os | z.os << 32, .pu = a.pu | z.pu << 32, .l2 = a.l2 | z.l2 << 32,
-            .l3 = a.l3 | z.l3 << 32, .l4 = a.l4 | z.l4 << 32, .ct = a.ct | z.ct << 32, .bad = a.bad | z.bad << 32,
-            .rare = a.rare | z.rare << 32, .ced0 = a.ced0 | z.ced0 << 32, .ct80af = a.ct80af | z.ct80af << 32,
-            .r2 = a.r2 | z.r2 << 32, .r3 = a.r3 | z.r3 << 32, .e2 = a.e2 | z.e2 << 32, .c80 = a.c80 | z.c80 << 32,
-            .cr = a.cr | z.cr << 32, .c9f = a.c9f | z.c9f << 32, .tab = a.tab | z.tab << 32,
+    return {.lo = a.lo | z.lo << 32,
+            .up = a.up | z.up << 32,
+            .dg = a.dg | z.dg << 32,
+            .sp = a.sp | z.sp << 32,
+            .nl = a.nl | z.nl << 32,
+            .os = a.os | z.os << 32,
+            .pu = a.pu | z.pu << 32,
+            .l2 = a.l2 | z.l2 << 32,
+            .l3 = a.l3 | z.l3 << 32,
+            .l4 = a.l4 | z.l4 << 32,
+            .ct = a.ct | z.ct << 32,
+            .bad = a.bad | z.bad << 32,
+            .rare = a.rare | z.rare << 32,
+            .ced0 = a.ced0 | z.ced0 << 32,
+            .ct80af = a.ct80af | z.ct80af << 32,
+            .r2 = a.r2 | z.r2 << 32,
+            .r3 = a.r3 | z.r3 << 32,
+            .e2 = a.e2 | z.e2 << 32,
+            .c80 = a.c80 | z.c80 << 32,
+            .cr = a.cr | z.cr << 32,
+            .c9f = a.c9f | z.c9f << 32,
+            .tab = a.tab | z.tab << 32,
             .dcdf = a.dcdf | z.dcdf << 32};
   }
 };
@@ -500,8 +579,9 @@ TextMeasure measureAvx2(std::string_view text) {
 #endif
 
 bool avx2Supported() {
-  static const bool ok = (__builtin_cpu_init(), true) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
-                         __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+  static const bool ok = (__builtin_cpu_init(), true) && __builtin_cpu_supports("avx2") &&
+                         __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi") &&
+                         __builtin_cpu_supports("bmi2");
   return ok;
 }
 #else

@@ -63,11 +63,8 @@
 ///    punctuation and Thai). Below 0.88 only for fragments of a few tokens.
 ///  * Streamed deltas (every corpus excerpt cut before every space): 56
 ///    excerpts sum below the real count (same causes).
-///  * Speed (bench/token_estimate_bench.cpp, mixed prose/code/JSON, one
-///    core, medians of interleaved runs): AVX2 1.17-1.19 GB/s at 1, 16 and
-///    128 KB (the previous estimator 0.79-0.85 GB/s), scalar 0.23 GB/s,
-///    before the per-lead-byte rules; those cost 0-10 % on mixed text
-///    (BENCHMARKS.md, ninth session), nothing on ASCII-only blocks.
+///  * Speed: bench/token_estimate_bench.cpp; its figures (AVX2 and scalar,
+///    with and without the per-lead-byte rules) are in BENCHMARKS.md.
 ///
 /// Thread-safety: pure functions; PromptShape is a plain value.
 
@@ -118,15 +115,15 @@ inline constexpr int64_t kToolsOverheadTokens = 9;
 /// layer while it parses the body (it calls the add* helpers on each string
 /// as it meets it, so the request text is scanned once and never copied).
 struct PromptShape {
-  int64_t messages = 0;        // entries of `messages`
-  int64_t names = 0;           // messages with a `name`
-  int64_t text_tokens = 0;     // Σ estimateTextTokens of every string the model reads
-  int64_t images_low = 0;      // image_url parts by detail
+  int64_t messages = 0;     // entries of `messages`
+  int64_t names = 0;        // messages with a `name`
+  int64_t text_tokens = 0;  // Σ estimateTextTokens of every string the model reads
+  int64_t images_low = 0;   // image_url parts by detail
   int64_t images_high = 0;
   int64_t images_auto = 0;
-  int64_t tools = 0;           // tool / function definitions
-  int64_t tools_tokens = 0;    // Σ estimateTextTokens of their JSON text
-  int64_t extra_tokens = 0;    // anything else priced as prompt (response_format schema, tool_choice)
+  int64_t tools = 0;         // tool / function definitions
+  int64_t tools_tokens = 0;  // Σ estimateTextTokens of their JSON text
+  int64_t extra_tokens = 0;  // anything else priced as prompt (response_format schema, tool_choice)
 
   /// One entry of `messages` (its role is counted by the overhead).
   void addMessage() { ++messages; }

@@ -25,15 +25,15 @@ namespace sluice::mock {
 
 struct MockBehavior {
   // --- timing
-  uint32_t latency_ms = 0;         // before response headers
-  uint32_t ttft_ms = 0;            // streams: headers -> first content chunk (non-stream: added before headers)
-  double tokens_per_second = 0;    // pacing of generated tokens; 0 = as fast as possible
-  uint32_t tokens_per_chunk = 1;   // generated tokens per SSE content chunk
+  uint32_t latency_ms = 0;        // before response headers
+  uint32_t ttft_ms = 0;           // streams: headers -> first content chunk (non-stream: added before headers)
+  double tokens_per_second = 0;   // pacing of generated tokens; 0 = as fast as possible
+  uint32_t tokens_per_chunk = 1;  // generated tokens per SSE content chunk
   // --- output
-  uint32_t completion_tokens = 64;  // output length when the request's cap is larger or absent
-  bool ignore_max_tokens = false;   // generate max(completion_tokens, 2 x cap) tokens, ignoring the cap
+  uint32_t completion_tokens = 64;       // output length when the request's cap is larger or absent
+  bool ignore_max_tokens = false;        // generate max(completion_tokens, 2 x cap) tokens, ignoring the cap
   uint32_t embedding_dimensions = 1536;  // when the request has no `dimensions`
-  bool strict_models = false;       // unknown model -> 404 model_not_found (else any model is served)
+  bool strict_models = false;            // unknown model -> 404 model_not_found (else any model is served)
   std::vector<std::string> models = {"gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "text-embedding-3-small"};
   // --- injected errors (before any byte)
   double error_rate_429 = 0;
@@ -43,9 +43,9 @@ struct MockBehavior {
   // --- injected faults (after the headers)
   double reset_mid_stream_rate = 0;  // close the connection after `reset_after_chunks` SSE events
   uint32_t reset_after_chunks = 2;
-  double stall_rate = 0;             // stop sending forever after `stall_after_chunks` SSE events
+  double stall_rate = 0;  // stop sending forever after `stall_after_chunks` SSE events
   uint32_t stall_after_chunks = 1;
-  double malformed_chunk_rate = 0;   // emit one broken-JSON event after `malformed_after_chunks` events
+  double malformed_chunk_rate = 0;  // emit one broken-JSON event after `malformed_after_chunks` events
   uint32_t malformed_after_chunks = 1;
   // --- determinism
   uint64_t seed = 1;
@@ -77,7 +77,7 @@ struct KnobInfo {
 
 /// Applies every key of a JSON object (numbers, booleans, strings; `models` may
 /// be an array of strings). All-or-nothing: on error `behavior` is unchanged.
-[[nodiscard]] core::Result<void> applyMockBehaviorJson(MockBehavior& behavior, std::string_view json);
+[[nodiscard]] core::Result<void> applyMockBehaviorJson(MockBehavior& behavior, std::string_view text);
 
 /// The full knob set as a JSON object (what GET /mock/config returns).
 [[nodiscard]] std::string mockBehaviorToJson(const MockBehavior& behavior);

@@ -44,7 +44,7 @@ struct ModelBill {
 struct BillSnapshot {
   std::map<std::string, ModelBill, std::less<>> models;
   ModelBill totals;
-  uint64_t requests_total = 0;  // every API request received, answered or not
+  uint64_t requests_total = 0;     // every API request received, answered or not
   std::map<int, uint64_t> errors;  // by HTTP status
 };
 

@@ -8,9 +8,10 @@
 /// Resolution: the catalog (config::findCatalogPath, as the gateway and
 /// `sluice tokens` find it) is read once per process, at the first lookup;
 /// each encoding is loaded once (tokenizer::sharedEncoding) at the first
-/// request for one of its models (~0.2 s for o200k_base; warmExactCounting()
-/// does it ahead). A catalog or tokenizer that cannot be loaded leaves every
-/// model on the byte rule (with one warning in the log).
+/// request for one of its models (a load of a noticeable fraction of a
+/// second, BENCHMARKS.md; warmExactCounting() does it ahead). A catalog or
+/// tokenizer that cannot be loaded leaves every model on the byte rule (with
+/// one warning in the log).
 ///
 /// Generated words: the mock's output is words of kWords (words.h), each
 /// written as [" "]word["."] (capitalised at a sentence start). The
@@ -39,8 +40,8 @@ class ExactCounter {
   [[nodiscard]] const tokenizer::ChatFraming& framing() const { return framing_; }
   /// Exact tokens of `text`. Texts of kCacheMinBytes or more are remembered
   /// per thread (the last few, compared byte for byte), so a load test that
-  /// repeats one large prompt tokenizes it once per thread; a megabyte
-  /// without a split point costs the tokenizer ~0.25 s.
+  /// repeats one large prompt tokenizes it once per thread: a long text
+  /// without a split point is the tokenizer's slowest case (BENCHMARKS.md).
   [[nodiscard]] uint64_t count(std::string_view text) const {
     return text.size() < kCacheMinBytes ? encoding_->count(text) : countCached(text);
   }

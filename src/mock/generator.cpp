@@ -41,8 +41,8 @@ uint64_t mix(uint64_t a, uint64_t b) {
 }
 
 // A seed from bytes, 32 at a time in four independent lanes (prompts of
-// 100 KB and more are hashed on every call: byte-at-a-time FNV-1a cost the
-// mock ~0.15 ms at 128 KB).
+// 100 KB and more are hashed on every call, and byte-at-a-time FNV-1a was a
+// visible cost of the mock on them; BENCHMARKS.md).
 uint64_t hashBytes(std::string_view s, uint64_t h = 1469598103934665603ULL) {
   uint64_t lane[4] = {h, h ^ 1, h ^ 2, h ^ 3};
   size_t i = 0;
@@ -124,8 +124,7 @@ std::string randomHex(Rng& rng, std::string_view prefix, size_t len) {
 /// fits, so the budget is met exactly (ExactCounter::canFillExactly).
 class ContentGen {
  public:
-  ContentGen(uint64_t seed, uint64_t budget, const ExactCounter* exact)
-      : rng_(seed), left_(budget), exact_(exact) {}
+  ContentGen(uint64_t seed, uint64_t budget, const ExactCounter* exact) : rng_(seed), left_(budget), exact_(exact) {}
 
   /// Appends up to `words` words; returns the tokens appended.
   uint64_t appendWords(std::string& out, uint64_t words) {
@@ -228,7 +227,7 @@ std::optional<dom::element> field(dom::object obj, std::string_view key) {
 }
 
 std::expected<std::optional<int64_t>, MockPlan> optInt(dom::object obj, std::string_view key, int64_t min,
-                                                         int64_t max) {
+                                                       int64_t max) {
   auto e = field(obj, key);
   if (!e) return std::optional<int64_t>{};
   int64_t v = 0;
@@ -294,9 +293,9 @@ struct CompletionSpec {
   std::string id;
   int64_t created = 0;
   std::string model;
-  std::vector<uint64_t> choice_seeds;  // one per choice
-  uint64_t length = 0;                 // tokens per choice
-  const ExactCounter* exact = nullptr; // exact counting (exact.h), else one token per word
+  std::vector<uint64_t> choice_seeds;   // one per choice
+  uint64_t length = 0;                  // tokens per choice
+  const ExactCounter* exact = nullptr;  // exact counting (exact.h), else one token per word
   uint32_t per_chunk = 1;
   std::string_view finish_reason = "stop";
   bool include_usage = false;
@@ -546,7 +545,8 @@ std::expected<Common, MockPlan> parseCommon(dom::parser& parser, std::string_vie
   std::string_view model;
   if (m->get(model) != simdjson::SUCCESS) return invalidType("model", "a string", *m);
   if (model.empty()) return invalid("you must provide a model parameter");
-  if (model.size() > kMaxModelName) return invalid("Invalid 'model': string too long.", "model", "string_above_max_length");
+  if (model.size() > kMaxModelName)
+    return invalid("Invalid 'model': string too long.", "model", "string_above_max_length");
   c.model = std::string(model);
   if (b.strict_models && std::find(b.models.begin(), b.models.end(), c.model) == b.models.end()) {
     return Fail(errorPlan(404, "The model `" + c.model + "` does not exist or you do not have access to it.",
@@ -735,14 +735,15 @@ struct Input {
 
 /// string | string[] | int[] | int[][] (the shape /completions and /embeddings share).
 std::expected<std::vector<Input>, MockPlan> parseInputs(dom::object obj, std::string_view key, bool allow_empty_text,
-                                                       const ExactCounter* exact) {
+                                                        const ExactCounter* exact) {
   auto e = field(obj, key);
   if (!e) {
     return invalid("Missing required parameter: '" + std::string(key) + "'.", key, "missing_required_parameter");
   }
   auto invalidInput = [&] {
-    return invalid("'$." + std::string(key) + "' is invalid. Please check the API reference: "
-                   "https://platform.openai.com/docs/api-reference.",
+    return invalid("'$." + std::string(key) +
+                       "' is invalid. Please check the API reference: "
+                       "https://platform.openai.com/docs/api-reference.",
                    key);
   };
   std::vector<Input> inputs;
@@ -961,7 +962,7 @@ CompletionSpec baseSpec(bool chat, const Draws& d, const GenerateContext& ctx, c
 }
 
 std::expected<MockPlan, MockPlan> chatCompletions(std::string_view body, const MockBehavior& b,
-                                                   const GenerateContext& ctx) {
+                                                  const GenerateContext& ctx) {
   auto common = parseCommon(tl_parser, body, b);
   if (!common) return Fail(std::move(common.error()));
   dom::object obj = common->obj;
@@ -1020,7 +1021,7 @@ std::expected<MockPlan, MockPlan> chatCompletions(std::string_view body, const M
 }
 
 std::expected<MockPlan, MockPlan> legacyCompletions(std::string_view body, const MockBehavior& b,
-                                                     const GenerateContext& ctx) {
+                                                    const GenerateContext& ctx) {
   auto common = parseCommon(tl_parser, body, b);
   if (!common) return Fail(std::move(common.error()));
   dom::object obj = common->obj;
@@ -1053,8 +1054,7 @@ std::expected<MockPlan, MockPlan> legacyCompletions(std::string_view body, const
   return completionPlan(std::move(spec), *flags, d, b);
 }
 
-std::expected<MockPlan, MockPlan> embeddings(std::string_view body, const MockBehavior& b,
-                                             const GenerateContext& ctx) {
+std::expected<MockPlan, MockPlan> embeddings(std::string_view body, const MockBehavior& b, const GenerateContext& ctx) {
   auto common = parseCommon(tl_parser, body, b);
   if (!common) return Fail(std::move(common.error()));
   dom::object obj = common->obj;

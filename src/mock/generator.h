@@ -80,10 +80,10 @@ enum class Fault : uint8_t {
 
 /// One SSE event of a stream, generated lazily.
 struct StreamEvent {
-  std::string bytes;              // a complete event: "data: ...\n\n"
+  std::string bytes;               // a complete event: "data: ...\n\n"
   uint32_t completion_tokens = 0;  // generated tokens this event carries (billed when written)
-  core::Nanos delay{0};           // pause before sending it
-  bool done = false;              // the final "data: [DONE]\n\n"
+  core::Nanos delay{0};            // pause before sending it
+  bool done = false;               // the final "data: [DONE]\n\n"
 };
 
 /// Produces the events of one stream in order; bounded memory however long
@@ -98,15 +98,15 @@ class StreamSource {
 struct MockPlan {
   int status = 200;
   net::Headers headers;
-  std::string body;                       // whole body, unless `stream`
+  std::string body;  // whole body, unless `stream`
   bool stream = false;
-  std::unique_ptr<StreamSource> events;   // when `stream`
+  std::unique_ptr<StreamSource> events;  // when `stream`
   core::Nanos delay_before_headers{0};
-  bool generation_endpoint = false;       // chat/completions/embeddings: counted by the Bill
-  bool billable = false;                  // a 200 answer of a generation endpoint
-  std::string model;                      // as requested (empty if the request had none)
+  bool generation_endpoint = false;  // chat/completions/embeddings: counted by the Bill
+  bool billable = false;             // a 200 answer of a generation endpoint
+  std::string model;                 // as requested (empty if the request had none)
   uint64_t prompt_tokens = 0;
-  uint64_t completion_tokens = 0;         // total the full response carries
+  uint64_t completion_tokens = 0;  // total the full response carries
   Fault fault = Fault::kNone;
   uint32_t fault_after_events = 0;
 };

@@ -116,7 +116,7 @@ void CallState::start(net::UpstreamRequest request, std::shared_ptr<MockState> s
   http.target = std::move(request.path);
   http.headers = std::move(request.headers);
   http.body = std::move(request.body);
-  player_->start(std::move(http), /*keep_alive=*/false);
+  player_->start(http, /*keep_alive=*/false);
 }
 
 class MockCall final : public net::UpstreamCall {
@@ -133,11 +133,9 @@ class MockCall final : public net::UpstreamCall {
 
 class MockUpstreamClient final : public net::UpstreamClient {
  public:
-  MockUpstreamClient(net::Dispatcher& loop, std::shared_ptr<MockState> state)
-      : loop_(loop), state_(std::move(state)) {}
+  MockUpstreamClient(net::Dispatcher& loop, std::shared_ptr<MockState> state) : loop_(loop), state_(std::move(state)) {}
 
-  std::unique_ptr<net::UpstreamCall> start(net::UpstreamRequest request,
-                                           net::UpstreamCallbacks& callbacks) override {
+  std::unique_ptr<net::UpstreamCall> start(net::UpstreamRequest request, net::UpstreamCallbacks& callbacks) override {
     auto call = std::make_shared<CallState>(loop_, callbacks);
     call->start(std::move(request), state_);
     return std::make_unique<MockCall>(std::move(call));

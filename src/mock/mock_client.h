@@ -32,7 +32,7 @@
 namespace sluice::mock {
 
 [[nodiscard]] std::unique_ptr<net::UpstreamClient> makeMockUpstreamClient(net::Dispatcher& loop,
-                                                                         std::shared_ptr<MockState> state);
+                                                                          std::shared_ptr<MockState> state);
 
 /// The built-in provider of `kind: mock` as the gateway sees it: one
 /// in-process client per loop, all sharing one MockState (knobs and bill).

@@ -67,7 +67,7 @@ bool MockServer::start() {
   so.host = options_.host;
   so.port = options_.port;
   so.threads = options_.threads < 1 ? 1 : options_.threads;
-  auto handler = [this](net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream,
+  auto handler = [this](net::HttpRequest&& request, const std::shared_ptr<net::ServerStream>& stream,
                         net::Dispatcher& loop) {
     auto player = std::make_shared<MockPlayer>(loop, state_, std::make_unique<ServerSink>(stream));
     std::weak_ptr<MockPlayer> weak = player;
@@ -75,7 +75,7 @@ bool MockServer::start() {
       if (auto p = weak.lock()) p->stop();
     });
     track(player);
-    player->start(std::move(request), /*keep_alive=*/true);
+    player->start(request, /*keep_alive=*/true);
   };
   server_ = net::makeHttpServer(std::move(so), std::move(handler), clock_);
   return server_->start();

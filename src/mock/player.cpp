@@ -12,7 +12,7 @@ constexpr core::Nanos kBackpressureRetry = std::chrono::milliseconds(1);
 MockPlayer::MockPlayer(net::Dispatcher& loop, std::shared_ptr<MockState> state, std::unique_ptr<MockSink> sink)
     : loop_(loop), state_(std::move(state)), sink_(std::move(sink)) {}
 
-void MockPlayer::start(net::HttpRequest request, bool keep_alive) {
+void MockPlayer::start(const net::HttpRequest& request, bool keep_alive) {
   if (keep_alive) self_ = shared_from_this();
   plan_ = state_->plan(MockRequest{request.method, request.target, request.body}, loop_.clock().wallNow());
   arm(plan_.delay_before_headers, &MockPlayer::sendHeaders);
@@ -59,9 +59,7 @@ void MockPlayer::sendHeaders() {
     // The whole answer was generated before the first byte: bill all of it.
     bill.recordServed(plan_.model, plan_.prompt_tokens, plan_.completion_tokens);
     switch (plan_.fault) {
-      case Fault::kStall:
-        sink_->begin(200, plan_.headers);
-        return;  // nothing more, ever (until stop())
+      case Fault::kStall: sink_->begin(200, plan_.headers); return;  // nothing more, ever (until stop())
       case Fault::kReset: {
         sink_->begin(200, plan_.headers);
         if (finished_) return;
@@ -95,11 +93,8 @@ bool MockPlayer::triggerFault() {
       sink_->abort();
       if (!finished_) finish();
       return true;
-    case Fault::kStall:
-      return true;  // stays unfinished: the transport sees silence
-    case Fault::kMalformed:
-      send(malformedEvent(), 0);
-      return finished_;
+    case Fault::kStall: return true;  // stays unfinished: the transport sees silence
+    case Fault::kMalformed: send(malformedEvent(), 0); return finished_;
     case Fault::kNone: break;
   }
   return false;
@@ -107,7 +102,7 @@ bool MockPlayer::triggerFault() {
 
 void MockPlayer::send(std::string bytes, uint32_t completion_tokens) {
   queued_bytes_ += bytes.size();
-  if (completion_tokens > 0) unbilled_.push_back({queued_bytes_, completion_tokens});
+  if (completion_tokens > 0) unbilled_.emplace_back(queued_bytes_, completion_tokens);
   sink_->data(std::move(bytes));
   // A sink that ended the response inside data() (the in-process client
   // cancelling from its onData) took the bytes first.

@@ -6,9 +6,9 @@
 
 #include <cstdint>
 #include <deque>
-#include <utility>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "mock/generator.h"
 #include "mock/state.h"
@@ -51,7 +51,7 @@ class MockPlayer : public std::enable_shared_from_this<MockPlayer> {
   /// Plans the response (using the loop's clock) and schedules it. With
   /// `keep_alive`, the player owns itself until it finishes or stop() is
   /// called (the server's mode: nobody else holds it).
-  void start(net::HttpRequest request, bool keep_alive);
+  void start(const net::HttpRequest& request, bool keep_alive);
   /// No further sink calls; cancels the pending timer; releases keep_alive.
   void stop();
 
@@ -78,7 +78,7 @@ class MockPlayer : public std::enable_shared_from_this<MockPlayer> {
   std::optional<StreamEvent> pending_;
   bool pending_waited_ = false;
   uint64_t events_written_ = 0;
-  uint64_t queued_bytes_ = 0;  // bytes handed to the sink so far
+  uint64_t queued_bytes_ = 0;                           // bytes handed to the sink so far
   std::deque<std::pair<uint64_t, uint32_t>> unbilled_;  // (end offset, completion tokens) not yet taken
   bool fault_done_ = false;
   bool finished_ = false;

@@ -55,7 +55,7 @@ class CallbackScope {
   }
   static void drain(State& s) {
     // Index loop: a deferred function may defer more (appended, run here too).
-    for (size_t i = 0; i < s.deferred.size(); ++i) {
+    for (size_t i = 0; i < s.deferred.size(); ++i) {  // NOLINT(modernize-loop-convert): see above
       auto fn = std::move(s.deferred[i]);
       fn();
     }

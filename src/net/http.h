@@ -3,11 +3,12 @@
 /// @brief Asio-free interfaces of the network edge.
 ///
 /// The gateway, the mock provider and tests see only these types; Boost.Beast
-/// and Asio stay inside src/net/*.cpp (they cost ~40 s per translation unit to
-/// compile). Everything is callback-driven and single-threaded per event loop:
-/// a connection, the handler invoked for its requests, the upstream calls the
-/// handler starts and the timers it schedules all run on the same loop thread,
-/// so per-request state needs no locks.
+/// and Asio stay inside src/net/*.cpp (they make every translation unit that
+/// includes them slow to compile). Everything is callback-driven and
+/// single-threaded per event loop: a connection, the handler invoked for its
+/// requests, the upstream calls the handler starts and the timers it
+/// schedules all run on the same loop thread, so per-request state needs no
+/// locks.
 ///
 /// Lifetime rules that follow from that (the objects below are loop-confined
 /// and use no atomics): a ServerStream, Timer, UpstreamClient or UpstreamCall
@@ -40,7 +41,8 @@ class HeaderName {
   /// For string literals (static storage): the name is kept as a view. Never
   /// pass a char array that dies before the header does.
   template <size_t N>
-  constexpr HeaderName(const char (&literal)[N]) : literal_(literal), literal_size_(N - 1) {}  // NOLINT(google-explicit-constructor)
+  // NOLINTNEXTLINE(google-explicit-constructor): a literal converts, as a std::string does
+  constexpr HeaderName(const char (&literal)[N]) : literal_(literal), literal_size_(N - 1) {}
   HeaderName(std::string owned) : owned_(std::move(owned)) {}  // NOLINT(google-explicit-constructor)
   explicit HeaderName(std::string_view s) : owned_(s) {}
 
@@ -195,6 +197,7 @@ class ServerStream {
   /// end(), with trailer fields after the last chunk (RFC 9112 7.1.2): values
   /// known only once the stream is over. Declare them in a `trailer` header
   /// of beginStream(). HTTP/1.0 clients (no chunked coding) do not get them.
+  // NOLINTNEXTLINE(performance-unnecessary-value-param): the overrides take ownership
   virtual void endWithTrailers(Headers trailers) {
     (void)trailers;
     end();
@@ -293,10 +296,9 @@ struct ServerOptions {
 /// HTTP/1.1 request without exactly one Host, and an HTTP/1.0 one with
 /// Transfer-Encoding: RFC 9112 3.2, 6.1), 408 on a read timeout, 503 to a
 /// connection over max_connections and to a request over
-/// max_buffered_body_bytes, and what RequestHandler::onHead() asks for. Bodies are OpenAI-shaped errors; each such answer closes the
-/// connection and is reported to RequestHandler::onServerAnswer() first. A
-/// handler that drops its stream without answering gets a 500 sent for it (a
-/// started stream is cut).
+/// max_buffered_body_bytes, and what RequestHandler::onHead() asks for. Bodies are OpenAI-shaped errors; each such
+/// answer closes the connection and is reported to RequestHandler::onServerAnswer() first. A handler that drops its
+/// stream without answering gets a 500 sent for it (a started stream is cut).
 class HttpServer {
  public:
   virtual ~HttpServer() = default;
@@ -324,20 +326,21 @@ class HttpServer {
 [[nodiscard]] std::unique_ptr<HttpServer> makeHttpServer(ServerOptions options, std::shared_ptr<RequestHandler> handler,
                                                          const core::Clock& clock);
 /// The same with a plain request handler (no head check, answers untraced).
-[[nodiscard]] std::unique_ptr<HttpServer> makeHttpServer(ServerOptions options, Handler handler, const core::Clock& clock);
+[[nodiscard]] std::unique_ptr<HttpServer> makeHttpServer(ServerOptions options, Handler handler,
+                                                         const core::Clock& clock);
 
 // ---------------------------------------------------------------- upstream
 
 enum class UpstreamErrorKind : uint8_t {
   kNone,
-  kConnect,         // resolve/connect/TLS handshake failed
+  kConnect,  // resolve/connect/TLS handshake failed
   kConnectTimeout,
   kFirstByteTimeout,
-  kIdleTimeout,     // gap between body chunks too long
+  kIdleTimeout,  // gap between body chunks too long
   kTotalTimeout,
-  kReset,           // connection closed/reset mid-response
-  kProtocol,        // unparseable HTTP from upstream
-  kCancelled,       // cancel() was called
+  kReset,      // connection closed/reset mid-response
+  kProtocol,   // unparseable HTTP from upstream
+  kCancelled,  // cancel() was called
 };
 
 struct UpstreamRequest {
@@ -417,8 +420,8 @@ class InProcessProvider {
 };
 
 struct UpstreamOptions {
-  std::string base_url;     // http://host:port/v1 or https://host/v1
-  std::string api_key;      // sent as "Authorization: Bearer ..." when non-empty
+  std::string base_url;  // http://host:port/v1 or https://host/v1
+  std::string api_key;   // sent as "Authorization: Bearer ..." when non-empty
   size_t max_connections = 64;
   bool verify_tls = true;
   size_t max_response_bytes = 64 * 1024 * 1024;

@@ -19,8 +19,8 @@ namespace sluice::net::detail {
 // on its own (no line waits for the scan of the one before).
 struct LineIndex {
   static constexpr uint32_t kMax = 128;  // (at least 32)
-  uint32_t count = 0;  // LFs recorded (at most kMax)
-  uint32_t lf[kMax];   // their offsets from the block start; left uninitialized
+  uint32_t count = 0;                    // LFs recorded (at most kMax)
+  uint32_t lf[kMax];                     // their offsets from the block start; left uninitialized
 };
 
 namespace {
@@ -241,8 +241,7 @@ const bool kCpuHasAvx2 = [] {
 std::atomic<bool> g_use_avx2{kCpuHasAvx2};
 
 inline const char* indexBlock(const char* begin, const char* end, LineIndex& idx) {
-  return g_use_avx2.load(std::memory_order_relaxed) ? indexBlockAvx2(begin, end, idx)
-                                                     : indexBlockSse2(begin, end, idx);
+  return g_use_avx2.load(std::memory_order_relaxed) ? indexBlockAvx2(begin, end, idx) : indexBlockSse2(begin, end, idx);
 }
 #else
 inline const char* indexBlock(const char* begin, const char* end, LineIndex& idx) {
@@ -368,11 +367,12 @@ inline ParseError expectCrlf(const char*& p, const char* end, ParseError bad) {
 // aware: kNeedMore if the line is not all there, kBadField on a syntax error
 // (judged on the bytes present only). On success p is past the CRLF.
 [[gnu::always_inline]] inline ParseError scanFieldLine(const char*& p, const char* end, std::string_view& name,
-                                                      std::string_view& value) {
+                                                       std::string_view& value) {
   const char* const nb = p;
   const char* q = findTokenEnd(nb, end);
   if (q == end) return ParseError::kNeedMore;
-  if (q == nb || *q != ':') [[unlikely]] return ParseError::kBadField;  // also obs-fold and SP before ':'
+  if (q == nb || *q != ':') [[unlikely]]
+    return ParseError::kBadField;  // also obs-fold and SP before ':'
   name = std::string_view(nb, static_cast<size_t>(q - nb));
   ++q;
   if (q < end && *q == ' ') ++q;  // the usual single SP; other OWS is trimmed below
@@ -520,7 +520,7 @@ void Http1Parser::reset(bool head_response) {
 }
 
 bool Http1Parser::keepAlive() const {
-  if (need_eof_ || conn_close_) return false;  // "close" wins, whatever the version (RFC 9112 9.3)
+  if (need_eof_ || conn_close_) return false;        // "close" wins, whatever the version (RFC 9112 9.3)
   if (!is_request_ && status_ == 101) return false;  // the connection now speaks another protocol
   // Chunked with a Content-Length: decoded as chunked (RFC 9112 6.3), but a
   // sender framing this ambiguously is not trusted with the next response.
@@ -632,6 +632,7 @@ size_t Http1Parser::put(const char* data, size_t n, Http1Callbacks& cb, ParseErr
           const char* q = p;
           const char* const digits_end = p + std::min<ptrdiff_t>(16, end - p);
           uint64_t size = 0;
+          // NOLINTNEXTLINE(bugprone-signed-char-misuse): kHexValue holds -1 for "not a hex digit"
           for (int d; q < digits_end && (d = kHexValue[static_cast<uint8_t>(*q)]) >= 0; ++q) {
             size = (size << 4) | static_cast<uint64_t>(d);
           }
@@ -714,9 +715,9 @@ size_t Http1Parser::put(const char* data, size_t n, Http1Callbacks& cb, ParseErr
         while (*q != '\r') {
           std::string_view name;
           std::string_view value;
-          if (scanFieldLine(q, te, name, value) != ParseError::kNone ||
-              lowerEquals(name, "content-length") || lowerEquals(name, "transfer-encoding") ||
-              lowerEquals(name, "connection") || lowerEquals(name, "proxy-connection")) {
+          if (scanFieldLine(q, te, name, value) != ParseError::kNone || lowerEquals(name, "content-length") ||
+              lowerEquals(name, "transfer-encoding") || lowerEquals(name, "connection") ||
+              lowerEquals(name, "proxy-connection")) {
             return fail(ParseError::kBadChunk, static_cast<size_t>(p - data), err);
           }
         }
@@ -727,25 +728,17 @@ size_t Http1Parser::put(const char* data, size_t n, Http1Callbacks& cb, ParseErr
         break;
       }
 
-      case State::kDone:
-        err = ParseError::kNone;
-        return static_cast<size_t>(p - data);
+      case State::kDone: err = ParseError::kNone; return static_cast<size_t>(p - data);
 
-      case State::kError:
-        err = error_;
-        return static_cast<size_t>(p - data);
+      case State::kError: err = error_; return static_cast<size_t>(p - data);
     }
   }
 }
 
 void Http1Parser::putEof(ParseError& err) {
   switch (state_) {
-    case State::kDone:
-      err = ParseError::kNone;
-      return;
-    case State::kError:
-      err = error_;
-      return;
+    case State::kDone: err = ParseError::kNone; return;
+    case State::kError: err = error_; return;
     case State::kBodyEof:
       state_ = State::kDone;
       err = ParseError::kNone;
@@ -975,8 +968,7 @@ ParseError Http1Parser::parseField(std::string_view name, std::string_view value
         return ok ? ParseError::kNone : ParseError::kBadFraming;
       }
       return ParseError::kNone;
-    default:
-      return ParseError::kNone;
+    default: return ParseError::kNone;
   }
 }
 
@@ -1033,6 +1025,7 @@ ParseError Http1Parser::finishHeader() {
 ParseError Http1Parser::parseChunkLine(const char* p, const char* cr) {
   uint64_t size = 0;
   const char* q = p;
+  // NOLINTNEXTLINE(bugprone-signed-char-misuse): kHexValue holds -1 for "not a hex digit"
   for (int d; q < cr && (d = kHexValue[static_cast<uint8_t>(*q)]) >= 0; ++q) {
     if (q - p == 16) return ParseError::kBadChunk;  // more than 64 bits of digits
     size = (size << 4) | static_cast<uint64_t>(d);

@@ -3,8 +3,9 @@
 // A lean, strict, incremental HTTP/1.1 message parser (RFC 9112) for the
 // server side (requests) and the upstream client side (responses).
 //
-// Why not Beast's basic_parser: under a callgrind profile it cost ~8,000
-// instructions per proxied request (request + response). This parser finds
+// Why not Beast's basic_parser: under a callgrind profile it was a large
+// share of a proxied request's instructions (request + response; the count
+// is in BENCHMARKS.md). This parser finds
 // the end of the header block with a SIMD scan that also records where each
 // line ends, then checks every line on its own (SIMD name/value scans, no
 // line waits for the one before); it never allocates and hands string views
@@ -23,18 +24,18 @@ namespace sluice::net::detail {
 /// "protocol error" (upstream client); the finer kinds exist for logs/tests.
 enum class ParseError : uint8_t {
   kNone,
-  kNeedMore,      ///< all usable input consumed; the message is not complete yet
-  kHeaderLimit,   ///< header block (or chunked trailer section) over headerLimit()
-  kBodyLimit,     ///< body over bodyLimit()
-  kBadMessage,    ///< generic syntax error
-  kBadStartLine,  ///< request line / status line
-  kBadVersion,    ///< not HTTP/1.0 or HTTP/1.1
-  kBadField,      ///< field name/value syntax, bare CR/LF, obs-fold
-  kBadFraming,    ///< Content-Length / Transfer-Encoding invalid or conflicting
-  kBadChunk,      ///< chunk size line, chunk extension, chunk CRLF, trailer
-  kBadHost,       ///< a request with two Host fields, or an HTTP/1.1 one with none (RFC 9112 3.2)
-  kPartialMessage,///< putEof() before the message was complete
-  kAborted,       ///< a callback returned false
+  kNeedMore,        ///< all usable input consumed; the message is not complete yet
+  kHeaderLimit,     ///< header block (or chunked trailer section) over headerLimit()
+  kBodyLimit,       ///< body over bodyLimit()
+  kBadMessage,      ///< generic syntax error
+  kBadStartLine,    ///< request line / status line
+  kBadVersion,      ///< not HTTP/1.0 or HTTP/1.1
+  kBadField,        ///< field name/value syntax, bare CR/LF, obs-fold
+  kBadFraming,      ///< Content-Length / Transfer-Encoding invalid or conflicting
+  kBadChunk,        ///< chunk size line, chunk extension, chunk CRLF, trailer
+  kBadHost,         ///< a request with two Host fields, or an HTTP/1.1 one with none (RFC 9112 3.2)
+  kPartialMessage,  ///< putEof() before the message was complete
+  kAborted,         ///< a callback returned false
 };
 
 struct LineIndex;  // implementation detail (http1_parser.cpp)
@@ -176,11 +177,11 @@ class Http1Parser {
   size_t fail(ParseError e, size_t consumed, ParseError& err);
 
   uint64_t body_limit_;
-  uint64_t body_left_ = 0;      // bodyLimit budget left (chunked / EOF bodies)
-  uint64_t remaining_ = 0;      // Content-Length or chunk bytes left
+  uint64_t body_left_ = 0;  // bodyLimit budget left (chunked / EOF bodies)
+  uint64_t remaining_ = 0;  // Content-Length or chunk bytes left
   uint64_t content_length_ = 0;
   size_t header_limit_ = kDefaultHeaderLimit;
-  size_t scan_ = 0;             // bytes already searched for a terminator
+  size_t scan_ = 0;  // bytes already searched for a terminator
   int status_ = 0;
   int version_ = 11;
   State state_ = State::kHeader;
@@ -190,7 +191,7 @@ class Http1Parser {
   bool header_done_ = false;
   bool has_content_length_ = false;
   bool has_transfer_encoding_ = false;
-  bool te_coding_ = false;       // Transfer-Encoding named at least one coding
+  bool te_coding_ = false;  // Transfer-Encoding named at least one coding
   bool chunked_ = false;
   bool need_eof_ = false;
   bool conn_close_ = false;

@@ -2,9 +2,9 @@
 //
 // Per loop: one acceptor (SO_REUSEPORT when several loops share the port) and
 // the connections it accepted. Per connection: one reusable read buffer, our
-// own HTTP/1.1 parser (http1_parser.h: Beast's basic_parser cost ~4,000
-// instructions per request) filling a reused HttpRequest, a response head
-// formatted by hand into a reused string, and writes done as non-blocking
+// own HTTP/1.1 parser (http1_parser.h: Beast's basic_parser cost several
+// times more instructions per request) filling a reused HttpRequest, a
+// response head formatted by hand into a reused string, and writes done as non-blocking
 // writev() on the spot -- Asio is only asked to wait for writability when the
 // socket buffer is full. A request answered synchronously therefore costs one
 // read completion and three syscalls (epoll_wait, recv, writev).
@@ -56,7 +56,6 @@ constexpr size_t kLingerMaxBytes = 1024 * 1024;
 // Upper bound on the reserve() for a declared content-length: memory follows
 // the bytes that actually arrive, not what a client claims.
 constexpr size_t kMaxBodyReserve = 64 * 1024;
-
 
 std::string_view reasonPhrase(int status) {
   switch (status) {
@@ -277,7 +276,7 @@ class Connection final : public detail::LoopRefCounted {
   detail::Http1Parser parser_{/*is_request=*/true};
   RequestParser sink_{*this, req_, parser_};
   bool continue_sent_ = false;
-  HeadAnswer early_;  // what onHead() answered (status 0: nothing)
+  HeadAnswer early_;           // what onHead() answered (status 0: nothing)
   size_t body_charge_ = 0;     // this request's body bytes counted in the server's total
   bool body_refused_ = false;  // the body would pass max_buffered_body_bytes
 
@@ -586,9 +585,7 @@ void Connection::onReadError(const error_code& ec) {
       }
       closeNow();
       return;
-    default:
-      closeNow();
-      return;
+    default: closeNow(); return;
   }
 }
 
@@ -820,7 +817,9 @@ void Connection::streamEnd(const Headers* trailers) {
       for (const auto& t : *trailers) {
         // Framing fields are never trailers (RFC 9110 6.5.1); nor is anything
         // that could split the message.
-        if (detail::serverManagedHeader(t.name) || iequalsAscii(t.name, "trailer") || !detail::isValidField(t.name, t.value)) continue;
+        if (detail::serverManagedHeader(t.name) || iequalsAscii(t.name, "trailer") ||
+            !detail::isValidField(t.name, t.value))
+          continue;
         tail += t.name.view();
         tail += ": ";
         tail += t.value;

@@ -48,8 +48,7 @@ class TimerImpl final : public Timer {
 
 }  // namespace
 
-Loop::Loop(const core::Clock& clock)
-    : clock_(clock), io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), tick_timer_(io_) {
+Loop::Loop(const core::Clock& clock) : clock_(clock), io_(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO), tick_timer_(io_) {
   refreshDate();
 }
 
@@ -105,7 +104,7 @@ void Loop::onTick() {
   const CallbackScope scope;
   refreshDate();
   const core::MonoTime t = now();
-  for (size_t i = 0; i < tickables_.size(); ++i) {  // may grow while iterating
+  for (size_t i = 0; i < tickables_.size(); ++i) {  // NOLINT(modernize-loop-convert): may grow while iterating
     if (Tickable* tk = tickables_[i]) tk->onTick(t);
   }
   std::erase(tickables_, nullptr);

@@ -47,7 +47,8 @@
 // was verified on (tests/net/read_op_test.cpp); another Boost must fail here,
 // loudly, rather than build something subtly wrong.
 #if BOOST_VERSION != 108100 && !defined(SLUICE_ASIO_PUBLIC_READ)
-#error "src/net/read_op.h uses Asio internals verified on Boost 1.81 only (Debian 12's libboost1.81-dev). Check ReadOp against this Boost's boost/asio/detail/reactor_op.hpp and epoll_reactor, run tests/net/read_op_test.cpp, then widen this check."
+#error \
+    "src/net/read_op.h uses Asio internals verified on Boost 1.81 only (Debian 12's libboost1.81-dev). Check ReadOp against this Boost's boost/asio/detail/reactor_op.hpp and epoll_reactor, run tests/net/read_op_test.cpp, then widen this check."
 #endif
 #if !defined(BOOST_ASIO_HAS_EPOLL) && !defined(SLUICE_ASIO_PUBLIC_READ)
 #error "src/net/read_op.h needs Asio's epoll reactor (Linux)."
@@ -97,14 +98,15 @@ class ReactorSocket : public boost::asio::ip::tcp::socket {
     msg.msg_iov = iov.data();
     msg.msg_iovlen = n;
     for (;;) {
-      const long r = rawSyscall(SYS_sendmsg, native_handle(), &msg, MSG_NOSIGNAL);
+      const long r = rawSyscall(SYS_sendmsg, native_handle(), &msg, MSG_NOSIGNAL);  // NOLINT(google-runtime-int)
       if (r >= 0) {
         ec.clear();
         return static_cast<size_t>(r);
       }
       if (errno == EINTR) continue;
-      ec = (errno == EAGAIN || errno == EWOULDBLOCK) ? make_error_code(boost::asio::error::would_block)
-                                                      : boost::system::error_code(errno, boost::asio::error::get_system_category());
+      ec = (errno == EAGAIN || errno == EWOULDBLOCK)
+               ? make_error_code(boost::asio::error::would_block)
+               : boost::system::error_code(errno, boost::asio::error::get_system_category());
       return 0;
     }
   }
@@ -113,10 +115,10 @@ class ReactorSocket : public boost::asio::ip::tcp::socket {
 
   /// syscall(2) itself, not glibc's recv()/sendmsg() wrappers: in a
   /// multi-threaded process those are thread-cancellation points and cost two
-  /// atomic read-modify-writes per call (~20 ns here: 154 vs 134 ns for an
-  /// EAGAIN recv). Sluice never cancels threads.
+  /// atomic read-modify-writes per call (measured: BENCHMARKS.md). Sluice
+  /// never cancels threads.
   template <typename... Args>
-  static long rawSyscall(long number, Args... args) {
+  static long rawSyscall(long number, Args... args) {  // NOLINT(google-runtime-int): syscall(2)'s types
     return ::syscall(number, args...);
   }
 };
@@ -235,7 +237,8 @@ class ReadOp final : public boost::asio::detail::reactor_op {
     auto* self = static_cast<ReadOp*>(base);
     if (self->skip_try_) return not_done;  // queued: wait for the next edge
     for (;;) {
-      const ssize_t n = ReactorSocket::rawSyscall(SYS_recvfrom, self->fd_, self->data_, self->size_, 0, nullptr, nullptr);
+      const ssize_t n = ReactorSocket::rawSyscall(SYS_recvfrom, self->fd_, self->data_, self->size_, 0, nullptr,
+                                                  nullptr);
       if (n > 0) {
         self->bytes_transferred_ = static_cast<size_t>(n);
         self->last_short_ = static_cast<size_t>(n) < self->size_;

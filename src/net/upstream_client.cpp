@@ -49,7 +49,6 @@ constexpr size_t kMaxResponseHeader = 64 * 1024;
 constexpr core::Nanos kPoolIdleTimeout = std::chrono::seconds(30);
 constexpr core::Nanos kDnsCacheTtl = std::chrono::seconds(60);
 
-
 bool clientManagedHeader(std::string_view n) {
   return iequalsAscii(n, "host") || iequalsAscii(n, "content-length") || iequalsAscii(n, "authorization") ||
          iequalsAscii(n, "connection") || iequalsAscii(n, "transfer-encoding") || iequalsAscii(n, "keep-alive") ||
@@ -68,7 +67,7 @@ struct Origin {
   bool valid = false;
   bool tls = false;
   bool ip_literal = false;
-  std::string host;         // without brackets
+  std::string host;  // without brackets
   uint16_t port = 0;
   std::string base_path;    // no trailing '/'
   std::string host_header;  // host[:port]
@@ -219,7 +218,7 @@ class UpConn final : public detail::LoopRefCounted {
   // pending into the same buffer: never pooled again.
   bool drained_ = false;
   bool in_parse_ = false;  // parser_.put() is running (its callbacks may call back in)
-  Headers headers_;  // the current response's fields (reused, see onField)
+  Headers headers_;        // the current response's fields (reused, see onField)
   size_t header_count_ = 0;
   // Plain-TCP reads (TLS reads go through tls_); see read_op.h.
   detail::ReadOp read_op_{this, &UpConn::readDone, &UpConn::readAbandoned};
@@ -312,7 +311,9 @@ void ResponseParser::onField(std::string_view name, std::string_view value) {
   if (conn_.client_ != nullptr) conn_.client_->onField(conn_, name, value);
 }
 bool ResponseParser::onHeaderDone() { return conn_.client_ != nullptr && conn_.client_->onHeader(conn_); }
-bool ResponseParser::onBody(std::string_view data) { return conn_.client_ != nullptr && conn_.client_->onBody(conn_, data); }
+bool ResponseParser::onBody(std::string_view data) {
+  return conn_.client_ != nullptr && conn_.client_->onBody(conn_, data);
+}
 
 // ------------------------------------------------------------------ call
 
@@ -351,7 +352,10 @@ void CallState::drainThenCancel() {
 // ------------------------------------------------------------------ client
 
 ClientImpl::ClientImpl(Loop& loop, UpstreamOptions options)
-    : loop_(loop), options_(std::move(options)), origin_(parseBaseUrl(options_.base_url)), resolver_(loop.io()),
+    : loop_(loop),
+      options_(std::move(options)),
+      origin_(parseBaseUrl(options_.base_url)),
+      resolver_(loop.io()),
       token_(new ClientToken) {
   token_->client = this;
   if (options_.max_connections == 0) options_.max_connections = 1;
@@ -462,31 +466,30 @@ void ClientImpl::resolveThenConnect(const Ref<UpConn>& c) {
   waiting_resolve_.push_back(c);
   if (resolving_) return;
   resolving_ = true;
-  resolver_.async_resolve(
-      origin_.host, std::to_string(origin_.port),
-      [token = token_](const error_code& ec, const tcp::resolver::results_type& results) {
-        const detail::CallbackScope scope;
-        ClientImpl* self = token->client;
-        if (self == nullptr) return;
-        self->resolving_ = false;
-        auto waiting = std::move(self->waiting_resolve_);
-        self->waiting_resolve_.clear();
-        if (!ec && !results.empty()) {
-          self->endpoints_.clear();
-          for (const auto& r : results) self->endpoints_.push_back(r.endpoint());
-          self->resolved_at_ = self->loop_.now();
-        }
-        Ref<ClientToken> alive = token;
-        for (auto& c : waiting) {
-          if (alive->client == nullptr) return;
-          if (c->state_ == ConnState::kClosed) continue;
-          if (self->endpoints_.empty()) {
-            self->failConnect(c.get());
-          } else {
-            self->connect(c);
-          }
-        }
-      });
+  resolver_.async_resolve(origin_.host, std::to_string(origin_.port),
+                          [token = token_](const error_code& ec, const tcp::resolver::results_type& results) {
+                            const detail::CallbackScope scope;
+                            ClientImpl* self = token->client;
+                            if (self == nullptr) return;
+                            self->resolving_ = false;
+                            auto waiting = std::move(self->waiting_resolve_);
+                            self->waiting_resolve_.clear();
+                            if (!ec && !results.empty()) {
+                              self->endpoints_.clear();
+                              for (const auto& r : results) self->endpoints_.push_back(r.endpoint());
+                              self->resolved_at_ = self->loop_.now();
+                            }
+                            Ref<ClientToken> alive = token;
+                            for (auto& c : waiting) {
+                              if (alive->client == nullptr) return;
+                              if (c->state_ == ConnState::kClosed) continue;
+                              if (self->endpoints_.empty()) {
+                                self->failConnect(c.get());
+                              } else {
+                                self->connect(c);
+                              }
+                            }
+                          });
 }
 
 void ClientImpl::connect(const Ref<UpConn>& c) {
@@ -610,9 +613,10 @@ void ClientImpl::writePlain(UpConn* c) {
   if (!c->call_) return;
   const std::string& body = c->call_->req_.body;
   while (c->head_sent_ < c->head_.size() || c->body_sent_ < body.size()) {
-    const std::array<asio::const_buffer, 2> bufs{
-        asio::buffer(c->head_.data() + c->head_sent_, c->head_.size() - c->head_sent_),
-        asio::buffer(body.data() + c->body_sent_, body.size() - c->body_sent_)};
+    const std::array<asio::const_buffer, 2> bufs{asio::buffer(c->head_.data() + c->head_sent_,
+                                                              c->head_.size() - c->head_sent_),
+                                                 asio::buffer(body.data() + c->body_sent_,
+                                                              body.size() - c->body_sent_)};
     error_code ec;
     size_t n = c->sock_.sendSome(bufs, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
@@ -861,8 +865,8 @@ void ClientImpl::finishResponse(UpConn* c) {
   Ref<CallState> st = c->call_;
   // An early answer (e.g. a 413 while the body is still going out) leaves the
   // connection mid-request: not reusable.
-  const bool reusable =
-      c->parser_.keepAlive() && c->begin_ == c->end_ && c->write_done_ && !c->drained_ && !destroying_ && !retired_;
+  const bool reusable = c->parser_.keepAlive() && c->begin_ == c->end_ && c->write_done_ && !c->drained_ &&
+                        !destroying_ && !retired_;
   detach(st.get());
   if (reusable) {
     release(c);  // before onComplete: a follow-up call can reuse it at once

@@ -1,9 +1,9 @@
 #include "proto/json_dom.h"
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
 #include <string>
-#include <charconv>
 #include <utility>
 
 #include "core/json_text.h"
@@ -151,8 +151,7 @@ std::optional<int64_t> nonNegativeInteger(simdjson::dom::element v) {
       if (static_cast<double>(x) != d) return std::nullopt;
       return x;
     }
-    default:
-      return std::nullopt;
+    default: return std::nullopt;
   }
 }
 
@@ -188,14 +187,9 @@ std::optional<core::TokenUsage> UsageFields::resolve() const {
   auto read = [&](const UsageCount& c, int64_t& dst) {
     switch (c.state) {
       case State::kAbsent:
-      case State::kNull:
-        return false;
-      case State::kBad:
-        bad = true;
-        return false;
-      case State::kValue:
-        dst = c.value;
-        return true;
+      case State::kNull: return false;
+      case State::kBad: bad = true; return false;
+      case State::kValue: dst = c.value; return true;
     }
     return false;
   };
@@ -286,11 +280,8 @@ simdjson::error_code onDemandCount(od::value& v, UsageCount& c) {
       c = {State::kBad, 0};
       return simdjson::SUCCESS;
     }
-    case od::json_type::number:
-      break;
-    default:
-      c = {State::kBad, 0};
-      return simdjson::SUCCESS;
+    case od::json_type::number: break;
+    default: c = {State::kBad, 0}; return simdjson::SUCCESS;
   }
   // A decimal is read with get_double(), not get_number(): simdjson 3.0's
   // get_number() leaves the value at 0 when a decimal has more significant

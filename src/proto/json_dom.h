@@ -83,9 +83,7 @@ class OnDemandDocument {
 /// iterable). Returns by value: iterating `v.get_array().value_unsafe()`
 /// directly would dangle (the simdjson_result temporary dies before the loop
 /// body runs).
-[[nodiscard]] inline simdjson::dom::array arrayOf(simdjson::dom::element v) {
-  return v.get_array().value_unsafe();
-}
+[[nodiscard]] inline simdjson::dom::array arrayOf(simdjson::dom::element v) { return v.get_array().value_unsafe(); }
 
 /// Integer value of `v` if it is a non-negative integer fitting int64 (an
 /// integral double below 2^53 counts too: some providers emit 12.0).

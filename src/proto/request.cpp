@@ -5,18 +5,18 @@
 #include <array>
 #include <cstdint>
 
-#include "proto/json_dom.h"
 #include "core/json_text.h"
 #include "core/media_tokens.h"
 #include "core/pricing.h"
+#include "proto/json_dom.h"
 
 namespace sluice::proto {
 namespace {
 
-using simdjson::dom::element;
-using simdjson::dom::element_type;
 using detail::JsonDocument;
 using detail::TextCount;
+using simdjson::dom::element;
+using simdjson::dom::element_type;
 
 constexpr int64_t kMaxN = 128;
 
@@ -61,12 +61,11 @@ RequestResult<std::optional<int64_t>> readCount(element v, std::string_view para
   }
   auto x = detail::nonNegativeInteger(v);
   if (!x) {
-    return std::unexpected(
-        invalid(fmt::format("Invalid '{}': integer above maximum value. Expected a value <= {}.", param,
-                            std::numeric_limits<int64_t>::max()),
-                param));
+    return std::unexpected(invalid(fmt::format("Invalid '{}': integer above maximum value. Expected a value <= {}.",
+                                               param, std::numeric_limits<int64_t>::max()),
+                                   param));
   }
-  return std::optional<int64_t>{*x};
+  return x;
 }
 
 RequestResult<bool> readNullableBool(element v, std::string_view param) {
@@ -81,10 +80,11 @@ RequestResult<bool> readNullableBool(element v, std::string_view param) {
 RequestResult<std::optional<int64_t>> readBoundedCount(element v, std::string_view param, int64_t min, int64_t max) {
   auto x = readCount(v, param, min);
   if (!x || !*x || **x <= max) return x;
-  return std::unexpected(invalid(fmt::format("Invalid '{}': integer above maximum value. Expected a value <= {}, but got "
-                                             "{} instead.",
-                                             param, max, **x),
-                                 param));
+  return std::unexpected(
+      invalid(fmt::format("Invalid '{}': integer above maximum value. Expected a value <= {}, but got "
+                          "{} instead.",
+                          param, max, **x),
+              param));
 }
 
 RequestResult<int64_t> readN(element v) {
@@ -95,8 +95,8 @@ RequestResult<int64_t> readN(element v) {
 
 // Top-level keys whose duplicates we reject (see request.h). Index = bit.
 constexpr std::array<std::string_view, 15> kWatchedKeys = {
-    "model",  "messages", "prompt", "input", "stream",   "stream_options", "max_tokens",      "max_completion_tokens",
-    "n",      "best_of",  "tools",  "functions", "suffix", "encoding_format", "dimensions"};
+    "model", "messages", "prompt", "input",     "stream", "stream_options",  "max_tokens", "max_completion_tokens",
+    "n",     "best_of",  "tools",  "functions", "suffix", "encoding_format", "dimensions"};
 
 int watchedIndex(std::string_view key) {
   for (size_t i = 0; i < kWatchedKeys.size(); ++i) {
@@ -163,8 +163,8 @@ void visit(const TextVisitor* on_text, TextKind kind, std::string_view text) {
 
 // stream_options: an object or null. Records offsets for the rewrite and
 // rejects a duplicated include_usage.
-std::optional<RequestError> readStreamOptions(std::string_view body, element v, ByteSpan span,
-                                              RequestLayout& layout, std::optional<bool>& include_usage) {
+std::optional<RequestError> readStreamOptions(std::string_view body, element v, ByteSpan span, RequestLayout& layout,
+                                              std::optional<bool>& include_usage) {
   layout.stream_options = span;
   if (v.is_null()) return std::nullopt;
   simdjson::dom::object obj;
@@ -363,9 +363,10 @@ std::optional<RequestError> readMessages(element v, ChatPromptShape& shape, cons
     ++i;
   }
   if (i == 0) {
-    return invalid("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty "
-                   "array instead.",
-                   "messages");
+    return invalid(
+        "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty "
+        "array instead.",
+        "messages");
   }
   shape.messages = static_cast<int64_t>(i);
   m.finish();
@@ -503,8 +504,7 @@ std::optional<RequestError> finishGenerationView(View& view) {
 
 }  // namespace
 
-RequestResult<ChatRequestView> inspectChatRequest(std::string_view body, size_t capacity,
-                                                  const TextVisitor* on_text) {
+RequestResult<ChatRequestView> inspectChatRequest(std::string_view body, size_t capacity, const TextVisitor* on_text) {
   ChatRequestView view;
   RequestLayout& layout = view.layout;
   layout.endpoint = Endpoint::kChatCompletions;
@@ -517,7 +517,8 @@ RequestResult<ChatRequestView> inspectChatRequest(std::string_view body, size_t 
                                 has_messages = true;
                                 return readMessages(v, view.prompt, on_text);
                               }
-                              if (std::optional<RequestError> e; readGenerationField(body, key, v, span, view, e)) return e;
+                              if (std::optional<RequestError> e; readGenerationField(body, key, v, span, view, e))
+                                return e;
                               if (key == "max_completion_tokens") {
                                 auto x = readCount(v, key);
                                 if (!x) return x.error();
@@ -550,7 +551,8 @@ RequestResult<CompletionRequestView> inspectCompletionRequest(std::string_view b
                                 has_prompt = true;
                                 return readTextInput(v, "prompt", true, view.prompt, on_text);
                               }
-                              if (std::optional<RequestError> e; readGenerationField(body, key, v, span, view, e)) return e;
+                              if (std::optional<RequestError> e; readGenerationField(body, key, v, span, view, e))
+                                return e;
                               if (key == "best_of") {
                                 auto x = readBoundedCount(v, key, 0, kMaxN);
                                 if (!x) return x.error();

@@ -67,16 +67,16 @@ enum class Endpoint : uint8_t { kChatCompletions, kCompletions, kEmbeddings };
 /// only meaningful for the exact body that was inspected.
 struct RequestLayout {
   Endpoint endpoint = Endpoint::kChatCompletions;
-  size_t object_open = 0;        ///< offset of the top-level '{'
+  size_t object_open = 0;  ///< offset of the top-level '{'
   bool object_has_members = false;
-  ByteSpan model;                ///< value span of "model" (always present after inspect)
-  ByteSpan max_tokens;           ///< value span; !present() when the key is absent
+  ByteSpan model;       ///< value span of "model" (always present after inspect)
+  ByteSpan max_tokens;  ///< value span; !present() when the key is absent
   ByteSpan max_completion_tokens;
-  ByteSpan stream_options;       ///< value span (an object or null)
+  ByteSpan stream_options;  ///< value span (an object or null)
   bool stream_options_is_object = false;
   bool stream_options_has_members = false;
-  ByteSpan include_usage_value;  ///< value span of stream_options.include_usage
-  bool stream = false;           ///< request asked for SSE
+  ByteSpan include_usage_value;       ///< value span of stream_options.include_usage
+  bool stream = false;                ///< request asked for SSE
   bool client_include_usage = false;  ///< client already set stream_options.include_usage=true
 };
 
@@ -95,28 +95,28 @@ using TextVisitor = FunctionRef<void(TextKind, std::string_view)>;
 /// Prompt measurements of a chat request, for the token estimator.
 struct ChatPromptShape {
   int64_t messages = 0;
-  int64_t text_bytes = 0;           ///< content strings, text/refusal parts, assistant refusal (unescaped UTF-8)
-  int64_t non_ascii = 0;            ///< code points >= U+0080 in text, names and tool arguments
-  int64_t text_tokens = 0;          ///< Σ core::estimateTextTokens of text, names and tool arguments
-  int64_t names = 0;                ///< messages with a "name"
+  int64_t text_bytes = 0;   ///< content strings, text/refusal parts, assistant refusal (unescaped UTF-8)
+  int64_t non_ascii = 0;    ///< code points >= U+0080 in text, names and tool arguments
+  int64_t text_tokens = 0;  ///< Σ core::estimateTextTokens of text, names and tool arguments
+  int64_t names = 0;        ///< messages with a "name"
   int64_t name_bytes = 0;
-  int64_t images_low = 0;           ///< image_url parts with detail "low"
-  int64_t images_high = 0;          ///< image_url parts with detail "high", "auto" or none (priced as high)
-  int64_t audio_parts = 0;          ///< input_audio parts
-  int64_t file_parts = 0;           ///< file parts (inline file_data; a file_id alone is refused)
-  int64_t media_tokens = 0;         ///< Σ core::audioPartTokens / filePartTokens of those parts
+  int64_t images_low = 0;                ///< image_url parts with detail "low"
+  int64_t images_high = 0;               ///< image_url parts with detail "high", "auto" or none (priced as high)
+  int64_t audio_parts = 0;               ///< input_audio parts
+  int64_t file_parts = 0;                ///< file parts (inline file_data; a file_id alone is refused)
+  int64_t media_tokens = 0;              ///< Σ core::audioPartTokens / filePartTokens of those parts
   int64_t tool_call_argument_bytes = 0;  ///< assistant tool_calls / function_call name + arguments
-  int64_t tools_json_bytes = 0;     ///< minified bytes of "tools" + "functions"
-  int64_t tools = 0;                ///< entries in "tools" + "functions"
-  bool has_system_message = false;  ///< a "system" or "developer" message exists
+  int64_t tools_json_bytes = 0;          ///< minified bytes of "tools" + "functions"
+  int64_t tools = 0;                     ///< entries in "tools" + "functions"
+  bool has_system_message = false;       ///< a "system" or "developer" message exists
 };
 
 /// POST /v1/chat/completions, inspected.
 struct ChatRequestView {
   std::string model;
   bool stream = false;
-  std::optional<bool> include_usage;          ///< stream_options.include_usage when given (non-null)
-  std::optional<int64_t> max_tokens;          ///< non-null value given
+  std::optional<bool> include_usage;  ///< stream_options.include_usage when given (non-null)
+  std::optional<int64_t> max_tokens;  ///< non-null value given
   std::optional<int64_t> max_completion_tokens;
   int64_t n = 1;
   ChatPromptShape prompt;
@@ -132,10 +132,10 @@ struct ChatRequestView {
 
 /// Measurements of a completions prompt or an embeddings input.
 struct TextInputShape {
-  int64_t items = 0;        ///< strings or token arrays (1 for a single string / token array)
-  int64_t text_bytes = 0;   ///< UTF-8 bytes of string items
+  int64_t items = 0;       ///< strings or token arrays (1 for a single string / token array)
+  int64_t text_bytes = 0;  ///< UTF-8 bytes of string items
   int64_t non_ascii = 0;
-  int64_t token_ids = 0;    ///< exact count of tokens given as integer arrays
+  int64_t token_ids = 0;  ///< exact count of tokens given as integer arrays
 };
 
 /// POST /v1/completions (legacy), inspected.
@@ -146,7 +146,7 @@ struct CompletionRequestView {
   std::optional<bool> include_usage;
   std::optional<int64_t> max_tokens;  ///< as sent; the API default is 16
   int64_t n = 1;
-  std::optional<int64_t> best_of;     ///< generated (and billed) server-side: best_of >= n
+  std::optional<int64_t> best_of;  ///< generated (and billed) server-side: best_of >= n
   bool echo = false;
   TextInputShape prompt;
   int64_t suffix_bytes = 0;
@@ -168,7 +168,7 @@ struct CompletionRequestView {
 /// POST /v1/embeddings, inspected.
 struct EmbeddingRequestView {
   std::string model;
-  std::string encoding_format;         ///< "float", "base64", ...; empty when absent (passed through as-is)
+  std::string encoding_format;  ///< "float", "base64", ...; empty when absent (passed through as-is)
   std::optional<int64_t> dimensions;
   TextInputShape input;
   RequestLayout layout;
@@ -182,13 +182,11 @@ struct EmbeddingRequestView {
                                                                 const TextVisitor* on_text = nullptr);
 
 /// Inspects a legacy completions body (`prompt` string | string[] | int[] | int[][]).
-[[nodiscard]] RequestResult<CompletionRequestView> inspectCompletionRequest(std::string_view body,
-                                                                            size_t capacity = 0,
+[[nodiscard]] RequestResult<CompletionRequestView> inspectCompletionRequest(std::string_view body, size_t capacity = 0,
                                                                             const TextVisitor* on_text = nullptr);
 
 /// Inspects an embeddings body (`input` string | string[] | int[] | int[][]).
-[[nodiscard]] RequestResult<EmbeddingRequestView> inspectEmbeddingRequest(std::string_view body,
-                                                                          size_t capacity = 0,
+[[nodiscard]] RequestResult<EmbeddingRequestView> inspectEmbeddingRequest(std::string_view body, size_t capacity = 0,
                                                                           const TextVisitor* on_text = nullptr);
 
 }  // namespace sluice::proto

@@ -1,7 +1,7 @@
 #include "proto/rewrite.h"
 
-#include <utility>
 #include <array>
+#include <utility>
 
 #include "core/json_text.h"
 
@@ -49,8 +49,7 @@ Plan plan(const RequestLayout& layout, const RewriteOptions& options) {
       core::appendInt(p.add(span->begin, span->end).text, cap);
     }
     if (!sent) {
-      const bool legacy =
-          layout.endpoint == Endpoint::kCompletions || options.insert_field == CapField::kMaxTokens;
+      const bool legacy = layout.endpoint == Endpoint::kCompletions || options.insert_field == CapField::kMaxTokens;
       front += legacy ? "\"max_tokens\":" : "\"max_completion_tokens\":";
       core::appendInt(front, cap);
       front += ',';

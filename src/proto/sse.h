@@ -58,14 +58,14 @@ class SseParser {
   core::Result<void> fail();
 
   size_t max_event_bytes_;
-  std::string line_;              // partial line carried over from earlier put() calls
-  std::string data_;              // owned data (when not viewing the input)
-  std::string_view data_view_;    // data as a view into the current put() bytes
-  bool data_in_input_ = false;    // data_view_ is the live data
+  std::string line_;            // partial line carried over from earlier put() calls
+  std::string data_;            // owned data (when not viewing the input)
+  std::string_view data_view_;  // data as a view into the current put() bytes
+  bool data_in_input_ = false;  // data_view_ is the live data
   bool has_data_ = false;
   std::string type_;
   std::string id_;
-  bool pending_cr_ = false;       // last byte seen was a '\r' line end; skip a following '\n'
+  bool pending_cr_ = false;  // last byte seen was a '\r' line end; skip a following '\n'
   bool failed_ = false;
 };
 

@@ -32,8 +32,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <vector>
 #include <string_view>
+#include <vector>
 
 #include "core/error.h"
 #include "core/pricing.h"

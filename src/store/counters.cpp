@@ -76,7 +76,9 @@ class MemoryCounterStore final : public CounterStore {
 core::Result<std::unique_ptr<CounterStore>> openCounterStore(std::string_view url) {
   if (url == "memory") return std::unique_ptr<CounterStore>(std::make_unique<MemoryCounterStore>());
   auto path = sqlitePathOf(url);
-  if (!path) return core::fail(core::ErrorCode::kConfig, "unsupported state store '" + std::string(url) + "' (use sqlite:PATH or memory)");
+  if (!path)
+    return core::fail(core::ErrorCode::kConfig,
+                      "unsupported state store '" + std::string(url) + "' (use sqlite:PATH or memory)");
   auto db = SqliteDb::open(*path);
   if (!db) return std::unexpected(db.error());
   auto store = std::make_unique<SqliteCounterStore>(std::move(*db));

@@ -92,8 +92,10 @@ std::optional<ImportRow> sluiceRecord(const json& j, std::string& error) {
   r.http_status = rd.num({"http_status"});
   r.outcome = str(j, {"outcome"}, "ok");
   r.error_code = str(j, {"error_code"});
-  r.usage = {.input = rd.num({"input_tokens"}), .cached = rd.num({"cached_tokens"}),
-             .output = rd.num({"output_tokens"}), .reasoning = rd.num({"reasoning_tokens"})};
+  r.usage = {.input = rd.num({"input_tokens"}),
+             .cached = rd.num({"cached_tokens"}),
+             .output = rd.num({"output_tokens"}),
+             .reasoning = rd.num({"reasoning_tokens"})};
   r.cost_micro_usd = rd.num({"cost_micro_usd"});
   r.usage_source = str(j, {"usage_source"}, "none");
   r.latency_us = rd.num({"latency_us"});
@@ -113,16 +115,17 @@ std::optional<ImportRow> sluiceRecord(const json& j, std::string& error) {
         return std::nullopt;
       }
       Reader ar{a, {}};
-      r.attempts.push_back(ImportAttempt{
-          .model = str(a, {"model"}),
-          .provider = str(a, {"provider"}),
-          .http_status = ar.num({"http_status"}),
-          .error = str(a, {"error"}),
-          .usage = {.input = ar.num({"input_tokens"}), .cached = ar.num({"cached_tokens"}),
-                    .output = ar.num({"output_tokens"}), .reasoning = ar.num({"reasoning_tokens"})},
-          .cost_micro_usd = ar.num({"cost_micro_usd"}),
-          .usage_source = str(a, {"usage_source"}, "none"),
-          .latency_us = ar.num({"latency_us"})});
+      r.attempts.push_back(ImportAttempt{.model = str(a, {"model"}),
+                                         .provider = str(a, {"provider"}),
+                                         .http_status = ar.num({"http_status"}),
+                                         .error = str(a, {"error"}),
+                                         .usage = {.input = ar.num({"input_tokens"}),
+                                                   .cached = ar.num({"cached_tokens"}),
+                                                   .output = ar.num({"output_tokens"}),
+                                                   .reasoning = ar.num({"reasoning_tokens"})},
+                                         .cost_micro_usd = ar.num({"cost_micro_usd"}),
+                                         .usage_source = str(a, {"usage_source"}, "none"),
+                                         .latency_us = ar.num({"latency_us"})});
       if (!ar.error.empty()) {
         error = "attempt: " + ar.error;
         return std::nullopt;
@@ -286,7 +289,6 @@ ParsedAuditFile parseAuditFile(std::string_view content, const PriceLookup& pric
       for (const json& e : doc["entries"]) {
         ++n;
         std::string error;
-        std::string ignored;
         const std::string text = e.dump();
         auto r = e.is_object() ? genericRecord(e, price, error) : std::nullopt;
         if (!e.is_object()) error = "not a JSON object";

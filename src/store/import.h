@@ -103,8 +103,8 @@ struct ImportCounts {
 /// rolls it back after counting. `tier_of` gives an agent's tier (the
 /// config's), "" when none.
 [[nodiscard]] core::Result<ImportCounts> importRows(SqliteDb& db, const std::vector<ImportRow>& rows,
-                                                   const std::string& source,
-                                                   const std::function<std::string(std::string_view)>& tier_of,
-                                                   bool dry_run);
+                                                    const std::string& source,
+                                                    const std::function<std::string(std::string_view)>& tier_of,
+                                                    bool dry_run);
 
 }  // namespace sluice::store

@@ -275,7 +275,9 @@ bool KeyDigest::matches(std::string_view key) const {
 core::Result<std::unique_ptr<KeyStore>> openKeyStore(std::string_view url) {
   if (url == "memory") return std::unique_ptr<KeyStore>(std::make_unique<MemoryKeyStore>());
   auto path = sqlitePathOf(url);
-  if (!path) return core::fail(core::ErrorCode::kConfig, "unsupported state store '" + std::string(url) + "' (use sqlite:PATH or memory)");
+  if (!path)
+    return core::fail(core::ErrorCode::kConfig,
+                      "unsupported state store '" + std::string(url) + "' (use sqlite:PATH or memory)");
   auto db = SqliteDb::open(*path);
   if (!db) return std::unexpected(db.error());
   auto store = std::make_unique<SqliteKeyStore>(std::move(*db));

@@ -22,8 +22,8 @@
 namespace sluice::store {
 
 struct KeyRecord {
-  std::string id;       // public key id
-  std::string agent;    // the agent this key acts as (for pipeline keys: the default, may be empty)
+  std::string id;     // public key id
+  std::string agent;  // the agent this key acts as (for pipeline keys: the default, may be empty)
   bool pipeline = false;
   std::vector<std::string> acts_for;  // agents a pipeline key may name in X-Sluice-Agent
   int64_t created_unix = 0;
@@ -41,7 +41,8 @@ struct CreatedKey {
 [[nodiscard]] std::optional<std::string_view> keyIdOf(std::string_view key);
 
 /// Generates a new key for `agent` (random from OpenSSL's CSPRNG).
-[[nodiscard]] CreatedKey generateKey(std::string agent, bool pipeline, std::vector<std::string> acts_for, int64_t now_unix);
+[[nodiscard]] CreatedKey generateKey(std::string agent, bool pipeline, std::vector<std::string> acts_for,
+                                     int64_t now_unix);
 
 /// A record's salt and digest as bytes: what verifying a presented key
 /// needs. The one place a key is hashed (generateKey writes the digest with

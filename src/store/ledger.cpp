@@ -70,7 +70,7 @@ constexpr Migration kMigrations[] = {
      "ALTER TABLE requests ADD COLUMN source TEXT;"
      "ALTER TABLE requests ADD COLUMN cost_source TEXT;"
      "CREATE UNIQUE INDEX requests_imported ON requests(request_id) WHERE source IS NOT NULL;"},
-    {5, "no per-agent and per-model indexes (each cost the writer ~1 us a row; reports filter by time)",
+    {5, "no per-agent and per-model indexes (each slowed the writer; reports filter by time)",
      "DROP INDEX IF EXISTS requests_by_agent;"
      "DROP INDEX IF EXISTS requests_by_model;"},
 };
@@ -255,8 +255,8 @@ UsageSource sourceOf(int64_t v) {
 
 class LedgerSink final : public UsageSink {
  public:
-  LedgerSink(std::unique_ptr<SqliteDb> db, Stmt insert_request, Stmt insert_attempt, Stmt add_spend,
-             std::string path, LedgerSinkOptions options)
+  LedgerSink(std::unique_ptr<SqliteDb> db, Stmt insert_request, Stmt insert_attempt, Stmt add_spend, std::string path,
+             LedgerSinkOptions options)
       : db_(std::move(db)),
         insert_request_(std::move(insert_request)),
         insert_attempt_(std::move(insert_attempt)),
@@ -320,7 +320,7 @@ class LedgerSink final : public UsageSink {
     std::string message;
   };
 
-  void report(bool failing, std::string message) const {
+  void report(bool failing, const std::string& message) const {
     if (options_.report) options_.report(failing, message);
   }
 
@@ -336,20 +336,20 @@ class LedgerSink final : public UsageSink {
     b.str(d.str());  // request_id
     const int64_t started = d.num();
     b.num(started);
-    b.num(d.num());  // finished
+    b.num(d.num());                         // finished
     std::array<std::string_view, 9> names;  // endpoint, agent, key_id, run_id, tier, .. config_version
     for (auto& n : names) b.str(n = d.str());
     b.num(d.num());  // http_status
     b.lit(toString(outcomeOf(d.num())));
-    b.str(d.str());  // error_code
+    b.str(d.str());                // error_code
     std::array<int64_t, 5> usage;  // input, cached, output, reasoning, cost
     for (auto& u : usage) b.num(u = d.num());
     b.lit(toString(sourceOf(d.num())));
     const int64_t billed = d.num();
     b.num(billed);
     for (int i = 0; i < 4; ++i) b.num(d.num());  // latency, ttft, gateway, stream
-    b.str(d.str());                               // finish_reason
-    b.num(d.num());                               // client_retry_count
+    b.str(d.str());                              // finish_reason
+    b.num(d.num());                              // client_retry_count
     const int64_t attempts = d.num();
     const int rc = sqlite3_step(rq);
     sqlite3_reset(rq);
@@ -365,10 +365,10 @@ class LedgerSink final : public UsageSink {
       Binder a(at);
       a.num(row);
       a.num(k);
-      a.str(d.str());  // model
-      a.str(d.str());  // provider
-      a.num(d.num());  // http_status
-      a.str(d.str());  // error
+      a.str(d.str());                              // model
+      a.str(d.str());                              // provider
+      a.num(d.num());                              // http_status
+      a.str(d.str());                              // error
       for (int i = 0; i < 5; ++i) a.num(d.num());  // tokens x4, cost
       a.lit(toString(sourceOf(d.num())));
       a.num(d.num());  // latency
@@ -411,7 +411,8 @@ class LedgerSink final : public UsageSink {
       size_t rows = 0;
       spend_.clear();
       while (d.pos() < out.data() + out.size() && rows < options_.max_rows_per_transaction) {
-        if ((failure = insertOne(d))) break;
+        failure = insertOne(d);
+        if (failure) break;
         ++rows;
       }
       if (!failure) failure = addSpend();
@@ -474,9 +475,10 @@ class LedgerSink final : public UsageSink {
       if (failure) {
         if (failing_cycles++ == 0) {
           dropped_at_failure = dropped;
-          report(true, fmt::format("ledger {}: {}; {} record(s) are kept in memory (up to {} MB) and retried every {} ms",
-                                   path_, failure->message, out_records, options_.max_backlog_bytes >> 20,
-                                   options_.retry_interval.count()));
+          report(true,
+                 fmt::format("ledger {}: {}; {} record(s) are kept in memory (up to {} MB) and retried every {} ms",
+                             path_, failure->message, out_records, options_.max_backlog_bytes >> 20,
+                             options_.retry_interval.count()));
         } else if (failing_cycles % report_every == 0) {
           report(true, fmt::format("ledger {}: still failing ({}): {} record(s) waiting, {} dropped", path_,
                                    failure->message, out_records, dropped - dropped_at_failure));
@@ -499,8 +501,8 @@ class LedgerSink final : public UsageSink {
       if (stop && (pending_.empty() || failure)) {
         const uint64_t lost = out_records + pending_records_;
         if (lost > 0 || dropped_ > 0) {
-          report(true, fmt::format("ledger {}: {} record(s) could not be written before exit, {} dropped", path_,
-                                   lost, dropped_));
+          report(true, fmt::format("ledger {}: {} record(s) could not be written before exit, {} dropped", path_, lost,
+                                   dropped_));
         }
         return;
       }
@@ -537,7 +539,7 @@ class LedgerSink final : public UsageSink {
   bool flush_requested_ = false;
   bool stopping_ = false;
   bool writer_idle_ = false;  // waiting for a record, nothing queued
-  std::thread writer_;  // last: starts after the members it uses exist
+  std::thread writer_;        // last: starts after the members it uses exist
 };
 
 // ------------------------------------------------------------------ spend
@@ -572,10 +574,11 @@ core::Result<int> migrateLedger(SqliteDb& db, const std::string& path) {
   auto before = ledgerSchemaVersion(db);
   if (!before) return before;
   if (*before > kLedgerSchemaVersion) {
-    return core::fail(core::ErrorCode::kConfig,
-                      fmt::format("ledger '{}' has schema version {}, newer than this Sluice can write ({}): it was "
-                                  "written by a newer Sluice. Run that version, or point storage.ledger at another file",
-                                  path, *before, kLedgerSchemaVersion));
+    return core::fail(
+        core::ErrorCode::kConfig,
+        fmt::format("ledger '{}' has schema version {}, newer than this Sluice can write ({}): it was "
+                    "written by a newer Sluice. Run that version, or point storage.ledger at another file",
+                    path, *before, kLedgerSchemaVersion));
   }
   for (const Migration& m : kMigrations) {
     if (m.version <= *before) continue;
@@ -612,10 +615,10 @@ core::Result<int> migrateLedger(SqliteDb& db, const std::string& path) {
 
 core::Result<std::unique_ptr<UsageSink>> openLedgerSink(const std::string& path, LedgerSinkOptions options) {
   // Opened here, then used by the writer thread alone. SQLite's 4 KB pages:
-  // 16 KB pages wrote ~10% more rows a second in large batches, but a small
-  // batch (a quiet gateway commits every few requests) rewrites a page of
-  // the table, of each index and of attempts: 27 KB of WAL per 2-row commit
-  // at 4 KB, 92 KB at 16 KB.
+  // 16 KB pages wrote a little faster in large batches, but a small batch (a
+  // quiet gateway commits every few requests) rewrites a page of the table,
+  // of each index and of attempts, so larger pages write several times more
+  // WAL per commit (BENCHMARKS.md).
   auto db = SqliteDb::open(path, {.one_thread = true});
   if (!db) return std::unexpected(db.error());
   // FULL: each batch's commit is on the disk before the next batch starts,
@@ -650,8 +653,7 @@ core::Result<std::vector<core::SavedCounter>> ledgerSpend(SqliteDb& db, const co
   };
   // One row per (agent, tier[, second]) and window, spread over the scopes a
   // request is charged to: global, its tier, its agent.
-  auto byScope = [&](core::BudgetWindow w, int64_t key, std::string_view agent, std::string_view tier,
-                     const Tally& t) {
+  auto byScope = [&](core::BudgetWindow w, int64_t key, std::string_view agent, std::string_view tier, const Tally& t) {
     add("global", w, key, t);
     if (!tier.empty()) add("tier:" + std::string(tier), w, key, t);
     if (!agent.empty()) add("agent:" + std::string(agent), w, key, t);
@@ -683,8 +685,9 @@ core::Result<std::vector<core::SavedCounter>> ledgerSpend(SqliteDb& db, const co
     // (every time zone in use today; a month of them is a few thousand rows
     // per agent), else from the rows.
     const bool by_minute = r.from_ms % 60'000 == 0 && r.to_ms % 60'000 == 0;
-    auto st = by_minute ? db.prepare("SELECT agent, tier, TOTAL(tokens), TOTAL(cost_micro_usd), TOTAL(calls) FROM "
-                                     "spend_by_minute WHERE minute >= ?1 AND minute < ?2 GROUP BY agent, tier")
+    auto st = by_minute ? db.prepare(
+                              "SELECT agent, tier, TOTAL(tokens), TOTAL(cost_micro_usd), TOTAL(calls) FROM "
+                              "spend_by_minute WHERE minute >= ?1 AND minute < ?2 GROUP BY agent, tier")
                         : db.prepare(fmt::format("SELECT agent, tier, {} WHERE started_unix_ms >= ?1 AND "
                                                  "started_unix_ms < ?2 GROUP BY agent, tier",
                                                  kSums));
@@ -697,25 +700,29 @@ core::Result<std::vector<core::SavedCounter>> ledgerSpend(SqliteDb& db, const co
     }
   }
   {  // the rolling minute, by the wall-clock second each request started in
-    auto st = db.prepare(fmt::format("SELECT agent, tier, started_unix_ms / 1000 AS sec, {} "
-                                     "WHERE started_unix_ms >= ?1 GROUP BY agent, tier, sec",
-                                     kSums));
+    auto st = db.prepare(
+        fmt::format("SELECT agent, tier, started_unix_ms / 1000 AS sec, {} "
+                    "WHERE started_unix_ms >= ?1 GROUP BY agent, tier, sec",
+                    kSums));
     if (!st) return std::unexpected(st.error());
     st->bind(1, now_ms - 61'000);
-    if (auto ok = rows(*st, [&](SqliteStatement& s) {
-          byScope(core::BudgetWindow::kMinute, s.int64(2), s.text(0), s.text(1), tally(s, 3));
-        });
+    if (auto ok = rows(*st,
+                       [&](SqliteStatement& s) {
+                         byScope(core::BudgetWindow::kMinute, s.int64(2), s.text(0), s.text(1), tally(s, 3));
+                       });
         !ok) {
       return std::unexpected(ok.error());
     }
   }
   {  // runs used within their TTL: their whole life
-    auto st = db.prepare(fmt::format("SELECT run_id, {} WHERE run_id IN (SELECT run_id FROM requests WHERE "
-                                     "started_unix_ms >= ?1 AND run_id <> '') GROUP BY run_id",
-                                     kSums));
+    auto st = db.prepare(
+        fmt::format("SELECT run_id, {} WHERE run_id IN (SELECT run_id FROM requests WHERE "
+                    "started_unix_ms >= ?1 AND run_id <> '') GROUP BY run_id",
+                    kSums));
     if (!st) return std::unexpected(st.error());
     st->bind(1, now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(run_ttl).count());
-    if (auto ok = rows(*st, [&](SqliteStatement& s) { add("run:" + s.text(0), core::BudgetWindow::kTotal, 0, tally(s, 1)); });
+    if (auto ok =
+            rows(*st, [&](SqliteStatement& s) { add("run:" + s.text(0), core::BudgetWindow::kTotal, 0, tally(s, 1)); });
         !ok) {
       return std::unexpected(ok.error());
     }

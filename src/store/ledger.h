@@ -17,7 +17,7 @@
 ///   indexes   requests by started_unix_ms and (run_id, time) for rows
 ///             with a run; imported rows (`source` not NULL) unique by
 ///             request_id. None by agent or model (v5 dropped them: reports
-///             filter by time, and each index cost the writer ~1 us a row).
+///             filter by time, and each index slowed the writer).
 ///   requests.source / cost_source (v4)  NULL for the gateway's rows; for
 ///             rows `sluice import` brought in, the file and where the cost
 ///             came from ("file", "catalog", "unpriced").
@@ -84,7 +84,7 @@ struct LedgerSinkOptions {
 /// caller's thread and queues its bytes; no SQL and no text formatting
 /// happen on the request path.
 [[nodiscard]] core::Result<std::unique_ptr<UsageSink>> openLedgerSink(const std::string& path,
-                                                                     LedgerSinkOptions options = {});
+                                                                      LedgerSinkOptions options = {});
 
 /// What the ledger records as spent in the budget windows current at `now`
 /// (calendar day and month of `calendar`, the last 61 seconds by second, and
@@ -92,9 +92,8 @@ struct LedgerSinkOptions {
 /// "tier:T", "agent:A", "run:R", as core::BudgetEngine names them. Tokens are
 /// input + output, calls the attempts billed (what settle() counted), by each
 /// request's start time (the window its reservation was charged to).
-[[nodiscard]] core::Result<std::vector<core::SavedCounter>> ledgerSpend(SqliteDb& db,
-                                                                      const core::Calendar& calendar,
-                                                                      core::WallTime now, core::Nanos run_ttl);
+[[nodiscard]] core::Result<std::vector<core::SavedCounter>> ledgerSpend(SqliteDb& db, const core::Calendar& calendar,
+                                                                        core::WallTime now, core::Nanos run_ttl);
 
 /// Retention (`storage.ledger_retention_days`): the start time before which
 /// rows may go at `now`, `days` days back, but never after the start of the

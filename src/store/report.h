@@ -53,7 +53,7 @@ struct ReportRow {
   int64_t latency_p50_us = -1;
   int64_t latency_p95_us = -1;
   int64_t latency_p99_us = -1;
-  int64_t ttft_p50_us = -1;  ///< over streams that produced a token
+  int64_t ttft_p50_us = -1;                   ///< over streams that produced a token
   std::map<std::string, int64_t> rejections;  ///< reason ("budget", "rate", "auth", ...) → requests
   int64_t rejected = 0;
   int64_t retries = 0;          ///< upstream attempts beyond each request's first

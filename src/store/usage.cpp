@@ -48,9 +48,9 @@ std::string_view toString(UsageSource s) {
 namespace {
 
 // Why hand-written, and why in two passes: this runs once per proxied request
-// (on the sink's writer thread) and showed up at ~10% of the whole process's
-// CPU under load when it went through std::string appends key by key. Here
-// the field list is written once, as emitRecord(), and run twice:
+// (on the sink's writer thread) and showed up in the whole process's CPU
+// profile under load when it went through std::string appends key by key.
+// Here the field list is written once, as emitRecord(), and run twice:
 //   1. SizeBound adds up an upper bound of the output size (constant
 //      fragments exactly, every string at 6x its length, every integer at 20
 //      characters), which the compiler folds to a constant plus the string
@@ -154,8 +154,8 @@ class RawWriter {
     }
     p_ += n;
   }
-  // Same digits as std::to_chars, which at ~70 instructions per call was
-  // the largest single cost here (22 integers per typical record).
+  // Same digits as std::to_chars, which was the largest single cost here
+  // (22 integers per typical record).
   void num(int64_t v) {
     // |v| without overflow for INT64_MIN.
     uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
@@ -372,7 +372,7 @@ int openLog(const std::string& path) { return ::open(path.c_str(), O_WRONLY | O_
 class CacheTrimmer {
  public:
   CacheTrimmer(int fd, uint64_t keep) : fd_(fd), keep_(keep) {
-    struct stat st{};
+    struct stat st {};
     regular_ = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
     // What the file held before this process is not ours to trim.
     if (regular_) started_ = dropped_ = static_cast<uint64_t>(st.st_size) & ~uint64_t{kPage - 1};
@@ -388,7 +388,8 @@ class CacheTrimmer {
     // Start the write-back of the new batch now (asynchronous): by the time
     // it falls out of the window below, it is on disk and can be dropped.
     if (e > started_) {
-      (void)::sync_file_range(fd_, static_cast<off_t>(started_), static_cast<off_t>(e - started_), SYNC_FILE_RANGE_WRITE);
+      (void)::sync_file_range(fd_, static_cast<off_t>(started_), static_cast<off_t>(e - started_),
+                              SYNC_FILE_RANGE_WRITE);
       started_ = e;
     }
     if (e < keep_) return;
@@ -521,7 +522,7 @@ class JsonlSink final : public UsageSink {
     return done;
   }
 
-  void report(bool failing, std::string message) const {
+  void report(bool failing, const std::string& message) const {
     if (options_.report) options_.report(failing, message);
   }
 
@@ -572,9 +573,10 @@ class JsonlSink final : public UsageSink {
       if (err != 0) {
         if (failing_cycles++ == 0) {
           dropped_at_failure = dropped;
-          report(true, fmt::format("usage log {}: write failed: {}; records are kept in memory (up to {} MB) and "
-                                   "retried every {} ms",
-                                   path_, std::strerror(err), options_.max_backlog_bytes >> 20, kBatchInterval.count()));
+          report(true,
+                 fmt::format("usage log {}: write failed: {}; records are kept in memory (up to {} MB) and "
+                             "retried every {} ms",
+                             path_, std::strerror(err), options_.max_backlog_bytes >> 20, kBatchInterval.count()));
         } else if (failing_cycles % kReportEveryCycles == 0) {
           report(true, fmt::format("usage log {}: still failing ({}): {} KB waiting, {} record(s) dropped", path_,
                                    std::strerror(err), out.size() >> 10, dropped - dropped_at_failure));
@@ -617,11 +619,11 @@ class JsonlSink final : public UsageSink {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable done_cv_;
-  std::string pending_;  // formatted lines not yet taken by the writer
+  std::string pending_;           // formatted lines not yet taken by the writer
   uint64_t unwritten_bytes_ = 0;  // taken by the writer, not yet written (a failing log)
   uint64_t dropped_ = 0;          // records refused: backlog full
-  int next_fd_ = -1;      // reopen(): the file the writer switches to
-  size_t reopen_at_ = 0;  // pending_ bytes queued before the reopen (for the old file)
+  int next_fd_ = -1;              // reopen(): the file the writer switches to
+  size_t reopen_at_ = 0;          // pending_ bytes queued before the reopen (for the old file)
   uint64_t cycles_started_ = 0;
   uint64_t cycles_done_ = 0;
   std::optional<std::string> problem_;

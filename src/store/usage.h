@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,8 +50,8 @@ enum class UsageSource : uint8_t { kNone, kProvider, kCounted, kEstimated, kClam
 struct Attempt {
   std::string model;
   std::string provider;
-  int http_status = 0;   // 0 = no response
-  std::string error;     // empty on success; e.g. "connect", "first_byte_timeout", "http_503"
+  int http_status = 0;  // 0 = no response
+  std::string error;    // empty on success; e.g. "connect", "first_byte_timeout", "http_503"
   core::TokenUsage usage;
   core::MicroUsd cost_micro_usd = 0;
   UsageSource usage_source = UsageSource::kNone;
@@ -74,12 +74,12 @@ struct UsageRecord {
   std::vector<Attempt> attempts;
   int http_status = 0;
   Outcome outcome = Outcome::kOk;
-  std::string error_code;  // OpenAI error code when not ok
-  core::TokenUsage usage;  // sum over attempts
-  core::MicroUsd cost_micro_usd = 0;  // sum over attempts
+  std::string error_code;                         // OpenAI error code when not ok
+  core::TokenUsage usage;                         // sum over attempts
+  core::MicroUsd cost_micro_usd = 0;              // sum over attempts
   UsageSource usage_source = UsageSource::kNone;  // estimated if any attempt was
   int64_t latency_us = 0;
-  int64_t ttft_us = -1;  // -1 = not a stream / no token
+  int64_t ttft_us = -1;    // -1 = not a stream / no token
   int64_t gateway_us = 0;  // time spent in the gateway itself (not upstream)
   bool stream = false;
   std::string finish_reason;
@@ -147,7 +147,7 @@ struct JsonlSinkOptions {
 /// gateway's ledger does not fill the machine's memory with pages nobody
 /// reads; a log shipper that keeps up still reads from the cache.
 [[nodiscard]] core::Result<std::unique_ptr<UsageSink>> openJsonlSink(const std::string& path,
-                                                                    JsonlSinkOptions options = {});
+                                                                     JsonlSinkOptions options = {});
 
 /// Keeps every record in memory, without bound: for tests. `sluice serve`
 /// with no usage log uses DiscardUsageSink instead.

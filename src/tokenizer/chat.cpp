@@ -34,7 +34,8 @@ std::expected<ToolFunction, std::string> parseFunction(const Json& f, const std:
   const auto props = params->find("properties");
   if (props == params->end() || !props->is_object()) return out;
   for (const auto& [key, p] : props->items()) {
-    const std::string pwhere = where + ".parameters.properties." + key;
+    std::string pwhere(where);
+    pwhere.append(".parameters.properties.").append(key);
     ToolProperty prop;
     prop.name = key;
     if (p.is_object()) {

@@ -82,8 +82,8 @@ bool decodeBase64(std::string_view in, std::string& out) {
         ++pad;
         continue;
       }
-      if (pad > 0) return false;  // data after padding
-      v[k] = kValues[static_cast<unsigned char>(c)];
+      if (pad > 0) return false;                      // data after padding
+      v[k] = kValues[static_cast<unsigned char>(c)];  // NOLINT(bugprone-signed-char-misuse): -1 = not base64
       if (v[k] < 0) return false;
     }
     const uint32_t bits = (static_cast<uint32_t>(v[0]) << 18) | (static_cast<uint32_t>(v[1]) << 12) |
@@ -98,8 +98,8 @@ bool decodeBase64(std::string_view in, std::string& out) {
 // Working memory of the merges, per thread, kept between calls.
 struct Scratch {
   std::vector<std::pair<uint32_t, uint32_t>> parts;  // rank scan: (start, rank of the pair starting here)
-  std::vector<uint32_t> next, prev, rank;             // heap variant: linked list of parts
-  std::vector<std::pair<uint32_t, uint32_t>> heap;    // (rank, start), min-heap
+  std::vector<uint32_t> next, prev, rank;            // heap variant: linked list of parts
+  std::vector<std::pair<uint32_t, uint32_t>> heap;   // (rank, start), min-heap
 };
 thread_local Scratch tl_scratch;
 
@@ -140,9 +140,7 @@ std::string sha256Hex(std::string_view bytes) {
 
 std::expected<Encoding, std::string> Encoding::load(std::string_view name, std::string_view bytes,
                                                     std::string_view expected_sha256, Pattern pattern) {
-  const auto fail = [&](const std::string& what) {
-    return std::unexpected(std::string(name) + ": " + what);
-  };
+  const auto fail = [&](const std::string& what) { return std::unexpected(std::string(name) + ": " + what); };
   if (!expected_sha256.empty()) {
     const std::string got = sha256Hex(bytes);
     if (got != expected_sha256) {

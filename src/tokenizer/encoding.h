@@ -62,8 +62,7 @@ class Encoding {
                                                                  std::string_view expected_sha256, Pattern pattern);
   /// Reads `path` (at most 64 MiB) and load()s it.
   [[nodiscard]] static std::expected<Encoding, std::string> loadFile(std::string_view name, const std::string& path,
-                                                                     std::string_view expected_sha256,
-                                                                     Pattern pattern);
+                                                                     std::string_view expected_sha256, Pattern pattern);
 
   /// Number of tokens of `text`: encode(text).size() without the ids.
   /// Pieces counted before on this thread are remembered (a small cache of
@@ -121,8 +120,8 @@ class Encoding {
   struct Slot {
     uint64_t bytes;  // len <= 8: the bytes; else the offset into arena_
     uint32_t rank;
-    uint16_t len;    // 0: empty
-    uint16_t tag;    // hash bits not used for the index
+    uint16_t len;  // 0: empty
+    uint16_t tag;  // hash bits not used for the index
   };
   std::vector<Slot> slots_;
   uint64_t mask_ = 0;

@@ -29,8 +29,8 @@ using MatchDataPtr = std::unique_ptr<pcre2_match_data, MatchDataDeleter>;
 std::expected<CodePtr, std::string> compile(std::string_view pattern) {
   int err = 0;
   PCRE2_SIZE err_offset = 0;
-  CodePtr code{pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), kPcre2Options,
-                             &err, &err_offset, nullptr)};
+  CodePtr code{pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), kPcre2Options, &err,
+                             &err_offset, nullptr)};
   if (!code) {
     return std::unexpected("PCRE2 cannot compile the pattern at offset " + std::to_string(err_offset) + ": " +
                            pcre2Error(err));
@@ -366,8 +366,7 @@ std::expected<Pcre2Splitter, std::string> Pcre2Splitter::create(Pattern pattern)
   return s;
 }
 
-std::expected<void, std::string> Pcre2Splitter::split(std::string_view text,
-                                                       std::vector<std::string_view>& out) const {
+std::expected<void, std::string> Pcre2Splitter::split(std::string_view text, std::vector<std::string_view>& out) const {
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   MatchDataPtr md{pcre2_match_data_create_from_pattern(code_->code.get(), nullptr)};
   PCRE2_SIZE offset = 0;

@@ -13,16 +13,16 @@
 /// Two implementations, which the tests hold equal:
 ///  * PieceSplitter (the one counting uses): a hand-written, allocation-free
 ///    emulation of each pattern's alternatives and backtracking, which reads
-///    one class byte per character from unicodeClassTable(). 10-20x faster
-///    than running the regex.
+///    one class byte per character from unicodeClassTable(). Much faster
+///    than running the regex (BENCHMARKS.md).
 ///  * Pcre2Splitter: the published pattern itself, run by PCRE2 (UTF + UCP),
 ///    with `\s`/`\S` spelled out as White_Space (PCRE2's UCP `\s` also holds
 ///    U+180E, which Rust's does not) and `$` as end of text only. It is the
 ///    reference the tests and the differential test hold PieceSplitter to.
 ///
 /// The class table is itself read from PCRE2 (every code point run through
-/// `\p{L}`, `\p{N}` and the two letter classes of o200k, once per process,
-/// ~40 ms), so both implementations agree on every code point by
+/// `\p{L}`, `\p{N}` and the two letter classes of o200k, once per
+/// process), so both implementations agree on every code point by
 /// construction: PCRE2 10.42's Unicode 14 tables. tiktoken's Rust tables may
 /// be newer; characters assigned after Unicode 14 can split differently.
 ///

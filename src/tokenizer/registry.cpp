@@ -53,8 +53,8 @@ std::expected<std::string, std::string> findTokenizerDir() {
   if (const char* env = std::getenv("SLUICE_DATA_DIR"); env != nullptr && *env != '\0') {
     const fs::path p = fs::path(env) / "tokenizers";
     if (fs::is_directory(p, ec)) return p.string();
-    return std::unexpected("the tokenizer folder " + p.string() + " does not exist (SLUICE_DATA_DIR is set to '" +
-                           env + "')");
+    return std::unexpected("the tokenizer folder " + p.string() + " does not exist (SLUICE_DATA_DIR is set to '" + env +
+                           "')");
   }
   std::vector<fs::path> tried;
 #ifdef SLUICE_DATA_DIR

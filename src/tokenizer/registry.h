@@ -18,8 +18,8 @@
 ///  3. `<directory of the executable>/../share/sluice/tokenizers/` (installs).
 ///
 /// Thread-safety: sharedEncoding() may be called from any thread; the first
-/// call per encoding loads it (~0.2 s for o200k_base) while other callers of
-/// the same name wait; the Encoding returned lives until the process exits.
+/// call per encoding loads it (a fraction of a second, BENCHMARKS.md) while
+/// other callers of the same name wait; the Encoding returned lives until the process exits.
 
 #include <expected>
 #include <span>

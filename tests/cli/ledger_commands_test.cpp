@@ -47,8 +47,12 @@ store::UsageRecord record(std::string id, std::string agent, std::string model, 
   r.requested_model = model;
   r.served_model = model;
   r.provider = "openai";
-  r.attempts.push_back(store::Attempt{.model = model, .provider = "openai", .http_status = 200, .usage = usage,
-                                      .cost_micro_usd = cost, .usage_source = store::UsageSource::kProvider,
+  r.attempts.push_back(store::Attempt{.model = model,
+                                      .provider = "openai",
+                                      .http_status = 200,
+                                      .usage = usage,
+                                      .cost_micro_usd = cost,
+                                      .usage_source = store::UsageSource::kProvider,
                                       .latency_us = latency_ms * 1000});
   r.http_status = 200;
   r.usage = usage;
@@ -151,7 +155,8 @@ TEST(RoiCommand, TheCheckByHand) {
 TEST(RoiCommand, RealisedSavingsOfSubstitutedTraffic) {
   Dir dir;
   const std::string db = dir.file("l.db");
-  store::UsageRecord r = record("s", "drafter", "deepseek-v3.2", nowMs() - 3'600'000, 500, {.output = 1'000'000}, 420'000);
+  store::UsageRecord r = record("s", "drafter", "deepseek-v3.2", nowMs() - 3'600'000, 500, {.output = 1'000'000},
+                                420'000);
   r.requested_model = "gpt-4.1";  // substituted: asked for gpt-4.1, served by deepseek-v3.2
   write(db, {r});
   RoiOptions o;

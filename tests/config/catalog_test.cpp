@@ -1,7 +1,7 @@
 // The shipped price catalog and the catalog parser.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
+#include <cstdlib>
 
 #include <filesystem>
 #include <fstream>
@@ -13,12 +13,10 @@
 namespace sluice::config {
 namespace {
 
-using testing::shippedCatalogPath;
 using ::testing::HasSubstr;
+using testing::shippedCatalogPath;
 
-std::string dumpCatalog(const CatalogResult& r) {
-  return r.has_value() ? "(parsed)" : formatDiagnostics(r.error());
-}
+std::string dumpCatalog(const CatalogResult& r) { return r.has_value() ? "(parsed)" : formatDiagnostics(r.error()); }
 
 struct Row {
   const char* name;
@@ -71,7 +69,8 @@ TEST(CatalogParseTest, ReportsEveryBrokenRow) {
   const auto r = parseCatalog(text, "cat.yaml");
   ASSERT_FALSE(r.has_value());
   const std::string all = formatDiagnostics(r.error());
-  EXPECT_THAT(all, HasSubstr("cat.yaml:2:78: models.a.effective_date must be a date like 2025-06-01, got '2025-02-30'"));
+  EXPECT_THAT(all,
+              HasSubstr("cat.yaml:2:78: models.a.effective_date must be a date like 2025-06-01, got '2025-02-30'"));
   EXPECT_THAT(all, HasSubstr("cat.yaml:3:3: catalog model 'b' has no source"));
   EXPECT_THAT(all, HasSubstr("cat.yaml:3:3: catalog model 'b' has no effective_date"));
   EXPECT_THAT(all, HasSubstr("cat.yaml:4:37: models.c.input must be a USD amount"));

@@ -11,9 +11,9 @@ namespace {
 using testing::dump;
 using testing::examplePath;
 using testing::hasError;
+using ::testing::HasSubstr;
 using testing::loadText;
 using testing::shippedCatalogPath;
-using ::testing::HasSubstr;
 using ::testing::UnorderedElementsAre;
 
 TEST(ExamplesTest, QuickstartLoadsWithZeroErrors) {
@@ -208,7 +208,8 @@ TEST(MoneyTest, NonDecimalAndTooPreciseAmountsAreRejected) {
       "  c: {provider: demo, input: -0.5, output: 1}\n"
       "  d: {provider: demo, input: .inf, output: 1}\n";
   const auto r = loadText(text);
-  EXPECT_TRUE(hasError(r, text, "1e-3", "models.a.input must be a USD amount with at most 6 decimals, like 0.28, got '1e-3'"));
+  EXPECT_TRUE(
+      hasError(r, text, "1e-3", "models.a.input must be a USD amount with at most 6 decimals, like 0.28, got '1e-3'"));
   EXPECT_TRUE(hasError(r, text, "0.0000001", "models.b.input must be a USD amount with at most 6 decimals"));
   EXPECT_TRUE(hasError(r, text, "-0.5", "models.c.input must not be negative, got -0.5"));
   EXPECT_TRUE(hasError(r, text, ".inf", "models.d.input must be a USD amount"));
@@ -225,7 +226,8 @@ TEST(MoneyTest, TierSharesAreExactPartsPerMillion) {
   EXPECT_EQ(r->budgets.tiers.at("b").share_ppm, 200'000);
   EXPECT_EQ(r->budgets.tiers.at("c").share_ppm, 700'000);
   EXPECT_EQ(r->budgets.tiers.at("d").share_ppm, 0);  // no share: explicit limits only
-  const std::string over = "providers: {demo: {kind: mock}}\nbudgets:\n  tiers: {a: {share: 0.5}, b: {share: 0.500001}}\n";
+  const std::string over =
+      "providers: {demo: {kind: mock}}\nbudgets:\n  tiers: {a: {share: 0.5}, b: {share: 0.500001}}\n";
   EXPECT_TRUE(hasError(loadText(over), over, "tiers:", "tier shares add up to 1.000001, more than 1.0"));
   const std::string zero = "providers: {demo: {kind: mock}}\nbudgets:\n  tiers: {a: {share: 0}}\n";
   EXPECT_TRUE(hasError(loadText(zero), zero, "0}", "budgets.tiers.a.share must be a decimal above 0 and at most 1"));
@@ -286,10 +288,10 @@ TEST(CatalogMergeTest, ModelsTakeTheCatalogsEncodingUnlessTheirRowSetsOne) {
       "  house-model: {provider: relay, input: 1, output: 2, encoding: cl100k_base}\n"
       "  other: {provider: relay, input: 1, output: 2}\n");
   ASSERT_TRUE(r.has_value()) << dump(r);
-  EXPECT_EQ(r->models.at("gpt-4.1").encoding, "o200k_base");          // from the catalog
-  EXPECT_EQ(r->models.at("gpt-4.1-mini").encoding, "");               // the row says none
-  EXPECT_EQ(r->models.at("house-model").encoding, "cl100k_base");     // the row's own
-  EXPECT_EQ(r->models.at("other").encoding, "");                      // unknown: the bound counts it
+  EXPECT_EQ(r->models.at("gpt-4.1").encoding, "o200k_base");       // from the catalog
+  EXPECT_EQ(r->models.at("gpt-4.1-mini").encoding, "");            // the row says none
+  EXPECT_EQ(r->models.at("house-model").encoding, "cl100k_base");  // the row's own
+  EXPECT_EQ(r->models.at("other").encoding, "");                   // unknown: the bound counts it
   EXPECT_EQ(r->models.at("text-embedding-3-small").encoding, "cl100k_base");
   const std::string bad_text =
       "providers: {relay: {base_url: \"https://relay.example/v1\"}}\n"
@@ -309,8 +311,7 @@ TEST(LoaderTest, HashIsSha256OfTheBytes) {
 TEST(LoaderTest, FileAndStringLoadAgree) {
   const std::string path = examplePath("migration.yaml");
   const auto from_file = loadConfigFile(path, shippedCatalogPath());
-  const auto from_string =
-      loadConfigString(testing::readText(path), path, testing::readText(shippedCatalogPath()));
+  const auto from_string = loadConfigString(testing::readText(path), path, testing::readText(shippedCatalogPath()));
   ASSERT_TRUE(from_file.has_value()) << dump(from_file);
   ASSERT_TRUE(from_string.has_value()) << dump(from_string);
   EXPECT_EQ(from_file->hash, from_string->hash);

@@ -32,14 +32,10 @@ inline std::string readText(const std::string& path) {
 inline std::string testCatalog() { return readText(testCatalogPath()); }
 
 /// Loads a YAML text against the test catalog.
-inline LoadResult loadText(std::string_view yaml) {
-  return loadConfigString(yaml, "test.yaml", testCatalog());
-}
+inline LoadResult loadText(std::string_view yaml) { return loadConfigString(yaml, "test.yaml", testCatalog()); }
 
 /// Loads a fixture file against the test catalog.
-inline LoadResult loadFixture(std::string_view name) {
-  return loadConfigFile(fixturePath(name), testCatalogPath());
-}
+inline LoadResult loadFixture(std::string_view name) { return loadConfigFile(fixturePath(name), testCatalogPath()); }
 
 /// The rest of the line starting at 1-based line:column of `text`.
 inline std::string textAt(const std::string& text, int line, int column) {
@@ -62,8 +58,8 @@ inline std::string dump(const LoadResult& r) {
 
 /// True when `r` failed with a diagnostic whose message contains `message`
 /// and whose position in `text` starts with `token`.
-inline ::testing::AssertionResult hasError(const LoadResult& r, const std::string& text,
-                                           std::string_view token, std::string_view message) {
+inline ::testing::AssertionResult hasError(const LoadResult& r, const std::string& text, std::string_view token,
+                                           std::string_view message) {
   if (r.has_value()) return ::testing::AssertionFailure() << "expected errors, but the config loaded";
   for (const auto& d : r.error()) {
     if (d.message.find(message) == std::string::npos) continue;

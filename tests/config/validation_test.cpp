@@ -10,10 +10,10 @@ namespace {
 
 using testing::fixturePath;
 using testing::hasError;
+using ::testing::HasSubstr;
 using testing::loadFixture;
 using testing::loadText;
 using testing::readText;
-using ::testing::HasSubstr;
 
 class FixtureTest : public ::testing::Test {
  protected:
@@ -43,8 +43,8 @@ TEST_F(FixtureTest, PositionsAreOneBasedLineAndColumn) {
   EXPECT_EQ(first.file, fixturePath("unknown_keys.yaml"));
   EXPECT_EQ(first.line, 2);
   EXPECT_EQ(first.column, 3);
-  EXPECT_EQ(first.str(), fixturePath("unknown_keys.yaml") +
-                             ":2:3: unknown key 'listn' in server; did you mean 'listen'?");
+  EXPECT_EQ(first.str(),
+            fixturePath("unknown_keys.yaml") + ":2:3: unknown key 'listn' in server; did you mean 'listen'?");
 }
 
 TEST_F(FixtureTest, WrongTypesAreNamed) {
@@ -55,7 +55,8 @@ TEST_F(FixtureTest, WrongTypesAreNamed) {
   EXPECT_TRUE(hasError(r, text_, "1.5", "providers.openai.timeout_ms must be a whole number, got '1.5'"));
   EXPECT_TRUE(hasError(r, text_, "sixty", "agents.bot.rpm must be a whole number, got 'sixty'"));
   EXPECT_TRUE(hasError(r, text_, "gpt-4.1", "agents.bot.models must be a list like [a, b], got 'gpt-4.1'"));
-  EXPECT_TRUE(hasError(r, text_, "{amount: 5}", "agents.bot.usd_per_day must be a USD amount like 0.28, got a mapping"));
+  EXPECT_TRUE(
+      hasError(r, text_, "{amount: 5}", "agents.bot.usd_per_day must be a USD amount like 0.28, got a mapping"));
   EXPECT_EQ(testing::errorCount(r), 7u) << testing::dump(r);
 }
 
@@ -77,8 +78,9 @@ TEST_F(FixtureTest, ModelsNeedAPriceAndAKnownProvider) {
   EXPECT_TRUE(hasError(r, text_, "my-model",
                        "model 'my-model' has no input or output price and is not in the price catalog; "
                        "set input and output in USD per 1M tokens"));
-  EXPECT_TRUE(hasError(r, text_, "rely,", "model 'other-model' uses provider 'rely', which is not configured; "
-                                          "did you mean 'relay'?"));
+  EXPECT_TRUE(hasError(r, text_, "rely,",
+                       "model 'other-model' uses provider 'rely', which is not configured; "
+                       "did you mean 'relay'?"));
   EXPECT_TRUE(hasError(r, text_, "deepseek-v3.2",
                        "model 'deepseek-v3.2' has no provider (the price catalog routes it to 'deepseek', "
                        "which is not configured); set provider: to one of openai or relay"));
@@ -88,22 +90,21 @@ TEST_F(FixtureTest, ModelsNeedAPriceAndAKnownProvider) {
 
 TEST_F(FixtureTest, ProviderKindAndBaseUrlAreChecked) {
   const auto r = load("providers.yaml");
-  EXPECT_TRUE(hasError(r, text_, "anthropic,",
-                       "provider 'anthro' has unknown kind 'anthropic'; expected openai or mock"));
+  EXPECT_TRUE(
+      hasError(r, text_, "anthropic,", "provider 'anthro' has unknown kind 'anthropic'; expected openai or mock"));
   EXPECT_TRUE(hasError(r, text_, "\"ftp://",
                        "provider 'ftp' base_url must start with http:// or https://, got 'ftp://files.example/v1'"));
   EXPECT_TRUE(hasError(r, text_, "nourl:", "provider 'nourl' needs a base_url"));
   EXPECT_TRUE(hasError(r, text_, "\"https://bad host", "provider 'spaced' base_url must not contain spaces"));
-  EXPECT_TRUE(hasError(r, text_, "\"1-BAD KEY\"",
-                       "providers.badenv.api_key_env must name an environment variable"));
+  EXPECT_TRUE(hasError(r, text_, "\"1-BAD KEY\"", "providers.badenv.api_key_env must name an environment variable"));
   EXPECT_EQ(testing::errorCount(r), 5u) << testing::dump(r);  // demo (mock) needs no base_url
 }
 
 TEST_F(FixtureTest, FallbackCyclesAreSpelledOut) {
   const auto r = load("fallback_cycle.yaml");
   // Reported at the edge that closes the cycle.
-  EXPECT_TRUE(hasError(r, text_, "gpt-4.1]",
-                       "profile 'loop' has a fallback cycle: gpt-4.1 -> deepseek-v3.2 -> gpt-4.1"));
+  EXPECT_TRUE(
+      hasError(r, text_, "gpt-4.1]", "profile 'loop' has a fallback cycle: gpt-4.1 -> deepseek-v3.2 -> gpt-4.1"));
   EXPECT_TRUE(hasError(r, text_, "gpt-4.1]", "profile 'selfish' has a fallback cycle: gpt-4.1 -> gpt-4.1"));
   EXPECT_EQ(testing::errorCount(r), 2u) << testing::dump(r);
   ASSERT_FALSE(r.has_value());
@@ -113,13 +114,14 @@ TEST_F(FixtureTest, FallbackCyclesAreSpelledOut) {
 
 TEST_F(FixtureTest, TierSharesAndAgentTiers) {
   const auto r = load("tiers.yaml");
-  EXPECT_TRUE(hasError(r, text_, "tiers:",
-                       "tier shares add up to 1.1, more than 1.0 (fast 0.3, premium 0.4, standard 0.4)"));
+  EXPECT_TRUE(
+      hasError(r, text_, "tiers:", "tier shares add up to 1.1, more than 1.0 (fast 0.3, premium 0.4, standard 0.4)"));
   EXPECT_TRUE(hasError(r, text_, "premum}",
                        "agent 'a1' is in tier 'premum', which is not defined under budgets.tiers; did you mean "
                        "'premium'?"));
-  EXPECT_TRUE(hasError(r, text_, "gold}", "agent 'a2' is in tier 'gold', which is not defined under budgets.tiers "
-                                          "(tiers are fast, premium or standard)"));
+  EXPECT_TRUE(hasError(r, text_, "gold}",
+                       "agent 'a2' is in tier 'gold', which is not defined under budgets.tiers "
+                       "(tiers are fast, premium or standard)"));
   EXPECT_EQ(testing::errorCount(r), 3u) << testing::dump(r);
 }
 
@@ -127,10 +129,12 @@ TEST_F(FixtureTest, ProfileSubstitutionsAndActiveProfile) {
   const auto r = load("profiles.yaml");
   EXPECT_TRUE(hasError(r, text_, "deepseek-v3.3,",
                        "profile 'canary' substitutes gpt-4.1 with 'deepseek-v3.3', which is not a configured model"));
-  EXPECT_TRUE(hasError(r, text_, "150}", "profiles.canary.substitutions.gpt-4.1-mini.percent must be between 0 "
-                                         "and 100, got 150"));
-  EXPECT_TRUE(hasError(r, text_, "gtp-4.1:", "profile 'canary' substitutes 'gtp-4.1', which is not a configured "
-                                             "model; did you mean 'gpt-4.1'?"));
+  EXPECT_TRUE(hasError(r, text_, "150}",
+                       "profiles.canary.substitutions.gpt-4.1-mini.percent must be between 0 "
+                       "and 100, got 150"));
+  EXPECT_TRUE(hasError(r, text_, "gtp-4.1:",
+                       "profile 'canary' substitutes 'gtp-4.1', which is not a configured "
+                       "model; did you mean 'gpt-4.1'?"));
   EXPECT_TRUE(hasError(r, text_, "canry", "active_profile 'canry' is not a profile; did you mean 'canary'?"));
   EXPECT_EQ(testing::errorCount(r), 4u) << testing::dump(r);
 }
@@ -160,8 +164,8 @@ TEST_F(FixtureTest, ResilienceRanges) {
   EXPECT_TRUE(hasError(r, text_, "50,", "resilience.retries.max must be between 0 and 10, got 50"));
   EXPECT_TRUE(hasError(r, text_, "100}", "resilience.retries.max_ms (100) must be at least base_ms (500)"));
   EXPECT_TRUE(hasError(r, text_, "0,", "resilience.breaker.failures must be greater than zero, got 0"));
-  EXPECT_TRUE(hasError(r, text_, "100000000,",
-                       "resilience.breaker.open_ms must be between 1 and 86400000, got 100000000"));
+  EXPECT_TRUE(
+      hasError(r, text_, "100000000,", "resilience.breaker.open_ms must be between 1 and 86400000, got 100000000"));
   EXPECT_TRUE(hasError(r, text_, "-1}", "resilience.breaker.half_open_probes must be greater than zero, got -1"));
   EXPECT_EQ(testing::errorCount(r), 5u) << testing::dump(r);
 }
@@ -174,8 +178,8 @@ TEST_F(FixtureTest, AllErrorsAreCollectedInFileOrder) {
   EXPECT_TRUE(hasError(r, text_, "1.5}", "budgets.tiers.fast.share must be a decimal above 0 and at most 1"));
   EXPECT_TRUE(hasError(r, text_, "paid-model]", "agent 'bot' allows 'paid-model', which is not a configured model"));
   EXPECT_TRUE(hasError(r, text_, "0}", "agents.bot.rpm must be greater than zero, got 0"));
-  EXPECT_TRUE(hasError(r, text_, "unknown_model_price",
-                       "unknown_model_price needs input and output, in USD per 1M tokens"));
+  EXPECT_TRUE(
+      hasError(r, text_, "unknown_model_price", "unknown_model_price needs input and output, in USD per 1M tokens"));
   ASSERT_EQ(testing::errorCount(r), 7u) << testing::dump(r);
   for (size_t i = 1; i < r.error().size(); ++i) {
     const auto& a = r.error()[i - 1];
@@ -197,8 +201,7 @@ TEST(ValidationTest, EmptyConfigAndNoProvidersAreErrors) {
   EXPECT_THAT(testing::dump(loadText("# only a comment\n")), HasSubstr("the configuration is empty"));
   const std::string text = "server: {listen: \"127.0.0.1:0\"}\nproviders: {}\n";
   EXPECT_TRUE(hasError(loadText(text), text, "providers:", "no providers are configured"));
-  EXPECT_THAT(testing::dump(loadText("server: {listen: \"127.0.0.1:0\"}\n")),
-              HasSubstr("no providers are configured"));
+  EXPECT_THAT(testing::dump(loadText("server: {listen: \"127.0.0.1:0\"}\n")), HasSubstr("no providers are configured"));
   EXPECT_THAT(testing::dump(loadText("- a\n- b\n")), HasSubstr("the configuration must be a mapping"));
 }
 
@@ -206,7 +209,8 @@ TEST(ValidationTest, MissingFileIsOneDiagnosticWithoutPosition) {
   const auto r = loadConfigFile(fixturePath("does_not_exist.yaml"), testing::testCatalogPath());
   ASSERT_EQ(testing::errorCount(r), 1u);
   EXPECT_EQ(r.error()[0].line, 0);
-  EXPECT_EQ(r.error()[0].str(), fixturePath("does_not_exist.yaml") + ": cannot open the file: No such file or directory");
+  EXPECT_EQ(r.error()[0].str(),
+            fixturePath("does_not_exist.yaml") + ": cannot open the file: No such file or directory");
 }
 
 TEST(ValidationTest, DuplicateKeysAndNamesAreErrors) {
@@ -224,15 +228,18 @@ TEST(ValidationTest, DuplicateKeysAndNamesAreErrors) {
 // The cap on buffered request bodies must leave room for one body of the
 // largest size allowed (else such a body could never be served), or be 0.
 TEST(ValidationTest, BufferedBodyCapCoversTheLargestBody) {
-  const std::string text = "providers: {demo: {kind: mock}}\nserver: {max_body_bytes: 2048, max_buffered_body_bytes: 1024}\n";
+  const std::string text =
+      "providers: {demo: {kind: mock}}\nserver: {max_body_bytes: 2048, max_buffered_body_bytes: 1024}\n";
   const auto r = loadText(text);
   EXPECT_TRUE(hasError(r, text, "1024}",
                        "server.max_buffered_body_bytes (1024) must be at least server.max_body_bytes (2048), or 0 for "
                        "no cap"));
   EXPECT_EQ(testing::errorCount(r), 1u) << testing::dump(r);
   const std::string negative = "providers: {demo: {kind: mock}}\nserver: {max_buffered_body_bytes: -1}\n";
-  EXPECT_TRUE(hasError(loadText(negative), negative, "-1}", "server.max_buffered_body_bytes must not be negative, got -1"));
-  auto ok = loadText("providers: {demo: {kind: mock}}\nserver: {max_body_bytes: 2048, max_buffered_body_bytes: 2048}\n");
+  EXPECT_TRUE(
+      hasError(loadText(negative), negative, "-1}", "server.max_buffered_body_bytes must not be negative, got -1"));
+  auto ok = loadText(
+      "providers: {demo: {kind: mock}}\nserver: {max_body_bytes: 2048, max_buffered_body_bytes: 2048}\n");
   ASSERT_TRUE(ok.has_value()) << testing::dump(ok);
   EXPECT_EQ(ok->server.max_buffered_body_bytes, 2048);
   ok = loadText("providers: {demo: {kind: mock}}\nserver: {max_buffered_body_bytes: 0}\n");
@@ -275,8 +282,9 @@ TEST(ValidationTest, SubstitutionShapeAndSelfSubstitution) {
       "      text-embedding-3-small: {percent: 5}\n"
       "    fallbacks: {gpt-4.1: [gpt-4.1-mini, gpt-4.1-mini]}\n";
   const auto r = loadText(text);
-  EXPECT_TRUE(hasError(r, text, "gpt-4.1-mini",
-                       "the substitution of 'gpt-4.1' in profile 'p' must be a mapping like {to: MODEL, percent: 100}"));
+  EXPECT_TRUE(
+      hasError(r, text, "gpt-4.1-mini",
+               "the substitution of 'gpt-4.1' in profile 'p' must be a mapping like {to: MODEL, percent: 100}"));
   EXPECT_TRUE(hasError(r, text, "gpt-4.1-mini}", "profile 'p' substitutes 'gpt-4.1-mini' with itself"));
   EXPECT_TRUE(hasError(r, text, "text-embedding-3-small:",
                        "the substitution of 'text-embedding-3-small' in profile 'p' needs to: MODEL"));
@@ -342,7 +350,7 @@ TEST(DiagnosticTextTest, ControlCharactersFromTheFileAreEscaped) {
   ASSERT_FALSE(r.has_value());
   EXPECT_TRUE(hasError(r, key_yaml, "\"a", "unknown key 'a\\nfuzz.yaml:9:9: forged' in server")) << testing::dump(r);
   for (const std::string& yaml : {key_yaml, std::string("x: \"\\\x01\"\n"), std::string("a: \"\\\x7f\"\n"),
-                                 std::string("\"\\t\\r\\x1b\": 1\n")}) {
+                                  std::string("\"\\t\\r\\x1b\": 1\n")}) {
     const auto bad = loadText(yaml);
     ASSERT_FALSE(bad.has_value()) << yaml;
     for (const Diagnostic& d : bad.error()) {

@@ -14,7 +14,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using namespace date::literals;
-using date::December;
 using date::February;
 using date::January;
 using date::November;
@@ -165,7 +164,9 @@ TEST_F(BudgetTest, ClampRoundsDownWithFractionalPrices) {
   // deepseek-ish prices: 0.28 and 0.42 µUSD per token. The prompt costs
   // 280 µUSD; (1000e6 − 280e6) / 420000 = 1714.28 → 1714 output tokens, which
   // cost ceil(999.88) = 1000 µUSD; 1715 would cost 1001.
-  const Ask a{.prompt_tokens = 1000, .max_output_tokens = 100'000, .price = {.input = 280'000, .output = 420'000},
+  const Ask a{.prompt_tokens = 1000,
+              .max_output_tokens = 100'000,
+              .price = {.input = 280'000, .output = 420'000},
               .policy = ShortBudgetPolicy::kClamp};
   auto r = e.reserve(std::span(&agent, 1), a);
   ASSERT_TRUE(r.has_value());
@@ -208,7 +209,7 @@ TEST_F(BudgetTest, ClampTakesTheTightestWindowOfAllScopes) {
   g.month.usd = 10'000;
   g.day.tokens = 1'000;
   ScopeLimits a;
-  a.day.usd = 500;       // affords (500 − 100) / 2 = 200
+  a.day.usd = 500;          // affords (500 − 100) / 2 = 200
   a.tokens_per_call = 250;  // affords 150
   const ScopeId ids[] = {define(e, "global", g), define(e, "agent:a", a)};
   auto r = e.reserve(ids, ask(100, 4000, ShortBudgetPolicy::kClamp));
@@ -569,7 +570,7 @@ TEST_F(BudgetTest, RunScopesAreBoundedAndValidated) {
   EXPECT_EQ(code(e, ""), ErrorCode::kInvalidRequest);
   EXPECT_EQ(code(e, "123456789"), ErrorCode::kInvalidRequest);
   EXPECT_EQ(code(e, "12345678"), ErrorCode::kBudgetExhausted);  // valid id, table full
-  EXPECT_EQ(code(e, "a"), std::nullopt);                         // existing runs still work
+  EXPECT_EQ(code(e, "a"), std::nullopt);                        // existing runs still work
 
   BudgetEngine off(clock_, Calendar::utc());
   EXPECT_EQ(code(off, "a"), ErrorCode::kNotFound);
@@ -614,7 +615,8 @@ TEST_F(BudgetTest, RenewedReservationOutlivesItsTtl) {
     clock_.advance(1s);
     ASSERT_TRUE(e.renew(*first)) << i;
     e.expireStale();
-    EXPECT_FALSE(e.reserve(std::span(&agent, 1), ask(100, 200)).has_value()) << "second full-size call at " << i + 1 << " s";
+    EXPECT_FALSE(e.reserve(std::span(&agent, 1), ask(100, 200)).has_value())
+        << "second full-size call at " << i + 1 << " s";
   }
   EXPECT_EQ(usage(e, agent).day.usd.reserved, 500) << "only the unrenewed reservation expired";
   EXPECT_FALSE(e.renew(*other)) << "an expired reservation cannot be renewed";
@@ -742,8 +744,8 @@ TEST_F(BudgetTest, HostileAsksDoNotOverflow) {
   const ScopeId agent = define(e, "agent:a", l);
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   const Price huge{.input = kMax, .cached_input = kMax, .output = kMax};
-  Ask a{.prompt_tokens = kMax, .max_output_tokens = kMax, .price = huge, .n = kMax,
-        .policy = ShortBudgetPolicy::kClamp};
+  Ask a{
+      .prompt_tokens = kMax, .max_output_tokens = kMax, .price = huge, .n = kMax, .policy = ShortBudgetPolicy::kClamp};
   EXPECT_FALSE(e.reserve(std::span(&agent, 1), a).has_value());
   a.prompt_tokens = -5;
   a.max_output_tokens = -5;
@@ -852,12 +854,12 @@ TEST_F(BudgetTest, RestoreAtLeastRaisesWindowsAndNeverLowersThem) {
   const int64_t month = 2026 * 12;
   const int64_t sec = std::chrono::floor<std::chrono::seconds>(clock_.wallNow()).time_since_epoch().count();
   const std::vector<SavedCounter> saved = {{"agent:a", BudgetWindow::kDay, day, 500, 800, 2},
-                                              {"agent:a", BudgetWindow::kMonth, month, 500, 800, 2}};
+                                           {"agent:a", BudgetWindow::kMonth, month, 500, 800, 2}};
   EXPECT_EQ(e.restore(saved), 2U);
   const std::vector<SavedCounter> ledger = {{"agent:a", BudgetWindow::kDay, day, 400, 1'300, 3},
-                                               {"agent:a", BudgetWindow::kMonth, month, 100, 100, 1},
-                                               {"agent:a", BudgetWindow::kMinute, sec - 2, 10, 600, 1},
-                                               {"agent:a", BudgetWindow::kDay, day - 1, 9, 9'999, 9}};  // yesterday
+                                            {"agent:a", BudgetWindow::kMonth, month, 100, 100, 1},
+                                            {"agent:a", BudgetWindow::kMinute, sec - 2, 10, 600, 1},
+                                            {"agent:a", BudgetWindow::kDay, day - 1, 9, 9'999, 9}};  // yesterday
   EXPECT_EQ(e.restoreAtLeast(ledger), 3U);
   ScopeUsage u = usage(e, agent);
   EXPECT_EQ(u.day.usd.spent, 1'300) << "raised to the ledger";

@@ -18,8 +18,8 @@ TEST(ListenAddress, HostAndPort) {
 }
 
 TEST(ListenAddress, RefusesWhatIsNotHostColonPort) {
-  for (const char* bad : {"localhost", ":4000", "[]:4000", "host:", "host:65536", "host:123456", "host:+80",
-                          "host: 80", "ho st:80", "a/b:80", "host:8o"}) {
+  for (const char* bad : {"localhost", ":4000", "[]:4000", "host:", "host:65536", "host:123456", "host:+80", "host: 80",
+                          "ho st:80", "a/b:80", "host:8o"}) {
     EXPECT_FALSE(parseListenAddress(bad)) << bad;
   }
 }

@@ -22,8 +22,8 @@ TEST(MoneyTest, ParsesDecimalUsdExactly) {
 }
 
 TEST(MoneyTest, RejectsWhatIsNotAPlainDecimal) {
-  for (const char* bad : {"", ".", "-1", "+1", "1e3", "1.5e-1", "0.0000001", "1,5", " 1", "1 ", "1.2.3", "abc",
-                          "99999999999999999999"}) {
+  for (const char* bad :
+       {"", ".", "-1", "+1", "1e3", "1.5e-1", "0.0000001", "1,5", " 1", "1 ", "1.2.3", "abc", "99999999999999999999"}) {
     EXPECT_FALSE(parseUsd(bad).has_value()) << bad;
   }
 }
@@ -147,7 +147,8 @@ TEST(PricingTest, ClampUsageBillsWhatTheRequestMadePossible) {
   EXPECT_EQ(honest, (TokenUsage{.input = 30, .cached = 10, .output = 5, .reasoning = 2}));
   TokenUsage odd{.input = 30, .cached = 50, .output = 3, .reasoning = 9};
   EXPECT_TRUE(clampUsage(odd, UsageBounds{}));
-  EXPECT_EQ(odd, (TokenUsage{.input = 30, .cached = 30, .output = 3, .reasoning = 3})) << "cached <= input, reasoning <= output";
+  EXPECT_EQ(odd, (TokenUsage{.input = 30, .cached = 30, .output = 3, .reasoning = 3}))
+      << "cached <= input, reasoning <= output";
   TokenUsage negative{.input = -1, .cached = -1, .output = -7, .reasoning = 0};
   EXPECT_TRUE(clampUsage(negative, UsageBounds{}));
   EXPECT_EQ(negative, TokenUsage{});

@@ -82,7 +82,7 @@ TEST(RateLimitTest, TokensLimitRejectsWithoutConsumingRequests) {
   d = rl.check("k", lim, 10, kT0);
   EXPECT_FALSE(d.allowed);
   EXPECT_EQ(d.limited_by, RateLimited::kTokens);
-  EXPECT_EQ(*d.retry_after, 600ms);  // 10 tokens × 60 ms
+  EXPECT_EQ(*d.retry_after, 600ms);    // 10 tokens × 60 ms
   EXPECT_EQ(d.requests.remaining, 1);  // RPM was not consumed
 
   // A request with no tokens still has the one RPM slot left.

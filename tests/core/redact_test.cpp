@@ -10,7 +10,8 @@ namespace {
 
 TEST(RedactTest, RemovesEveryOccurrenceOfEverySecret) {
   const std::vector<std::string> keys{"sk-live-AAAA", "sk-other-BB"};
-  std::string body = R"({"error":{"message":"Incorrect API key provided: sk-live-AAAA (sk-live-AAAA); try sk-other-BB"}})";
+  std::string body =
+      R"({"error":{"message":"Incorrect API key provided: sk-live-AAAA (sk-live-AAAA); try sk-other-BB"}})";
   EXPECT_EQ(redactSecrets(body, keys), 3U);
   EXPECT_EQ(body, R"({"error":{"message":"Incorrect API key provided: [redacted] ([redacted]); try [redacted]"}})");
 }

@@ -123,7 +123,7 @@ TEST(RoutingTest, CanaryProportionMatchesPercent) {
       if ((*plan)[0].reason == AttemptReason::kSubstituted) ++substituted;
     }
     // ±1 point of the share (≥ 3.3 standard deviations at 10%).
-    EXPECT_NEAR(substituted, kRequests * percent / 100, kRequests / 100) << percent << "%";
+    EXPECT_NEAR(substituted, kRequests * percent / 100.0, kRequests / 100.0) << percent << "%";
   }
 }
 
@@ -265,8 +265,7 @@ TEST(RoutingTest, ModelsWithoutProviderAreSkipped) {
   t->profiles["migrated"].fallbacks["priced-only"] = {"gemini-2.5-flash"};
   const auto via_chain = planRoute(t, request("priced-only"));
   ASSERT_TRUE(via_chain);
-  EXPECT_EQ(attempts(*via_chain),
-            (std::vector<Expected>{{"gemini-2.5-flash", "relay", AttemptReason::kFallback}}));
+  EXPECT_EQ(attempts(*via_chain), (std::vector<Expected>{{"gemini-2.5-flash", "relay", AttemptReason::kFallback}}));
   // ...and without one there is nothing to try.
   t->profiles["migrated"].fallbacks.erase("priced-only");
   const auto none = planRoute(t, request("priced-only"));

@@ -47,7 +47,9 @@ class FakeServerStream final : public net::ServerStream {
   [[nodiscard]] bool ended() const { return ended_; }
   [[nodiscard]] bool streaming() const { return streaming_; }
   [[nodiscard]] std::string header(std::string_view name) const { return std::string(net::findHeader(headers_, name)); }
-  [[nodiscard]] std::string trailer(std::string_view name) const { return std::string(net::findHeader(trailers_, name)); }
+  [[nodiscard]] std::string trailer(std::string_view name) const {
+    return std::string(net::findHeader(trailers_, name));
+  }
 
  private:
   int status_ = 0;

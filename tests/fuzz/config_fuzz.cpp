@@ -63,8 +63,8 @@ void checkLoad(std::string_view yaml, std::string_view catalog, std::string_view
   const config::LoadResult first = config::loadConfigString(yaml, "fuzz.yaml", catalog);
   const config::LoadResult second = config::loadConfigString(yaml, "fuzz.yaml", catalog);
   const std::string one = describe(first);
-  FUZZ_CHECK(one == describe(second), std::string(what) + ": loading twice differs:\n" + one + "\n-----\n" +
-                                          describe(second));
+  FUZZ_CHECK(one == describe(second),
+             std::string(what) + ": loading twice differs:\n" + one + "\n-----\n" + describe(second));
   if (first) {
     FUZZ_CHECK(first->source_path == "fuzz.yaml" && first->hash.size() == 64, std::string(what) + ": " + one);
     return;

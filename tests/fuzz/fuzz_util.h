@@ -23,8 +23,8 @@ namespace sluice::fuzz {
 
 /// Checks a property of the code under test; on failure prints it and
 /// aborts, which libFuzzer reports as a crash and saves the input for.
-#define FUZZ_CHECK(cond, ...)                                                                     \
-  do {                                                                                            \
+#define FUZZ_CHECK(cond, ...)                                                                         \
+  do {                                                                                                \
     if (!(cond)) ::sluice::fuzz::propertyFailed(#cond, __FILE__, __LINE__, std::string{__VA_ARGS__}); \
   } while (0)
 

@@ -206,7 +206,7 @@ inline std::string serializeHead(const Message& m, bool is_request) {
   } else {
     s = version + " " + std::to_string(m.status) + " " + m.reason + "\r\n";
   }
-  for (const auto& [name, value] : withoutFraming(m.fields)) s += name + ": " + value + "\r\n";
+  for (const auto& [name, value] : withoutFraming(m.fields)) s.append(name).append(": ").append(value).append("\r\n");
   return s;
 }
 
@@ -236,15 +236,16 @@ inline std::string describe(const Message& m) {
   std::string s = "[" + printable(m.method) + " " + printable(m.target) + " " + std::to_string(m.status) + " " +
                   printable(m.reason) + " v" + std::to_string(m.version) + "] fields=";
   for (const auto& [n, v] : m.fields) s += "{" + printable(n) + ": " + printable(v) + "}";
-  s += " body=" + printable(m.body) + " ka=" + std::to_string(m.keep_alive) + " chunked=" +
-       std::to_string(m.chunked) + " eof=" + std::to_string(m.need_eof) +
+  s += " body=" + printable(m.body) + " ka=" + std::to_string(m.keep_alive) + " chunked=" + std::to_string(m.chunked) +
+       " eof=" + std::to_string(m.need_eof) +
        " cl=" + (m.content_length ? std::to_string(*m.content_length) : std::string("none"));
   return s;
 }
 
 inline std::string describe(const Outcome& o) {
-  std::string s = std::to_string(o.messages.size()) + " message(s), end=" +
-                  std::string(net::detail::parseErrorName(o.end)) + " unconsumed=" + std::to_string(o.unconsumed);
+  std::string s = std::to_string(o.messages.size()) +
+                  " message(s), end=" + std::string(net::detail::parseErrorName(o.end)) +
+                  " unconsumed=" + std::to_string(o.unconsumed);
   for (const Message& m : o.messages) s += "\n       " + describe(m);
   return s;
 }

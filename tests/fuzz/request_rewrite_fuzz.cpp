@@ -140,8 +140,8 @@ Inspected inspect(Endpoint endpoint, std::string_view body, size_t capacity) {
 std::string describe(const View& v) {
   return "model=" + printable(v.model, 80) + " stream=" + std::to_string(v.stream) +
          " include_usage=" + str(v.include_usage) + " max_tokens=" + str(v.max_tokens) +
-         " max_completion_tokens=" + str(v.max_completion_tokens) + " " + v.rest + " texts=" +
-         std::to_string(v.texts.size()) + " layout: " + layoutText(v.layout);
+         " max_completion_tokens=" + str(v.max_completion_tokens) + " " + v.rest +
+         " texts=" + std::to_string(v.texts.size()) + " layout: " + layoutText(v.layout);
 }
 
 bool sameView(const View& a, const View& b) {
@@ -173,8 +173,8 @@ bool validJson(std::string_view text, bool* is_object = nullptr) {
 }
 
 RewriteOptions optionsFor(InputRng& rng) {
-  static constexpr std::string_view kModels[] = {"", "gpt-4o-mini", "deepseek-v3.2", "we\"ird\\model\n\t\x01",
-                                                 "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "m"};
+  static constexpr std::string_view kModels[] = {
+      "", "gpt-4o-mini", "deepseek-v3.2", "we\"ird\\model\n\t\x01", "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "m"};
   static constexpr int64_t kCaps[] = {0, 1, 16, 4096, 128000, std::numeric_limits<int64_t>::max()};
   RewriteOptions o;
   o.model = kModels[rng.below(std::size(kModels))];
@@ -187,8 +187,8 @@ RewriteOptions optionsFor(InputRng& rng) {
 void checkRewrite(Endpoint endpoint, std::string_view body, const View& before, const RewriteOptions& o) {
   std::string out;
   FUZZ_CHECK(proto::appendRewrittenRequest(out, body, before.layout, o), "the layout did not fit its own body");
-  const std::string why = "body: " + printable(body) + "\n     rewritten: " + printable(out) + "\n     before: " +
-                          describe(before) + "\n     options: model=" + printable(o.model) +
+  const std::string why = "body: " + printable(body) + "\n     rewritten: " + printable(out) +
+                          "\n     before: " + describe(before) + "\n     options: model=" + printable(o.model) +
                           " cap=" + str(o.output_cap) +
                           " insert=" + (o.insert_field == CapField::kMaxTokens ? "max_tokens" : "mct") +
                           " stream_usage=" + std::to_string(o.request_stream_usage);
@@ -247,8 +247,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const char fill : {'\0', '"', '}'}) {
       const Inspected in_place = inspectInPlace(endpoint, body, fill);
       FUZZ_CHECK(in_place.view.has_value() == copied.view.has_value() && in_place.error == copied.error &&
-                     in_place.message == copied.message &&
-                     (!copied.view || sameView(*in_place.view, *copied.view)),
+                     in_place.message == copied.message && (!copied.view || sameView(*in_place.view, *copied.view)),
                  "in place and copied inspections differ: " + in_place.message + " / " + copied.message +
                      "\n     body: " + printable(body));
     }

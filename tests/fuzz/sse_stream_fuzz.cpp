@@ -129,8 +129,8 @@ void checkWellFormed(std::string_view out, std::string_view context) {
       if (line.starts_with("event: ")) {
         FUZZ_CHECK(first, "event: line after data\n     " + std::string(context));
       } else {
-        FUZZ_CHECK(line.starts_with("data: "), "not an event:/data: line: " + printable(line) + "\n     " +
-                                                   std::string(context));
+        FUZZ_CHECK(line.starts_with("data: "),
+                   "not an event:/data: line: " + printable(line) + "\n     " + std::string(context));
         if (!has_data && line == "data: [DONE]") done = true;
         has_data = true;
       }
@@ -181,8 +181,8 @@ void checkMode(std::string_view input, bool wants_usage, size_t max_event_bytes,
   for (const bool second_wants : {false, true}) {
     if (wants_usage && !second_wants) continue;  // that one strips what the first forwarded
     const FilterRun again = filter({whole.out}, {.client_wants_usage = second_wants});
-    const std::string why = mode + " then " + (second_wants ? "forwarded" : "stripped") + "\n     first:  " +
-                            describe(whole) + "\n     second: " + describe(again);
+    const std::string why = mode + " then " + (second_wants ? "forwarded" : "stripped") +
+                            "\n     first:  " + describe(whole) + "\n     second: " + describe(again);
     FUZZ_CHECK(!again.failed && again.out == whole.out && !again.mid_event, why);
     FUZZ_CHECK(again.acc.malformed_events == whole.acc.malformed_events, why);
     if (wants_usage && second_wants) FUZZ_CHECK(sameAccounting(again.acc, whole.acc), why);

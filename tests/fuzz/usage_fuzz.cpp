@@ -107,8 +107,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                  "DOM usageFrom " + str(dom) + " vs reference " + str(ref::referenceUsageFrom(kv.value)));
     }
   } else {
-    FUZZ_CHECK(ref::plausible(copied, body), "implausible summary of an invalid body: " + ref::describe(copied) +
-                                                 "\n     body: " + printable(body));
+    FUZZ_CHECK(ref::plausible(copied, body),
+               "implausible summary of an invalid body: " + ref::describe(copied) + "\n     body: " + printable(body));
   }
 
   // The same body as one stream event (its lines as data lines).

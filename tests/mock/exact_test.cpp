@@ -177,7 +177,8 @@ TEST(MockExact, SixteenThousandSpacesAreAFewHundredTokens) {
   EXPECT_EQ(chat.prompt_tokens, 3 + 1 + exact + 3);  // message + role "user" + text + priming
   EXPECT_LT(chat.prompt_tokens, 1000u);
 
-  MockPlan bytes = gen("/v1/chat/completions", R"({"model":"m","messages":[{"role":"user","content":")" + spaces + R"("}]})");
+  MockPlan bytes = gen("/v1/chat/completions",
+                       R"({"model":"m","messages":[{"role":"user","content":")" + spaces + R"("}]})");
   EXPECT_EQ(bytes.prompt_tokens, 3 + (3 + 4000));  // a model outside the catalog keeps bytes / 4
 
   MockPlan completion = gen("/v1/completions", R"({"model":"gpt-4o","prompt":")" + spaces + R"("})");
@@ -235,7 +236,8 @@ TEST(MockExact, OutputIsCountedExactlyAndMeetsTheLengthExactly) {
     b.completion_tokens = length;
     for (int seed = 1; seed <= 20; ++seed) {
       b.seed = static_cast<uint64_t>(seed);
-      MockPlan p = gen("/v1/chat/completions", R"({"model":"gpt-4o","n":2,"messages":[{"role":"user","content":"hi"}]})", b);
+      MockPlan p = gen("/v1/chat/completions",
+                       R"({"model":"gpt-4o","n":2,"messages":[{"role":"user","content":"hi"}]})", b);
       ASSERT_EQ(p.status, 200) << p.body;
       Parsed j(p.body);
       const std::string c0 = j.str("/choices/0/message/content");
@@ -254,8 +256,9 @@ TEST(MockExact, MaxTokensHoldsInExactTokens) {
     for (int seed = 1; seed <= 20; ++seed) {
       MockBehavior b;
       b.seed = static_cast<uint64_t>(seed);
-      const std::string body = R"({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":)" +
-                               std::to_string(cap) + "}";
+      const std::string body =
+          R"({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":)" +
+          std::to_string(cap) + "}";
       MockPlan p = gen("/v1/chat/completions", body, b);
       Parsed j(p.body);
       const std::string content = j.str("/choices/0/message/content");
@@ -281,10 +284,11 @@ TEST(MockExact, StreamEventsSumToTheUsageAndTheWholeText) {
       b.seed = static_cast<uint64_t>(seed);
       b.tokens_per_chunk = per_chunk;
       b.completion_tokens = 200;
-      MockPlan p = gen("/v1/chat/completions",
-                       R"({"model":"gpt-4o","stream":true,"n":2,"max_tokens":57,"stream_options":{"include_usage":true},)"
-                       R"("messages":[{"role":"user","content":"hi"}]})",
-                       b);
+      MockPlan p =
+          gen("/v1/chat/completions",
+              R"({"model":"gpt-4o","stream":true,"n":2,"max_tokens":57,"stream_options":{"include_usage":true},)"
+              R"("messages":[{"role":"user","content":"hi"}]})",
+              b);
       ASSERT_EQ(p.status, 200) << p.body;
       std::string text[2];
       uint64_t sum = 0;

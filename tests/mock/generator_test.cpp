@@ -48,7 +48,9 @@ MockPlan chat(std::string_view extra = {}, const MockBehavior& b = {}, uint64_t 
 struct Parsed {
   dom::parser parser;
   dom::element root;
-  explicit Parsed(std::string_view text) { EXPECT_EQ(parser.parse(text.data(), text.size()).get(root), simdjson::SUCCESS) << text; }
+  explicit Parsed(std::string_view text) {
+    EXPECT_EQ(parser.parse(text.data(), text.size()).get(root), simdjson::SUCCESS) << text;
+  }
 };
 
 std::string str(dom::element e, std::string_view pointer) {
@@ -499,8 +501,9 @@ TEST(GeneratorCompletions, DefaultCapIs16AndShapeIsTextCompletion) {
 }
 
 TEST(GeneratorCompletions, StreamEndsWithUsageAndDone) {
-  MockPlan p = gen("POST", "/v1/completions",
-                   R"({"model":"m","prompt":"x","max_tokens":3,"stream":true,"stream_options":{"include_usage":true}})");
+  MockPlan p =
+      gen("POST", "/v1/completions",
+          R"({"model":"m","prompt":"x","max_tokens":3,"stream":true,"stream_options":{"include_usage":true}})");
   auto payloads = ssePayloads(drainStream(p));
   ASSERT_EQ(payloads.size(), 3u + 1u + 1u + 1u);  // 3 text, finish, usage, [DONE]
   EXPECT_EQ(payloads.back(), "[DONE]");
@@ -552,8 +555,8 @@ TEST(GeneratorEmbeddings, FloatShapeDimensionsAndUsage) {
 
 TEST(GeneratorEmbeddings, Base64DecodesToTheSameFloats) {
   MockPlan f = gen("POST", "/v1/embeddings", R"({"model":"e","input":"same text","dimensions":64})");
-  MockPlan b =
-      gen("POST", "/v1/embeddings", R"({"model":"e","input":"same text","dimensions":64,"encoding_format":"base64"})");
+  MockPlan b = gen("POST", "/v1/embeddings",
+                   R"({"model":"e","input":"same text","dimensions":64,"encoding_format":"base64"})");
   Parsed jf(f.body);
   Parsed jb(b.body);
   const std::vector<float> floats = floatsOf(jf.root, 0);
@@ -561,7 +564,8 @@ TEST(GeneratorEmbeddings, Base64DecodesToTheSameFloats) {
   ASSERT_EQ(bytes.size(), floats.size() * 4);
   for (size_t i = 0; i < floats.size(); ++i) {
     const uint32_t u = static_cast<uint32_t>(bytes[4 * i]) | (static_cast<uint32_t>(bytes[4 * i + 1]) << 8) |
-                       (static_cast<uint32_t>(bytes[4 * i + 2]) << 16) | (static_cast<uint32_t>(bytes[4 * i + 3]) << 24);
+                       (static_cast<uint32_t>(bytes[4 * i + 2]) << 16) |
+                       (static_cast<uint32_t>(bytes[4 * i + 3]) << 24);
     EXPECT_EQ(std::bit_cast<float>(u), floats[i]) << i;
   }
 }

@@ -222,7 +222,8 @@ TEST_F(MockServerTest, StalledStreamEndsWhenTheClientLeavesOrTheServerStops) {
   EXPECT_EQ(ssePayloads(r.body).size(), 2u);
   // The content event is billed once the mock knows its socket took it: at
   // the latest when it learns the client left.
-  for (int i = 0; i < 200 && bill().completion_tokens == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 200 && bill().completion_tokens == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(bill(), (ModelBill{1, 7, 1, 0}));
 
   // A second stall whose client stays: stop() must still end it (leak-checked under ASan).

@@ -42,14 +42,14 @@ TEST(EventLoopThread, DeferRunsRightAfterTheCallbackBeforeQueuedWork) {
   std::atomic<bool> done{false};
   d.post([&] {
     d.post([&] {
-      order.push_back("posted");
+      order.emplace_back("posted");
       done = true;
     });
     d.defer([&] {
-      order.push_back("deferred");
-      d.defer([&] { order.push_back("deferred by deferred"); });
+      order.emplace_back("deferred");
+      d.defer([&] { order.emplace_back("deferred by deferred"); });
     });
-    order.push_back("callback end");
+    order.emplace_back("callback end");
   });
   ASSERT_TRUE(eventually([&] { return done.load(); }));
   loop->runSync([] {});

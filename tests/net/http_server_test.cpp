@@ -176,7 +176,7 @@ TEST(HttpServer, StreamEndsWithTrailersButNeverFramingOnes) {
         s->beginStream(200, {{"trailer", "x-cost"}});
         s->write("data: 1\n\n");
         s->endWithTrailers({{"x-cost", "0.000123"},
-                            {"content-length", "5"},       // framing: dropped
+                            {"content-length", "5"},     // framing: dropped
                             {"x-split", "a\r\nb: c"}});  // would split the message: dropped
       },
       realClock());
@@ -202,7 +202,8 @@ TEST(HttpServer, ChunkedRequestBodyIsDecoded) {
       realClock());
   ASSERT_TRUE(server->start());
   auto c = RawSocket::connectTo(server->port());
-  ASSERT_TRUE(c.sendAll("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+  ASSERT_TRUE(c.sendAll(
+      "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
   auto m = c.readMessage();
   ASSERT_TRUE(m);
   EXPECT_EQ(m->body, "hello world");
@@ -224,7 +225,8 @@ TEST(HttpServer, DeclaredBodyOverLimitGets413BeforeTheBodyIsRead) {
   ServerOptions o;
   o.max_body_bytes = 16;
   auto server = makeHttpServer(
-      o, [&](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) {
+      o,
+      [&](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) {
         ++calls;
         s->respond(200, {}, "");
       },
@@ -248,8 +250,9 @@ TEST(HttpServer, ChunkedBodyOverLimitGets413) {
       o, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, ""); }, realClock());
   ASSERT_TRUE(server->start());
   auto c = RawSocket::connectTo(server->port());
-  ASSERT_TRUE(c.sendAll("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n"
-                        "10\r\n0123456789abcdef\r\n"));
+  ASSERT_TRUE(
+      c.sendAll("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n"
+                "10\r\n0123456789abcdef\r\n"));
   auto m = c.readMessage();
   ASSERT_TRUE(m);
   expectJsonError(*m, 413, "request_too_large");
@@ -331,7 +334,8 @@ TEST(HttpServer, MalformedRequestGets400) {
 TEST(HttpServer, HostRulesAndHttp10TransferEncodingGet400AndClose) {
   std::atomic<int> calls{0};
   auto server = makeHttpServer(
-      {}, [&](HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher&) {
+      {},
+      [&](HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher&) {
         ++calls;
         s->respond(200, {}, req.target);
       },
@@ -437,7 +441,8 @@ TEST(HttpServer, HeadAnswerIsSentBeforeTheBodyIsRead) {
   // A head the handler lets through is read whole and handled as before,
   // 100-continue included.
   auto k = RawSocket::connectTo(server->port());
-  ASSERT_TRUE(k.sendAll("POST / HTTP/1.1\r\nHost: x\r\nAuthorization: yes\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
+  ASSERT_TRUE(k.sendAll(
+      "POST / HTTP/1.1\r\nHost: x\r\nAuthorization: yes\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"));
   auto interim = k.readHead();
   ASSERT_TRUE(interim);
   EXPECT_EQ(interim->start_line, "HTTP/1.1 100 Continue");
@@ -486,7 +491,8 @@ TEST(HttpServer, ServerAnswersAreReportedToTheHandler) {
   {
     // 408: the body never comes.
     auto c = RawSocket::connectTo(server->port());
-    ASSERT_TRUE(c.sendAll("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: k\r\nContent-Length: 10\r\n\r\n12"));
+    ASSERT_TRUE(
+        c.sendAll("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: k\r\nContent-Length: 10\r\n\r\n12"));
     ASSERT_TRUE(advanceUntil(clock, [&] { return hasData(c); }));
     auto m = c.readMessage();
     ASSERT_TRUE(m);
@@ -539,7 +545,8 @@ TEST(HttpServer, BufferedBodyCapAnswers503FromTheHead) {
   o.max_body_bytes = 1000;
   o.max_buffered_body_bytes = 2500;
   auto server = makeHttpServer(
-      o, [&](HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher& loop) {
+      o,
+      [&](HttpRequest&& req, std::shared_ptr<ServerStream> s, Dispatcher& loop) {
         s->beginStream(200, {{"x-size", std::to_string(req.body.size())}});  // the exchange stays open
         holder.add(std::move(s), loop);
       },
@@ -593,8 +600,8 @@ TEST(HttpServer, BufferedBodyCapAnswers503FromTheHead) {
   // 2400 held now. A chunked body is counted as it arrives: cut off once it
   // passes the cap (100 bytes fit, 300 do not).
   auto h = RawSocket::connectTo(server->port());
-  ASSERT_TRUE(h.sendAll("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n" + std::string(100, 'h') +
-                        "\r\n"));
+  ASSERT_TRUE(h.sendAll("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n" +
+                        std::string(100, 'h') + "\r\n"));
   EXPECT_FALSE(h.fill(50)) << "100 bytes fit";
   ASSERT_TRUE(h.sendAll("c8\r\n" + std::string(200, 'h') + "\r\n"));
   expect503(h);
@@ -608,7 +615,8 @@ TEST(HttpServer, SlowClientGets408AndIsClosed) {
   o.header_timeout = 5s;
   std::atomic<int> calls{0};
   auto server = makeHttpServer(
-      o, [&](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) {
+      o,
+      [&](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) {
         ++calls;
         s->respond(200, {}, "");
       },
@@ -653,7 +661,8 @@ TEST(HttpServer, IdleKeepAliveConnectionIsClosedSilently) {
   auto m = c.readMessage();
   ASSERT_TRUE(m);
   EXPECT_EQ(m->body, "ok");
-  ASSERT_TRUE(advanceUntil(clock, [&] { return hasData(c); }, 5s));
+  ASSERT_TRUE(advanceUntil(
+      clock, [&] { return hasData(c); }, 5s));
   // EOF, no bytes.
   char b;
   EXPECT_EQ(::recv(c.fd(), &b, 1, 0), 0);
@@ -775,8 +784,7 @@ TEST(HttpServer, ExpectContinueGets100ThenTheResponse) {
 
 TEST(HttpServer, ConnectionCloseAndHttp10AreHonoured) {
   auto server = makeHttpServer(
-      {}, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, "bye"); },
-      realClock());
+      {}, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, "bye"); }, realClock());
   ASSERT_TRUE(server->start());
   {
     auto c = RawSocket::connectTo(server->port());
@@ -875,9 +883,14 @@ TEST(HttpServer, HeaderChecksCatchForbiddenBytesAtEveryOffset) {
 // The same checks through the pre-rendered path: HeaderLines built from the
 // same hostile Headers must put exactly the same fields on the wire.
 TEST(HttpServer, HeaderLinesCarryTheFieldsAndDropWhatHeadersDrop) {
-  const Headers hostile{{"x-ok", "1"},          {"x-bad", "a\r\nx-injected: 1"}, {"content-length", "999"},
-                        {"x bad", "1"},         {"x-nul", std::string("a\0b", 3)}, {"Transfer-Encoding", "chunked"},
-                        {"x-empty", ""},        {"x-tab", "a\tb"}};
+  const Headers hostile{{"x-ok", "1"},
+                        {"x-bad", "a\r\nx-injected: 1"},
+                        {"content-length", "999"},
+                        {"x bad", "1"},
+                        {"x-nul", std::string("a\0b", 3)},
+                        {"Transfer-Encoding", "chunked"},
+                        {"x-empty", ""},
+                        {"x-tab", "a\tb"}};
   HeaderLines lines(hostile);
   lines.add("x-count", int64_t{-42});
   auto server = makeHttpServer(
@@ -939,7 +952,7 @@ TEST(HeaderLines, RenderAndConvertBack) {
   h.addChecked("Date", "ignored");
   h.addChecked("x bad", "dropped");
   h.add("x-bad-value", "a\r\nx-injected: 1");  // dropped
-  h.addChecked("connection", "keep-alive");  // not rendered, and not a close
+  h.addChecked("connection", "keep-alive");    // not rendered, and not a close
   EXPECT_EQ(h.text(), "content-type: application/json\r\nx-n: 1234567890123\r\n");
   EXPECT_FALSE(h.closeRequested());
   h.addChecked("connection", "keep-alive, close");
@@ -1018,8 +1031,7 @@ TEST(HttpServer, SeveralLoopsShareThePort) {
   ServerOptions o;
   o.threads = 2;
   auto server = makeHttpServer(
-      o, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, "ok"); },
-      realClock());
+      o, [](HttpRequest&&, std::shared_ptr<ServerStream> s, Dispatcher&) { s->respond(200, {}, "ok"); }, realClock());
   ASSERT_TRUE(server->start());
   EXPECT_EQ(server->loops().size(), 2U);
   for (int i = 0; i < 8; ++i) {

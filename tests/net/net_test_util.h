@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -38,7 +39,7 @@ struct RawMessage {
   std::map<std::string, std::string> headers;  // lower-case names
   std::string body;
   bool chunked = false;
-  std::vector<std::string> chunks;  // chunk payloads, when chunked
+  std::vector<std::string> chunks;              // chunk payloads, when chunked
   std::map<std::string, std::string> trailers;  // lower-case names, when chunked
   [[nodiscard]] int status() const { return start_line.size() >= 12 ? std::stoi(start_line.substr(9, 3)) : 0; }
   [[nodiscard]] std::string header(const std::string& n) const {
@@ -231,7 +232,7 @@ class RawHttpServer {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::abort();  // no port: no test
     ::listen(listen_fd_, 64);
     socklen_t len = sizeof a;
     ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
@@ -319,7 +320,7 @@ inline uint16_t unusedPort() {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::abort();  // no port: no test
   socklen_t len = sizeof a;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   ::close(fd);

@@ -668,7 +668,7 @@ TEST(UpstreamClient, RetiringLetsRunningCallsFinish) {
 TEST(UpstreamClient, AgainstTheServerWithManyCalls) {
   auto server = makeHttpServer(
       {},
-      [](HttpRequest&& r, std::shared_ptr<ServerStream> s, Dispatcher&) {
+      [](HttpRequest&& r, const std::shared_ptr<ServerStream>& s, Dispatcher&) {
         s->respond(200, {{"content-type", "application/json"}}, std::move(r.body));
       },
       realClock());
@@ -676,7 +676,8 @@ TEST(UpstreamClient, AgainstTheServerWithManyCalls) {
   ClientFixture f({.base_url = baseUrl(server->port()), .max_connections = 4});
   std::vector<std::unique_ptr<Recorder>> recs;
   for (int i = 0; i < 50; ++i) recs.push_back(std::make_unique<Recorder>());
-  for (int i = 0; i < 50; ++i) f.start(req("/echo", std::string(static_cast<size_t>(i) * 1000, 'a')), *recs[static_cast<size_t>(i)]);
+  for (int i = 0; i < 50; ++i)
+    f.start(req("/echo", std::string(static_cast<size_t>(i) * 1000, 'a')), *recs[static_cast<size_t>(i)]);
   for (int i = 0; i < 50; ++i) {
     EXPECT_EQ(recs[static_cast<size_t>(i)]->waitResult(), UpstreamErrorKind::kNone);
     EXPECT_EQ(recs[static_cast<size_t>(i)]->body().size(), static_cast<size_t>(i) * 1000);

@@ -19,8 +19,6 @@
 namespace sluice::net {
 namespace {
 
-using testing::eventually;
-
 // A TLS server on 127.0.0.1:<port> answering every request with its SNI name.
 class TlsServer {
  public:
@@ -52,7 +50,7 @@ class TlsServer {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     ::listen(listen_fd_, 16);
     socklen_t len = sizeof a;
     ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
@@ -116,8 +114,7 @@ class TlsServer {
       buf.erase(0, head_end + 4 + body_len);
       const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
       const std::string body = std::string("sni=") + (sni != nullptr ? sni : "") + ";" + auth;
-      const std::string resp =
-          "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+      const std::string resp = "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
       if (SSL_write(ssl, resp.data(), static_cast<int>(resp.size())) <= 0) return;
     }
   }
@@ -186,8 +183,9 @@ TEST(UpstreamTls, UntrustedCertificateFailsVerification) {
   auto loop = makeEventLoopThread(core::SystemClock::instance());
   std::unique_ptr<UpstreamClient> client;
   loop->runSync([&] {
-    client = makeHttpUpstreamClient(
-        loop->dispatcher(), {.base_url = "https://localhost:" + std::to_string(server.port()), .verify_tls = true});
+    client = makeHttpUpstreamClient(loop->dispatcher(),
+                                    {.base_url = "https://localhost:" + std::to_string(server.port()),
+                                     .verify_tls = true});
   });
   Result r;
   EXPECT_EQ(callOnce(*loop, *client, r), UpstreamErrorKind::kConnect);

@@ -111,7 +111,8 @@ TEST(InspectChat, PromptShape) {
   EXPECT_EQ(p.tools, 1);
   EXPECT_EQ(p.tools_json_bytes,
             static_cast<int64_t>(
-                std::string_view(R"([{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}])")
+                std::string_view(
+                    R"([{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}])")
                     .size()));
   EXPECT_TRUE(p.has_system_message);
 }
@@ -255,10 +256,13 @@ TEST(InspectChat, WrongTypesNameTheParam) {
 TEST(InspectChat, AudioAndFilePartsAreBoundedByTheirSize) {
   const std::string audio(100'000, 'A');
   const std::string pdf(30'000, 'J');
-  const std::string body = R"({"model":"m","messages":[{"role":"user","content":[)"
-                           R"({"type":"input_audio","input_audio":{"data":")" + audio + R"(","format":"wav"}},)"
-                           R"({"type":"file","file":{"filename":"report.pdf","file_data":"data:application/pdf;base64,)" +
-                           pdf + R"("}}]}]})";
+  const std::string body =
+      R"({"model":"m","messages":[{"role":"user","content":[)"
+      R"({"type":"input_audio","input_audio":{"data":")" +
+      audio +
+      R"(","format":"wav"}},)"
+      R"({"type":"file","file":{"filename":"report.pdf","file_data":"data:application/pdf;base64,)" +
+      pdf + R"("}}]}]})";
   auto r = inspectChatRequest(body);
   ASSERT_TRUE(r.has_value()) << r.error().message;
   EXPECT_EQ(r->prompt.audio_parts, 1);
@@ -314,8 +318,7 @@ TEST(InspectChat, DuplicateKeysAreRejected) {
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"messages":[{"role":"user","content":"y"}]})",
        "messages"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":false,"stream":true})", "stream"},
-      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":1,"max_tokens":100000})",
-       "max_tokens"},
+      {R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":1,"max_tokens":100000})", "max_tokens"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_completion_tokens":1,"max_completion_tokens":2})",
        "max_completion_tokens"},
       {R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":1,"n":128})", "n"},
@@ -373,11 +376,11 @@ TEST(InspectCompletion, PromptShapes) {
 }
 
 TEST(InspectCompletion, BadPrompts) {
-  for (const char* body : {R"({"model":"m"})", R"({"model":"m","prompt":[]})", R"({"model":"m","prompt":["a",1]})",
-                           R"({"model":"m","prompt":[1,"a"]})", R"({"model":"m","prompt":[1,-2]})",
-                           R"({"model":"m","prompt":[1.5]})", R"({"model":"m","prompt":[[1],2]})",
-                           R"({"model":"m","prompt":{}})", R"({"model":"m","prompt":[{}]})",
-                           R"({"model":"m","prompt":"a","prompt":"b"})"}) {
+  for (const char* body :
+       {R"({"model":"m"})", R"({"model":"m","prompt":[]})", R"({"model":"m","prompt":["a",1]})",
+        R"({"model":"m","prompt":[1,"a"]})", R"({"model":"m","prompt":[1,-2]})", R"({"model":"m","prompt":[1.5]})",
+        R"({"model":"m","prompt":[[1],2]})", R"({"model":"m","prompt":{}})", R"({"model":"m","prompt":[{}]})",
+        R"({"model":"m","prompt":"a","prompt":"b"})"}) {
     auto r = inspectCompletionRequest(body);
     ASSERT_FALSE(r.has_value()) << body;
     EXPECT_EQ(r.error().code, ErrorCode::kInvalidRequest) << body;
@@ -392,7 +395,8 @@ TEST(InspectCompletion, BestOfIsBoundedAsNIs) {
   // Regression: best_of had no upper bound, and best_of × max_tokens wrapped
   // negative past the TPM check (576460752303423489 × 16 > 2^63).
   for (const char* best : {"576460752303423489", "129", "18446744073709551615"}) {
-    auto r = inspectCompletionRequest(fmt::format(R"({{"model":"m","prompt":"x","max_tokens":16,"best_of":{}}})", best));
+    auto r = inspectCompletionRequest(
+        fmt::format(R"({{"model":"m","prompt":"x","max_tokens":16,"best_of":{}}})", best));
     ASSERT_FALSE(r.has_value()) << best;
     EXPECT_EQ(r.error().param, "best_of") << best;
     if (std::string_view(best).size() < 19) {

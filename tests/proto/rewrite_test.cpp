@@ -68,8 +68,9 @@ TEST(Rewrite, KeepsTheClientsCapField) {
             R"({"model":"m","max_tokens":512,"messages":[{"role":"user","content":"x"}]})");
   EXPECT_EQ(rewriteChat(R"({"model":"m","max_completion_tokens": null,"messages":[{"role":"user","content":"x"}]})", o),
             R"({"model":"m","max_completion_tokens": 512,"messages":[{"role":"user","content":"x"}]})");
-  EXPECT_EQ(rewriteChat(R"({"model":"m","max_tokens":1,"max_completion_tokens":2,"messages":[{"role":"user","content":"x"}]})",
-                        o),
+  EXPECT_EQ(rewriteChat(
+                R"({"model":"m","max_tokens":1,"max_completion_tokens":2,"messages":[{"role":"user","content":"x"}]})",
+                o),
             R"({"model":"m","max_tokens":512,"max_completion_tokens":512,"messages":[{"role":"user","content":"x"}]})");
 }
 

@@ -87,18 +87,21 @@ TEST(SseParser, IncompleteEventIsHeldNotDispatched) {
   ASSERT_TRUE(parser.put("data: partial\n", [&](const SseEvent&) { ++count; }).has_value());
   EXPECT_EQ(count, 0);
   EXPECT_TRUE(parser.midEvent());
-  ASSERT_TRUE(parser.put("\n", [&](const SseEvent& e) {
-                      ++count;
-                      EXPECT_EQ(e.data, "partial");
-                    }).has_value());
+  ASSERT_TRUE(parser
+                  .put("\n",
+                       [&](const SseEvent& e) {
+                         ++count;
+                         EXPECT_EQ(e.data, "partial");
+                       })
+                  .has_value());
   EXPECT_EQ(count, 1);
   EXPECT_FALSE(parser.midEvent());
 }
 
 TEST(SseParser, EverySplitOfAStreamGivesTheSameEvents) {
-  for (const std::string& stream :
-       {testing::readData("chat_stream_include_usage.sse"), std::string("event: a\r\ndata: x\r\ndata: y\r\n\r\n: c\r\n\r\n"
-                                                                        "data: z\rdata: w\r\r")}) {
+  for (const std::string& stream : {testing::readData("chat_stream_include_usage.sse"),
+                                    std::string("event: a\r\ndata: x\r\ndata: y\r\n\r\n: c\r\n\r\n"
+                                                "data: z\rdata: w\r\r")}) {
     const auto whole = testing::parseAll(stream);
     ASSERT_FALSE(whole.empty());
     for (size_t i = 0; i <= stream.size(); ++i) {

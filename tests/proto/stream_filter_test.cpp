@@ -11,8 +11,6 @@
 namespace sluice::proto {
 namespace {
 
-using testing::OwnedEvent;
-
 std::string filterAll(std::string_view upstream, bool client_wants_usage, StreamAccounting* acc = nullptr) {
   StreamFilter filter({.client_wants_usage = client_wants_usage});
   std::string out;
@@ -21,9 +19,7 @@ std::string filterAll(std::string_view upstream, bool client_wants_usage, Stream
   return out;
 }
 
-std::string filterOne(std::string_view data) {
-  return filterAll("data: " + std::string(data) + "\n\n", false);
-}
+std::string filterOne(std::string_view data) { return filterAll("data: " + std::string(data) + "\n\n", false); }
 
 TEST(StreamFilter, StripsUsageWhenClientDidNotAsk) {
   const std::string upstream = testing::readData("chat_stream_include_usage.sse");
@@ -141,7 +137,7 @@ TEST(StreamFilter, ToolCallStream) {
   StreamAccounting acc;
   const std::string upstream = testing::readData("chat_stream_tool_calls.sse");
   const std::string out = filterAll(upstream, false, &acc);
-  EXPECT_EQ(out, upstream);  // no usage keys: forwarded unchanged
+  EXPECT_EQ(out, upstream);                 // no usage keys: forwarded unchanged
   EXPECT_EQ(acc.tool_call_bytes, 11 + 16);  // "get_weather" + {"city":"Paris"}
   EXPECT_EQ(acc.output_text_bytes, 27);
   EXPECT_EQ(acc.finish_reason, "tool_calls");
@@ -162,11 +158,12 @@ TEST(StreamFilter, ReasoningChoicesAndLegacyText) {
 
 TEST(StreamFilter, MalformedChunksAreForwardedAndCounted) {
   StreamAccounting acc;
-  const std::string upstream = "data: {\"choices\":[{\"delta\":{\"content\":\"ok\"}}]}\n\n"
-                               "data: {not json\n\n"
-                               "data: [1,2]\n\n"
-                               "data: {\"truncated\":\n\n"
-                               "data: [DONE]\n\n";
+  const std::string upstream =
+      "data: {\"choices\":[{\"delta\":{\"content\":\"ok\"}}]}\n\n"
+      "data: {not json\n\n"
+      "data: [1,2]\n\n"
+      "data: {\"truncated\":\n\n"
+      "data: [DONE]\n\n";
   const std::string out = filterAll(upstream, false, &acc);
   EXPECT_EQ(out, upstream);
   EXPECT_EQ(acc.malformed_events, 3);
@@ -192,8 +189,8 @@ TEST(StreamFilter, UpstreamErrorIsForwardedAndFlagged) {
 
 TEST(StreamFilter, CommentsAreNotForwardedAndNothingAfterDone) {
   StreamAccounting acc;
-  const std::string out =
-      filterAll(": keep-alive\n\ndata: {\"a\":1}\n\ndata: [DONE]\n\ndata: {\"b\":2}\n\n", false, &acc);
+  const std::string out = filterAll(": keep-alive\n\ndata: {\"a\":1}\n\ndata: [DONE]\n\ndata: {\"b\":2}\n\n", false,
+                                    &acc);
   EXPECT_EQ(out, "data: {\"a\":1}\n\ndata: [DONE]\n\n");
   EXPECT_EQ(acc.events, 1);
 }
@@ -217,8 +214,7 @@ TEST(StreamFilter, OversizedEventAfterDoneInTheSameBytesIsIgnored) {
 TEST(StreamFilter, CutEndsTheStream) {
   StreamFilter filter({});
   std::string out;
-  ASSERT_TRUE(filter.put("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"partial\"}}]}\n\ndata: {\"cho",
-                         out)
+  ASSERT_TRUE(filter.put("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"partial\"}}]}\n\ndata: {\"cho", out)
                   .has_value());
   filter.cut(out, core::ErrorCode::kBudgetExhausted, "Budget exhausted for key k");
   EXPECT_TRUE(filter.finished());
@@ -248,10 +244,11 @@ TEST(StreamFilter, OversizedUpstreamEventIsAnError) {
 
 TEST(StreamFilter, HostileUsageValuesFallBackToEstimate) {
   StreamAccounting acc;
-  filterAll("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":-5,\"completion_tokens\":2}}\n\n"
-            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":\"7\"}}\n\n"
-            "data: {\"choices\":[],\"usage\":{\"total_tokens\":9}}\n\n",
-            false, &acc);
+  filterAll(
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":-5,\"completion_tokens\":2}}\n\n"
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":\"7\"}}\n\n"
+      "data: {\"choices\":[],\"usage\":{\"total_tokens\":9}}\n\n",
+      false, &acc);
   EXPECT_FALSE(acc.usage.has_value());
   EXPECT_EQ(acc.dropped_events, 3);
 }
@@ -326,8 +323,7 @@ TEST(StreamFilter, MutationFuzz) {
     EXPECT_LE(out.size(), upstream.size() + 256);
     // Every counted event was forwarded or withheld; then one [DONE] or error event.
     const StreamAccounting& acc = filter.accounting();
-    EXPECT_EQ(static_cast<int64_t>(events.size()), acc.events - acc.dropped_events + 1)
-        << out;
+    EXPECT_EQ(static_cast<int64_t>(events.size()), acc.events - acc.dropped_events + 1) << out;
   }
 }
 

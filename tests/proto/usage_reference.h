@@ -45,8 +45,7 @@ inline std::optional<int64_t> referenceNonNegativeInteger(simdjson::dom::element
       if (static_cast<double>(x) != d) return std::nullopt;
       return x;
     }
-    default:
-      return std::nullopt;
+    default: return std::nullopt;
   }
 }
 
@@ -260,8 +259,8 @@ inline bool plausible(const core::Result<ResponseSummary>& r, std::string_view b
   return r->output_text_bytes >= 0 && r->output_text_bytes <= n && r->output_non_ascii >= 0 &&
          r->output_non_ascii <= r->output_text_bytes && r->choices >= 0 && r->choices <= n &&
          r->model.size() <= body.size() && r->finish_reason.size() <= body.size() &&
-         (!r->usage || (r->usage->input >= 0 && r->usage->cached >= 0 && r->usage->output >= 0 &&
-                        r->usage->reasoning >= 0));
+         (!r->usage ||
+          (r->usage->input >= 0 && r->usage->cached >= 0 && r->usage->output >= 0 && r->usage->reasoning >= 0));
 }
 
 }  // namespace sluice::proto::usage_reference

@@ -40,7 +40,8 @@ constexpr std::string_view kChatCompletion =
 constexpr std::string_view kLegacyCompletion =
     R"({"object":"text_completion","choices":[{"text":"abc","index":0,"logprobs":null,
     "finish_reason":"length"}],"usage":{"prompt_tokens":5,"completion_tokens":16,"total_tokens":21}})";
-constexpr std::string_view kEmbeddings = R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":"AAAA"}],
+constexpr std::string_view kEmbeddings =
+    R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":"AAAA"}],
     "model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}})";
 constexpr std::string_view kResponsesApi = R"({"object":"response","status":"completed","model":"o4-mini",
     "output":[{"type":"reasoning","summary":[{"type":"summary_text","text":"hmm"}]},
@@ -53,14 +54,14 @@ constexpr std::string_view kAnthropic = R"({"type":"message","usage":{"input_tok
 constexpr std::string_view kAnthropicHuge =
     R"({"usage":{"input_tokens":9223372036854775807,"cache_read_input_tokens":9223372036854775807,
     "output_tokens":1}})";
-constexpr std::string_view kErrorBody =
-    R"({"error":{"message":"x","type":"server_error","param":null,"code":null}})";
-constexpr std::string_view kEmbeddingsFloats = "{\n  \"object\": \"list\",\n  \"data\": [\n    {\n"
-                                               "      \"object\": \"embedding\",\n      \"index\": 0,\n"
-                                               "      \"embedding\": [\n        -0.006929283,\n        "
-                                               "-0.005336422,\n        1.2e-05\n      ]\n    }\n  ],\n"
-                                               "  \"model\": \"text-embedding-3-small\",\n  \"usage\": {\n"
-                                               "    \"prompt_tokens\": 8,\n    \"total_tokens\": 8\n  }\n}\n";
+constexpr std::string_view kErrorBody = R"({"error":{"message":"x","type":"server_error","param":null,"code":null}})";
+constexpr std::string_view kEmbeddingsFloats =
+    "{\n  \"object\": \"list\",\n  \"data\": [\n    {\n"
+    "      \"object\": \"embedding\",\n      \"index\": 0,\n"
+    "      \"embedding\": [\n        -0.006929283,\n        "
+    "-0.005336422,\n        1.2e-05\n      ]\n    }\n  ],\n"
+    "  \"model\": \"text-embedding-3-small\",\n  \"usage\": {\n"
+    "    \"prompt_tokens\": 8,\n    \"total_tokens\": 8\n  }\n}\n";
 
 const std::vector<std::string_view>& responseFixtures() {
   static const std::vector<std::string_view> fixtures = {
@@ -157,9 +158,26 @@ class Gen {
 
   // A JSON string literal with unicode and escapes.
   std::string str(size_t max_pieces = 12) {
-    static const char* const kPieces[] = {"a",      "Hello",  " ",     "world", "é",      "中文",     "😀",
-                                          "\\n",    "\\\"",   "\\\\",  "\\/",   "\\t",    "\\u0041",  "\\u00e9",
-                                          "\\u4e2d", "\\ud83d\\ude00", "{\\\"k\\\":1}", "x y z", "ß", "\\b\\f\\r"};
+    static const char* const kPieces[] = {"a",
+                                          "Hello",
+                                          " ",
+                                          "world",
+                                          "é",
+                                          "中文",
+                                          "😀",
+                                          "\\n",
+                                          "\\\"",
+                                          "\\\\",
+                                          "\\/",
+                                          "\\t",
+                                          "\\u0041",
+                                          "\\u00e9",
+                                          "\\u4e2d",
+                                          "\\ud83d\\ude00",
+                                          "{\\\"k\\\":1}",
+                                          "x y z",
+                                          "ß",
+                                          "\\b\\f\\r"};
     std::string s = "\"";
     const size_t n = chance(5) ? 60 + below(200) : below(max_pieces + 1);
     for (size_t i = 0; i < n; ++i) s += pickFrom(kPieces);
@@ -173,12 +191,40 @@ class Gen {
 
   // A token count, mostly valid, sometimes untrustworthy or odd.
   std::string count() {
-    static const char* const kOdd[] = {
-        "0",      "-1",     "-0",       "0.0",   "-0.0",  "12.0",  "1.5",   "1e3",   "1E2",   "2.5e1", "1e-400",
-        "0.5e-3", "1e16",   "1e20",     "null",  "null",  "true",  "false", "\"12\"", "{}",   "[]",    "[1]",
-        "9007199254740992",           "9007199254740992.0",     "9007199254740993.0",       "9223372036854775807",
-        "9223372036854775808",        "18446744073709551615",   "-9223372036854775808",     "123456789012345678",
-        "1234567890123456789",        "12345678901234567890",   "100000000000000000000",    "1e400"};
+    static const char* const kOdd[] = {"0",
+                                       "-1",
+                                       "-0",
+                                       "0.0",
+                                       "-0.0",
+                                       "12.0",
+                                       "1.5",
+                                       "1e3",
+                                       "1E2",
+                                       "2.5e1",
+                                       "1e-400",
+                                       "0.5e-3",
+                                       "1e16",
+                                       "1e20",
+                                       "null",
+                                       "null",
+                                       "true",
+                                       "false",
+                                       "\"12\"",
+                                       "{}",
+                                       "[]",
+                                       "[1]",
+                                       "9007199254740992",
+                                       "9007199254740992.0",
+                                       "9007199254740993.0",
+                                       "9223372036854775807",
+                                       "9223372036854775808",
+                                       "18446744073709551615",
+                                       "-9223372036854775808",
+                                       "123456789012345678",
+                                       "1234567890123456789",
+                                       "12345678901234567890",
+                                       "100000000000000000000",
+                                       "1e400"};
     if (chance(80)) return integer();
     return pickFrom(kOdd);
   }
@@ -227,26 +273,22 @@ class Gen {
   }
 
   std::string pickJunkKey() {
-    static const char* const kKeys[] = {"id",   "object", "created", "x_extra", "Usage", "usage ",  "usag",
-                                        "Text", "texts",  "logprobs", "a\\nb",  "",      "metadata"};
+    static const char* const kKeys[] = {"id",   "object", "created",  "x_extra", "Usage", "usage ",  "usag",
+                                        "Text", "texts",  "logprobs", "a\\nb",   "",      "metadata"};
     return pickFrom(kKeys);
   }
 
   // Arbitrary nested JSON, including floats the DOM parses and we skip.
   std::string junk(int depth) {
     switch (depth <= 0 ? below(5) : below(8)) {
-      case 0:
-        return str(4);
+      case 0: return str(4);
       case 1: {
         static const char* const kNums[] = {"0", "-12", "3.25", "0.0123e-05", "-0.006929283", "1e10", "42"};
         return pickFrom(kNums);
       }
-      case 2:
-        return "true";
-      case 3:
-        return "null";
-      case 4:
-        return "false";
+      case 2: return "true";
+      case 3: return "null";
+      case 4: return "false";
       case 5: {
         std::vector<std::string> items;
         for (size_t n = below(5); n > 0; --n) items.push_back(junk(depth - 1));
@@ -321,8 +363,8 @@ class Gen {
     if (chance(5)) return junk(1);
     Members m{{"index", std::to_string(index)}};
     if (chance(85)) {
-      static const char* const kReasons[] = {"\"stop\"", "\"length\"", "\"tool_calls\"", "null", "\"\"", "1",
-                                             "\"content_filter\""};
+      static const char* const kReasons[] = {"\"stop\"", "\"length\"", "\"tool_calls\"",    "null",
+                                             "\"\"",     "1",          "\"content_filter\""};
       m.emplace_back("finish_reason", chance(90) ? pickFrom(kReasons) : str(3));
     }
     if (chance(70)) m.emplace_back("message", message());
@@ -372,9 +414,8 @@ class Gen {
         if (chance(30)) m.emplace_back("cache_creation", junk(2));
         break;
       default: {  // any mix
-        static const char* const kKeys[] = {"prompt_tokens",         "completion_tokens",
-                                            "input_tokens",          "output_tokens",
-                                            "cache_read_input_tokens", "cache_creation_input_tokens",
+        static const char* const kKeys[] = {"prompt_tokens", "completion_tokens",       "input_tokens",
+                                            "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
                                             "total_tokens"};
         for (size_t n = below(8); n > 0; --n) m.emplace_back(pickFrom(kKeys), count());
         static const char* const kDetails[] = {"prompt_tokens_details", "input_tokens_details",
@@ -382,7 +423,7 @@ class Gen {
         for (size_t n = below(3); n > 0; --n) {
           const std::string d = pickFrom(kDetails);
           m.emplace_back(d, details(d.starts_with("prompt") || d.starts_with("input") ? "cached_tokens"
-                                                                                         : "reasoning_tokens"));
+                                                                                      : "reasoning_tokens"));
         }
       }
     }
@@ -402,11 +443,8 @@ class Gen {
         case 0:
           m = {{"type", "\"message\""}, {"role", "\"assistant\""}, {"content", chance(90) ? parts() : junk(1)}};
           break;
-        case 1:
-          m = {{"type", "\"function_call\""}, {"name", str(2)}, {"arguments", textValue()}};
-          break;
-        default:
-          m = {{"type", "\"reasoning\""}, {"summary", chance(90) ? parts() : junk(1)}};
+        case 1: m = {{"type", "\"function_call\""}, {"name", str(2)}, {"arguments", textValue()}}; break;
+        default: m = {{"type", "\"reasoning\""}, {"summary", chance(90) ? parts() : junk(1)}};
       }
       if (chance(20)) m.emplace_back("status", "\"completed\"");
       items.push_back(object(std::move(m)));
@@ -417,8 +455,7 @@ class Gen {
   std::string embeddingData() {
     std::vector<std::string> floats;
     for (size_t n = below(40); n > 0; --n) {
-      floats.push_back((chance(50) ? "-0.0" : "0.0") + std::to_string(next() % 100000000) +
-                       (chance(10) ? "e-05" : ""));
+      floats.push_back((chance(50) ? "-0.0" : "0.0") + std::to_string(next() % 100000000) + (chance(10) ? "e-05" : ""));
     }
     return array({object({{"object", "\"embedding\""}, {"index", "0"}, {"embedding", array(floats)}})});
   }
@@ -442,8 +479,11 @@ class Gen {
     static const char* const kDupKeys[] = {"usage", "model", "status", "choices", "error", "output"};
     for (size_t n = chance(30) ? below(3) + 1 : 0; n > 0; --n) {
       const std::string k = pickFrom(kDupKeys);
-      std::string v = k == "usage" ? usage() : k == "model" ? str(2) : k == "choices" ? choices()
-                                                         : k == "output" ? outputItems() : junk(1);
+      std::string v = k == "usage"     ? usage()
+                      : k == "model"   ? str(2)
+                      : k == "choices" ? choices()
+                      : k == "output"  ? outputItems()
+                                       : junk(1);
       m.emplace_back(k, std::move(v));
     }
     return ws() + object(std::move(m)) + ws();
@@ -451,23 +491,15 @@ class Gen {
 
   // A corrupted copy of `body`: truncated, bytes changed, inserted or removed.
   std::string mutate(std::string body) {
-    static const char kBytes[] = {'{', '}', '[', ']', ',', ':', '"', '\\', '0', '9', '-', '.', 'e',
-                                  'n', 't', 'f', ' ', 'x', 'u', '\n', '\x80', '\xff', '\xc3', '\x01'};
+    static const char kBytes[] = {'{', '}', '[', ']', ',', ':', '"', '\\', '0',    '9',    '-',    '.',
+                                  'e', 'n', 't', 'f', ' ', 'x', 'u', '\n', '\x80', '\xff', '\xc3', '\x01'};
     for (size_t k = below(3) + 1; k > 0 && !body.empty(); --k) {
       const size_t at = below(body.size());
       switch (below(5)) {
-        case 0:
-          body.resize(at);
-          break;
-        case 1:
-          body[at] = pickFrom(kBytes);
-          break;
-        case 2:
-          body.insert(body.begin() + static_cast<std::ptrdiff_t>(at), pickFrom(kBytes));
-          break;
-        case 3:
-          body.erase(at, 1);
-          break;
+        case 0: body.resize(at); break;
+        case 1: body[at] = pickFrom(kBytes); break;
+        case 2: body.insert(body.begin() + static_cast<std::ptrdiff_t>(at), pickFrom(kBytes)); break;
+        case 3: body.erase(at, 1); break;
         default: {
           const size_t len = below(std::min<size_t>(body.size() - at, 40) + 1);
           body.insert(at, body.substr(at, len));
@@ -565,9 +597,26 @@ TEST(Usage, PaddedBodyInPlace) {
 }
 
 TEST(Usage, NotJsonOrNotObjectFails) {
-  for (std::string_view body : {"", " ", "not json", "[1,2]", "\"s\"", "12", "null", "{", "}", "{]", "{\"a\":1",
-                                "{\"a\":1} x", "{\"a\":1}}", "{\"a\":1}{\"b\":2}", "{\"a\" 1}", "{\"a\":1,}",
-                                "{1:2}", "{\"a\":1 \"b\":2}", "{\"usage\":{\"prompt_tokens\":1}", "\xff{}"}) {
+  for (std::string_view body : {"",
+                                " ",
+                                "not json",
+                                "[1,2]",
+                                "\"s\"",
+                                "12",
+                                "null",
+                                "{",
+                                "}",
+                                "{]",
+                                "{\"a\":1",
+                                "{\"a\":1} x",
+                                "{\"a\":1}}",
+                                "{\"a\":1}{\"b\":2}",
+                                "{\"a\" 1}",
+                                "{\"a\":1,}",
+                                "{1:2}",
+                                "{\"a\":1 \"b\":2}",
+                                "{\"usage\":{\"prompt_tokens\":1}",
+                                "\xff{}"}) {
     auto r = summarizeResponse(body);
     ASSERT_FALSE(r.has_value()) << body;
     EXPECT_EQ(r.error().code, core::ErrorCode::kUpstreamError) << body;
@@ -670,7 +719,8 @@ TEST(Usage, DuplicateKeysBehaveLikeTheDom) {
 TEST(Usage, UsageBeforeOrAfterChoices) {
   const std::string choices = R"("choices":[{"message":{"content":"hi"},"finish_reason":"stop"}])";
   const std::string usage = R"("usage":{"prompt_tokens":4,"completion_tokens":1})";
-  for (const std::string& body : {"{" + choices + "," + usage + "}", "{" + usage + "," + choices + "}"}) {
+  for (const std::string& body : {std::string("{").append(choices).append(",").append(usage).append("}"),
+                                  std::string("{").append(usage).append(",").append(choices).append("}")}) {
     auto r = summarizeResponse(body);
     ASSERT_TRUE(r.has_value());
     EXPECT_EQ(r->usage, (core::TokenUsage{.input = 4, .cached = 0, .output = 1, .reasoning = 0}));

@@ -28,7 +28,8 @@ class ImportTest : public ::testing::Test {
   }
   ImportCounts import(std::string_view content, const std::string& source, bool dry_run = false) {
     const ParsedAuditFile f = parseAuditFile(content, catalog);
-    auto c = importRows(*db_, f.rows, source, [](std::string_view a) { return a == "drafter" ? "gold" : ""; }, dry_run);
+    auto c = importRows(
+        *db_, f.rows, source, [](std::string_view a) { return a == "drafter" ? "gold" : ""; }, dry_run);
     EXPECT_TRUE(c) << c.error().message;
     return c ? *c : ImportCounts{};
   }
@@ -114,7 +115,8 @@ TEST_F(ImportTest, ReportsBadLinesByNumberAndKeepsTheGoodOnes) {
 }
 
 TEST_F(ImportTest, SluiceUsageRecordsComeBackAsTheyWere) {
-  UsageRecord r = testing::call("drafter", "gpt-4.1", testing::kJan1, 250, {.input = 10, .cached = 2, .output = 5}, 123, 2);
+  UsageRecord r = testing::call("drafter", "gpt-4.1", testing::kJan1, 250, {.input = 10, .cached = 2, .output = 5}, 123,
+                                2);
   r.request_id = "req_abc";
   r.requested_model = "gpt-4o";
   r.stream = true;

@@ -46,7 +46,7 @@ inline constexpr int64_t kJan1 = 1'767'225'600'000;
 
 // One answered request: `latency_ms`, tokens and cost as given, one attempt
 // on `model` (or `attempts` of them, the last one billed).
-inline UsageRecord call(std::string agent, std::string model, int64_t started_ms, int64_t latency_ms,
+inline UsageRecord call(std::string agent, const std::string& model, int64_t started_ms, int64_t latency_ms,
                         core::TokenUsage usage, core::MicroUsd cost, int attempts = 1) {
   UsageRecord r;
   r.request_id = "r" + std::to_string(started_ms) + agent + model + std::to_string(latency_ms);
@@ -78,8 +78,8 @@ inline UsageRecord call(std::string agent, std::string model, int64_t started_ms
   return r;
 }
 
-inline UsageRecord rejected(std::string agent, std::string model, int64_t started_ms, Outcome why) {
-  UsageRecord r = call(std::move(agent), std::move(model), started_ms, 0, {}, 0, 0);
+inline UsageRecord rejected(std::string agent, const std::string& model, int64_t started_ms, Outcome why) {
+  UsageRecord r = call(std::move(agent), model, started_ms, 0, {}, 0, 0);
   r.attempts.clear();
   r.outcome = why;
   r.http_status = 429;

@@ -103,15 +103,15 @@ TEST(Ledger, CreatesTheSchemaAtTheCurrentVersion) {
   ASSERT_TRUE(v);
   EXPECT_EQ(*v, kLedgerSchemaVersion);
   for (const char* index : {"requests_by_time", "requests_by_run", "requests_imported"}) {
-    EXPECT_EQ(scalar(*db, std::string("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '") + index +
-                              "'"),
+    EXPECT_EQ(scalar(*db,
+                     std::string("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '") + index + "'"),
               1)
         << index;
   }
   // v5 dropped the per-agent and per-model indexes (writer cost).
   for (const char* index : {"requests_by_agent", "requests_by_model"}) {
-    EXPECT_EQ(scalar(*db, std::string("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '") + index +
-                              "'"),
+    EXPECT_EQ(scalar(*db,
+                     std::string("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '") + index + "'"),
               0)
         << index;
   }
@@ -141,7 +141,8 @@ TEST(Ledger, WritesEveryRecordWithItsAttempts) {
   // 1 + 2 + 3 attempts in turn: 33 × 6 + 1.
   EXPECT_EQ(scalar(*db, "SELECT count(*) FROM attempts"), 33 * 6 + 1);
   EXPECT_EQ(scalar(*db, "SELECT sum(cost_micro_usd) FROM requests"), 101 * 123);
-  EXPECT_EQ(scalar(*db, "SELECT sum(billed_attempts) FROM requests"), 100) << "one billed attempt each, none for the rejection";
+  EXPECT_EQ(scalar(*db, "SELECT sum(billed_attempts) FROM requests"), 100)
+      << "one billed attempt each, none for the rejection";
   auto st = db->prepare(
       "SELECT request_id, agent, run_id, outcome, usage_source, stream, input_tokens, cached_tokens, output_tokens,"
       " reasoning_tokens FROM requests ORDER BY id");
@@ -245,10 +246,11 @@ TEST(Ledger, MigratesAVersion2File) {
   {
     auto db = openDb(path);
     ASSERT_TRUE(db->exec(kSchemaV1));
-    ASSERT_TRUE(db->exec("ALTER TABLE requests ADD COLUMN billed_attempts INTEGER NOT NULL DEFAULT 0;"
-                         "UPDATE requests SET billed_attempts = 1 WHERE request_id = 'old_1';"
-                         "CREATE INDEX requests_by_run ON requests(run_id, started_unix_ms) WHERE run_id <> '';"
-                         "UPDATE ledger_meta SET value = 2 WHERE key = 'schema_version';"));
+    ASSERT_TRUE(
+        db->exec("ALTER TABLE requests ADD COLUMN billed_attempts INTEGER NOT NULL DEFAULT 0;"
+                 "UPDATE requests SET billed_attempts = 1 WHERE request_id = 'old_1';"
+                 "CREATE INDEX requests_by_run ON requests(run_id, started_unix_ms) WHERE run_id <> '';"
+                 "UPDATE ledger_meta SET value = 2 WHERE key = 'schema_version';"));
   }
   auto db = openDb(path);
   auto before = migrateLedger(*db, path);
@@ -269,13 +271,14 @@ TEST(Ledger, MigratesAVersion3File) {
   {
     auto db = openDb(path);
     ASSERT_TRUE(db->exec(kSchemaV1));
-    ASSERT_TRUE(db->exec("ALTER TABLE requests ADD COLUMN billed_attempts INTEGER NOT NULL DEFAULT 0;"
-                         "CREATE INDEX requests_by_run ON requests(run_id, started_unix_ms) WHERE run_id <> '';"
-                         "CREATE TABLE spend_by_minute (minute INTEGER NOT NULL, agent TEXT NOT NULL,"
-                         " tier TEXT NOT NULL, tokens INTEGER NOT NULL, cost_micro_usd INTEGER NOT NULL,"
-                         " calls INTEGER NOT NULL, requests INTEGER NOT NULL,"
-                         " PRIMARY KEY (minute, agent, tier)) WITHOUT ROWID;"
-                         "UPDATE ledger_meta SET value = 3 WHERE key = 'schema_version';"));
+    ASSERT_TRUE(
+        db->exec("ALTER TABLE requests ADD COLUMN billed_attempts INTEGER NOT NULL DEFAULT 0;"
+                 "CREATE INDEX requests_by_run ON requests(run_id, started_unix_ms) WHERE run_id <> '';"
+                 "CREATE TABLE spend_by_minute (minute INTEGER NOT NULL, agent TEXT NOT NULL,"
+                 " tier TEXT NOT NULL, tokens INTEGER NOT NULL, cost_micro_usd INTEGER NOT NULL,"
+                 " calls INTEGER NOT NULL, requests INTEGER NOT NULL,"
+                 " PRIMARY KEY (minute, agent, tier)) WITHOUT ROWID;"
+                 "UPDATE ledger_meta SET value = 3 WHERE key = 'schema_version';"));
   }
   auto db = openDb(path);
   auto before = migrateLedger(*db, path);
@@ -306,8 +309,9 @@ TEST(Ledger, RefusesAFileFromANewerVersion) {
   const auto path = dir.file("new.db");
   {
     auto db = openDb(path);
-    ASSERT_TRUE(db->exec("CREATE TABLE ledger_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-                         "INSERT INTO ledger_meta VALUES ('schema_version', 99);"));
+    ASSERT_TRUE(
+        db->exec("CREATE TABLE ledger_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+                 "INSERT INTO ledger_meta VALUES ('schema_version', 99);"));
   }
   auto sink = openLedgerSink(path);
   ASSERT_FALSE(sink);
@@ -474,13 +478,13 @@ TEST(Ledger, SpendSumsEachWindowPerScope) {
       r.cost_micro_usd = 1000 * billed;
       (*sink)->submit(std::move(r));
     };
-    rec(now_ms - 2'000, "a", "fast", "run1", 1);           // this minute, day, month
-    rec(now_ms - 2'500, "b", "", "", 2);                   // another second; no tier
-    rec(day_start_ms + 5, "a", "fast", "run1", 1);         // today, not this minute
-    rec(month_start_ms + 5, "a", "fast", "", 1);           // this month only
-    rec(month_start_ms - 5, "a", "fast", "", 1);           // last month: nowhere
-    rec(now_ms - 7'200'000, "a", "fast", "run_old", 1);    // today; its run idle for 2 h
-    rec(now_ms - 1'000, "a", "fast", "", 0);               // a rejection: nothing spent
+    rec(now_ms - 2'000, "a", "fast", "run1", 1);         // this minute, day, month
+    rec(now_ms - 2'500, "b", "", "", 2);                 // another second; no tier
+    rec(day_start_ms + 5, "a", "fast", "run1", 1);       // today, not this minute
+    rec(month_start_ms + 5, "a", "fast", "", 1);         // this month only
+    rec(month_start_ms - 5, "a", "fast", "", 1);         // last month: nowhere
+    rec(now_ms - 7'200'000, "a", "fast", "run_old", 1);  // today; its run idle for 2 h
+    rec(now_ms - 1'000, "a", "fast", "", 0);             // a rejection: nothing spent
     (*sink)->flush();
   }
   auto db = openDb(path);

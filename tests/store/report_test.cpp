@@ -23,9 +23,10 @@ std::vector<UsageRecord> fixture() {
     v.push_back(call("drafter", "gpt-4.1", kJan1 + i * 1000, i * 100, {.input = 10, .cached = 2, .output = 5}, 100,
                      i == 3 ? 2 : 1));
   }
-  UsageRecord fb = call("reviewer", "gpt-4.1", kJan1 + kDay + 5, 2000, {.input = 100, .output = 50, .reasoning = 7}, 900);
-  fb.attempts.insert(fb.attempts.begin(), Attempt{.model = "gpt-4o", .provider = "openai", .http_status = 503,
-                                                  .error = "http_503"});
+  UsageRecord fb = call("reviewer", "gpt-4.1", kJan1 + kDay + 5, 2000, {.input = 100, .output = 50, .reasoning = 7},
+                        900);
+  fb.attempts.insert(fb.attempts.begin(),
+                     Attempt{.model = "gpt-4o", .provider = "openai", .http_status = 503, .error = "http_503"});
   fb.requested_model = "gpt-4o";
   fb.stream = true;
   fb.ttft_us = 300'000;
@@ -61,8 +62,8 @@ class ReportTest : public ::testing::Test {
 
 TEST(NearestRank, IsTheSmallestValueWithPPercentAtOrBelowIt) {
   std::vector<int64_t> v{5, 1, 4, 2, 3};
-  EXPECT_EQ(nearestRank(v, 50), 3);   // ceil(2.5) = 3rd
-  EXPECT_EQ(nearestRank(v, 95), 5);   // ceil(4.75) = 5th
+  EXPECT_EQ(nearestRank(v, 50), 3);  // ceil(2.5) = 3rd
+  EXPECT_EQ(nearestRank(v, 95), 5);  // ceil(4.75) = 5th
   EXPECT_EQ(nearestRank(v, 1), 1);
   std::vector<int64_t> none;
   EXPECT_EQ(nearestRank(none, 50), -1);
@@ -86,7 +87,7 @@ TEST_F(ReportTest, TotalsAreTheSumsOfEveryRow) {
   EXPECT_EQ(t.client_aborts, 1);
   EXPECT_EQ(t.not_provider_usage, 1);
   // Latencies of the 12 requests not rejected: 50, 100..1000, 2000 ms.
-  EXPECT_EQ(t.latency_p50_us, 500'000);  // 6th of 12
+  EXPECT_EQ(t.latency_p50_us, 500'000);    // 6th of 12
   EXPECT_EQ(t.latency_p95_us, 2'000'000);  // 12th (ceil 11.4)
   EXPECT_EQ(t.latency_p99_us, 2'000'000);
   EXPECT_EQ(t.ttft_p50_us, 300'000);

@@ -33,8 +33,8 @@ TEST(Retention, PrunesRowsAttemptsAndMinutesBeforeTheCutoffOnly) {
   const int64_t cutoff = kMar1;
   std::vector<UsageRecord> rows;
   for (int i = 0; i < 5; ++i) rows.push_back(call("a", "m", cutoff - kDay - i * 60'000, 10, {.input = 1}, 10, 2));
-  rows.push_back(call("a", "m", cutoff - 1, 10, {.input = 1}, 10));      // the last millisecond before: goes
-  rows.push_back(call("a", "m", cutoff, 10, {.input = 1}, 100));         // at the cutoff: stays
+  rows.push_back(call("a", "m", cutoff - 1, 10, {.input = 1}, 10));       // the last millisecond before: goes
+  rows.push_back(call("a", "m", cutoff, 10, {.input = 1}, 100));          // at the cutoff: stays
   rows.push_back(call("a", "m", cutoff + kDay, 10, {.input = 1}, 1000));  // stays
   UsageRecord live_run = call("a", "m", cutoff - 2 * kDay, 10, {.input = 1}, 5);
   live_run.run_id = "live";
@@ -68,8 +68,9 @@ TEST(Retention, PrunesRowsAttemptsAndMinutesBeforeTheCutoffOnly) {
   EXPECT_EQ(scalar(db, "SELECT count(*) FROM requests"), 4);
   EXPECT_EQ(scalar(db, "SELECT min(started_unix_ms) FROM requests WHERE run_id = ''"), cutoff);
   EXPECT_EQ(scalar(db, "SELECT count(*) FROM requests WHERE run_id = 'live'"), 2) << "a live run keeps its whole life";
-  EXPECT_EQ(scalar(db, "SELECT count(*) FROM attempts a WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.id = a.request)"),
-            0);
+  EXPECT_EQ(
+      scalar(db, "SELECT count(*) FROM attempts a WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.id = a.request)"),
+      0);
   EXPECT_EQ(scalar(db, "SELECT count(*) FROM attempts"), 4);
   EXPECT_EQ(scalar(db, "SELECT min(minute) FROM spend_by_minute"), cutoff / 60'000);
   // Five minutes a day before, the minute before the cutoff, the two runs'

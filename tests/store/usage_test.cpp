@@ -2,8 +2,8 @@
 
 #include "core/json_text.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -13,14 +13,14 @@
 #include <algorithm>
 #include <climits>
 #include <csignal>
-#include <cstdio>
-#include <functional>
-#include <mutex>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string_view>
@@ -72,7 +72,10 @@ class RefLineWriter {
     return *this;
   }
   RefLineWriter& usage(const core::TokenUsage& u) {
-    return num("input_tokens", u.input).num("cached_tokens", u.cached).num("output_tokens", u.output).num("reasoning_tokens", u.reasoning);
+    return num("input_tokens", u.input)
+        .num("cached_tokens", u.cached)
+        .num("output_tokens", u.output)
+        .num("reasoning_tokens", u.reasoning);
   }
   std::string& raw(std::string_view key) {
     this->key(key);
@@ -121,8 +124,14 @@ class RefLineWriter {
 
 void referenceAppendJsonLine(std::string& out, const UsageRecord& r) {
   RefLineWriter w(out);
-  w.str("request_id", r.request_id).num("started_unix_ms", r.started_unix_ms).num("finished_unix_ms", r.finished_unix_ms);
-  w.str("endpoint", r.endpoint).str("agent", r.agent).str("key_id", r.key_id).str("run_id", r.run_id).str("tier", r.tier);
+  w.str("request_id", r.request_id)
+      .num("started_unix_ms", r.started_unix_ms)
+      .num("finished_unix_ms", r.finished_unix_ms);
+  w.str("endpoint", r.endpoint)
+      .str("agent", r.agent)
+      .str("key_id", r.key_id)
+      .str("run_id", r.run_id)
+      .str("tier", r.tier);
   w.str("requested_model", r.requested_model).str("served_model", r.served_model).str("provider", r.provider);
   w.str("config_version", r.config_version);
   std::string& a = w.raw("attempts");
@@ -241,9 +250,13 @@ TEST(UsageJsonLine, TypicalRecordMatchesReference) {
   r.requested_model = r.served_model = "gpt-4o-mini";
   r.provider = "openai";
   r.config_version = "3f9c2a7b1d4e5f60";
-  r.attempts.push_back(Attempt{.model = "gpt-4o-mini", .provider = "openai", .http_status = 200,
-                               .usage = {.input = 1234, .cached = 512, .output = 321}, .cost_micro_usd = 379,
-                               .usage_source = UsageSource::kProvider, .latency_us = 1'287'345});
+  r.attempts.push_back(Attempt{.model = "gpt-4o-mini",
+                               .provider = "openai",
+                               .http_status = 200,
+                               .usage = {.input = 1234, .cached = 512, .output = 321},
+                               .cost_micro_usd = 379,
+                               .usage_source = UsageSource::kProvider,
+                               .latency_us = 1'287'345});
   r.http_status = 200;
   r.usage = r.attempts[0].usage;
   r.cost_micro_usd = 379;
@@ -256,21 +269,34 @@ TEST(UsageJsonLine, TypicalRecordMatchesReference) {
   r.retry_count_header = 0;
   expectSameLine(r);
   // The format itself, spelled out once.
-  EXPECT_EQ(toJsonLine(r),
-            R"({"request_id":"req_3f9c2a7b1d4e5f60a1b2c3d4","started_unix_ms":1767225600123,"finished_unix_ms":1767225601456,)"
-            R"("endpoint":"chat.completions","agent":"drafter","key_id":"k_9f3a2c7b1d","run_id":"","tier":"",)"
-            R"("requested_model":"gpt-4o-mini","served_model":"gpt-4o-mini","provider":"openai","config_version":"3f9c2a7b1d4e5f60",)"
-            R"("attempts":[{"model":"gpt-4o-mini","provider":"openai","http_status":200,"error":"","input_tokens":1234,)"
-            R"("cached_tokens":512,"output_tokens":321,"reasoning_tokens":0,"cost_micro_usd":379,"usage_source":"provider",)"
-            R"("latency_us":1287345}],"http_status":200,"outcome":"ok","error_code":"","input_tokens":1234,"cached_tokens":512,)"
-            R"("output_tokens":321,"reasoning_tokens":0,"cost_micro_usd":379,"usage_source":"provider","latency_us":1333012,)"
-            R"("ttft_us":412877,"gateway_us":45667,"stream":true,"finish_reason":"stop","client_retry_count":0})");
+  EXPECT_EQ(
+      toJsonLine(r),
+      R"({"request_id":"req_3f9c2a7b1d4e5f60a1b2c3d4","started_unix_ms":1767225600123,"finished_unix_ms":1767225601456,)"
+      R"("endpoint":"chat.completions","agent":"drafter","key_id":"k_9f3a2c7b1d","run_id":"","tier":"",)"
+      R"("requested_model":"gpt-4o-mini","served_model":"gpt-4o-mini","provider":"openai","config_version":"3f9c2a7b1d4e5f60",)"
+      R"("attempts":[{"model":"gpt-4o-mini","provider":"openai","http_status":200,"error":"","input_tokens":1234,)"
+      R"("cached_tokens":512,"output_tokens":321,"reasoning_tokens":0,"cost_micro_usd":379,"usage_source":"provider",)"
+      R"("latency_us":1287345}],"http_status":200,"outcome":"ok","error_code":"","input_tokens":1234,"cached_tokens":512,)"
+      R"("output_tokens":321,"reasoning_tokens":0,"cost_micro_usd":379,"usage_source":"provider","latency_us":1333012,)"
+      R"("ttft_us":412877,"gateway_us":45667,"stream":true,"finish_reason":"stop","client_retry_count":0})");
 }
 
 TEST(UsageJsonLine, IntegerEdgesMatchReference) {
-  std::vector<int64_t> values = {0, 1, -1, 9, 10, -10, 99, 100, std::numeric_limits<int64_t>::max(),
-                                 std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::min() + 1,
-                                 INT_MAX, INT_MIN, int64_t{INT_MAX} + 1, int64_t{INT_MIN} - 1};
+  std::vector<int64_t> values = {0,
+                                 1,
+                                 -1,
+                                 9,
+                                 10,
+                                 -10,
+                                 99,
+                                 100,
+                                 std::numeric_limits<int64_t>::max(),
+                                 std::numeric_limits<int64_t>::min(),
+                                 std::numeric_limits<int64_t>::min() + 1,
+                                 INT_MAX,
+                                 INT_MIN,
+                                 int64_t{INT_MAX} + 1,
+                                 int64_t{INT_MIN} - 1};
   // Each side of every power of ten (digit-count boundaries).
   for (int64_t p = 1; p <= std::numeric_limits<int64_t>::max() / 10; p *= 10) {
     for (int64_t v : {p - 1, p, p + 1, 10 * p - 1, 10 * p}) {
@@ -306,14 +332,14 @@ TEST(UsageJsonLine, StringEscapesMatchReference) {
       "\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f",
       "caf\xc3\xa9 na\xc3\xafve \xe2\x82\xac 100 \xf0\x9f\x98\x80!",  // 2-, 3- and 4-byte UTF-8
       "\xff",
-      "\xfe\xff\xc0\xaf",                           // invalid bytes, overlong '/'
-      "\xed\xa0\x80",                               // a surrogate: invalid
-      "\xf4\x90\x80\x80",                           // above U+10FFFF: invalid
-      "\xe2\x82",                                   // truncated sequence at the end
-      "abcdefg\xe2\x82",                            // truncated, after a plain word
-      "abcdefgh\xc3\xa9",                           // multi-byte in the tail word
-      "12345678\xc3",                               // lone lead byte at the very end
-      "\x80\x80\x80\x80\x80\x80\x80\x80\x80",       // lone continuation bytes
+      "\xfe\xff\xc0\xaf",                      // invalid bytes, overlong '/'
+      "\xed\xa0\x80",                          // a surrogate: invalid
+      "\xf4\x90\x80\x80",                      // above U+10FFFF: invalid
+      "\xe2\x82",                              // truncated sequence at the end
+      "abcdefg\xe2\x82",                       // truncated, after a plain word
+      "abcdefgh\xc3\xa9",                      // multi-byte in the tail word
+      "12345678\xc3",                          // lone lead byte at the very end
+      "\x80\x80\x80\x80\x80\x80\x80\x80\x80",  // lone continuation bytes
       "tab\there\r\nnew\bline\fform",
   };
   std::string controls;
@@ -333,9 +359,9 @@ TEST(UsageJsonLine, StringEscapesMatchReference) {
     }
   }
   // The worst cases of the size bound: long runs of 6-byte and 3-byte escapes.
-  values.push_back(std::string(5000, '\x01'));
-  values.push_back(std::string(5000, '\xff'));
-  values.push_back(std::string(5000, 'z'));
+  values.emplace_back(5000, '\x01');
+  values.emplace_back(5000, '\xff');
+  values.emplace_back(5000, 'z');
   for (const auto& v : values) {
     SCOPED_TRACE(testing::PrintToString(v));
     UsageRecord r = allStrings(v, 1);
@@ -461,7 +487,7 @@ class RandomRecords {
       case 1: return static_cast<int64_t>(below(10));
       case 2: return -static_cast<int64_t>(below(1000));
       case 3: return 1'700'000'000'000 + static_cast<int64_t>(below(100'000'000'000));  // unix ms
-      default: return static_cast<int64_t>(rng_() >> below(64));  // every magnitude
+      default: return static_cast<int64_t>(rng_() >> below(64));                        // every magnitude
     }
   }
 
@@ -530,7 +556,10 @@ TEST(Usage, OutcomesHaveTheirLedgerNames) {
 TEST(Usage, InvalidUtf8FromClientsDoesNotThrow) {
   auto r = sample(0);
   r.requested_model = std::string("bad\xff\xfe", 5);
-  EXPECT_NO_THROW({ auto line = toJsonLine(r); EXPECT_FALSE(line.empty()); });
+  EXPECT_NO_THROW({
+    auto line = toJsonLine(r);
+    EXPECT_FALSE(line.empty());
+  });
 }
 
 // Every string field goes through the same writer; the plain-ASCII fast path
@@ -583,7 +612,7 @@ TEST(Usage, JsonlSinkWritesEveryRecordOnFlushAndClose) {
 
 TEST(Usage, JsonlSinkKeepsOnlyTheTailOfTheLogInThePageCache) {
   auto path = std::filesystem::temp_directory_path() / ("sluice_usage_cache_" + std::to_string(::getpid()) + ".jsonl");
-  struct statfs fs{};
+  struct statfs fs {};
   ASSERT_EQ(::statfs(path.parent_path().c_str(), &fs), 0);
   if (fs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "tmpfs pages live only in memory: nothing to trim";
   std::filesystem::remove(path);
@@ -666,7 +695,7 @@ TEST(Usage, JsonlSinkOnAFullDiskSaysSoAndNeverHangs) {
     ASSERT_TRUE(p);
     EXPECT_NE(p->find("No space left on device"), std::string::npos) << *p;
     (*sink)->flush();  // a retry fails the same way; still no hang
-  }  // destruction: one last attempt, then the loss is reported
+  }                    // destruction: one last attempt, then the loss is reported
   const auto r = reports.all();
   ASSERT_GE(r.size(), 2U);
   EXPECT_TRUE(r.front().first);
@@ -687,8 +716,11 @@ TEST(Usage, JsonlSinkBoundsItsBacklogWhileTheLogFails) {
   // At most 16 KB of lines were kept (about 20); the rest were dropped.
   EXPECT_NE(r.back().second.find("dropped"), std::string::npos) << r.back().second;
   unsigned lost = 0, dropped = 0;
-  ASSERT_EQ(std::sscanf(r.back().second.c_str(), "usage log /dev/full: %u record(s) could not be written before exit, %u dropped",
-                        &lost, &dropped), 2) << r.back().second;
+  ASSERT_EQ(std::sscanf(r.back().second.c_str(),
+                        "usage log /dev/full: %u record(s) could not be written before exit, %u dropped", &lost,
+                        &dropped),
+            2)
+      << r.back().second;
   EXPECT_EQ(lost + dropped, 200U);
   EXPECT_LE(lost, 30U);
   EXPECT_GE(dropped, 170U);
@@ -699,7 +731,7 @@ TEST(Usage, JsonlSinkBoundsItsBacklogWhileTheLogFails) {
 TEST(Usage, JsonlSinkRetriesAFailedWriteFromTheExactByteAndLosesNothing) {
   auto path = std::filesystem::temp_directory_path() / ("sluice_usage_full_" + std::to_string(::getpid()) + ".jsonl");
   std::filesystem::remove(path);
-  struct rlimit saved{};
+  struct rlimit saved {};
   ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
   const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
   Reports reports;
@@ -716,7 +748,7 @@ TEST(Usage, JsonlSinkRetriesAFailedWriteFromTheExactByteAndLosesNothing) {
     ASSERT_TRUE(p);
     EXPECT_NE(p->find("too large"), std::string::npos) << *p;
     for (int i = 100; i < 150; ++i) (*sink)->submit(sample(i));  // more arrive meanwhile
-    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);  // space again
+    ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);             // space again
     (*sink)->flush();
     EXPECT_FALSE((*sink)->problem());
   }
@@ -745,7 +777,7 @@ TEST(Usage, JsonlSinkReopensItsPathAfterARename) {
   ASSERT_TRUE(sink);
   for (int i = 0; i < 10; ++i) (*sink)->submit(sample(i));
   (*sink)->flush();
-  std::filesystem::rename(path, dir / "usage.jsonl.1");  // logrotate, "create" mode
+  std::filesystem::rename(path, dir / "usage.jsonl.1");      // logrotate, "create" mode
   for (int i = 10; i < 15; ++i) (*sink)->submit(sample(i));  // before the signal: the old file
   ASSERT_TRUE((*sink)->reopen());
   for (int i = 15; i < 30; ++i) (*sink)->submit(sample(i));

@@ -135,10 +135,11 @@ int main(int argc, char** argv) {
         }
       }
     }
-    std::printf("%s: %zu samples, %zu bytes, %zu tokens; ids compared on %zu samples; %zu mismatched; "
-                "count() %.1f MB/s\n",
-                std::string(info.name).c_str(), samples.size(), corpus.size(), tokens, id_checked, mismatched,
-                static_cast<double>(corpus.size()) / 1e6 / seconds);
+    std::printf(
+        "%s: %zu samples, %zu bytes, %zu tokens; ids compared on %zu samples; %zu mismatched; "
+        "count() %.1f MB/s\n",
+        std::string(info.name).c_str(), samples.size(), corpus.size(), tokens, id_checked, mismatched,
+        static_cast<double>(corpus.size()) / 1e6 / seconds);
     if (mismatched > 0) ++failures;
   }
   return failures == 0 ? 0 : 1;

@@ -90,8 +90,8 @@ TEST(Encoding, IdsEqualTiktokens) {
   EXPECT_EQ(ids(o200k(), "H\xC3\xA9llo, \xE4\xB8\x96\xE7\x95\x8C! \xF0\x9F\x8E\x89\xF0\x9F\x8E\x89 I'M fine\n\n  x"),
             (Ids{39, 377, 72807, 11, 185558, 0, 139786, 231, 71344, 231, 3413, 44, 8975, 279, 220, 1215}));
   EXPECT_EQ(ids(cl100k(), "H\xC3\xA9llo, \xE4\xB8\x96\xE7\x95\x8C! \xF0\x9F\x8E\x89\xF0\x9F\x8E\x89 I'M fine\n\n  x"),
-            (Ids{39, 19010, 385, 11, 220, 3574, 244, 98220, 0, 11410, 236, 231, 9468, 236, 231, 358, 28703, 7060,
-                 271, 220, 865}));
+            (Ids{39,  19010, 385, 11,  220, 3574,  244,  98220, 0,   11410, 236,
+                 231, 9468,  236, 231, 358, 28703, 7060, 271,   220, 865}));
   EXPECT_EQ(ids(o200k(), "0123456789 0123456789 0123456789 \t\n"),
             (Ids{19267, 22901, 30833, 24, 220, 19267, 22901, 30833, 24, 220, 19267, 22901, 30833, 24, 43220}));
   EXPECT_EQ(ids(cl100k(), "0123456789 0123456789 0123456789 \t\n"),
@@ -100,8 +100,7 @@ TEST(Encoding, IdsEqualTiktokens) {
 
 TEST(Encoding, SpecialTokenTextIsOrdinaryText) {
   EXPECT_EQ(ids(o200k(), "<|endoftext|> is plain text"), (Ids{27, 91, 419, 1440, 919, 91, 29, 382, 21402, 2201}));
-  EXPECT_EQ(ids(cl100k(), "<|endoftext|> is plain text"),
-            (Ids{27, 91, 8862, 728, 428, 91, 29, 374, 14733, 1495}));
+  EXPECT_EQ(ids(cl100k(), "<|endoftext|> is plain text"), (Ids{27, 91, 8862, 728, 428, 91, 29, 374, 14733, 1495}));
 }
 
 TEST(Encoding, LongPieceWithoutSplitPoints) {
@@ -112,8 +111,9 @@ TEST(Encoding, LongPieceWithoutSplitPoints) {
 
 TEST(Encoding, CountEqualsEncodeAndDecodeRoundTrips) {
   std::mt19937 rng(7);
-  const char* const parts[] = {"the", " cat", "'s", "\xE4\xB8\x96", "\xF0\x9F\x8E\x89", "  ", "\n", "123", "{\"a\":",
-                               "\xC3\xA9t\xC3\xA9", "\xFF", "Zz", "\t", "/*", "\xD0\x96\xD0\xB8"};
+  const char* const parts[] = {"the",  " cat", "'s",  "\xE4\xB8\x96", "\xF0\x9F\x8E\x89",
+                               "  ",   "\n",   "123", "{\"a\":",      "\xC3\xA9t\xC3\xA9",
+                               "\xFF", "Zz",   "\t",  "/*",           "\xD0\x96\xD0\xB8"};
   std::uniform_int_distribution<size_t> pick(0, std::size(parts) - 1);
   for (const Encoding* e : {&o200k(), &cl100k()}) {
     for (int round = 0; round < 2000; ++round) {
@@ -208,7 +208,8 @@ TEST(Encoding, MatchesGptTokenizerSamples) {
 
 TEST(Encoding, ConstUseFromManyThreads) {
   std::string text;
-  for (int i = 0; i < 300; ++i) text += "Thread " + std::to_string(i) + " counts \xE4\xB8\x96\xE7\x95\x8C and emoji \xF0\x9F\x8E\x89; ";
+  for (int i = 0; i < 300; ++i)
+    text += "Thread " + std::to_string(i) + " counts \xE4\xB8\x96\xE7\x95\x8C and emoji \xF0\x9F\x8E\x89; ";
   const size_t want_o = o200k().count(text);
   const size_t want_c = cl100k().count(text);
   std::vector<std::thread> threads;

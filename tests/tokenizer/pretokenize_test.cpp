@@ -53,8 +53,8 @@ TEST(ClassTable, CategoriesFromPcre2) {
   EXPECT_EQ(t[0x2160], cls::kNumber);                              // Ⅰ Nl (not a letter)
   EXPECT_EQ(t[0x0085], cls::kSpace);
   EXPECT_EQ(t[0x3000], cls::kSpace);
-  EXPECT_EQ(t[0x180E], 0);  // not White_Space since Unicode 6.3 (PCRE2's UCP \s would say it is)
-  EXPECT_EQ(t[0xFEFF], 0);  // nor the BOM (JavaScript's \s would say it is)
+  EXPECT_EQ(t[0x180E], 0);   // not White_Space since Unicode 6.3 (PCRE2's UCP \s would say it is)
+  EXPECT_EQ(t[0xFEFF], 0);   // nor the BOM (JavaScript's \s would say it is)
   EXPECT_EQ(t[0x1F389], 0);  // 🎉 So
 }
 
@@ -92,8 +92,45 @@ TEST(PieceSplitter, InvalidUtf8IsOnePunctuationByte) {
 
 // Characters chosen to exercise every alternative and its backtracking.
 const char* const kAlphabet[] = {
-    "a", "b", "s", "t", "e", "l", "d", "m", "v", "r", "S", "T", "E", "L", "D", "M", "V", "R", "A", "Z", "0",
-    "7", "'", " ", " ", " ", "\t", "\n", "\r", "\x0B", "\f", ".", ",", "/", "-", "!", "_", "$", "\"",
+    "a",
+    "b",
+    "s",
+    "t",
+    "e",
+    "l",
+    "d",
+    "m",
+    "v",
+    "r",
+    "S",
+    "T",
+    "E",
+    "L",
+    "D",
+    "M",
+    "V",
+    "R",
+    "A",
+    "Z",
+    "0",
+    "7",
+    "'",
+    " ",
+    " ",
+    " ",
+    "\t",
+    "\n",
+    "\r",
+    "\x0B",
+    "\f",
+    ".",
+    ",",
+    "/",
+    "-",
+    "!",
+    "_",
+    "$",
+    "\"",
     "\xC2\x85",          // U+0085 NEL: White_Space
     "\xC2\xA0",          // U+00A0 NBSP
     "\xE1\xA0\x8E",      // U+180E: not White_Space (Rust), \s in PCRE2's UCP
@@ -133,8 +170,8 @@ TEST(PieceSplitter, AgreesWithPcre2OnRandomStrings) {
       std::vector<std::string_view> pieces;
       ASSERT_TRUE(splitter->split(text, pieces).has_value());
       const V want(pieces.begin(), pieces.end());
-      ASSERT_EQ(fast(p, text), want) << "pattern " << (p == Pattern::kO200k ? "o200k" : "cl100k") << ", text '"
-                                     << text << "'";
+      ASSERT_EQ(fast(p, text), want) << "pattern " << (p == Pattern::kO200k ? "o200k" : "cl100k") << ", text '" << text
+                                     << "'";
     }
   }
 }
@@ -162,7 +199,7 @@ TEST(PieceSplitter, AgreesWithPcre2OnEveryCodePointAfterEachContext) {
         ch += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
         ch += static_cast<char>(0x80 | (cp & 0x3F));
       }
-      text += contexts[cp % std::size(contexts)] + ch + ch + "s";
+      text.append(contexts[cp % std::size(contexts)]).append(ch).append(ch).append("s");
     }
     ASSERT_EQ(fast(p, text), reference(p, text));
   }
