@@ -93,8 +93,8 @@ void InProcessAdmissionControl::admit(const AdmissionRequest& req, AdmissionWait
     auto run = budgets_.runScope(req.run_id, req.agent_name);
     if (!run) {
       return refuse(Refusal{run.error().code, run.error().message,
-                                    run.error().code == ErrorCode::kBudgetExhausted ? Outcome::kRejectedBudget
-                                                                                    : Outcome::kRejectedInvalid});
+                            run.error().code == ErrorCode::kBudgetExhausted ? Outcome::kRejectedBudget
+                                                                            : Outcome::kRejectedInvalid});
     }
     g.scopes[n++] = *run;
   }
@@ -123,7 +123,7 @@ void InProcessAdmissionControl::admit(const AdmissionRequest& req, AdmissionWait
 }
 
 void InProcessAdmissionControl::reserveAgain(const Grant& grant, int64_t prior_tokens, core::MicroUsd prior_usd,
-                                      AdmissionWaiter& waiter) {
+                                             AdmissionWaiter& waiter) {
   core::Ask ask = grant.ask;
   ask.prior_tokens = prior_tokens;
   ask.prior_usd = prior_usd;

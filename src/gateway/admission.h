@@ -34,14 +34,14 @@ struct AdmissionRequest {
   const CompiledConfig* config = nullptr;
   const AgentRuntime* agent = nullptr;
   std::string_view agent_name;
-  std::string_view run_id;          ///< X-Sluice-Run ("" for none)
-  int64_t prompt_tokens = 0;        ///< the bound
-  int64_t cap = 0;                  ///< output cap per completion (0 without output)
+  std::string_view run_id;    ///< X-Sluice-Run ("" for none)
+  int64_t prompt_tokens = 0;  ///< the bound
+  int64_t cap = 0;            ///< output cap per completion (0 without output)
   bool has_output = true;
   int64_t choices = 1;
-  core::Price price;                ///< the plan's dearest
+  core::Price price;  ///< the plan's dearest
   core::MonoTime now{};
-  PromptRecount* recount = nullptr; ///< null: no exact count
+  PromptRecount* recount = nullptr;  ///< null: no exact count
 };
 
 /// What admission granted: the reservation, the rate-limit charge, and what
@@ -54,7 +54,7 @@ struct Grant {
   bool rate_checked = false;
   core::RateDecision rate;
   std::array<core::RateLimitRequest, 1> rate_keys{};
-  int64_t rate_tokens = 0;  ///< what the rate limiter was charged
+  int64_t rate_tokens = 0;    ///< what the rate limiter was charged
   int64_t prompt_tokens = 0;  ///< the bound, or the exact count if that decided
   int64_t cap = 0;            ///< the output cap, lowered if the budget clamped it
 };

@@ -25,8 +25,8 @@ struct AttemptState {
   core::MonoTime started{};
   int status = 0;  ///< 0 until the answer's head came
   std::optional<core::Nanos> retry_after;
-  std::string body;             ///< a non-stream answer or an error body
-  bool body_complete = false;   ///< the answer arrived whole
+  std::string body;                               ///< a non-stream answer or an error body
+  bool body_complete = false;                     ///< the answer arrived whole
   std::optional<proto::ResponseSummary> summary;  ///< a parsed 2xx non-stream answer
   std::optional<StreamRelay> relay;               ///< a 2xx stream
   /// A stream's model's tokenizer: its output is kept for an exact count.

@@ -83,7 +83,8 @@ AttemptDecision decideAttempt(const AttemptEnd& end) {
     }
     if (client_left) {
       // Says nothing about the provider: a half-open breaker's probe is handed back.
-      return {.verdict = Verdict::kClientGone, .failure = {AttemptError::kClientAbort, 0},
+      return {.verdict = Verdict::kClientGone,
+              .failure = {AttemptError::kClientAbort, 0},
               .breaker = BreakerNote::kReleaseProbe};
     }
     if (clean && end.stream_complete) {
@@ -99,7 +100,8 @@ AttemptDecision decideAttempt(const AttemptEnd& end) {
             .breaker = BreakerNote::kFailure};
   }
   if (client_left) {
-    return {.verdict = Verdict::kClientGone, .failure = {AttemptError::kClientAbort, 0},
+    return {.verdict = Verdict::kClientGone,
+            .failure = {AttemptError::kClientAbort, 0},
             .breaker = BreakerNote::kReleaseProbe};
   }
   // Nothing reached the client yet, so every failure below may be retried
@@ -183,8 +185,8 @@ AttemptBill unboundedAttemptBill(const AttemptFacts& f, OwnCounts& counts) {
     const UsageSource source = exact ? UsageSource::kCounted : UsageSource::kEstimated;
     const int64_t input = counts.promptTokens();
     if (f.stream_events == 0) return {core::TokenUsage{.input = input}, source};
-    const int64_t output =
-        exact ? counts.outputTokens() : estimateOutputTokens(f.stream_text_bytes, f.stream_non_ascii);
+    const int64_t output = exact ? counts.outputTokens()
+                                 : estimateOutputTokens(f.stream_text_bytes, f.stream_non_ascii);
     return {core::TokenUsage{.input = input, .output = output}, source};
   }
   if (f.summarized) {

@@ -26,15 +26,15 @@ namespace sluice::gateway {
 /// is what the ledger's attempt row says.
 enum class AttemptError : uint8_t {
   kNone,
-  kBreakerOpen,        ///< not tried: the model's breaker is open
-  kBudgetExhausted,    ///< not tried: the budgets could not cover another attempt
-  kConnect,            ///< resolve, connect or TLS handshake failed
+  kBreakerOpen,      ///< not tried: the model's breaker is open
+  kBudgetExhausted,  ///< not tried: the budgets could not cover another attempt
+  kConnect,          ///< resolve, connect or TLS handshake failed
   kConnectTimeout,
   kFirstByteTimeout,
-  kIdleTimeout,        ///< too long a gap between body bytes
-  kTimeout,            ///< the attempt's total time ran out
-  kReset,              ///< the connection closed mid-answer
-  kProtocol,           ///< not HTTP the client could read
+  kIdleTimeout,  ///< too long a gap between body bytes
+  kTimeout,      ///< the attempt's total time ran out
+  kReset,        ///< the connection closed mid-answer
+  kProtocol,     ///< not HTTP the client could read
   kCancelled,
   kFirstTokenTimeout,  ///< a stream sent no token in time
   kStreamError,        ///< the provider failed inside a 2xx stream, or its body outgrew the bound
@@ -69,21 +69,21 @@ struct AttemptEnd {
   CancelReason cancel = CancelReason::kNone;
   /// With cancel == kStreamError: which (kStreamError, kMalformedStream, kBadStatus).
   AttemptFailure cancel_failure{AttemptError::kStreamError, 0};
-  int status = 0;             ///< the answer's status, 0 if none came
+  int status = 0;  ///< the answer's status, 0 if none came
   bool client_gone = false;
-  bool streaming = false;     ///< a 2xx stream was being filtered
-  bool committed = false;     ///< stream bytes reached the client
+  bool streaming = false;              ///< a 2xx stream was being filtered
+  bool committed = false;              ///< stream bytes reached the client
   bool stream_complete = false;        ///< the stream ended at [DONE] or between events
   bool stream_upstream_error = false;  ///< the stream carried an error event
 };
 
 enum class Verdict : uint8_t {
-  kSucceed,       ///< a whole answer: relay it (a stream: end it properly)
-  kCapExceeded,   ///< a stream cut at the output cap: billed as a success, finish_reason "length"
-  kRelayError,    ///< a 4xx about the request: the client sees it as is
-  kTryAgain,      ///< nothing reached the client: the same model after a backoff, or the next
-  kCutStream,     ///< failed after bytes went out: end the stream with an error event
-  kClientGone,    ///< the client left: settle and record
+  kSucceed,      ///< a whole answer: relay it (a stream: end it properly)
+  kCapExceeded,  ///< a stream cut at the output cap: billed as a success, finish_reason "length"
+  kRelayError,   ///< a 4xx about the request: the client sees it as is
+  kTryAgain,     ///< nothing reached the client: the same model after a backoff, or the next
+  kCutStream,    ///< failed after bytes went out: end the stream with an error event
+  kClientGone,   ///< the client left: settle and record
 };
 
 /// What the attempt tells the model's breaker.

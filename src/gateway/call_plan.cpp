@@ -18,8 +18,8 @@ std::optional<Refusal> planCall(const CompiledConfig& config, const AgentRuntime
     const int64_t per_call = agent.max_tokens_per_call.value_or(0);
     const auto& client_cap = request.client_cap;
     if (client_cap && per_call > 0 && *client_cap > per_call) {
-      const std::string_view param =
-          request.layout.max_completion_tokens.present() ? "max_completion_tokens" : "max_tokens";
+      const std::string_view param = request.layout.max_completion_tokens.present() ? "max_completion_tokens"
+                                                                                    : "max_tokens";
       return Refusal{ErrorCode::kMaxTokensExceeded,
                      fmt::format("{} is {}, above the limit of {} tokens per call for agent '{}'.", param, *client_cap,
                                  per_call, agent_name),

@@ -78,7 +78,8 @@ std::shared_ptr<const core::RoutingTable> buildRoutingTable(const config::Config
   }
   for (const auto& [name, p] : config.profiles) {
     core::RoutingProfile rp;
-    for (const auto& [from, sub] : p.substitutions) rp.substitutions.emplace(from, core::SubstitutionRule{sub.to, sub.percent});
+    for (const auto& [from, sub] : p.substitutions)
+      rp.substitutions.emplace(from, core::SubstitutionRule{sub.to, sub.percent});
     for (const auto& [from, chain] : p.fallbacks) rp.fallbacks.emplace(from, chain);
     table->profiles.emplace(name, std::move(rp));
   }

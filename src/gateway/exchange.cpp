@@ -153,7 +153,8 @@ void Exchange::nextAttempt() {
       // Open breaker (or a provider-requested hold): skip to the fallback
       // without spending the client's time on a call that would fail.
       last_failure_ = {AttemptError::kBreakerOpen, 0};
-      rec_.attempts.push_back(store::Attempt{.model = std::string(a.model), .provider = std::string(a.provider),
+      rec_.attempts.push_back(store::Attempt{.model = std::string(a.model),
+                                             .provider = std::string(a.provider),
                                              .error = attemptErrorName(last_failure_)});
       ++breaker_open_attempts_;
       ++plan_index_;
@@ -208,10 +209,10 @@ void Exchange::onHeaders(int status, const net::Headers& headers) {
   at_.retry_after = parseRetryAfter(headers);
   if (req_info_.stream && status >= 200 && status < 300) {
     at_.relay.emplace(StreamRelay::Options{.client_wants_usage = req_info_.client_wants_usage,
-                                        .capture = at_.encoding != nullptr ? &at_.output_text : nullptr,
-                                        .has_output = req_info_.has_output,
-                                        .cap = cap_,
-                                        .choices = req_info_.choices});
+                                           .capture = at_.encoding != nullptr ? &at_.output_text : nullptr,
+                                           .has_output = req_info_.has_output,
+                                           .cap = cap_,
+                                           .choices = req_info_.choices});
   }
 }
 
@@ -322,7 +323,8 @@ void Exchange::allAttemptsFailed() {
   AllFailedAnswer a = answerAllFailed(rec_.attempts.size(), breaker_open_attempts_ == rec_.attempts.size(),
                                       last_failure_, at_.retry_after);
   Refusal r{a.code, std::move(a.message), Outcome::kUpstreamError};
-  if (a.retry_after) r.headers.push_back({"retry-after", std::to_string(std::max<int64_t>(ceilSeconds(*a.retry_after), 1))});
+  if (a.retry_after)
+    r.headers.push_back({"retry-after", std::to_string(std::max<int64_t>(ceilSeconds(*a.retry_after), 1))});
   reject(std::move(r));
 }
 

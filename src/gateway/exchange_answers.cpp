@@ -161,13 +161,14 @@ void Exchange::logClampedUsage() const {
   }
   const core::TokenUsage raw = currentBill(false).usage;
   const core::UsageBounds b = usageBounds();
-  spdlog::warn("request {}: provider '{}' (model {}) reported usage beyond what the request allows (input {}, cached {}, "
-               "output {}; bounds: input {}, output {}); billed the bound, usage_source=clamped{}",
-               rec_.request_id, at_.row.provider, at_.row.model, raw.input, raw.cached, raw.output, b.input, b.output,
-               [&]() -> std::string {
-                 const int64_t n = unlogged.exchange(0, std::memory_order_relaxed);
-                 return n > 0 ? fmt::format(" ({} more clamped answers not logged)", n) : std::string();
-               }());
+  spdlog::warn(
+      "request {}: provider '{}' (model {}) reported usage beyond what the request allows (input {}, cached {}, "
+      "output {}; bounds: input {}, output {}); billed the bound, usage_source=clamped{}",
+      rec_.request_id, at_.row.provider, at_.row.model, raw.input, raw.cached, raw.output, b.input, b.output,
+      [&]() -> std::string {
+        const int64_t n = unlogged.exchange(0, std::memory_order_relaxed);
+        return n > 0 ? fmt::format(" ({} more clamped answers not logged)", n) : std::string();
+      }());
 }
 
 // ------------------------------------------------------------------ headers

@@ -110,7 +110,8 @@ class Gateway::HttpEntry final : public net::RequestHandler {
   net::HeadAnswer onHead(const net::HttpRequest& head, net::Dispatcher& loop) override {
     return gw_.workerFor(loop).checkHead(head);
   }
-  void onRequest(net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream, net::Dispatcher& loop) override {
+  void onRequest(net::HttpRequest&& request, std::shared_ptr<net::ServerStream> stream,
+                 net::Dispatcher& loop) override {
     gw_.workerFor(loop).handle(std::move(request), std::move(stream));
   }
   void onServerAnswer(const net::ServerAnswer& answer, net::Dispatcher& loop, net::HeaderLines& fields) override {

@@ -27,9 +27,9 @@ struct Inspection {
   bool client_wants_usage = false;  ///< stream_options.include_usage
   bool has_output = true;           ///< false for embeddings
   std::optional<int64_t> client_cap;
-  int64_t choices = 1;              ///< completions the provider generates and bills
-  proto::RequestLayout layout;      ///< where the fields a rewrite touches lie
-  int64_t prompt_bound = 0;         ///< never below the provider's count
+  int64_t choices = 1;          ///< completions the provider generates and bills
+  proto::RequestLayout layout;  ///< where the fields a rewrite touches lie
+  int64_t prompt_bound = 0;     ///< never below the provider's count
 };
 
 /// Inspects `body` (padded in place for simdjson) as `endpoint`'s request.

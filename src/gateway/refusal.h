@@ -18,8 +18,8 @@ struct Refusal {
   core::ErrorCode code = core::ErrorCode::kInvalidRequest;
   std::string message;
   store::Outcome outcome = store::Outcome::kRejectedInvalid;
-  std::string param;      ///< the request field at fault, if one is
-  net::Headers headers;   ///< extra answer headers
+  std::string param;     ///< the request field at fault, if one is
+  net::Headers headers;  ///< extra answer headers
   /// A rate-limited call: the limiter's state, for the x-ratelimit-* headers.
   std::optional<core::RateDecision> rate;
 };

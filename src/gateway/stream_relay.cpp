@@ -44,8 +44,6 @@ void StreamRelay::cut(std::string_view message, bool append_done) {
   filter_.cut(out_, core::ErrorCode::kUpstreamError, message, append_done);
 }
 
-bool StreamRelay::complete() const {
-  return filter_.accounting().done || filter_.finished() || !filter_.midEvent();
-}
+bool StreamRelay::complete() const { return filter_.accounting().done || filter_.finished() || !filter_.midEvent(); }
 
 }  // namespace sluice::gateway

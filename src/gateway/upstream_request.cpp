@@ -16,7 +16,7 @@ net::UpstreamRequest upstreamRequest(std::string_view path, const Inspection& re
   if (request.has_output) {
     rw.output_cap = cap;
     rw.insert_field = request.endpoint == proto::Endpoint::kCompletions ? proto::CapField::kMaxTokens
-                                                                         : proto::CapField::kMaxCompletionTokens;
+                                                                        : proto::CapField::kMaxCompletionTokens;
   }
   rw.request_stream_usage = request.stream;
   up.body = proto::rewriteRequest(body, request.layout, rw);

@@ -16,7 +16,8 @@ void Worker::handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStrea
     return stream->respond(200, {{"content-type", "application/json"}}, R"({"status":"ok"})");
   }
   if (path == "/readyz") {
-    if (gateway_.draining()) return stream->respond(503, {{"content-type", "application/json"}}, R"({"status":"draining"})");
+    if (gateway_.draining())
+      return stream->respond(503, {{"content-type", "application/json"}}, R"({"status":"draining"})");
     // Records cannot be written (disk full...): they queue in memory, bounded;
     // an orchestrator should send traffic to a replica that can keep its ledger.
     if (gateway_.usage().problem()) {
@@ -29,8 +30,9 @@ void Worker::handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStrea
     // Traced like any refusal: a request id and a usage record.
     std::string id = recordRefusal(&request, 503, core::wireError(core::ErrorCode::kUpstreamUnavailable).code,
                                    store::Outcome::kRejectedOverload);
-    return stream->respond(503, {{"content-type", "application/json"}, {"retry-after", "1"}, {"x-request-id", std::move(id)}},
-                           proto::errorBody(core::ErrorCode::kUpstreamUnavailable, "The gateway is shutting down; retry shortly."));
+    return stream->respond(
+        503, {{"content-type", "application/json"}, {"retry-after", "1"}, {"x-request-id", std::move(id)}},
+        proto::errorBody(core::ErrorCode::kUpstreamUnavailable, "The gateway is shutting down; retry shortly."));
   }
   gateway_.stats().in_flight.fetch_add(1, std::memory_order_relaxed);
   // One pointer compare per request; the work runs after a reload only.
@@ -43,7 +45,8 @@ Worker::Worker(Gateway& gw, net::Dispatcher& l)
       loop_(l),
       config_(gw.config()),
       keys_(gw.keys()),
-      rng_(static_cast<uint64_t>(l.clock().monotonicNow().time_since_epoch().count()) ^ reinterpret_cast<uintptr_t>(this)) {}
+      rng_(static_cast<uint64_t>(l.clock().monotonicNow().time_since_epoch().count()) ^
+           reinterpret_cast<uintptr_t>(this)) {}
 
 net::UpstreamClient& Worker::client(std::string_view name, const ProviderRuntime& provider) {
   const config::ProviderConfig& pc = *provider.config;
@@ -151,8 +154,8 @@ void Worker::traceServerAnswer(const net::ServerAnswer& answer, net::HeaderLines
   const store::Outcome outcome = answer.status == 401   ? store::Outcome::kRejectedAuth
                                  : answer.status == 503 ? store::Outcome::kRejectedOverload
                                                         : store::Outcome::kRejectedInvalid;
-  const std::string id =
-      recordRefusal(answer.head, answer.status, answer.code.empty() ? answer.type : answer.code, outcome);
+  const std::string id = recordRefusal(answer.head, answer.status, answer.code.empty() ? answer.type : answer.code,
+                                       outcome);
   fields.add("x-request-id", id);
   fields.add("x-sluice-config-version", config_.get()->config_version);
   fields.add("x-sluice-cost-usd", core::formatUsd(0));

@@ -5,9 +5,9 @@
 /// Used only on its loop's thread.
 
 #include <map>
-#include <unordered_map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/backoff.h"
@@ -62,7 +62,8 @@ class Worker final : public KeyVerifier {
     bool operator()(std::string_view a, std::string_view b) const;
   };
   /// Keys that verified, by the key presented (bounded; cleared when keys change).
-  using VerifiedKeyCache = std::unordered_map<std::string, const store::KeyRecord*, core::StringHash, ConstantTimeEqual>;
+  using VerifiedKeyCache =
+      std::unordered_map<std::string, const store::KeyRecord*, core::StringHash, ConstantTimeEqual>;
 
   [[nodiscard]] Gateway& gateway() { return gateway_; }
   [[nodiscard]] net::Dispatcher& loop() { return loop_; }

@@ -3,12 +3,12 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <memory>
 #include <array>
 #include <bit>
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <utility>
 
 namespace sluice::tokenizer {

@@ -32,9 +32,18 @@ agents:
 )";
 
 struct Waiter final : AdmissionWaiter {
-  void admitted(Grant&& g) override { grant = std::move(g); ++answers; }
-  void reserved(core::Reservation&& r) override { reservation = std::move(r); ++answers; }
-  void refused(Refusal&& r) override { refusal = std::move(r); ++answers; }
+  void admitted(Grant&& g) override {
+    grant = std::move(g);
+    ++answers;
+  }
+  void reserved(core::Reservation&& r) override {
+    reservation = std::move(r);
+    ++answers;
+  }
+  void refused(Refusal&& r) override {
+    refusal = std::move(r);
+    ++answers;
+  }
   std::optional<Grant> grant;
   std::optional<core::Reservation> reservation;
   std::optional<Refusal> refusal;
@@ -43,7 +52,10 @@ struct Waiter final : AdmissionWaiter {
 
 struct Recount final : PromptRecount {
   explicit Recount(std::optional<int64_t> exact) : exact(exact) {}
-  std::optional<int64_t> exactIfLower() override { ++asked; return exact; }
+  std::optional<int64_t> exactIfLower() override {
+    ++asked;
+    return exact;
+  }
   std::optional<int64_t> exact;
   int asked = 0;
 };
@@ -126,7 +138,8 @@ TEST_F(AdmissionTest, AShortBudgetClampsTheCapAndAnExhaustedOneRefuses) {
   EXPECT_EQ(x.refusal->code, ErrorCode::kBudgetExhausted);
   EXPECT_EQ(x.refusal->outcome, Outcome::kRejectedBudget);
   bool no_retry = false;
-  for (const auto& h : x.refusal->headers) no_retry = no_retry || (h.name.view() == "x-should-retry" && h.value == "false");
+  for (const auto& h : x.refusal->headers)
+    no_retry = no_retry || (h.name.view() == "x-should-retry" && h.value == "false");
   EXPECT_TRUE(no_retry);
 }
 
@@ -224,7 +237,9 @@ TEST_F(AdmissionTest, AReservationLivesWhileTheCallMakesProgress) {
 
 TEST(RecordTotals, AddUpSaturatingAndNameTheLeastTrustworthySource) {
   const std::vector<store::Attempt> attempts{
-      store::Attempt{.usage = {.input = INT64_MAX}, .cost_micro_usd = INT64_MAX, .usage_source = store::UsageSource::kProvider},
+      store::Attempt{.usage = {.input = INT64_MAX},
+                     .cost_micro_usd = INT64_MAX,
+                     .usage_source = store::UsageSource::kProvider},
       store::Attempt{.usage = {.input = 5}, .cost_micro_usd = 5, .usage_source = store::UsageSource::kEstimated},
   };
   const RecordTotals t = totalsOf(attempts);

@@ -27,7 +27,11 @@ struct DecideCase {
 };
 
 AttemptEnd committedStream(UpstreamErrorKind transport, bool complete, CancelReason cancel = CancelReason::kNone) {
-  return AttemptEnd{.transport = transport, .cancel = cancel, .status = 200, .streaming = true, .committed = true,
+  return AttemptEnd{.transport = transport,
+                    .cancel = cancel,
+                    .status = 200,
+                    .streaming = true,
+                    .committed = true,
                     .stream_complete = complete};
 }
 
@@ -37,8 +41,12 @@ TEST(AttemptPolicy, EveryEndOfAnAttemptHasOneMeaning) {
       // Tokens reached the client.
       {"stream ends at [DONE]", committedStream(UpstreamErrorKind::kNone, true), Verdict::kSucceed, "",
        BreakerNote::kSuccess},
-      {"stream with an error event", [] { auto e = committedStream(UpstreamErrorKind::kNone, true);
-                                          e.stream_upstream_error = true; return e; }(),
+      {"stream with an error event",
+       [] {
+         auto e = committedStream(UpstreamErrorKind::kNone, true);
+         e.stream_upstream_error = true;
+         return e;
+       }(),
        Verdict::kSucceed, "stream_error", BreakerNote::kSuccess},
       {"stream ends mid-event", committedStream(UpstreamErrorKind::kNone, false), Verdict::kCutStream,
        "malformed_stream", BreakerNote::kFailure},
@@ -50,36 +58,81 @@ TEST(AttemptPolicy, EveryEndOfAnAttemptHasOneMeaning) {
        Verdict::kCapExceeded, "output_cap_exceeded", BreakerNote::kSuccess},
       {"client leaves a stream", committedStream(UpstreamErrorKind::kCancelled, false, CancelReason::kClient),
        Verdict::kClientGone, "client_abort", BreakerNote::kReleaseProbe},
-      {"client gone, stream ended anyway", [] { auto e = committedStream(UpstreamErrorKind::kNone, true);
-                                                e.client_gone = true; return e; }(),
+      {"client gone, stream ended anyway",
+       [] {
+         auto e = committedStream(UpstreamErrorKind::kNone, true);
+         e.client_gone = true;
+         return e;
+       }(),
        Verdict::kClientGone, "client_abort", BreakerNote::kReleaseProbe},
       // Nothing reached the client.
-      {"client leaves before the answer", {.transport = UpstreamErrorKind::kCancelled, .cancel = CancelReason::kClient},
-       Verdict::kClientGone, "client_abort", BreakerNote::kReleaseProbe},
-      {"first-token deadline", {.transport = UpstreamErrorKind::kCancelled, .cancel = CancelReason::kFirstTokenTimeout,
-                                .status = 200, .streaming = true},
-       Verdict::kTryAgain, "first_token_timeout", BreakerNote::kFailure},
-      {"error event before any token", {.transport = UpstreamErrorKind::kCancelled, .cancel = CancelReason::kStreamError,
-                                        .status = 200, .streaming = true},
-       Verdict::kTryAgain, "stream_error", BreakerNote::kFailure},
-      {"not SSE before any token", {.transport = UpstreamErrorKind::kCancelled, .cancel = CancelReason::kStreamError,
-                                    .cancel_failure = {AttemptError::kMalformedStream, 0}, .status = 200,
-                                    .streaming = true},
-       Verdict::kTryAgain, "malformed_stream", BreakerNote::kFailure},
-      {"status 101", {.transport = UpstreamErrorKind::kCancelled, .cancel = CancelReason::kStreamError,
-                      .cancel_failure = bad_status, .status = 101},
-       Verdict::kTryAgain, "bad_status_101", BreakerNote::kFailure},
-      {"empty 2xx stream", {.status = 200, .streaming = true, .stream_complete = true}, Verdict::kSucceed, "",
+      {"client leaves before the answer",
+       {.transport = UpstreamErrorKind::kCancelled, .cancel = CancelReason::kClient},
+       Verdict::kClientGone,
+       "client_abort",
+       BreakerNote::kReleaseProbe},
+      {"first-token deadline",
+       {.transport = UpstreamErrorKind::kCancelled,
+        .cancel = CancelReason::kFirstTokenTimeout,
+        .status = 200,
+        .streaming = true},
+       Verdict::kTryAgain,
+       "first_token_timeout",
+       BreakerNote::kFailure},
+      {"error event before any token",
+       {.transport = UpstreamErrorKind::kCancelled,
+        .cancel = CancelReason::kStreamError,
+        .status = 200,
+        .streaming = true},
+       Verdict::kTryAgain,
+       "stream_error",
+       BreakerNote::kFailure},
+      {"not SSE before any token",
+       {.transport = UpstreamErrorKind::kCancelled,
+        .cancel = CancelReason::kStreamError,
+        .cancel_failure = {AttemptError::kMalformedStream, 0},
+        .status = 200,
+        .streaming = true},
+       Verdict::kTryAgain,
+       "malformed_stream",
+       BreakerNote::kFailure},
+      {"status 101",
+       {.transport = UpstreamErrorKind::kCancelled,
+        .cancel = CancelReason::kStreamError,
+        .cancel_failure = bad_status,
+        .status = 101},
+       Verdict::kTryAgain,
+       "bad_status_101",
+       BreakerNote::kFailure},
+      {"empty 2xx stream",
+       {.status = 200, .streaming = true, .stream_complete = true},
+       Verdict::kSucceed,
+       "",
        BreakerNote::kSuccess},
-      {"connect refused", {.transport = UpstreamErrorKind::kConnect}, Verdict::kTryAgain, "connect",
+      {"connect refused",
+       {.transport = UpstreamErrorKind::kConnect},
+       Verdict::kTryAgain,
+       "connect",
        BreakerNote::kFailure},
-      {"connect timeout", {.transport = UpstreamErrorKind::kConnectTimeout}, Verdict::kTryAgain, "connect_timeout",
+      {"connect timeout",
+       {.transport = UpstreamErrorKind::kConnectTimeout},
+       Verdict::kTryAgain,
+       "connect_timeout",
        BreakerNote::kFailure},
-      {"first byte timeout", {.transport = UpstreamErrorKind::kFirstByteTimeout}, Verdict::kTryAgain,
-       "first_byte_timeout", BreakerNote::kFailure},
-      {"idle timeout", {.transport = UpstreamErrorKind::kIdleTimeout, .status = 200}, Verdict::kTryAgain,
-       "idle_timeout", BreakerNote::kFailure},
-      {"total timeout", {.transport = UpstreamErrorKind::kTotalTimeout}, Verdict::kTryAgain, "timeout",
+      {"first byte timeout",
+       {.transport = UpstreamErrorKind::kFirstByteTimeout},
+       Verdict::kTryAgain,
+       "first_byte_timeout",
+       BreakerNote::kFailure},
+      {"idle timeout",
+       {.transport = UpstreamErrorKind::kIdleTimeout, .status = 200},
+       Verdict::kTryAgain,
+       "idle_timeout",
+       BreakerNote::kFailure},
+      {"total timeout",
+       {.transport = UpstreamErrorKind::kTotalTimeout},
+       Verdict::kTryAgain,
+       "timeout",
        BreakerNote::kFailure},
       {"reset", {.transport = UpstreamErrorKind::kReset}, Verdict::kTryAgain, "reset", BreakerNote::kFailure},
       {"not HTTP", {.transport = UpstreamErrorKind::kProtocol}, Verdict::kTryAgain, "protocol", BreakerNote::kFailure},
@@ -164,8 +217,7 @@ TEST(AttemptPolicy, TheAnswerWhenAllFailedIs502503Or504) {
       {"last 401", 1, false, {AttemptError::kHttpStatus, 401}, ErrorCode::kUpstreamError, false},
       {"last reset", 3, false, {AttemptError::kReset, 0}, ErrorCode::kUpstreamError, false},
       {"last connect timeout", 3, false, {AttemptError::kConnectTimeout, 0}, ErrorCode::kUpstreamTimeout, false},
-      {"last first-token timeout", 3, false, {AttemptError::kFirstTokenTimeout, 0}, ErrorCode::kUpstreamTimeout,
-       false},
+      {"last first-token timeout", 3, false, {AttemptError::kFirstTokenTimeout, 0}, ErrorCode::kUpstreamTimeout, false},
       {"last total timeout", 1, false, {AttemptError::kTimeout, 0}, ErrorCode::kUpstreamTimeout, false},
       {"nothing could be tried", 0, false, {}, ErrorCode::kUpstreamError, false},
   };
@@ -187,8 +239,14 @@ class FakeCounts final : public OwnCounts {
  public:
   FakeCounts(bool exact, int64_t prompt, int64_t output) : exact_(exact), prompt_(prompt), output_(output) {}
   bool exact() const override { return exact_; }
-  int64_t promptTokens() override { ++prompt_calls; return prompt_; }
-  int64_t outputTokens() override { ++output_calls; return output_; }
+  int64_t promptTokens() override {
+    ++prompt_calls;
+    return prompt_;
+  }
+  int64_t outputTokens() override {
+    ++output_calls;
+    return output_;
+  }
   int prompt_calls = 0;
   int output_calls = 0;
 
@@ -206,27 +264,45 @@ TEST(AttemptPolicy, WhatACutOrSilentAttemptIsBilled) {
     AttemptBill bill;
   };
   const std::vector<Case> cases = {
-      {"stream with usage", {.status = 200, .streamed = true, .stream_usage = reported, .stream_events = 9}, true,
+      {"stream with usage",
+       {.status = 200, .streamed = true, .stream_usage = reported, .stream_events = 9},
+       true,
        {reported, UsageSource::kProvider}},
-      {"stream cut before any event, tokenizer known", {.status = 200, .streamed = true}, true,
+      {"stream cut before any event, tokenizer known",
+       {.status = 200, .streamed = true},
+       true,
        {{.input = 100}, UsageSource::kCounted}},
-      {"stream cut after tokens, tokenizer known", {.status = 200, .streamed = true, .stream_events = 5,
-                                                    .stream_text_bytes = 90},
-       true, {{.input = 100, .output = 7}, UsageSource::kCounted}},
-      {"stream cut after tokens, no tokenizer", {.status = 200, .streamed = true, .stream_events = 5,
-                                                 .stream_text_bytes = 90, .stream_non_ascii = 3},
-       false, {{.input = 100, .output = 31}, UsageSource::kEstimated}},
-      {"body with usage", {.status = 200, .summarized = true, .summary_usage = reported, .body_complete = true}, true,
+      {"stream cut after tokens, tokenizer known",
+       {.status = 200, .streamed = true, .stream_events = 5, .stream_text_bytes = 90},
+       true,
+       {{.input = 100, .output = 7}, UsageSource::kCounted}},
+      {"stream cut after tokens, no tokenizer",
+       {.status = 200, .streamed = true, .stream_events = 5, .stream_text_bytes = 90, .stream_non_ascii = 3},
+       false,
+       {{.input = 100, .output = 31}, UsageSource::kEstimated}},
+      {"body with usage",
+       {.status = 200, .summarized = true, .summary_usage = reported, .body_complete = true},
+       true,
        {reported, UsageSource::kProvider}},
-      {"body without usage", {.status = 200, .summarized = true, .summary_text_bytes = 30, .body_complete = true},
-       true, {{.input = 100, .output = 10}, UsageSource::kEstimated}},
-      {"body cut after its head", {.status = 200, .output_bound = 512}, true,
+      {"body without usage",
+       {.status = 200, .summarized = true, .summary_text_bytes = 30, .body_complete = true},
+       true,
+       {{.input = 100, .output = 10}, UsageSource::kEstimated}},
+      {"body cut after its head",
+       {.status = 200, .output_bound = 512},
+       true,
        {{.input = 100, .output = 512}, UsageSource::kEstimated}},
-      {"whole body that is not an answer", {.status = 200, .body_complete = true, .output_bound = 512}, false,
+      {"whole body that is not an answer",
+       {.status = 200, .body_complete = true, .output_bound = 512},
+       false,
        {{.input = 100, .output = 512}, UsageSource::kEstimated}},
-      {"client left after the request went up, tokenizer known", {.left_after_request_sent = true}, true,
+      {"client left after the request went up, tokenizer known",
+       {.left_after_request_sent = true},
+       true,
        {{.input = 100}, UsageSource::kCounted}},
-      {"client left after the request went up, no tokenizer", {.left_after_request_sent = true}, false,
+      {"client left after the request went up, no tokenizer",
+       {.left_after_request_sent = true},
+       false,
        {{.input = 100}, UsageSource::kEstimated}},
       {"client left before the request went up", {}, true, {{}, UsageSource::kNone}},
       {"503", {.status = 503}, true, {{}, UsageSource::kNone}},
@@ -249,8 +325,11 @@ TEST(AttemptPolicy, AProvidersReportIsCountedOnlyWhenItHasNone) {
 
 TEST(AttemptPolicy, AReportBeyondWhatTheRequestAllowsIsClampedAndSaysSo) {
   FakeCounts counts(false, 100, 7);
-  AttemptFacts f{.status = 200, .summarized = true, .summary_usage = core::TokenUsage{.input = 5'000, .output = 90},
-                 .body_complete = true, .bounds = {.input = 1'000, .output = 64}};
+  AttemptFacts f{.status = 200,
+                 .summarized = true,
+                 .summary_usage = core::TokenUsage{.input = 5'000, .output = 90},
+                 .body_complete = true,
+                 .bounds = {.input = 1'000, .output = 64}};
   const AttemptBill bill = billAttempt(f, counts);
   EXPECT_EQ(bill.usage.input, 1'000);
   EXPECT_EQ(bill.usage.output, 64);

@@ -113,7 +113,8 @@ TEST_F(BudgetPathsTest, OwnCountsAreBoundedByTheCapAndTheEndpoint) {
   // chunk were recorded above it), and a truncated embeddings answer was
   // billed output tokens (embeddings have none).
   ASSERT_TRUE(p_.mock->configure(R"({"reset_mid_stream_rate": 1, "reset_after_chunks": 31})"));
-  auto s = send("roomy", R"({"model":"big","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":30})");
+  auto s = send("roomy",
+                R"({"model":"big","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":30})");
   loop_.advance(1s);
   auto r = lastRecord();
   ASSERT_FALSE(r.attempts.empty());

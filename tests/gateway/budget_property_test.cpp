@@ -50,9 +50,9 @@ class Gen {
   // Words of prose, code, numbers, accents, CJK, emoji, hex: what prompts are.
   std::string text(int64_t max_words) {
     static const std::vector<std::string> words = {
-        "the",   "budget",   "agent",  "tokenizer", "pipeline", "x",        "42",     "3.14159",
-        "{\"k\":", "[1,2,3]", "if",    "(a&&b)",    "Grüße",    "naïve",    "東京",   "データ",
-        "🙂",    "🚀🚀",     "0xdeadbeef", "QmFzZTY0", "    ",    "\\n",      "camelCaseWord", "über"};
+        "the",        "budget",   "agent",  "tokenizer", "pipeline",      "x",    "42",     "3.14159", "{\"k\":",
+        "[1,2,3]",    "if",       "(a&&b)", "Grüße",     "naïve",         "東京", "データ", "🙂",    "🚀🚀",
+        "0xdeadbeef", "QmFzZTY0", "    ",   "\\n",       "camelCaseWord", "über"};
     std::string out;
     const int64_t n = range(0, max_words);
     for (int64_t i = 0; i < n; ++i) {
@@ -156,7 +156,8 @@ std::string chatBody(Gen& g, const Models& m, bool& stream) {
     messages += '}';
   }
   std::string body = R"({"model":")" + (g.chance(0.8) ? m.big : m.small) + R"(","messages":[)" + messages + "]";
-  if (g.chance(0.8)) body += fmt::format(R"(,"{}":{})", g.chance(0.5) ? "max_tokens" : "max_completion_tokens", g.range(1, 300));
+  if (g.chance(0.8))
+    body += fmt::format(R"(,"{}":{})", g.chance(0.5) ? "max_tokens" : "max_completion_tokens", g.range(1, 300));
   if (g.chance(0.3)) body += fmt::format(R"(,"n":{})", g.range(1, 4));
   stream = g.chance(0.5);
   if (stream) {
@@ -221,15 +222,15 @@ std::string mockKnobs(Gen& g) {
   if (g.chance(0.35)) k += fmt::format(R"(,"error_rate_429":0.{})", g.range(1, 3));
   if (g.chance(0.25)) k += fmt::format(R"(,"error_rate_500":0.{})", g.range(1, 3));
   if (g.chance(0.25)) k += fmt::format(R"(,"error_rate_503":0.{})", g.range(1, 3));
-  if (g.chance(0.3)) k += fmt::format(R"(,"reset_mid_stream_rate":0.{},"reset_after_chunks":{})", g.range(1, 5), g.range(0, 12));
+  if (g.chance(0.3))
+    k += fmt::format(R"(,"reset_mid_stream_rate":0.{},"reset_after_chunks":{})", g.range(1, 5), g.range(0, 12));
   if (g.chance(0.15)) k += fmt::format(R"(,"stall_rate":0.{},"stall_after_chunks":{})", g.range(1, 3), g.range(0, 6));
-  if (g.chance(0.1)) k += fmt::format(R"(,"malformed_chunk_rate":0.{},"malformed_after_chunks":{})", g.range(1, 3), g.range(0, 6));
+  if (g.chance(0.1))
+    k += fmt::format(R"(,"malformed_chunk_rate":0.{},"malformed_after_chunks":{})", g.range(1, 3), g.range(0, 6));
   return k + "}";
 }
 
-int64_t billCost(const mock::ModelBill& b) {
-  return static_cast<int64_t>(b.prompt_tokens + 2 * b.completion_tokens);
-}
+int64_t billCost(const mock::ModelBill& b) { return static_cast<int64_t>(b.prompt_tokens + 2 * b.completion_tokens); }
 
 mock::ModelBill minus(const mock::BillSnapshot& after, const mock::BillSnapshot& before) {
   // Embeddings have no output: the mock bills prompt tokens only.
@@ -265,8 +266,8 @@ Limits limitsFor(Gen& g) {
 // One run of the property: `cases` generated configs, mock behaviours and
 // calls; admission answers at once, or a loop turn later (`deferred`).
 void checkBudgetProperty(uint64_t seed, uint64_t cases, bool deferred) {
-  SCOPED_TRACE(fmt::format("property seed {} (replay: SLUICE_PROPERTY_SEED={} SLUICE_PROPERTY_CASES={})", seed, seed,
-                           cases));
+  SCOPED_TRACE(
+      fmt::format("property seed {} (replay: SLUICE_PROPERTY_SEED={} SLUICE_PROPERTY_CASES={})", seed, seed, cases));
   Gen g(seed);
   int64_t requests = 0, served = 0, provider_counted = 0, exact_count = 0, own_count = 0;
   for (uint64_t c = 0; c < cases; ++c) {
@@ -290,8 +291,17 @@ void checkBudgetProperty(uint64_t seed, uint64_t cases, bool deferred) {
       std::string path = "/v1/chat/completions";
       std::string body;
       switch (g.range(0, 9)) {
-        case 0: case 1: case 2: case 3: case 4: case 5: body = chatBody(g, models, stream); break;
-        case 6: case 7: path = "/v1/completions"; body = completionBody(g, models, stream); break;
+        case 0:
+        case 1:
+        case 2:
+        case 3:
+        case 4:
+        case 5: body = chatBody(g, models, stream); break;
+        case 6:
+        case 7:
+          path = "/v1/completions";
+          body = completionBody(g, models, stream);
+          break;
         default: path = "/v1/embeddings"; body = embeddingBody(g, models);
       }
       const bool leaves = g.chance(0.1);
@@ -341,8 +351,8 @@ void checkBudgetProperty(uint64_t seed, uint64_t cases, bool deferred) {
         }
       } else if (r.usage_source != store::UsageSource::kNone) {
         ++own_count;
-        EXPECT_GE(r.cost_micro_usd, cost) << "Sluice's own count under the bill ("
-                                          << store::toString(r.usage_source) << ")" << describe(r, d);
+        EXPECT_GE(r.cost_micro_usd, cost)
+            << "Sluice's own count under the bill (" << store::toString(r.usage_source) << ")" << describe(r, d);
       } else {
         EXPECT_EQ(cost, 0) << "billed, but recorded nothing";
       }
@@ -357,13 +367,12 @@ void checkBudgetProperty(uint64_t seed, uint64_t cases, bool deferred) {
     EXPECT_EQ(p.gw->budgets().outstandingReservations(), 0u);
     if (::testing::Test::HasFailure()) break;  // one replayable case, not a hundred reports
   }
-  std::printf("budget property%s: seed %llu, %llu cases, %lld requests (%lld served; %lld with the provider's usage, "
-              "%lld with Sluice's exact count, %lld with its bound)\n",
-              deferred ? " (admission a loop turn later)" : "", static_cast<unsigned long long>(seed),
-              static_cast<unsigned long long>(cases),
-              static_cast<long long>(requests), static_cast<long long>(served),
-              static_cast<long long>(provider_counted), static_cast<long long>(exact_count),
-              static_cast<long long>(own_count));
+  std::printf(
+      "budget property%s: seed %llu, %llu cases, %lld requests (%lld served; %lld with the provider's usage, "
+      "%lld with Sluice's exact count, %lld with its bound)\n",
+      deferred ? " (admission a loop turn later)" : "", static_cast<unsigned long long>(seed),
+      static_cast<unsigned long long>(cases), static_cast<long long>(requests), static_cast<long long>(served),
+      static_cast<long long>(provider_counted), static_cast<long long>(exact_count), static_cast<long long>(own_count));
 }
 
 TEST(BudgetProperty, TheBillStaysWithinEveryLimitAndTheRecordMatchesIt) {

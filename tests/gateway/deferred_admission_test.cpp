@@ -34,7 +34,9 @@ struct Deferred : ::testing::Test {
   }
   std::shared_ptr<testing::FakeServerStream> post() {
     auto stream = std::make_shared<testing::FakeServerStream>();
-    net::HttpRequest req{"POST", "/v1/chat/completions", {{"authorization", "Bearer " + p.secrets["a"]}},
+    net::HttpRequest req{"POST",
+                         "/v1/chat/completions",
+                         {{"authorization", "Bearer " + p.secrets["a"]}},
                          std::string(kBody)};
     p.gw->handler()(std::move(req), stream, p.loop);
     return stream;

@@ -115,7 +115,8 @@ TEST(ExactCounts, AStreamCutByTheClientIsBilledByTheExactCountOfWhatItRelayed) {
   // The relayed text, counted piece by piece as the provider sent it.
   int64_t relayed = 0;
   std::string_view body = s->body();
-  for (size_t at = body.find("\"content\":\""); at != std::string_view::npos; at = body.find("\"content\":\"", at + 1)) {
+  for (size_t at = body.find("\"content\":\""); at != std::string_view::npos;
+       at = body.find("\"content\":\"", at + 1)) {
     const size_t begin = at + 11;
     const size_t end = body.find('"', begin);
     relayed += static_cast<int64_t>(o200k().count(body.substr(begin, end - begin)));

@@ -45,7 +45,8 @@ class ExchangeTest : public ::testing::Test {
     gw_ = p_.gw.get();
   }
 
-  std::shared_ptr<FakeServerStream> send(std::string_view agent, std::string body, std::string path = "/v1/chat/completions") {
+  std::shared_ptr<FakeServerStream> send(std::string_view agent, std::string body,
+                                         std::string path = "/v1/chat/completions") {
     return p_.send(agent, std::move(body), std::move(path));
   }
   store::UsageRecord lastRecord() { return p_.lastRecord(); }
@@ -101,7 +102,8 @@ TEST_F(ExchangeTest, RetriesWithBackoffThenFallsBack) {
 
 TEST_F(ExchangeTest, StreamStalledBeforeItsFirstTokenFallsBackUnseen) {
   setMock(R"({"stall_rate": 1, "stall_after_chunks": 1})");
-  auto s = send("bot", R"({"model":"gpt-4.1","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":5})");
+  auto s = send("bot",
+                R"({"model":"gpt-4.1","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":5})");
   EXPECT_FALSE(s->streaming()) << "nothing reached the client yet";
   loop_.advance(600ms);  // first-token deadline of the first attempt
   EXPECT_FALSE(s->streaming());
@@ -120,7 +122,8 @@ TEST_F(ExchangeTest, StreamStalledBeforeItsFirstTokenFallsBackUnseen) {
 TEST_F(ExchangeTest, StreamEndsWithTheCostOfEveryAttemptAsATrailer) {
   // The first attempt stalls after its role chunk and is billed; the fallback completes.
   setMock(R"({"stall_rate": 1, "stall_after_chunks": 1, "completion_tokens": 7})");
-  auto s = send("bot", R"({"model":"gpt-4.1","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":20})");
+  auto s = send("bot",
+                R"({"model":"gpt-4.1","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":20})");
   loop_.advance(600ms);
   setMock(R"({"stall_rate": 0})");
   loop_.advance(3s);
@@ -135,7 +138,8 @@ TEST_F(ExchangeTest, StreamEndsWithTheCostOfEveryAttemptAsATrailer) {
 
 TEST_F(ExchangeTest, ClientThatLeavesMidStreamIsBilledFromTheGatewaysCount) {
   setMock(R"({"tokens_per_second": 10, "completion_tokens": 50})");
-  auto s = send("bot", R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":50})");
+  auto s = send("bot",
+                R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":50})");
   loop_.advance(1s);
   ASSERT_TRUE(s->streaming());
   s->disconnect();
@@ -179,7 +183,8 @@ TEST_F(ExchangeTest, NonStreamBodyCutAfterTheHeadersIsBilledAtTheOutputCap) {
 
 TEST_F(ExchangeTest, StreamCutBeforeItsFirstEventIsBilledItsPrompt) {
   setMock(R"({"reset_mid_stream_rate": 1, "reset_after_chunks": 0})");
-  auto s = send("bot", R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":5})");
+  auto s = send("bot",
+                R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":5})");
   loop_.advance(2s);
   auto r = lastRecord();
   ASSERT_FALSE(r.attempts.empty());

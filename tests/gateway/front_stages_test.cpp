@@ -122,16 +122,31 @@ TEST(Authenticate, KnowsWhoIsCallingOrSaysWhyNot) {
       {"unknown key", {.authorization = "Bearer sk-sluice-nope"}, ErrorCode::kInvalidApiKey, "", ""},
       {"a key", {.authorization = "Bearer sk-sluice-bot"}, {}, "bot", "k_bot"},
       {"lowercase bearer, extra spaces", {.authorization = "bearer   sk-sluice-bot"}, {}, "bot", "k_bot"},
-      {"agent no longer configured", {.authorization = "Bearer sk-sluice-gone"}, ErrorCode::kInvalidApiKey,
-       "retired-agent", "k_gone"},
-      {"pipeline key acting for an allowed agent", {.authorization = "Bearer sk-sluice-pipe", .agent = "capped"}, {},
-       "capped", "k_pipe"},
-      {"pipeline key acting for another", {.authorization = "Bearer sk-sluice-pipe", .agent = "other"},
-       ErrorCode::kAgentNotAllowed, "other", "k_pipe"},
-      {"pipeline key without an agent or a default", {.authorization = "Bearer sk-sluice-pipe"},
-       ErrorCode::kAgentNotAllowed, "", "k_pipe"},
+      {"agent no longer configured",
+       {.authorization = "Bearer sk-sluice-gone"},
+       ErrorCode::kInvalidApiKey,
+       "retired-agent",
+       "k_gone"},
+      {"pipeline key acting for an allowed agent",
+       {.authorization = "Bearer sk-sluice-pipe", .agent = "capped"},
+       {},
+       "capped",
+       "k_pipe"},
+      {"pipeline key acting for another",
+       {.authorization = "Bearer sk-sluice-pipe", .agent = "other"},
+       ErrorCode::kAgentNotAllowed,
+       "other",
+       "k_pipe"},
+      {"pipeline key without an agent or a default",
+       {.authorization = "Bearer sk-sluice-pipe"},
+       ErrorCode::kAgentNotAllowed,
+       "",
+       "k_pipe"},
       {"pipeline key's default agent", {.authorization = "Bearer sk-sluice-pipe-default"}, {}, "other", "k_pd"},
-      {"a plain key ignores X-Sluice-Agent", {.authorization = "Bearer sk-sluice-bot", .agent = "capped"}, {}, "bot",
+      {"a plain key ignores X-Sluice-Agent",
+       {.authorization = "Bearer sk-sluice-bot", .agent = "capped"},
+       {},
+       "bot",
        "k_bot"},
   };
   for (const auto& c : cases) {
@@ -168,17 +183,16 @@ TEST(Authenticate, TakesTheRunAndBoundsWhatTheCallerNames) {
   ASSERT_TRUE(no);
   EXPECT_EQ(who.agent.size(), 64u);
   Identity ok;
-  ASSERT_FALSE(authenticate({.authorization = "Bearer sk-sluice-pipe", .agent = "bot", .run = long_run}, keys,
-                            *f.config, ok));
+  ASSERT_FALSE(
+      authenticate({.authorization = "Bearer sk-sluice-pipe", .agent = "bot", .run = long_run}, keys, *f.config, ok));
   EXPECT_EQ(ok.run_id.size(), 256u);
 }
 
 // ---- inspectRequest
 
 TEST(Inspection, ReadsWhatMoneyDependsOn) {
-  std::string chat =
-      R"({"model":"cheap","messages":[{"role":"user","content":"hello there"}],"max_tokens":50,"n":3,)"
-      R"("stream":true,"stream_options":{"include_usage":true}})";
+  std::string chat = R"({"model":"cheap","messages":[{"role":"user","content":"hello there"}],"max_tokens":50,"n":3,)"
+                     R"("stream":true,"stream_options":{"include_usage":true}})";
   Inspection c;
   ASSERT_FALSE(inspectRequest(proto::Endpoint::kChatCompletions, chat, c));
   EXPECT_EQ(c.model, "cheap");
@@ -234,7 +248,8 @@ TEST(Inspection, RefusesWhatItCannotBound) {
 TEST(Inspection, TheExactCountIsBelowTheBoundAndCountsOnlyText) {
   auto enc = tokenizer::sharedEncoding("o200k_base");
   ASSERT_TRUE(enc) << enc.error();
-  std::string body = R"({"model":"cheap","messages":[{"role":"user","content":"The quick brown fox jumps over the lazy dog."}]})";
+  std::string body =
+      R"({"model":"cheap","messages":[{"role":"user","content":"The quick brown fox jumps over the lazy dog."}]})";
   Inspection in;
   ASSERT_FALSE(inspectRequest(proto::Endpoint::kChatCompletions, body, in));
   const int64_t exact = exactPromptTokens(proto::Endpoint::kChatCompletions, body, **enc, in.prompt_bound);

@@ -35,7 +35,8 @@ TEST(GatewayHardening, ReservationTableFullIsARetryable503NotA500) {
   testing::Pipeline p;
   ASSERT_TRUE(p.start(kConfig, {"bot"}, /*max_reservations=*/1));
   p.setMock(R"({"stall_rate": 1, "stall_after_chunks": 1})");
-  auto holding = p.send("bot", R"({"model":"gpt-4o-mini","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]})");
+  auto holding = p.send(
+      "bot", R"({"model":"gpt-4o-mini","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"hi"}]})");
   EXPECT_EQ(holding->status(), 0) << "stalls: its reservation stays in flight";
   auto refused = p.send("bot", R"({"model":"gpt-4o-mini","max_tokens":5,"messages":[{"role":"user","content":"hi"}]})");
   EXPECT_EQ(refused->status(), 503) << refused->body();

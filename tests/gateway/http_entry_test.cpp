@@ -137,8 +137,10 @@ TEST_F(HttpEntryTest, ServerAnswerOutcomesAndEndpoints) {
 TEST_F(HttpEntryTest, ServerAnswerNamesTheKeyAndAgentWhenTheHeadHadAValidKey) {
   const net::HttpRequest keyed{"POST", "/v1/embeddings", {{"authorization", "Bearer " + bot_secret_}}, ""};
   serverAnswer(503, "server_overloaded", &keyed, "server_error");
-  const net::HttpRequest pipeline{
-      "POST", "/v1/embeddings", {{"authorization", "Bearer " + pipe_secret_}, {"x-sluice-agent", "helper"}}, ""};
+  const net::HttpRequest pipeline{"POST",
+                                  "/v1/embeddings",
+                                  {{"authorization", "Bearer " + pipe_secret_}, {"x-sluice-agent", "helper"}},
+                                  ""};
   serverAnswer(413, "request_too_large", &pipeline);
   const net::HttpRequest stranger{"POST", "/v1/embeddings", {{"authorization", "Bearer sk-sluice-nope"}}, ""};
   serverAnswer(413, "request_too_large", &stranger);
@@ -176,7 +178,8 @@ TEST_F(HttpEntryTest, HeadWithoutAValidKeyIsAnswered401BeforeTheBody) {
   EXPECT_EQ(none.code, "invalid_api_key");
   EXPECT_EQ(none.message, kNoKeyMessage);
   EXPECT_EQ(head("/v1/embeddings", {{"authorization", "Basic dXNlcg=="}}).message, kNoKeyMessage);
-  const auto unknown = head("/v1/chat/completions", {{"authorization", "Bearer sk-sluice-aaaaaaaaaaaa_" + std::string(43, 'b')}});
+  const auto unknown = head("/v1/chat/completions",
+                            {{"authorization", "Bearer sk-sluice-aaaaaaaaaaaa_" + std::string(43, 'b')}});
   EXPECT_EQ(unknown.status, 401);
   EXPECT_EQ(unknown.message, kBadKeyMessage);
   EXPECT_EQ(head("/v1/models", {}).status, 401) << "every API path, whatever the method";

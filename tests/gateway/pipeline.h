@@ -44,7 +44,8 @@ inline std::unique_ptr<Gateway> makeGateway(std::string_view config, const core:
   deps.usage = std::move(sink);
   deps.max_reservations = max_reservations;
   deps.admission = std::move(admission);
-  deps.mock_provider = mock ? std::make_shared<mock::MockProvider>(std::move(mock)) : std::make_shared<mock::MockProvider>();
+  deps.mock_provider = mock ? std::make_shared<mock::MockProvider>(std::move(mock))
+                            : std::make_shared<mock::MockProvider>();
   auto gw = Gateway::create(std::move(deps));
   EXPECT_TRUE(gw) << gw.error().message;
   return gw ? std::move(*gw) : nullptr;
@@ -72,7 +73,9 @@ class Pipeline {
   std::shared_ptr<FakeServerStream> send(std::string_view agent, std::string body,
                                          std::string path = "/v1/chat/completions") {
     auto stream = std::make_shared<FakeServerStream>();
-    net::HttpRequest req{"POST", std::move(path), {{"authorization", "Bearer " + secrets[std::string(agent)]}},
+    net::HttpRequest req{"POST",
+                         std::move(path),
+                         {{"authorization", "Bearer " + secrets[std::string(agent)]}},
                          std::move(body)};
     gw->handler()(std::move(req), stream, loop);
     loop.runReady();

@@ -57,7 +57,7 @@ TEST(CompiledConfig, TierLimitsAreTheGlobalShareCombinedWithOwnLimits) {
   global.usd_per_day = 100'000'000;  // $100
   global.tokens_per_month = 1'000'000;
   config::TierConfig tier;
-  tier.share_ppm = 200'000;  // 0.2
+  tier.share_ppm = 200'000;              // 0.2
   tier.limits.usd_per_day = 10'000'000;  // own $10 is tighter than the $20 share
   const core::ScopeLimits l = tierLimits(global, tier);
   EXPECT_EQ(l.day.usd, 10'000'000);
