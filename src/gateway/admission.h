@@ -98,7 +98,7 @@ class AdmissionControl {
 
 /// The refusal of a rate-limited call: 429 with OpenAI's message and the
 /// wait in Retry-After / Retry-After-Ms.
-[[nodiscard]] Refusal rateRefusal(const core::RateDecision& decision, std::string_view agent_name, int64_t tokens);
+[[nodiscard]] Refusal rateRefusal(const core::RateDecision& rate, std::string_view agent_name, int64_t tokens_asked);
 
 /// The refusal of a reservation: 429 insufficient_quota (not retryable)
 /// when a limit is reached, 503 server_overloaded (retryable) when the

@@ -7,9 +7,10 @@ namespace sluice::gateway {
 using core::ErrorCode;
 using store::Outcome;
 
-std::optional<Refusal> planCall(const CompiledConfig& config, const AgentRuntime& runtime, std::string_view agent_name,
-                                const Inspection& request, std::string_view request_id, CallPlan& out) {
-  const config::AgentConfig& agent = *runtime.config;
+std::optional<Refusal> planCall(const CompiledConfig& config, const AgentRuntime& agent_runtime,
+                                std::string_view agent_name, const Inspection& request, std::string_view request_id,
+                                CallPlan& out) {
+  const config::AgentConfig& agent = *agent_runtime.config;
   auto plan = core::planRoute(config.routing, core::RouteRequest{request.model, agent_name, agent.models, request_id});
   if (!plan) return Refusal{plan.error().code, plan.error().message, Outcome::kRejectedInvalid, "model"};
   out.attempts = std::move(*plan);

@@ -30,7 +30,7 @@ struct CallPlan {
 /// Plans the call of `agent` (named `agent_name`) for `request`, or refuses:
 /// a model the agent may not use or nobody serves, a cap above the agent's
 /// per-call limit, a model without a price (never served unmetered).
-[[nodiscard]] std::optional<Refusal> planCall(const CompiledConfig& config, const AgentRuntime& agent,
+[[nodiscard]] std::optional<Refusal> planCall(const CompiledConfig& config, const AgentRuntime& agent_runtime,
                                               std::string_view agent_name, const Inspection& request,
                                               std::string_view request_id, CallPlan& out);
 

@@ -27,7 +27,7 @@ std::optional<T> scaled(std::optional<T> v, int64_t ppm) {
 
 std::optional<core::Price> CompiledConfig::priceOf(std::string_view name) const {
   if (const auto* m = model(name)) return m->price;
-  if (config->unknown_model_price) return *config->unknown_model_price;
+  if (config->unknown_model_price) return config->unknown_model_price;
   return std::nullopt;
 }
 
@@ -88,7 +88,7 @@ std::shared_ptr<const core::RoutingTable> buildRoutingTable(const config::Config
 }
 
 core::Result<std::shared_ptr<const CompiledConfig>> compileConfig(
-    std::shared_ptr<const config::Config> config, core::BudgetEngine& budgets,
+    const std::shared_ptr<const config::Config>& config, core::BudgetEngine& budgets,
     const std::function<std::optional<std::string>(const std::string&)>& env) {
   auto snap = std::make_shared<CompiledConfig>();
   snap->config = config;

@@ -63,7 +63,7 @@ struct CompiledConfig {
     return it == model_index.end() ? nullptr : it->second;
   }
   /// Price of a model: its row, else unknown_model_price, else nullopt (refuse).
-  [[nodiscard]] std::optional<core::Price> priceOf(std::string_view model) const;
+  [[nodiscard]] std::optional<core::Price> priceOf(std::string_view name) const;
 };
 
 /// Converts config limits to a budget scope's limits.
@@ -77,7 +77,7 @@ struct CompiledConfig {
 /// `budgets` (counters of existing scopes are kept). `env` resolves
 /// provider keys (getenv in production).
 [[nodiscard]] core::Result<std::shared_ptr<const CompiledConfig>> compileConfig(
-    std::shared_ptr<const config::Config> config, core::BudgetEngine& budgets,
+    const std::shared_ptr<const config::Config>& config, core::BudgetEngine& budgets,
     const std::function<std::optional<std::string>(const std::string&)>& env);
 
 /// The routing table of a config with `active_profile` as the active one.

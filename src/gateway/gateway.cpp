@@ -130,10 +130,10 @@ net::Handler Gateway::handler() {
   };
 }
 
-core::Result<void> Gateway::reload(std::shared_ptr<const config::Config> config) {
+core::Result<void> Gateway::reload(const std::shared_ptr<const config::Config>& config) {
   std::lock_guard lock(maintain_mu_);
   if (auto r = checkMockProvider(*config, mock_provider_.get()); !r) return r;
-  auto snap = compileConfig(std::move(config), *budgets_, env_);
+  auto snap = compileConfig(config, *budgets_, env_);
   if (!snap) return std::unexpected(snap.error());
   config_->publish(std::move(*snap));
   return {};

@@ -88,7 +88,7 @@ class Gateway {
 
   /// Applies a new configuration (SIGHUP). Counters are kept. The running
   /// config stays if the new one cannot be applied.
-  core::Result<void> reload(std::shared_ptr<const config::Config> config);
+  core::Result<void> reload(const std::shared_ptr<const config::Config>& config);
 
   /// Periodic upkeep off the request path (call about once a second from a
   /// maintenance thread): key refresh, expired reservations, idle limiters,

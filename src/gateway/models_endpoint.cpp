@@ -9,8 +9,10 @@
 
 namespace sluice::gateway {
 
-std::optional<Refusal> modelsBody(const CompiledConfig& snap, const config::AgentConfig& agent, std::string_view id,
-                                  int64_t created, std::string& body) {
+std::optional<Refusal> modelsBody(const CompiledConfig& config, const config::AgentConfig& agent, std::string_view id,
+                                  int64_t created_unix, std::string& body) {
+  const CompiledConfig& snap = config;
+  const int64_t created = created_unix;
   const auto& cfg = *snap.config;
   std::vector<std::string_view> names;
   auto allowed = [&](std::string_view m) {

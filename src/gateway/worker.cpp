@@ -40,12 +40,12 @@ void Worker::handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStrea
   serveExchange(*this, std::move(request), std::move(stream));
 }
 
-Worker::Worker(Gateway& gw, net::Dispatcher& l)
-    : gateway_(gw),
-      loop_(l),
-      config_(gw.config()),
-      keys_(gw.keys()),
-      rng_(static_cast<uint64_t>(l.clock().monotonicNow().time_since_epoch().count()) ^
+Worker::Worker(Gateway& gateway, net::Dispatcher& loop)
+    : gateway_(gateway),
+      loop_(loop),
+      config_(gateway.config()),
+      keys_(gateway.keys()),
+      rng_(static_cast<uint64_t>(loop.clock().monotonicNow().time_since_epoch().count()) ^
            reinterpret_cast<uintptr_t>(this)) {}
 
 net::UpstreamClient& Worker::client(std::string_view name, const ProviderRuntime& provider) {

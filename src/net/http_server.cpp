@@ -414,6 +414,7 @@ void LoopServer::releaseBody(size_t n) { server_.releaseBody(n); }
 
 // ------------------------------------------------------------------ ConnectionStream
 
+// NOLINTNEXTLINE(bugprone-exception-escape): only allocation can throw here; out of memory ends the process
 ConnectionStream::~ConnectionStream() {
   if (conn_ != nullptr) conn_->exchangeAbandoned(started_);
 }
@@ -1062,12 +1063,11 @@ void Connection::onTick(core::MonoTime now, std::vector<Ref<Connection>>& expire
 
 void Connection::expire(core::MonoTime now) {
   if (state_ == ConnState::kClosed) return;
-  if (write_waiting_ && now >= write_deadline_) {
-    closeNow();  // the client stopped taking bytes
-  } else if (state_ == ConnState::kReading) {
+  const bool client_stopped_reading = write_waiting_ && now >= write_deadline_;
+  if (!client_stopped_reading && state_ == ConnState::kReading) {
     failRequest(408, "request timed out", "request_timeout", false);
   } else {
-    closeNow();  // idle keep-alive or linger over: silently
+    closeNow();  // the client stopped taking bytes, or an idle keep-alive or linger is over: silently
   }
 }
 

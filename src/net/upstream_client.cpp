@@ -165,6 +165,7 @@ class CallState final : public detail::LoopRefCounted {
 class CallHandle final : public UpstreamCall {
  public:
   explicit CallHandle(Ref<CallState> st) : st_(std::move(st)) {}
+  // NOLINTNEXTLINE(bugprone-exception-escape): only allocation can throw here; out of memory ends the process
   ~CallHandle() override { st_->cancel(/*notify=*/false); }
   void cancel() override { st_->cancel(/*notify=*/true); }
   void drainThenCancel() override { st_->drainThenCancel(); }
@@ -260,7 +261,7 @@ class ClientImpl final : public UpstreamClient, public detail::Tickable {
   /// (the parser needs more bytes); false when the answer finished, failed,
   /// or the call ended in a callback.
   bool parseBuffered(UpConn* c, const Ref<CallState>& st);
-  void drainBuffered(CallState* st);
+  void drainBuffered(CallState* raw);
 
  private:
   void assign(const Ref<CallState>& st);
@@ -370,6 +371,7 @@ ClientImpl::ClientImpl(Loop& loop, UpstreamOptions options)
   }
 }
 
+// NOLINTNEXTLINE(bugprone-exception-escape): only allocation can throw here; out of memory ends the process
 ClientImpl::~ClientImpl() {
   destroying_ = true;
   token_->client = nullptr;
@@ -479,7 +481,7 @@ void ClientImpl::resolveThenConnect(const Ref<UpConn>& c) {
                               for (const auto& r : results) self->endpoints_.push_back(r.endpoint());
                               self->resolved_at_ = self->loop_.now();
                             }
-                            Ref<ClientToken> alive = token;
+                            const Ref<ClientToken>& alive = token;
                             for (auto& c : waiting) {
                               if (alive->client == nullptr) return;
                               if (c->state_ == ConnState::kClosed) continue;
@@ -697,7 +699,7 @@ void ClientImpl::armRead(UpConn* c) {
   c->tls_->async_read_some(asio::buffer(c->buf_.get() + c->end_, c->cap_ - c->end_),
                            [cref = Ref<UpConn>(c)](const error_code& ec, size_t n) {
                              const detail::CallbackScope scope;
-                             cref->readDone(cref.get(), ec, n);
+                             UpConn::readDone(cref.get(), ec, n);
                            });
 }
 
