@@ -31,6 +31,9 @@ PKGS=(
   clang-format-14 clang-tidy-19
   curl ca-certificates
   wrk nginx-light
+  # promtool (tests/e2e/metrics.test.mjs checks /metrics with it); the
+  # package's own Prometheus server is not wanted and is stopped below.
+  prometheus
 )
 # Node.js: this machine image may ship its own build (with npm bundled), which
 # conflicts with Debian's npm package; only install Debian's when none is here.
@@ -52,6 +55,9 @@ fi
 # nginx-light's package starts a system nginx on port 80; the benchmark runs
 # its own instance with its own config, so the packaged service is not needed.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+# The same for the prometheus package's server (only its promtool is used).
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+if [ -x /etc/init.d/prometheus ]; then /etc/init.d/prometheus stop >/dev/null 2>&1 || true; fi
 
 # The official OpenAI SDK for the end-to-end tests.
 if [ -f tests/e2e/package.json ] && [ ! -d tests/e2e/node_modules/openai ]; then

@@ -30,6 +30,8 @@ struct ServerConfig {
   // it), or 0 = no cap.
   int64_t max_buffered_body_bytes = 256 * 1024 * 1024;
   std::string usage_log;  // JSON-lines usage sink path; empty = none
+  // GET /metrics without the admin key (for a scraper on a trusted network).
+  bool metrics_public = false;
 };
 
 struct StorageConfig {

@@ -296,6 +296,10 @@ void Loader::readServer(const Entry& e) {
                           }
                         }},
                        stringField("usage_log", s.usage_log),
+                       {"metrics_public",
+                        [this, &s](const Entry& f) {
+                          if (auto v = w_.boolean(f)) s.metrics_public = *v;
+                        }},
                    });
   // A body the size limit allows must fit under the cap, or it is never
   // served: the default grows with max_body_bytes, a value set must cover it.

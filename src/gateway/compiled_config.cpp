@@ -1,8 +1,25 @@
 #include "gateway/compiled_config.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include <algorithm>
 
 namespace sluice::gateway {
+
+namespace {
+
+// Digests of the admin key and of what is presented, compared instead of
+// the keys: equal lengths, so the compare's time says nothing of the key.
+std::array<unsigned char, 32> adminDigest(std::string_view key) {
+  std::array<unsigned char, 32> out{};
+  unsigned int len = 0;
+  EVP_Digest(key.data(), key.size(), out.data(), &len, EVP_sha256(), nullptr);
+  return out;
+}
+
+}  // namespace
+
 namespace {
 
 // The smaller of two optional limits (absent = unlimited).
@@ -161,7 +178,16 @@ core::Result<std::shared_ptr<const CompiledConfig>> compileConfig(
     }
     snap->providers.emplace(name, std::move(pr));
   }
+  if (auto admin = env(cfg.server.admin_key_env); admin && !admin->empty()) {
+    snap->admin_key_digest = adminDigest(*admin);
+  }
   return std::shared_ptr<const CompiledConfig>(std::move(snap));
+}
+
+bool CompiledConfig::isAdminKey(std::string_view presented) const {
+  if (!admin_key_digest || presented.empty()) return false;
+  const auto digest = adminDigest(presented);
+  return CRYPTO_memcmp(digest.data(), admin_key_digest->data(), digest.size()) == 0;
 }
 
 }  // namespace sluice::gateway

@@ -7,6 +7,7 @@
 /// builds a new one and publishes it; requests in flight finish on the one they
 /// started with.
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,6 +50,12 @@ struct CompiledConfig {
   core::ScopeId global_scope;
   std::string config_version;  // first 12 hex digits of the config hash
   bool run_budgets = false;
+  /// SHA-256 of the admin key (from the variable server.admin_key_env
+  /// names), or none: then the admin routes are off (404). Only the digest
+  /// is kept, and presented keys are compared by digest in constant time.
+  std::optional<std::array<unsigned char, 32>> admin_key_digest;
+  /// True when `presented` is the admin key.
+  [[nodiscard]] bool isAdminKey(std::string_view presented) const;
 
   [[nodiscard]] const AgentRuntime* agent(std::string_view name) const {
     auto it = agents.find(name);

@@ -374,6 +374,7 @@ void Exchange::finish(Outcome outcome) {
   rec_.finished_unix_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(w_.loop().clock().wallNow().time_since_epoch()).count();
   gw_.stats().in_flight.fetch_sub(1, std::memory_order_relaxed);
+  w_.metrics().record(rec_, *snap_);
   deferRelease();
 }
 

@@ -172,4 +172,14 @@ core::Result<void> Gateway::saveCounters() {
   return counters_->save(budgets_->savedCounters());
 }
 
+std::string Gateway::renderMetrics() {
+  const auto snap = config_->current();
+  return metrics_.render(MetricsSources{.config = snap.get(),
+                                        .budgets = budgets_.get(),
+                                        .breakers = breakers_.get(),
+                                        .usage = usage_.get(),
+                                        .in_flight = stats_.in_flight.load(std::memory_order_relaxed),
+                                        .usage_clamped = stats_.usage_clamped.load(std::memory_order_relaxed)});
+}
+
 }  // namespace sluice::gateway

@@ -26,6 +26,7 @@
 #include "gateway/admission.h"
 #include "gateway/compiled_config.h"
 #include "gateway/key_index.h"
+#include "gateway/metrics.h"
 #include "gateway/published.h"
 #include "net/http.h"
 #include "store/counters.h"
@@ -121,6 +122,10 @@ class Gateway {
   /// What serves the providers of `kind: mock` (may be null).
   [[nodiscard]] net::InProcessProvider* mockProvider() const { return mock_provider_.get(); }
   [[nodiscard]] GatewayStats& stats() { return stats_; }
+  /// Prometheus metrics (each Worker counts into its own shard).
+  [[nodiscard]] Metrics& metrics() { return metrics_; }
+  /// The /metrics exposition text, now.
+  [[nodiscard]] std::string renderMetrics();
 
  private:
   class HttpEntry;
@@ -141,6 +146,7 @@ class Gateway {
   std::shared_ptr<net::InProcessProvider> mock_provider_;
   std::atomic<bool> draining_{false};
   GatewayStats stats_;
+  Metrics metrics_;
   std::mutex maintain_mu_;
   std::mutex workers_mu_;  // creation only; lookups use a thread_local cache
   // Identifies this gateway in that cache: a later gateway can be built at

@@ -25,6 +25,7 @@ void Worker::handle(net::HttpRequest&& request, std::shared_ptr<net::ServerStrea
     }
     return stream->respond(200, {{"content-type", "application/json"}}, R"({"status":"ready"})");
   }
+  if (path == "/metrics") return serveMetrics(request, stream);
   if (gateway_.draining()) {
     // Shutting down: a retryable answer, so SDKs try again (another replica).
     // Traced like any refusal: a request id and a usage record.
@@ -45,6 +46,7 @@ Worker::Worker(Gateway& gateway, net::Dispatcher& loop)
       loop_(loop),
       config_(gateway.config()),
       keys_(gateway.keys()),
+      metrics_(gateway.metrics().addShard()),
       rng_(static_cast<uint64_t>(loop.clock().monotonicNow().time_since_epoch().count()) ^
            reinterpret_cast<uintptr_t>(this)) {}
 
@@ -105,10 +107,30 @@ const store::KeyRecord* Worker::verifyKey(std::string_view presented) {
   return record;
 }
 
+void Worker::serveMetrics(const net::HttpRequest& request, const std::shared_ptr<net::ServerStream>& stream) {
+  const auto& snap = config_.get();
+  const auto refuse = [&](core::ErrorCode code, std::string_view message) {
+    stream->respond(core::wireError(code).http_status, {{"content-type", "application/json"}},
+                    proto::errorBody(code, message));
+  };
+  if (request.method != "GET") return refuse(core::ErrorCode::kMethodNotAllowed, "Use GET for /metrics.");
+  if (!snap->config->server.metrics_public) {
+    // No admin key configured: the admin routes are off, never open.
+    if (!snap->admin_key_digest) return refuse(core::ErrorCode::kNotFound, "Unknown request URL: GET /metrics.");
+    if (!snap->isAdminKey(presentedKey(request.header("authorization")))) {
+      return refuse(core::ErrorCode::kInvalidApiKey, "The metrics need the admin key (Authorization: Bearer ...).");
+    }
+  }
+  stream->respond(200, {{"content-type", "text/plain; version=0.0.4; charset=utf-8"}, {"cache-control", "no-store"}},
+                  gateway_.renderMetrics());
+}
+
 net::HeadAnswer Worker::checkHead(const net::HttpRequest& head) {
   const std::string_view target = head.target;
   // The probes (with or without a query) need no key.
-  for (const std::string_view probe : {std::string_view("/healthz"), std::string_view("/readyz")}) {
+  // /metrics checks the admin key itself (Worker::serveMetrics).
+  for (const std::string_view probe :
+       {std::string_view("/healthz"), std::string_view("/readyz"), std::string_view("/metrics")}) {
     if (target.starts_with(probe) && (target.size() == probe.size() || target[probe.size()] == '?')) return {};
   }
   static constexpr core::WireError kWire = core::wireError(core::ErrorCode::kInvalidApiKey);
@@ -145,6 +167,7 @@ std::string Worker::recordRefusal(const net::HttpRequest* head, int status, std:
       }
     }
   }
+  metrics_.record(rec, *snap);
   std::string id = rec.request_id;
   gateway_.usage().submit(std::move(rec));
   return id;

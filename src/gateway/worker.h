@@ -72,6 +72,8 @@ class Worker final : public KeyVerifier {
   [[nodiscard]] RequestIdGenerator& ids() { return ids_; }
   /// Jitter randomness (backoff), this loop's own.
   [[nodiscard]] core::SplitMix64& rng() { return rng_; }
+  /// This loop's share of the Prometheus counters.
+  [[nodiscard]] MetricsShard& metrics() { return metrics_; }
 
  private:
   struct ClientEntry {
@@ -89,6 +91,9 @@ class Worker final : public KeyVerifier {
   /// server, or while draining) to the sink; returns its request id.
   std::string recordRefusal(const net::HttpRequest* head, int status, std::string_view error_code,
                             store::Outcome outcome);
+  /// GET /metrics: the exposition text, behind the admin key unless
+  /// server.metrics_public; 404 when neither (no admin key configured).
+  void serveMetrics(const net::HttpRequest& request, const std::shared_ptr<net::ServerStream>& stream);
 
   static constexpr size_t kMaxCachedKeys = 4096;
   Gateway& gateway_;
@@ -96,6 +101,7 @@ class Worker final : public KeyVerifier {
   LocalView<CompiledConfig> config_;
   LocalView<KeyMap> keys_;
   RequestIdGenerator ids_;
+  MetricsShard& metrics_;
   core::SplitMix64 rng_;
   std::map<std::string, ClientEntry, std::less<>> clients_;
   const KeyMap* cache_map_ = nullptr;

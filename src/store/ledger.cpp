@@ -315,6 +315,11 @@ class LedgerSink final : public UsageSink {
     return problem_;
   }
 
+  [[nodiscard]] UsageSinkStats stats() const override {
+    std::lock_guard lock(mu_);
+    return {.backlog_bytes = pending_.size() + unwritten_bytes_, .dropped = dropped_};
+  }
+
  private:
   struct Failure {
     std::string message;

@@ -356,6 +356,16 @@ core::Result<void> TeeUsageSink::reopen() {
   return result;
 }
 
+UsageSinkStats TeeUsageSink::stats() const {
+  UsageSinkStats sum;
+  for (const auto& s : sinks_) {
+    const UsageSinkStats one = s->stats();
+    sum.backlog_bytes += one.backlog_bytes;
+    sum.dropped += one.dropped;
+  }
+  return sum;
+}
+
 std::optional<std::string> TeeUsageSink::problem() const {
   for (const auto& s : sinks_) {
     if (auto p = s->problem()) return p;
@@ -500,6 +510,11 @@ class JsonlSink final : public UsageSink {
   [[nodiscard]] std::optional<std::string> problem() const override {
     std::lock_guard lock(mu_);
     return problem_;
+  }
+
+  [[nodiscard]] UsageSinkStats stats() const override {
+    std::lock_guard lock(mu_);
+    return {.backlog_bytes = pending_.size() + unwritten_bytes_, .dropped = dropped_};
   }
 
  private:

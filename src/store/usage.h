@@ -92,6 +92,12 @@ struct UsageRecord {
 void appendJsonLine(std::string& out, const UsageRecord& r);
 
 /// Takes records off the request path. submit() never blocks on I/O.
+/// What a usage writer holds and has refused (for /metrics).
+struct UsageSinkStats {
+  uint64_t backlog_bytes = 0;  ///< encoded records not yet written
+  uint64_t dropped = 0;        ///< records refused because the backlog was full
+};
+
 class UsageSink {
  public:
   virtual ~UsageSink() = default;
@@ -114,6 +120,8 @@ class UsageSink {
   /// what was submitted before goes to the old file, what comes after to
   /// the new one. An error leaves the old file in use. Thread-safe.
   virtual core::Result<void> reopen() { return {}; }
+  /// The backlog and the drops so far. Thread-safe.
+  [[nodiscard]] virtual UsageSinkStats stats() const { return {}; }
 };
 
 /// How much of a usage log stays in the page cache: the log is written and
@@ -170,6 +178,7 @@ class DiscardUsageSink final : public UsageSink {
   void submit(UsageRecord&&) override { dropped_.fetch_add(1, std::memory_order_relaxed); }
   void submitCopy(const UsageRecord&) override { dropped_.fetch_add(1, std::memory_order_relaxed); }
   void flush() override {}
+  [[nodiscard]] UsageSinkStats stats() const override { return {.dropped = dropped()}; }
   [[nodiscard]] uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
  private:
@@ -185,6 +194,7 @@ class TeeUsageSink final : public UsageSink {
   void flush() override;
   [[nodiscard]] std::optional<std::string> problem() const override;  // the first sink's that has one
   core::Result<void> reopen() override;                               // every sink's; the first error
+  [[nodiscard]] UsageSinkStats stats() const override;                // the sums
 
  private:
   std::vector<std::shared_ptr<UsageSink>> sinks_;

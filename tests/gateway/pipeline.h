@@ -33,7 +33,8 @@ inline std::unique_ptr<Gateway> makeGateway(std::string_view config, const core:
                                             decltype(GatewayDeps::keys) keys, std::shared_ptr<store::UsageSink> sink,
                                             size_t max_reservations = GatewayDeps{}.max_reservations,
                                             std::shared_ptr<mock::MockState> mock = nullptr,
-                                            decltype(GatewayDeps::admission) admission = nullptr) {
+                                            decltype(GatewayDeps::admission) admission = nullptr,
+                                            decltype(GatewayDeps::env) env = nullptr) {
   auto cfg = config::loadConfigString(config, "test.yaml");
   EXPECT_TRUE(cfg) << cfg.error().front().str();
   if (!cfg) return nullptr;
@@ -44,6 +45,7 @@ inline std::unique_ptr<Gateway> makeGateway(std::string_view config, const core:
   deps.usage = std::move(sink);
   deps.max_reservations = max_reservations;
   deps.admission = std::move(admission);
+  if (env) deps.env = std::move(env);
   deps.mock_provider = mock ? std::make_shared<mock::MockProvider>(std::move(mock))
                             : std::make_shared<mock::MockProvider>();
   auto gw = Gateway::create(std::move(deps));
@@ -65,7 +67,7 @@ class Pipeline {
       secrets[agent] = k.secret_key;
     }
     sink = std::make_shared<store::MemoryUsageSink>();
-    gw = makeGateway(config, clock, std::move(*keys), sink, max_reservations, mock, admission);
+    gw = makeGateway(config, clock, std::move(*keys), sink, max_reservations, mock, admission, env);
     return gw != nullptr;
   }
 
@@ -100,6 +102,8 @@ class Pipeline {
   /// Makes the admission control (default: the in-process one); see
   /// deferred_admission.h for one that answers a loop turn later.
   decltype(GatewayDeps::admission) admission;
+  /// Resolves environment variables (default: getenv).
+  decltype(GatewayDeps::env) env;
   /// The built-in mock provider's knobs and bill.
   std::shared_ptr<mock::MockState> mock = std::make_shared<mock::MockState>();
 };
