@@ -111,20 +111,51 @@ void LatencyHistogram::add(const LatencyHistogram& o) {
   sum_seconds += o.sum_seconds;
 }
 
-void MetricsShard::record(const store::UsageRecord& r, const CompiledConfig& config) {
+MetricsShard::RequestCounts& MetricsShard::requestEntry(const store::UsageRecord& r, const CompiledConfig& config) {
+  if (last_request_ != nullptr && last_config_ == &config && r.outcome == last_outcome_ && r.agent == last_agent_ &&
+      r.served_model == last_model_ && r.provider == last_provider_) {
+    return *last_request_;
+  }
   // Only names the config knows become label values.
   const std::string_view agent = config.agent(r.agent) != nullptr ? std::string_view(r.agent) : std::string_view();
   const std::string_view model = config.model(r.served_model) != nullptr ? std::string_view(r.served_model)
                                                                          : std::string_view();
   const std::string_view provider = config.providers.contains(r.provider) ? std::string_view(r.provider)
                                                                           : std::string_view();
-  const std::string_view outcome = store::toString(r.outcome);
-  std::lock_guard lock(mu_);
   key_.clear();
-  key_.append(agent).append(1, kSep).append(model).append(1, kSep).append(provider).append(1, kSep).append(outcome);
+  key_.append(agent).append(1, kSep).append(model).append(1, kSep).append(provider).append(1, kSep).append(
+      store::toString(r.outcome));
   auto it = requests_.find(std::string_view(key_));
   if (it == requests_.end()) it = requests_.emplace(key_, RequestCounts{}).first;
-  RequestCounts& c = it->second;
+  if (last_config_ != &config) last_attempt_ = nullptr;
+  last_config_ = &config;
+  last_agent_ = r.agent;
+  last_model_ = r.served_model;
+  last_provider_ = r.provider;
+  last_outcome_ = r.outcome;
+  last_request_ = &it->second;
+  return it->second;
+}
+
+MetricsShard::AttemptCounts& MetricsShard::attemptEntry(const store::Attempt& a, const CompiledConfig& config) {
+  if (last_attempt_ != nullptr && a.provider == last_attempt_provider_ && a.model == last_attempt_model_) {
+    return *last_attempt_;
+  }
+  const std::string_view provider = config.providers.contains(a.provider) ? std::string_view(a.provider) : "";
+  const std::string_view model = config.model(a.model) != nullptr ? std::string_view(a.model) : "";
+  key_.clear();
+  key_.append(provider).append(1, kSep).append(model);
+  auto it = attempts_.find(std::string_view(key_));
+  if (it == attempts_.end()) it = attempts_.emplace(key_, AttemptCounts{}).first;
+  last_attempt_provider_ = a.provider;
+  last_attempt_model_ = a.model;
+  last_attempt_ = &it->second;
+  return it->second;
+}
+
+void MetricsShard::record(const store::UsageRecord& r, const CompiledConfig& config) {
+  std::lock_guard lock(mu_);
+  RequestCounts& c = requestEntry(r, config);
   ++c.requests;
   c.input = core::addSaturating(c.input, r.usage.input);
   c.cached = core::addSaturating(c.cached, r.usage.cached);
@@ -133,21 +164,16 @@ void MetricsShard::record(const store::UsageRecord& r, const CompiledConfig& con
   c.cost_micro_usd = core::addSaturating(c.cost_micro_usd, r.cost_micro_usd);
   for (size_t i = 0; i < r.attempts.size(); ++i) {
     const store::Attempt& a = r.attempts[i];
-    const std::string_view ap = config.providers.contains(a.provider) ? std::string_view(a.provider) : "";
-    const std::string_view am = config.model(a.model) != nullptr ? std::string_view(a.model) : "";
-    key_.clear();
-    key_.append(ap).append(1, kSep).append(am);
-    auto at = attempts_.find(std::string_view(key_));
-    if (at == attempts_.end()) at = attempts_.emplace(key_, AttemptCounts{}).first;
+    AttemptCounts& at = attemptEntry(a, config);
     // An attempt that was not made (an open breaker, no budget for it) has
     // no status and no usage.
     const bool skipped = a.http_status == 0 && (a.error == "breaker_open" || a.error == "budget_exhausted");
     if (skipped) {
-      ++at->second.skipped;
+      ++at.skipped;
     } else if (a.error.empty()) {
-      ++at->second.ok;
+      ++at.ok;
     } else {
-      ++at->second.failed;
+      ++at.failed;
     }
     if (i > 0) {
       if (a.model == r.attempts[i - 1].model) {

@@ -69,6 +69,17 @@ class MetricsShard {
   LatencyHistogram latency_;
   LatencyHistogram ttft_;
   std::string key_;  // scratch
+  // The entries the previous record counted into, by the names it carried:
+  // consecutive requests mostly share them, and then skip the config
+  // lookups and the hash. Reset when the config changes.
+  const CompiledConfig* last_config_ = nullptr;
+  std::string last_agent_, last_model_, last_provider_;
+  store::Outcome last_outcome_ = store::Outcome::kOk;
+  RequestCounts* last_request_ = nullptr;
+  std::string last_attempt_provider_, last_attempt_model_;
+  AttemptCounts* last_attempt_ = nullptr;
+  RequestCounts& requestEntry(const store::UsageRecord& record, const CompiledConfig& config);
+  AttemptCounts& attemptEntry(const store::Attempt& attempt, const CompiledConfig& config);
 };
 
 /// What a scrape reads besides the shards.
