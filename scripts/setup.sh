@@ -31,6 +31,9 @@ PKGS=(
   clang-format-14 clang-tidy-19
   curl ca-certificates
   wrk nginx-light
+  # The .deb (tests/packaging/deb.sh): dpkg-shlibdeps for its dependencies,
+  # systemd-analyze to verify its unit.
+  dpkg-dev systemd
   # promtool (tests/e2e/metrics.test.mjs checks /metrics with it); the
   # package's own Prometheus server is not wanted and is stopped below.
   prometheus

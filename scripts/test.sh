@@ -63,3 +63,7 @@ fi
 # that sluice_core_tests checks the token estimate against; required here.
 node tools/token_samples/corpus.mjs build/release/token_corpus.txt
 SLUICE_TOKEN_CORPUS_REQUIRED=1 ctest --preset release
+# The .deb of the release build, unpacked into a scratch root: contents,
+# conffiles, dependencies, the binary reading its own catalog and rank
+# files, and `systemd-analyze verify` of its unit (tests/packaging/deb.sh).
+bash tests/packaging/deb.sh build/release

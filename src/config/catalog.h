@@ -56,9 +56,10 @@ using CatalogResult = std::expected<Catalog, std::vector<Diagnostic>>;
 ///  1. `$SLUICE_DATA_DIR/prices.yaml` when the SLUICE_DATA_DIR environment
 ///     variable is set (no fallback then: an explicit setting must not be
 ///     silently ignored);
-///  2. `<SLUICE_DATA_DIR macro>/prices.yaml`, the source tree's data/ folder
-///     baked in at build time, when that file exists (developer builds);
-///  3. `<directory of the executable>/../share/sluice/prices.yaml` (installs).
+///  2. `<directory of the executable>/../share/sluice/prices.yaml` (an
+///     installed binary: its own catalog, not a source tree's);
+///  3. `<SLUICE_DATA_DIR macro>/prices.yaml`, the source tree's data/ folder
+///     baked in at build time, when that file exists (developer builds).
 /// Returns the path, or a sentence saying where it looked.
 [[nodiscard]] std::expected<std::string, std::string> findCatalogPath();
 

@@ -57,10 +57,8 @@ std::expected<std::string, std::string> findTokenizerDir() {
                            "')");
   }
   std::vector<fs::path> tried;
-#ifdef SLUICE_DATA_DIR
-  tried.push_back(fs::path(SLUICE_DATA_DIR) / "tokenizers");
-  if (fs::is_directory(tried.back(), ec)) return tried.back().string();
-#endif
+  // Next to the binary first (an installed one: bin/../share/sluice), then
+  // the source tree it was built from (a build tree's binary).
   char exe[PATH_MAX];
   const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n > 0) {
@@ -68,6 +66,10 @@ std::expected<std::string, std::string> findTokenizerDir() {
     tried.push_back(fs::path(exe).parent_path() / ".." / "share" / "sluice" / "tokenizers");
     if (fs::is_directory(tried.back(), ec)) return tried.back().lexically_normal().string();
   }
+#ifdef SLUICE_DATA_DIR
+  tried.push_back(fs::path(SLUICE_DATA_DIR) / "tokenizers");
+  if (fs::is_directory(tried.back(), ec)) return tried.back().string();
+#endif
   std::string where;
   for (const auto& p : tried) where += (where.empty() ? "" : ", ") + p.lexically_normal().string();
   return std::unexpected("the tokenizer folder was not found (looked at " + (where.empty() ? "nothing" : where) +

@@ -13,9 +13,9 @@
 /// prices.yaml):
 ///  1. `$SLUICE_DATA_DIR/tokenizers/` when SLUICE_DATA_DIR is set (no
 ///     fallback then);
-///  2. `<SLUICE_DATA_DIR macro>/tokenizers/`, the source tree's data/ folder
-///     baked in at build time, when it exists (developer builds);
-///  3. `<directory of the executable>/../share/sluice/tokenizers/` (installs).
+///  2. `<directory of the executable>/../share/sluice/tokenizers/` (installs);
+///  3. `<SLUICE_DATA_DIR macro>/tokenizers/`, the source tree's data/ folder
+///     baked in at build time, when it exists (developer builds).
 ///
 /// Thread-safety: sharedEncoding() may be called from any thread; the first
 /// call per encoding loads it (a fraction of a second, BENCHMARKS.md) while
