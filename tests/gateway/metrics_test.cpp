@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <regex>
 #include <sstream>
 
 #include "gateway/pipeline.h"
@@ -34,6 +33,42 @@ std::shared_ptr<testing::FakeServerStream> get(testing::Pipeline& p, std::string
   return stream;
 }
 
+// "name{k="v",...} number": std::regex would do, but GCC 12 warns inside it
+// at -O1 (the sanitizer build), so by hand.
+bool wellFormedSample(std::string_view line) {
+  size_t i = 0;
+  const auto nameChar = [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; };
+  while (i < line.size() && nameChar(line[i])) ++i;
+  if (i == 0 || i == line.size()) return false;
+  if (line[i] == '{') {
+    ++i;
+    while (true) {
+      const size_t start = i;
+      while (i < line.size() && nameChar(line[i])) ++i;
+      if (i == start || line.substr(i, 2) != "=\"") return false;
+      i += 2;
+      while (i < line.size() && line[i] != '"') i += line[i] == '\\' ? 2 : 1;
+      if (i >= line.size()) return false;
+      ++i;
+      if (i < line.size() && line[i] == ',') {
+        ++i;
+        continue;
+      }
+      if (i >= line.size() || line[i] != '}') return false;
+      ++i;
+      break;
+    }
+  }
+  if (i >= line.size() || line[i] != ' ') return false;
+  const std::string_view value = line.substr(i + 1);
+  if (value == "+Inf") return true;
+  if (value.empty()) return false;
+  for (const char c : value) {
+    if (!((c >= '0' && c <= '9') || c == '.' || c == '-' || c == 'e' || c == '+')) return false;
+  }
+  return true;
+}
+
 TEST(Metrics, CountRequestsUnderConfigNamesOnly) {
   testing::Pipeline p;
   ASSERT_TRUE(p.start(kConfig, {"a", "b"}));
@@ -53,12 +88,11 @@ TEST(Metrics, CountRequestsUnderConfigNamesOnly) {
   EXPECT_NE(text.find(R"(sluice_budget_limit_usd{scope="agent:a",window="day"} 1.000000)"), std::string::npos);
   EXPECT_NE(text.find(R"(sluice_breaker_state{provider="demo",model="m"} 0)"), std::string::npos);
   EXPECT_EQ(text.find("not-configured"), std::string::npos);
-  // Every line is a comment or a sample: name, optional labels, a number.
-  const std::regex sample(R"re(^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?[0-9.e+]+|\+Inf)$)re");
+  // Every line is a comment or a sample: a name, optional labels, a number.
   std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);) {
     if (line.starts_with("# HELP ") || line.starts_with("# TYPE ")) continue;
-    EXPECT_TRUE(std::regex_match(line, sample)) << line;
+    EXPECT_TRUE(wellFormedSample(line)) << line;
   }
 }
 
