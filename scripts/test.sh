@@ -59,7 +59,7 @@ fi
 # against OpenAI's tiktoken (npm, WASM) on a >10 MB corpus in 26 scripts and
 # ~30 languages, code, JSON, numbers, whitespace and emoji
 # (tools/tokenizers/differential.sh, ~30 s).
-# The token corpus (5.7 MB of text with real o200k/cl100k counts, ~15 s)
+# The token corpus (4.9 MB of text with real o200k/cl100k counts, ~15 s)
 # that sluice_core_tests checks the token estimate against; required here.
 node tools/token_samples/corpus.mjs build/release/token_corpus.txt
 SLUICE_TOKEN_CORPUS_REQUIRED=1 ctest --preset release

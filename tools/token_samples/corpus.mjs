@@ -8,14 +8,16 @@
 // The default out-file is build/release/token_corpus.txt (scripts/test.sh
 // runs this before ctest). The corpus is generated, not committed: its
 // sources are files of pinned Debian and npm packages (scripts/setup.sh,
-// package-lock.json), this repository's sources, and generators with fixed
-// seeds, so every machine set up by scripts/setup.sh gets the same excerpts.
+// package-lock.json) and generators with fixed seeds, so every machine set
+// up by scripts/setup.sh gets the same excerpts, whatever else it has
+// installed and whatever this repository's sources say.
 //
 // Sources:
 //  * prose in 30+ languages: vim's tutor files (vim-runtime), day/month/
 //    language names of every glibc locale (/usr/share/i18n/locales, written
-//    there as <Uxxxx> escapes), Debian's copyright and changelog files;
-//  * code: this repository's C++ sources, Python's standard library,
+//    there as <Uxxxx> escapes), the copyright and changelog files of a
+//    fixed list of Debian packages;
+//  * code: libstdc++'s headers (g++-12), Python's standard library,
 //    gpt-tokenizer's TypeScript and lodash's JavaScript (npm);
 //  * JSON: package manifests, test data, generated objects (pretty, minified);
 //  * generated: numbers and CSV, hex/base64/UUIDs, random letters in every
@@ -113,13 +115,31 @@ if (!fs.existsSync(path.join(tutorDir, 'tutor.utf-8'))) add('tutor:en', read(pat
   }
 }
 
-// Debian documentation (English prose, licences, changelogs), in file order.
-for (const f of listFiles(need('/usr/share/doc'), (p) => /\/(copyright|changelog\.Debian\.gz|README(\.md|\.txt)?)$/.test(p), 400)) {
-  add(`doc:${path.basename(path.dirname(f))}`, read(f), 1_500);
+// Debian documentation (English prose, licences, changelogs) of a fixed
+// list of packages that every machine running scripts/setup.sh has: the
+// corpus must not change when a package is added to the machine (the first
+// N files of /usr/share/doc would).
+const docPackages = [
+  'apt', 'bash', 'bzip2', 'ca-certificates', 'clang-19', 'clang-format-14', 'clang-tidy-19', 'cmake', 'coreutils',
+  'curl', 'dash', 'diffutils', 'dpkg', 'findutils', 'g++-12', 'gcc-12', 'git', 'grep', 'gzip', 'libbenchmark-dev',
+  'libboost1.81-dev', 'libc6', 'libcli11-dev', 'libfmt-dev', 'libgmock-dev', 'libgoogle-perftools-dev', 'libgtest-dev',
+  'libhiredis-dev', 'libpcre2-dev', 'libpq-dev', 'libsimdjson-dev', 'libspdlog-dev', 'libsqlite3-dev', 'libssl-dev',
+  'libstdc++6', 'libyaml-cpp-dev', 'llvm-19', 'locales', 'login', 'mawk', 'ninja-build', 'nginx-light',
+  'nlohmann-json3-dev', 'openssl', 'passwd', 'perl', 'pkg-config', 'sed', 'tar', 'util-linux', 'vim-runtime', 'wrk',
+  'zlib1g',
+];
+for (const pkg of docPackages) {
+  const dir = path.join('/usr/share/doc', pkg);
+  if (!fs.existsSync(dir)) continue;
+  for (const f of listFiles(dir, (p) => /\/(copyright|changelog\.Debian\.gz|README(\.md|\.txt)?)$/.test(p), 8)) {
+    add(`doc:${pkg}`, read(f), 1_500);
+  }
 }
 
 // Code.
-for (const f of listFiles(path.join(repo, 'src'), (p) => /\.(cpp|h)$/.test(p))) add('code:cpp', read(f), 2_500);
+// C++: libstdc++'s own headers (g++-12), not this repository's sources:
+// the corpus must not change with every commit.
+for (const f of listFiles(need('/usr/include/c++/12/bits'), (p) => /\.h$/.test(p), 130)) add('code:cpp', read(f), 2_500);
 for (const f of listFiles(need('/usr/lib/python3.11'), (p) => /\/[a-z_]+\.py$/.test(p) && !p.includes('/test'), 120)) {
   add('code:python', read(f), 3_000);
 }
