@@ -77,7 +77,6 @@ struct AttemptState {
     f.body_complete = body_complete;
     f.left_after_request_sent = request_written && cancel == CancelReason::kClient;
     f.bounds = bounds;
-    f.output_bound = bounds.output;
     return f;
   }
 };

@@ -204,7 +204,7 @@ AttemptBill unboundedAttemptBill(const AttemptFacts& f, OwnCounts& counts) {
     // unknown here (a truncated or mangled answer is shorter than what was
     // generated), its bound is not: the output cap sent. Never less than the
     // provider charged.
-    return {core::TokenUsage{.input = counts.promptTokens(), .output = f.output_bound}, UsageSource::kEstimated};
+    return {core::TokenUsage{.input = counts.promptTokens(), .output = f.bounds.output}, UsageSource::kEstimated};
   }
   if (f.status == 0 && f.left_after_request_sent) {
     // The client left after the whole request went upstream and before any

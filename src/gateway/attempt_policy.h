@@ -168,10 +168,9 @@ struct AttemptFacts {
   bool body_complete = false;
   /// The client left after the whole request went upstream, before any answer.
   bool left_after_request_sent = false;
-  /// What the request made possible (usage above it is clamped).
+  /// What the request made possible (usage above it is clamped); its
+  /// output is the cap sent times the completions asked for.
   core::UsageBounds bounds;
-  /// The output cap sent, times the completions asked for.
-  int64_t output_bound = 0;
 };
 
 /// Sluice's own counts, computed only when an attempt is billed by them.

@@ -289,11 +289,11 @@ TEST(AttemptPolicy, WhatACutOrSilentAttemptIsBilled) {
        true,
        {{.input = 100, .output = 10}, UsageSource::kEstimated}},
       {"body cut after its head",
-       {.status = 200, .output_bound = 512},
+       {.status = 200, .bounds = {.output = 512}},
        true,
        {{.input = 100, .output = 512}, UsageSource::kEstimated}},
       {"whole body that is not an answer",
-       {.status = 200, .body_complete = true, .output_bound = 512},
+       {.status = 200, .body_complete = true, .bounds = {.output = 512}},
        false,
        {{.input = 100, .output = 512}, UsageSource::kEstimated}},
       {"client left after the request went up, tokenizer known",
@@ -335,7 +335,7 @@ TEST(AttemptPolicy, AReportBeyondWhatTheRequestAllowsIsClampedAndSaysSo) {
   EXPECT_EQ(bill.usage.output, 64);
   EXPECT_EQ(bill.source, UsageSource::kClamped);
   // Sluice's own count above the bound is cut silently: it errs high by design.
-  AttemptFacts own{.status = 200, .bounds = {.input = 50, .output = 100}, .output_bound = 100};
+  AttemptFacts own{.status = 200, .bounds = {.input = 50, .output = 100}};
   const AttemptBill b2 = billAttempt(own, counts);
   EXPECT_EQ(b2.usage.input, 50);
   EXPECT_EQ(b2.source, UsageSource::kEstimated);
